@@ -1,0 +1,69 @@
+"""flowgraph: a local execution engine for Scenario workflows."""
+
+from __future__ import annotations
+
+from .api import Engine, JobRun, new_job_id
+from .compiler import Plan, compile_flow
+from .document import load_workflow, read_document
+from .errors import (
+    CycleError,
+    DecisionError,
+    DocumentError,
+    FlowgraphError,
+    InputError,
+    NodeExecutionError,
+    Problem,
+    TransientExecutorError,
+    UnknownJobError,
+    ValidationError,
+)
+from .executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
+from .models import FlowNode, Job, NodeInput, Ref, Workflow
+from .protocols import (
+    Asset,
+    Executor,
+    ExecutorResult,
+    JobStatus,
+    NodeCall,
+    NodeStatus,
+    Transition,
+)
+from .scheduler import Scheduler
+
+__all__ = [
+    "Asset",
+    "CallPolicy",
+    "CycleError",
+    "DecisionError",
+    "DocumentError",
+    "DryRunExecutor",
+    "Engine",
+    "Executor",
+    "ExecutorResult",
+    "ExecutorRouter",
+    "FlowNode",
+    "FlowgraphError",
+    "InputError",
+    "Job",
+    "JobRun",
+    "JobStatus",
+    "NodeCall",
+    "NodeExecutionError",
+    "NodeInput",
+    "NodeStatus",
+    "Plan",
+    "Problem",
+    "PythonExecutor",
+    "Ref",
+    "Route",
+    "Scheduler",
+    "TransientExecutorError",
+    "Transition",
+    "UnknownJobError",
+    "ValidationError",
+    "Workflow",
+    "compile_flow",
+    "load_workflow",
+    "new_job_id",
+    "read_document",
+]

@@ -1,0 +1,339 @@
+"""Compile a workflow's flow into a plan: a networkx DAG plus per-node compiled templates.
+
+Every problem is collected before anything is raised, each with the node id and JSON path.
+Edge kinds: `data` (ref.node), `conditional` (ref.conditional), `order` (dependsOn), `branch`
+(a logic case value naming a node) and `loop` (a for-each to each node of its body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from .errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
+from .expressions import Expression, compile_expression
+from .models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Workflow
+from .protocols import NodeKind
+
+WORKFLOW_REF = "workflow"
+GATE_TYPES = frozenset({"user-approval", "user-selection"})
+ASSET_TYPES = MODEL_NODE_TYPES | {"workflow"}
+REFERENCE_EDGES = frozenset({"data", "conditional", "order"})
+
+
+@dataclass(slots=True)
+class CompiledInput:
+    """One node input, flattened for the hot path."""
+
+    name: str
+    type: str
+    position: int
+    ref_node: str | None = None
+    ref_name: str | None = None
+    ref_equal: Any = None
+    has_equal: bool = False
+    conditional: tuple[str, ...] = ()
+    has_ref: bool = False
+    value: Any = None
+    has_value: bool = False
+    default: Any = None
+
+    @property
+    def is_array(self) -> bool:
+        return self.type.endswith("_array")
+
+    @property
+    def is_single_asset(self) -> bool:
+        return self.type in ("file", "model")
+
+
+@dataclass(slots=True)
+class TemplateNode:
+    """A flow node as compiled: what every instance (the node itself, or a clone) shares."""
+
+    id: str
+    position: int
+    type: str
+    node: FlowNode
+    wire: dict[str, Any]
+    kind: NodeKind
+    inputs: list[CompiledInput]
+    depends_on: tuple[str, ...]
+    loops: tuple[str, ...] = ()  # enclosing for-each ids, outermost first
+    body: tuple[str, ...] = ()  # for-each: templates whose innermost loop is this one
+    descendants: tuple[str, ...] = ()  # for-each: every template nested below, flow order
+    sinks: tuple[str, ...] = ()  # for-each: body nodes no other body node refers to
+    branch_sources: tuple[str, ...] = ()  # logic nodes with a case value naming this node
+    expressions: dict[str, Expression] = field(default_factory=dict)
+    referenced: bool = False
+
+    @property
+    def owner(self) -> str | None:
+        return self.loops[-1] if self.loops else None
+
+    @property
+    def is_gate(self) -> bool:
+        return self.type in GATE_TYPES
+
+    @property
+    def produces_assets(self) -> bool:
+        return self.type in ASSET_TYPES
+
+    @property
+    def is_output_candidate(self) -> bool:
+        """Output node rule: nothing refers to it and it is no gate, or it opts in."""
+        if self.node.include_outputs_in_workflow_job:
+            return True
+        return not self.referenced and not self.is_gate
+
+
+@dataclass(slots=True)
+class Plan:
+    """A compiled workflow: templates by id (flow order), the DAG, the top-level ids."""
+
+    workflow: Workflow
+    nodes: dict[str, TemplateNode]
+    graph: nx.DiGraph
+    top_level: list[str]
+
+    def loop_output_is_assets(self, loop_id: str) -> bool:
+        """Whether a for-each's collected output is asset ids (every sink produces assets)."""
+        sinks = self.nodes[loop_id].sinks
+        return bool(sinks) and all(
+            self.nodes[s].produces_assets or (self.nodes[s].type == "for-each"
+                                              and self.loop_output_is_assets(s))
+            for s in sinks
+        )
+
+
+def compile_flow(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
+    """Compile and validate `workflow`; raises ValidationError (or CycleError) with every problem."""
+    problems: list[Problem] = []
+    flow = workflow.flow
+    positions: dict[str, int] = {}
+    for position, node in enumerate(flow):
+        if node.id in positions:
+            problems.append(Problem(
+                f"duplicate node id `{node.id}` (first at flow[{positions[node.id]}])",
+                path=f"flow[{position}].id", node_id=node.id))
+        else:
+            positions[node.id] = position
+    declared_inputs = _check_workflow_inputs(workflow, problems)
+
+    graph: nx.DiGraph = nx.DiGraph()
+    graph.add_nodes_from(positions)
+    templates: dict[str, TemplateNode] = {}
+    for position, node in enumerate(flow):
+        if positions.get(node.id) != position:
+            continue
+        template = _compile_node(node, position, kinds, positions, declared_inputs, graph, problems)
+        if template is not None:
+            templates[node.id] = template
+
+    loops = _resolve_loops(flow, positions, graph, problems)
+    _check_cycles(graph, positions, problems)
+    if problems:
+        if any(p.message.startswith("cycle:") for p in problems):
+            cycle = next(p.message for p in problems if p.message.startswith("cycle:"))
+            raise CycleError(cycle.removeprefix("cycle: ").split(" -> "), problems)
+        raise ValidationError(problems, what="flow")
+
+    _link(templates, loops, graph)
+    top_level = [t.id for t in templates.values() if not t.loops]
+    return Plan(workflow=workflow, nodes=templates, graph=graph, top_level=top_level)
+
+
+def _check_workflow_inputs(workflow: Workflow, problems: list[Problem]) -> set[str]:
+    names: set[str] = set()
+    for index, declared in enumerate(workflow.inputs):
+        path = f"inputs[{index}]"
+        if declared.name in names:
+            problems.append(Problem(f"duplicate workflow input `{declared.name}`", path=f"{path}.name"))
+        names.add(declared.name)
+        if declared.type not in INPUT_TYPES:
+            problems.append(Problem(_unknown_input_type(declared.type), path=f"{path}.type"))
+    return names
+
+
+def _unknown_input_type(name: str) -> str:
+    return f"unknown input type `{name}`; expected one of: {', '.join(INPUT_TYPES)}"
+
+
+def _compile_node(
+    node: FlowNode,
+    position: int,
+    kinds: Mapping[str, NodeKind],
+    positions: dict[str, int],
+    declared_inputs: set[str],
+    graph: nx.DiGraph,
+    problems: list[Problem],
+) -> TemplateNode | None:
+    base = f"flow[{position}]"
+
+    def report(message: str, path: str) -> None:
+        problems.append(Problem(message, path=f"{base}.{path}" if path else base, node_id=node.id))
+
+    def known(target: str, path: str, what: str) -> bool:
+        if target in positions:
+            return True
+        report(f"unknown node `{target}` in {what}", path)
+        return False
+
+    kind = kinds.get(node.type)
+    if kind is None:
+        expected = ", ".join(t for t in NODE_TYPES if t in kinds) or "none registered"
+        report(f"unknown node type `{node.type}`; expected one of: {expected}", "type")
+    inputs: list[CompiledInput] = []
+    for index, node_input in enumerate(node.inputs or []):
+        path = f"inputs[{index}]"
+        if node_input.type not in INPUT_TYPES:
+            report(_unknown_input_type(node_input.type), f"{path}.type")
+        fields = node_input.model_fields_set
+        compiled = CompiledInput(
+            name=node_input.name, type=node_input.type, position=index,
+            value=node_input.value, has_value="value" in fields and node_input.value is not None,
+            default=node_input.default,
+        )
+        ref = node_input.ref
+        if ref is not None:
+            compiled.has_ref = True
+            compiled.ref_node, compiled.ref_name = ref.node, ref.name
+            compiled.has_equal = "equal" in ref.model_fields_set
+            compiled.ref_equal = ref.equal
+            compiled.conditional = tuple(ref.conditional or ())
+            if ref.node is None and not ref.conditional:
+                report("`ref` has neither `node` nor `conditional`; set at least one", f"{path}.ref")
+            if ref.node == WORKFLOW_REF:
+                if not ref.name:
+                    report("a ref to `workflow` needs `name`: the run input to read", f"{path}.ref.name")
+                elif ref.name not in declared_inputs:
+                    report(f"ref to undeclared workflow input `{ref.name}`; declare it in the "
+                           "workflow's `inputs`", f"{path}.ref.name")
+            elif ref.node is not None and known(ref.node, f"{path}.ref.node", "`ref.node`"):
+                _edge(graph, ref.node, node.id, "data")
+            for entry_index, entry in enumerate(compiled.conditional):
+                if known(entry, f"{path}.ref.conditional[{entry_index}]", "`ref.conditional`"):
+                    _edge(graph, entry, node.id, "conditional")
+        inputs.append(compiled)
+    for index, target in enumerate(node.depends_on or []):
+        if known(target, f"dependsOn[{index}]", "`dependsOn`"):
+            _edge(graph, target, node.id, "order")
+    for index, member in enumerate(node.loop_body_node_ids or []):
+        if member == node.id:
+            report(f"for-each `{node.id}` lists itself in its body", f"loopBodyNodeIds[{index}]")
+        else:
+            known(member, f"loopBodyNodeIds[{index}]", "`loopBodyNodeIds`")
+    if node.type == "logic" and node.logic is not None:
+        for index, case in enumerate(node.logic.cases or []):
+            if isinstance(case.value, str) and case.value in positions and case.value != node.id:
+                _edge(graph, node.id, case.value, "branch")
+        default = node.logic.default
+        if isinstance(default, str) and default in positions and default != node.id:
+            _edge(graph, node.id, default, "branch")
+    if kind is None:
+        return None
+    for message, path in kind.check(node):
+        report(message, path)
+    expressions: dict[str, Expression] = {}
+    for key, (source, path) in kind.expressions(node).items():
+        try:
+            expressions[key] = compile_expression(source)
+        except ExpressionSyntaxError as error:
+            report(str(error), path)
+    return TemplateNode(
+        id=node.id, position=position, type=node.type, node=node, wire=node.to_wire(), kind=kind,
+        inputs=inputs, depends_on=tuple(node.depends_on or ()), expressions=expressions,
+    )
+
+
+def _edge(graph: nx.DiGraph, source: str, target: str, kind: str) -> None:
+    if graph.has_edge(source, target):
+        graph.edges[source, target]["kinds"].add(kind)
+    else:
+        graph.add_edge(source, target, kinds={kind})
+
+
+def _resolve_loops(
+    flow: list[FlowNode], positions: dict[str, int], graph: nx.DiGraph, problems: list[Problem]
+) -> dict[str, tuple[str, ...]]:
+    """Each node's enclosing loops (outermost first); a node belongs to the innermost lister."""
+    listed: dict[str, set[str]] = {}
+    for node in flow:
+        if node.type == "for-each" and positions.get(node.id) is not None:
+            listed[node.id] = {m for m in node.loop_body_node_ids or [] if m in positions and m != node.id}
+
+    def contains(outer: str, inner: str, seen: frozenset[str] = frozenset()) -> bool:
+        if outer in seen:
+            return False
+        body = listed.get(outer, set())
+        return inner in body or any(contains(m, inner, seen | {outer}) for m in body if m in listed)
+
+    owner: dict[str, str] = {}
+    for member in positions:
+        listers = [loop for loop, body in listed.items() if member in body]
+        if not listers:
+            continue
+        innermost = [a for a in listers if all(a == b or contains(b, a) for b in listers)]
+        if len(innermost) != 1:
+            first, second = sorted(listers, key=positions.__getitem__)[:2]
+            problems.append(Problem(
+                f"node `{member}` is claimed by two sibling loops `{first}` and `{second}`; "
+                "a node belongs to one loop", path=f"flow[{positions[member]}]", node_id=member))
+            continue
+        owner[member] = innermost[0]
+        _edge(graph, innermost[0], member, "loop")
+
+    chains: dict[str, tuple[str, ...]] = {}
+
+    def chain(node_id: str, seen: tuple[str, ...] = ()) -> tuple[str, ...]:
+        if node_id in chains:
+            return chains[node_id]
+        parent = owner.get(node_id)
+        if parent is None or parent in seen:
+            result: tuple[str, ...] = ()
+        else:
+            result = (*chain(parent, (*seen, node_id)), parent)
+        chains[node_id] = result
+        return result
+
+    return {node_id: chain(node_id) for node_id in positions}
+
+
+def _check_cycles(graph: nx.DiGraph, positions: dict[str, int], problems: list[Problem]) -> None:
+    for component in nx.strongly_connected_components(graph):
+        first = min(component, key=positions.__getitem__)
+        if len(component) == 1 and not graph.has_edge(first, first):
+            continue
+        cycle_edges = nx.find_cycle(graph.subgraph(component), source=first)
+        names = [edge[0] for edge in cycle_edges] + [first]
+        problems.append(Problem(f"cycle: {' -> '.join(names)}", path=f"flow[{positions[first]}]",
+                                node_id=first))
+
+
+def _link(templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]],
+          graph: nx.DiGraph) -> None:
+    """Fill in the derived fields: loop chains, bodies, sinks, branch sources, referenced."""
+    for template in templates.values():
+        template.loops = loops.get(template.id, ())
+    for template in templates.values():
+        template.referenced = any(
+            kinds & REFERENCE_EDGES for _, _, kinds in graph.out_edges(template.id, data="kinds")
+        )
+        template.branch_sources = tuple(
+            source for source, _, kinds in graph.in_edges(template.id, data="kinds") if "branch" in kinds
+        )
+        if template.type != "for-each":
+            continue
+        template.body = tuple(t.id for t in templates.values() if t.owner == template.id)
+        template.descendants = tuple(t.id for t in templates.values() if template.id in t.loops)
+        inside = set(template.descendants)
+        template.sinks = tuple(
+            member for member in template.body
+            if not any(
+                consumer in inside and kinds & REFERENCE_EDGES
+                for _, consumer, kinds in graph.out_edges(member, data="kinds")
+            )
+        )

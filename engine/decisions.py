@@ -1,0 +1,77 @@
+"""Applying a decisions file (node id -> decision) to the gates of a parked job."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import DecisionError, Problem, ValidationError
+from .instances import Instance
+
+APPROVE, REJECT = "approve", "reject"
+
+
+def check_decisions(raw: Any) -> dict[str, Any]:
+    """Validate the shape of a decisions document; raises ValidationError naming each entry."""
+    if not isinstance(raw, Mapping):
+        raise ValidationError([Problem("a decisions file maps node ids to `approve`, `reject` or "
+                                       "{\"select\": [indices]}")], what="decisions")
+    problems = []
+    for key, value in raw.items():
+        if value in (APPROVE, REJECT):
+            continue
+        if isinstance(value, Mapping) and set(value) == {"select"} and isinstance(value["select"], list):
+            continue
+        problems.append(Problem(f"decision `{value}` is not `approve`, `reject` or "
+                                "{\"select\": [indices]}", path=key))
+    if problems:
+        raise ValidationError(problems, what="decisions")
+    return dict(raw)
+
+
+def entry_for(gate: Instance, decisions: Mapping[str, Any]) -> str | None:
+    """The most specific entry naming `gate`: its own id, then the longest clone-id prefix
+    (`gate#1` for `gate#1#0`), then its template id."""
+    if gate.id in decisions:
+        return gate.id
+    parts = gate.id.split("#")
+    for length in range(len(parts) - 1, 0, -1):
+        prefix = "#".join(parts[:length])
+        if prefix in decisions:
+            return prefix
+    return gate.template.id if gate.template.id in decisions else None
+
+
+@dataclass
+class DecisionReport:
+    used: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
+
+
+def apply_decisions(scheduler: Any, decisions: Mapping[str, Any], *, auto_approve: bool,
+                    report: DecisionReport) -> bool:
+    """Decide every waiting gate an entry (or `auto_approve`) covers; True if any was decided."""
+    progressed = False
+    for gate in list(scheduler.waiting.values()):
+        if scheduler.finished or gate.id not in scheduler.waiting:
+            continue
+        key = entry_for(gate, decisions)
+        if key is not None:
+            decision = decisions[key]
+            report.used.add(key)
+        elif auto_approve and gate.template.type == "user-approval":
+            decision = APPROVE
+        else:
+            continue
+        try:
+            scheduler.decide(gate.id, decision)
+        except DecisionError as error:
+            report.refused.append(str(error))
+            continue
+        progressed = True
+    return progressed
+
+
+def unused_entries(decisions: Mapping[str, Any], report: DecisionReport) -> list[str]:
+    return [key for key in decisions if key not in report.used]

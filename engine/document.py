@@ -1,0 +1,145 @@
+"""Reading a workflow document: a bare Workflow, `{"workflow": ...}` or a job envelope."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from .errors import DocumentError, Problem
+from .models import Workflow
+
+# Fields a job writes into its flow nodes; a replayed job starts from the flow without them.
+RUNTIME_NODE_FIELDS = ("status", "output", "assets", "jobId", "statusReason")
+
+
+def parse_json(text: str, *, source: str = "<document>") -> Any:
+    """Parse JSON text, turning a syntax error into a `DocumentError` with line and column."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DocumentError(
+            [Problem(f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
+                     path=source)]
+        ) from None
+
+
+def read_document(path: str | Path) -> Workflow:
+    """Read and validate a workflow document from a file."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DocumentError([Problem(f"no such file `{file}`")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DocumentError([Problem(f"cannot read `{file}`: {error}")]) from None
+    return load_workflow(parse_json(text, source=str(file)))
+
+
+def load_workflow(document: Any) -> Workflow:
+    """Validate any accepted document form and return its Workflow.
+
+    A job envelope is replayed from its `metadata.flow`: clones are dropped and the fields the
+    run wrote (`status`, `output`, `assets`, ...) are removed.
+    """
+    prefix = ""
+    if isinstance(document, dict) and isinstance(document.get("workflow"), dict):
+        document, prefix = document["workflow"], "workflow."
+    elif isinstance(document, dict) and isinstance(document.get("job"), dict):
+        document, prefix = _workflow_from_job(document["job"]), "job.metadata."
+    if not isinstance(document, dict):
+        raise DocumentError(
+            [Problem("expected a JSON object: a Workflow, `{\"workflow\": ...}` or "
+                     f"`{{\"job\": ...}}`, got {type(document).__name__}")]
+        )
+    if "flow" not in document:
+        raise DocumentError([Problem("a workflow needs a `flow` array of nodes", path=f"{prefix}flow")])
+    try:
+        return Workflow.model_validate(document)
+    except pydantic.ValidationError as error:
+        raise DocumentError(schema_problems(error, document, prefix=prefix)) from None
+
+
+def schema_problems(error: pydantic.ValidationError, document: Any, *, prefix: str = "") -> list[Problem]:
+    """Turn pydantic's errors into problems with JSON paths (`flow[3].inputs[1].ref.node`)."""
+    problems = []
+    for item in error.errors():
+        location = item["loc"]
+        path = prefix + json_path(location)
+        node_id = None
+        if len(location) >= 2 and location[0] == "flow" and isinstance(location[1], int):
+            try:
+                node_id = document["flow"][location[1]].get("id")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                node_id = None
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = f"missing required field `{location[-1]}`"
+        elif "input" in item and item["type"] not in ("missing",):
+            message = f"{message} (got `{_short(item['input'])}`)"
+        problems.append(Problem(message, path=path, node_id=node_id))
+    return problems
+
+
+def json_path(location: tuple[Any, ...] | list[Any]) -> str:
+    """`("flow", 3, "inputs", 1, "ref")` → `flow[3].inputs[1].ref`."""
+    out = ""
+    for part in location:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _workflow_from_job(job: dict[str, Any]) -> dict[str, Any]:
+    metadata = job.get("metadata") if isinstance(job.get("metadata"), dict) else {}
+    flow = metadata.get("flow")
+    if not isinstance(flow, list):
+        raise DocumentError([Problem("a job envelope needs `metadata.flow`", path="job.metadata.flow")])
+    nodes = []
+    for node in flow:
+        if not isinstance(node, dict) or "loopNodeId" in node:
+            if isinstance(node, dict):
+                continue
+            nodes.append(node)
+            continue
+        clean = {k: v for k, v in node.items() if k not in RUNTIME_NODE_FIELDS}
+        if clean.get("type") == "user-selection":
+            clean.pop("items", None)
+        if isinstance(clean.get("inputs"), list):
+            clean["inputs"] = [
+                {k: v for k, v in i.items() if not (k == "value" and "ref" in i)}
+                if isinstance(i, dict) else i
+                for i in clean["inputs"]
+            ]
+        nodes.append(clean)
+    workflow: dict[str, Any] = {"flow": nodes}
+    recorded = metadata.get("input")
+    if isinstance(recorded, dict):
+        workflow["inputs"] = [
+            {"name": name, "type": _input_type_of(value), "default": value}
+            for name, value in recorded.items()
+        ]
+    if metadata.get("workflowId"):
+        workflow["id"] = metadata["workflowId"]
+    return workflow
+
+
+def _input_type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        if value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return "number_array"
+        return "string_array"
+    return "string"

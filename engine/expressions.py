@@ -1,0 +1,112 @@
+"""Expressions: CEL (Scenario's language for transforms and conditions) and jinja2 templates.
+
+An expression containing `{{` or `{%` is a jinja2 template rendered in a sandbox; anything else
+is CEL, evaluated by the Rust-backed `common-expression-language` package with Scenario's custom
+`trim(s)` and `slice(list, start, end)` added. Each expression is compiled once per run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+import jinja2
+from cel import stdlib
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from .errors import ExpressionEvaluationError, ExpressionSyntaxError
+
+_JINJA_MARKERS = ("{{", "{%")
+_CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+
+def _trim(value: str) -> str:
+    return value.strip()
+
+
+def _slice(value: Any, start: int, end: int | None = None) -> Any:
+    if not isinstance(value, list | str):
+        raise TypeError(f"slice() takes a list or a string, not {type(value).__name__}")
+    return value[int(start) : None if end is None else int(end)]
+
+
+def _cel_context() -> cel.Context:
+    context = cel.Context()
+    stdlib.add_stdlib_to_context(context)
+    context.add_function("trim", _trim)
+    context.add_function("slice", _slice)
+    return context
+
+
+_jinja = ImmutableSandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
+
+
+@dataclass(slots=True)
+class Expression:
+    """A compiled expression, ready to evaluate against a node's resolved inputs."""
+
+    source: str
+    language: str  # "cel" or "jinja"
+    _program: Any
+    # One context per expression, refilled before each evaluation: evaluation is synchronous
+    # and a node's variables are always the same names, so nothing stale can be read.
+    _context: Any = None
+
+    def evaluate(self, variables: Mapping[str, Any]) -> Any:
+        """Evaluate against `variables`; raises ExpressionEvaluationError with the message."""
+        try:
+            if self.language == "jinja":
+                return self._program.render(**variables)
+            if self._context is None:
+                self._context = _cel_context()
+            self._context.update(dict(variables))
+            return self._program.execute(self._context)
+        except Exception as error:  # every library error becomes one clear message
+            raise ExpressionEvaluationError(
+                f"expression `{self.source}` failed: {_clean_message(error)}"
+            ) from None
+
+    def variables(self) -> list[str]:
+        """The names the expression reads (CEL only; jinja templates report none)."""
+        if self.language == "cel":
+            return list(self._program.variables())
+        return []
+
+
+def is_template(source: str) -> bool:
+    return any(marker in source for marker in _JINJA_MARKERS)
+
+
+def compile_expression(source: str) -> Expression:
+    """Compile CEL or a jinja2 template; raises ExpressionSyntaxError naming the position."""
+    if is_template(source):
+        try:
+            return Expression(source, "jinja", _jinja.from_string(source))
+        except jinja2.TemplateSyntaxError as error:
+            raise ExpressionSyntaxError(
+                f"template `{source}` does not parse at line {error.lineno}: {error.message}"
+            ) from None
+    try:
+        return Expression(source, "cel", cel.compile(source))
+    except (ValueError, RuntimeError) as error:
+        raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
+
+
+def _cel_syntax_message(source: str, raw: str) -> str:
+    match = _CEL_POSITION.search(raw)
+    if match:
+        line, column, detail = match.groups()
+        return f"expression `{source}` does not parse at line {line}, column {column}: {detail.strip()}"
+    return f"expression `{source}` does not parse: {raw.splitlines()[0] if raw else 'syntax error'}"
+
+
+def _clean_message(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    if "Undefined variable or function" in text:
+        name = re.search(r"'([^']+)'", text)
+        if name:
+            return f"unknown variable or function `{name.group(1)}` (variables are the node's input names)"
+    return text.splitlines()[0]

@@ -1,0 +1,142 @@
+"""The job document: the scheduler's state rendered as Scenario's Job JSON."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .compiler import Plan
+from .instances import INSTANCE, Instance
+from .protocols import NodeStatus
+from .scheduler import Scheduler
+
+_REASON_STATUSES = frozenset({NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED})
+_OUTPUT_TYPES = frozenset({"logic", "transform", "list", "for-each", "user-selection"})
+
+
+def iteration_path(instance: Instance) -> tuple[int, ...]:
+    path: list[int] = []
+    scope = instance.scope
+    while scope.index is not None:
+        path.append(scope.index)
+        assert scope.parent is not None
+        scope = scope.parent
+    return tuple(reversed(path))
+
+
+def ordered_instances(scheduler: Scheduler) -> list[Instance]:
+    """Flow order: each template, then its clones in iteration order (outer-major)."""
+    return sorted(scheduler.instances.values(),
+                  key=lambda i: (i.template.position, iteration_path(i)))
+
+
+def is_output_node(instance: Instance) -> bool:
+    return instance.template.is_output_candidate and not instance.is_template_copy
+
+
+def node_document(plan: Plan, instance: Instance) -> dict[str, Any]:
+    """One node of `metadata.flow`: the original fields (unknown ones kept) plus its state."""
+    template = instance.template
+    node = dict(template.wire)
+    node["id"] = instance.id
+    suffix = instance.scope.suffix
+    if instance.scope.loop is not None:
+        node["iterationIndex"] = instance.scope.index
+        node["loopNodeId"] = instance.scope.loop.id
+    if suffix and template.node.loop_body_node_ids:
+        node["loopBodyNodeIds"] = [member + suffix for member in template.node.loop_body_node_ids]
+    if suffix and instance.order_links:
+        node["dependsOn"] = [link[1].id if link[0] == INSTANCE else target
+                             for link, target in zip(instance.order_links, template.depends_on,
+                                                     strict=True)]
+    if template.node.inputs and (instance.values is not None or instance.input_links):
+        node["inputs"] = _inputs_document(instance, node["inputs"])
+    node["status"] = instance.status.value
+    if instance.job_id:
+        node["jobId"] = instance.job_id
+    outputs = instance.outputs
+    if template.produces_assets:
+        if instance.assets:
+            node["assets"] = [{"assetId": a.asset_id, "url": a.url, "kind": a.kind}
+                              for a in instance.assets]
+        extra = {k: v for k, v in outputs.items() if k != "output"}
+        if template.type == "workflow" and "all" in outputs:
+            extra = outputs["all"]
+        if extra:
+            node["output"] = extra
+    elif template.type in _OUTPUT_TYPES and instance.status is NodeStatus.SUCCESS:
+        node["output"] = outputs.get("output")
+    if instance.items is not None:
+        node["items"] = instance.items
+    if instance.reason is not None and instance.status in _REASON_STATUSES:
+        node["statusReason"] = instance.reason
+    return node
+
+
+def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rewritten = []
+    for position, wire in enumerate(wire_inputs):
+        item = dict(wire)
+        link = instance.input_links[position] if position < len(instance.input_links) else None
+        conditional = (instance.conditional_links[position]
+                       if position < len(instance.conditional_links) else [])
+        if instance.scope.suffix and ("ref" in item) and (link is not None or conditional):
+            ref = copy.copy(item["ref"])
+            if link is not None and link[0] == INSTANCE:
+                ref["node"] = link[1].id
+            if conditional:
+                ref["conditional"] = [entry[1].id if entry[0] == INSTANCE else original
+                                      for entry, original in zip(conditional, ref["conditional"],
+                                                                 strict=False)]
+            item["ref"] = ref
+        if instance.values is not None and item.get("name") in instance.values:
+            item["value"] = instance.values[item["name"]]
+        rewritten.append(item)
+    return rewritten
+
+
+def node_outputs_for_job(plan: Plan, instance: Instance) -> dict[str, Any]:
+    """An output node's outputs for `metadata.output`, asset lists left out."""
+    outputs = instance.outputs
+    template = instance.template
+    if template.produces_assets or (template.type == "for-each"
+                                    and plan.loop_output_is_assets(template.id)):
+        return {k: v for k, v in outputs.items() if k != "output"}
+    return dict(outputs)
+
+
+def job_document(scheduler: Scheduler, *, created_at: str,
+                 extra_metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The whole job, as `GET /jobs/{id}` returns it (without the `{"job": ...}` envelope)."""
+    plan = scheduler.plan
+    ordered = ordered_instances(scheduler)
+    flow = [node_document(plan, instance) for instance in ordered]
+    asset_ids: list[str] = []
+    output: dict[str, Any] = {}
+    for instance in ordered:
+        if instance.status is NodeStatus.SUCCESS and is_output_node(instance):
+            asset_ids.extend(asset.asset_id for asset in instance.assets)
+            output[instance.id] = node_outputs_for_job(plan, instance)
+    metadata: dict[str, Any] = {
+        "input": dict(scheduler.inputs),
+        "flow": flow,
+        "assetIds": asset_ids,
+        "output": output,
+    }
+    if scheduler.error is not None:
+        metadata["error"] = scheduler.error
+    if plan.workflow.id:
+        metadata["workflowId"] = plan.workflow.id
+    metadata.update(extra_metadata or {})
+    history = [{"date": at, "status": status.value} for at, status in scheduler.status_history]
+    updated = scheduler.transitions[-1].at if scheduler.transitions else created_at
+    return {
+        "jobId": scheduler.job_id,
+        "jobType": "workflow",
+        "status": scheduler.status.value,
+        "progress": round(scheduler.progress, 6),
+        "createdAt": created_at,
+        "updatedAt": updated,
+        "statusHistory": history,
+        "metadata": metadata,
+    }

@@ -1,0 +1,227 @@
+"""Contracts between the engine's parts: Protocols and type aliases only.
+
+This module imports nothing else of the engine, so node kinds, executors and stores can depend
+on it without pulling in the runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+JSON: TypeAlias = Any
+Outputs: TypeAlias = dict[str, JSON]
+
+
+class NodeStatus(StrEnum):
+    """Status of one node of a job's flow."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_NODE_STATUSES
+
+
+TERMINAL_NODE_STATUSES = frozenset(
+    {NodeStatus.SUCCESS, NodeStatus.FAILURE, NodeStatus.SKIPPED, NodeStatus.REJECTED}
+)
+
+
+class JobStatus(StrEnum):
+    """Status of a workflow job."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    WARMING_UP = "warming-up"
+    IN_PROGRESS = "in-progress"
+    FINALIZING = "finalizing"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """An asset produced by a model node."""
+
+    asset_id: str
+    url: str
+    kind: str = "image"
+
+    def to_json(self) -> dict[str, str]:
+        return {"assetId": self.asset_id, "url": self.url, "kind": self.kind}
+
+
+@dataclass(slots=True)
+class NodeCall:
+    """What a node kind or an executor is given when a node instance starts."""
+
+    job_id: str
+    node_id: str
+    template_id: str
+    node_type: str
+    model_id: str | None
+    inputs: dict[str, JSON]
+    node: Mapping[str, JSON]
+    iteration_index: int | None = None
+    attempt: int = 1
+    seed: int = 0
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across a restart: the same job, node and attempt give the same key."""
+        return f"{self.job_id}:{self.node_id}:{self.attempt}"
+
+
+# ----- what a node kind answers when a node starts -------------------------------------------
+
+
+@dataclass(slots=True)
+class Completed:
+    """The node finished; `outputs` holds its named outputs (`output` is the primary one).
+
+    `details` carries the decisive values (the condition and the case chosen) for explanations.
+    """
+
+    outputs: Outputs
+    assets: list[Asset] = field(default_factory=list)
+    details: dict[str, JSON] | None = None
+
+
+@dataclass(slots=True)
+class Failed:
+    """The node failed with a message naming the cause."""
+
+    message: str
+
+
+@dataclass(slots=True)
+class Expand:
+    """A for-each node starts its iterations over `items` (one clone set per item)."""
+
+    items: list[JSON]
+
+
+@dataclass(slots=True)
+class Wait:
+    """A gate waits for a human decision; `items` are frozen candidates for a selection."""
+
+    items: list[JSON] | None = None
+
+
+@dataclass(slots=True)
+class Delegate:
+    """A model-like node is handed to an executor."""
+
+
+@dataclass(slots=True)
+class RunChild:
+    """A workflow node runs another workflow as a child job."""
+
+    workflow_id: str
+
+
+Outcome: TypeAlias = Completed | Failed | Expand | Wait | Delegate | RunChild
+
+
+class CompiledExpression(Protocol):
+    """An expression compiled once per run (CEL or a jinja2 template)."""
+
+    source: str
+
+    def evaluate(self, variables: Mapping[str, JSON]) -> JSON: ...
+
+
+@dataclass(slots=True)
+class Reject:
+    """A gate decision that rejects: the node ends `rejected` and the job is canceled."""
+
+
+class NodeKind(Protocol):
+    """How one node type behaves when its inputs have resolved.
+
+    `start` is synchronous and cheap: control nodes compute in place, model-like nodes answer
+    `Delegate()` and the runner hands them to an executor.
+    """
+
+    type_name: str
+
+    def check(self, node: Any) -> list[tuple[str, str]]:
+        """Static problems of a node of this type, as (message, path below the node) pairs."""
+        ...
+
+    def expressions(self, node: Any) -> dict[str, tuple[str, str]]:
+        """Expressions to compile once per run: key -> (source, path below the node)."""
+        ...
+
+    def start(self, call: NodeCall, expressions: Mapping[str, CompiledExpression]) -> Outcome:
+        """Decide what happens now that the node's inputs are resolved."""
+        ...
+
+
+class GateKind(NodeKind, Protocol):
+    """A node kind that waits for a human decision."""
+
+    def decide(self, node: Any, items: list[JSON] | None, decision: JSON) -> Completed | Reject:
+        """Apply a decision, or raise `DecisionError` naming the rule it breaks."""
+        ...
+
+
+# ----- executors ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ExecutorResult:
+    """What an executor returns for one model call."""
+
+    assets: list[Asset] = field(default_factory=list)
+    outputs: Outputs = field(default_factory=dict)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs a model node: given the call, return assets and extra outputs, or raise.
+
+    Raise `TransientExecutorError` for errors worth retrying; any other exception fails the node.
+    """
+
+    name: str
+
+    async def run(self, call: NodeCall) -> ExecutorResult: ...
+
+
+PythonModelFunction: TypeAlias = Callable[
+    [NodeCall], "ExecutorResult | Mapping[str, Any] | Sequence[Any] | Awaitable[Any]"
+]
+
+
+# ----- events ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One status change of a node (or of the job, when `node_id` is None)."""
+
+    job_id: str
+    node_id: str | None
+    template_id: str | None
+    iteration_index: int | None
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    at: str
+    details: Mapping[str, JSON] | None = None
+
+
+class EventSink(Protocol):
+    """Receives every transition, in order, after it is recorded."""
+
+    def __call__(self, transition: Transition) -> None: ...

@@ -1,0 +1,157 @@
+"""The async runner: drives a Scheduler with anyio.
+
+Control nodes run inline (they are cheap and synchronous); model-like and workflow nodes go to
+a fixed pool of workers, one per unit of the concurrency limit, so a 100,000-node fan-out does
+not pay for 100,000 tasks.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .executors import CallPolicy, ExecutorRouter, call_executor
+from .instances import Instance
+from .protocols import (
+    Completed,
+    Delegate,
+    EventSink,
+    Failed,
+    NodeCall,
+    NodeStatus,
+    RunChild,
+)
+from .scheduler import Scheduler
+
+ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[Completed | Failed]]
+
+
+def new_node_job_id() -> str:
+    return "job_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
+
+
+class Runner:
+    """Runs a scheduler until nothing more can happen without a decision."""
+
+    def __init__(self, scheduler: Scheduler, *, router: ExecutorRouter, policy: CallPolicy,
+                 sinks: Sequence[EventSink] = (), child_runner: ChildRunner | None = None,
+                 seed: int = 0, node_job_ids: Callable[[], str] = new_node_job_id) -> None:
+        self.scheduler = scheduler
+        self.router = router
+        self.policy = policy
+        self.sinks = list(sinks)
+        self.child_runner = child_runner
+        self.seed = seed
+        self.node_job_ids = node_job_ids
+        self._announced = 0
+        self._group: TaskGroup | None = None
+        self._wake = anyio.Event()
+        self._send: MemoryObjectSendStream[tuple[Instance, NodeCall, object]] | None = None
+
+    async def run(self) -> None:
+        """Advance the job as far as it can go: to its end, or to gates that wait."""
+        scheduler = self.scheduler
+        if scheduler.finished:
+            return
+        if scheduler.status.value == "queued":
+            scheduler.start()
+        send, receive = anyio.create_memory_object_stream[tuple[Instance, NodeCall, object]](math.inf)
+        self._send = send
+        try:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                for _ in range(self.policy.concurrency):
+                    group.start_soon(self._worker, receive.clone())
+                receive.close()
+                self.pump()
+                while scheduler.is_active():
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                    self.pump()
+                send.close()
+                if scheduler.finished:
+                    group.cancel_scope.cancel()
+        finally:
+            self._group = None
+            self._send = None
+            send.close()
+            self.announce()
+
+    def pump(self) -> None:
+        """Start every ready node: control nodes inline, the rest handed to the workers."""
+        scheduler = self.scheduler
+        batch = scheduler.ready()
+        while batch:
+            for instance in batch:
+                template = instance.template
+                call = self._call(instance)
+                outcome = template.kind.start(call, template.expressions)
+                scheduler.apply(instance, outcome)
+                if isinstance(outcome, Delegate | RunChild):
+                    instance.job_id = self.node_job_ids()
+                    assert self._send is not None
+                    self._send.send_nowait((instance, call, outcome))
+            batch = scheduler.ready()
+        self.announce()
+        if scheduler.finished and self._group is not None:
+            self._group.cancel_scope.cancel()
+        if not scheduler.is_active():
+            self._wake.set()
+
+    def announce(self) -> None:
+        """Hand the transitions recorded since the last call to every sink, in order."""
+        transitions = self.scheduler.transitions
+        if self.sinks:
+            for transition in transitions[self._announced:]:
+                for sink in self.sinks:
+                    sink(transition)
+        self._announced = len(transitions)
+
+    def _call(self, instance: Instance) -> NodeCall:
+        template = instance.template
+        return NodeCall(
+            job_id=self.scheduler.job_id, node_id=instance.id, template_id=template.id,
+            node_type=template.type, model_id=template.node.model_id,
+            inputs=instance.values or {}, node=template.node,
+            iteration_index=instance.scope.index, attempt=max(instance.attempt, 1), seed=self.seed,
+        )
+
+    async def _worker(self, receive: MemoryObjectReceiveStream[tuple[Instance, NodeCall, object]]) -> None:
+        scheduler = self.scheduler
+        async with receive:
+            async for instance, call, outcome in receive:
+                if instance.status is not NodeStatus.PROCESSING or scheduler.halting:
+                    scheduler.withdraw(instance)
+                    self.pump()
+                    continue
+                if isinstance(outcome, RunChild):
+                    result = await self._run_child(instance, call, outcome.workflow_id)
+                else:
+                    result = await self._run_model(call)
+                instance.attempt = call.attempt
+                scheduler.finish_call(instance, result)
+                self.pump()
+
+    async def _run_model(self, call: NodeCall) -> Completed | Failed:
+        executor = self.router.route(call.node_type, call.model_id)
+        if executor is None:
+            model = f" with modelId `{call.model_id}`" if call.model_id else ""
+            return Failed(f"no executor serves `{call.node_type}` nodes{model}; "
+                          "register one or add a route")
+        return await call_executor(executor, call, self.policy)
+
+    async def _run_child(self, instance: Instance, call: NodeCall, workflow_id: str) -> Completed | Failed:
+        if self.child_runner is None:
+            return Failed(f"sub-workflow `{workflow_id}` cannot run: the engine has no workflow "
+                          "registry (give Engine(workflows=...) or `--workflows DIR`)")
+        return await self.child_runner(instance, call, workflow_id)
+
+    def cancel(self, reason: str = "job canceled") -> None:
+        """Cancel the job and every executor call in flight."""
+        self.scheduler.cancel(reason)
+        self.pump()

@@ -1,0 +1,455 @@
+"""The scheduler: a state machine over node instances, with no I/O and no event loop.
+
+The caller drives it, like the stdlib's `graphlib.TopologicalSorter`:
+
+    scheduler = Scheduler(plan, job_id=..., inputs=...)
+    scheduler.start()
+    while scheduler.is_active():
+        for instance in scheduler.ready():        # now `processing`
+            scheduler.apply(instance, outcome)     # Completed, Failed, Expand, Wait, ...
+        ...                                        # delegated calls: scheduler.finish_call()
+
+Every status change is appended to `transitions` (an outbox the runner drains).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from .compiler import Plan, TemplateNode
+from .errors import DecisionError
+from .instances import (
+    BAD_STATUSES,
+    COLLECTION,
+    INSTANCE,
+    ITEM,
+    WORKFLOW,
+    Instance,
+    Link,
+    Scope,
+    coerce,
+    json_text,
+    link_value,
+    locate,
+    output_value,
+)
+from .protocols import (
+    Completed,
+    Delegate,
+    Expand,
+    Failed,
+    JobStatus,
+    NodeStatus,
+    Outcome,
+    Reject,
+    RunChild,
+    Transition,
+    Wait,
+)
+
+Clock = Callable[[], str]
+TERMINAL_JOB = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED})
+
+
+def utc_now() -> str:
+    """ISO time with milliseconds, as Scenario writes it (`2023-02-03T11:19:41.579Z`)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Scheduler:
+    """Runs one job's flow as a state machine. Misuse raises `RuntimeError` naming the node."""
+
+    def __init__(self, plan: Plan, *, job_id: str, inputs: Mapping[str, Any],
+                 keep_going: bool = False, clock: Clock = utc_now) -> None:
+        self.plan = plan
+        self.job_id = job_id
+        self.inputs = dict(inputs)
+        self.keep_going = keep_going
+        self.clock = clock
+        self.instances: dict[str, Instance] = {}
+        self.transitions: list[Transition] = []
+        self.status = JobStatus.QUEUED
+        self.status_history: list[tuple[str, JobStatus]] = [(clock(), JobStatus.QUEUED)]
+        self.error: str | None = None
+        self.first_failure: Instance | None = None
+        self.cancel_reason: str | None = None
+        self.in_flight: dict[str, Instance] = {}
+        self.waiting: dict[str, Instance] = {}
+        self.terminal_count = 0
+        self._ready: deque[Instance] = deque()
+        self._closing = False  # while the job is being closed, terminal states do not propagate
+        top = Scope(None, None, None, None)
+        created = [self._create(plan.nodes[node_id], top) for node_id in plan.top_level]
+        for template in plan.nodes.values():
+            if template.loops:
+                copy = self._create(template, top, template_copy=True)
+                self._set(copy, NodeStatus.SKIPPED, f"loop template of `{template.owner}`")
+        self._wire(created)
+
+    # ----- public API --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Move the job to `in-progress`."""
+        if self.status is not JobStatus.QUEUED:
+            raise RuntimeError(f"job `{self.job_id}` was already started ({self.status.value})")
+        self._job_status(JobStatus.IN_PROGRESS)
+        self._settle_job()
+
+    def ready(self) -> list[Instance]:
+        """Instances whose inputs resolved, now `processing`; the caller must `apply` each."""
+        if self.status is not JobStatus.IN_PROGRESS or self.halting:
+            return []
+        batch = list(self._ready)
+        self._ready.clear()
+        for instance in batch:
+            self._set(instance, NodeStatus.PROCESSING, None)
+        return batch
+
+    def apply(self, instance: Instance, outcome: Outcome) -> None:
+        """Record what a started instance's node kind decided."""
+        if instance.status is not NodeStatus.PROCESSING:
+            raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
+        if isinstance(outcome, Completed):
+            self._succeed(instance, outcome)
+        elif isinstance(outcome, Failed):
+            self._fail(instance, outcome.message)
+        elif isinstance(outcome, Expand):
+            self._expand(instance, outcome.items)
+        elif isinstance(outcome, Wait):
+            instance.items = outcome.items
+            self.waiting[instance.id] = instance
+            self._note(instance, "waiting for a decision")
+        elif isinstance(outcome, Delegate | RunChild):
+            instance.attempt += 1
+            self.in_flight[instance.id] = instance
+        else:
+            raise TypeError(f"node `{instance.id}`: unknown outcome {outcome!r}")
+        self._settle_job()
+
+    def finish_call(self, instance: Instance, outcome: Completed | Failed) -> None:
+        """Record the end of a delegated call; ignored if the job was canceled meanwhile."""
+        if self.in_flight.pop(instance.id, None) is None:
+            if instance.status.terminal:
+                return
+            raise RuntimeError(f"node `{instance.id}` has no call in flight")
+        self.apply(instance, outcome)
+
+    def withdraw(self, instance: Instance) -> None:
+        """Take back a delegated call that never started (the job is halting or was canceled);
+        the node stays unfinished and is skipped when the job closes."""
+        self.in_flight.pop(instance.id, None)
+        self._settle_job()
+
+    @property
+    def halting(self) -> bool:
+        """A failure stops new work (fail-fast, unless `keep_going`)."""
+        return self.first_failure is not None and not self.keep_going
+
+    def is_active(self) -> bool:
+        """Whether anything can still happen without a decision: ready work or calls in flight."""
+        if self.status in TERMINAL_JOB:
+            return False
+        return bool(self.in_flight) or (bool(self._ready) and not self.halting)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_JOB
+
+    @property
+    def progress(self) -> float:
+        if self.status is JobStatus.SUCCESS:
+            return 1.0
+        return self.terminal_count / len(self.instances) if self.instances else 1.0
+
+    def waiting_gates(self, node_id: str) -> list[Instance]:
+        """Waiting gates a decision keyed `node_id` applies to: the node itself, every clone of a
+        template id, or every clone below a clone-id prefix (`gate#1` for `gate#1#0`)."""
+        if node_id in self.waiting:
+            return [self.waiting[node_id]]
+        prefix = node_id + "#"
+        return [g for g in self.waiting.values()
+                if g.template.id == node_id or g.id.startswith(prefix)]
+
+    def decide(self, node_id: str, decision: Any) -> list[str]:
+        """Apply a decision to the gates `node_id` names; returns the ids decided.
+
+        Raises DecisionError (and changes nothing) for a finished job, a node that is not
+        waiting, or a decision the gate refuses.
+        """
+        if self.finished:
+            raise DecisionError(f"job `{self.job_id}` is finished ({self.status.value}); "
+                                "decisions no longer apply")
+        gates = self.waiting_gates(node_id)
+        if not gates:
+            raise DecisionError(self._not_waiting_message(node_id))
+        results = [(g, g.template.kind.decide(g.template.node, g.items, decision))  # type: ignore[attr-defined]
+                   for g in gates]
+        for gate, result in results:
+            if gate.status is not NodeStatus.PROCESSING:
+                continue  # an earlier reject in this batch canceled the job
+            del self.waiting[gate.id]
+            if isinstance(result, Reject):
+                self._closing = True
+                self._set(gate, NodeStatus.REJECTED, "rejected by decision")
+                self.cancel(f"gate `{gate.id}` rejected")
+            else:
+                self._succeed(gate, result)
+        self._settle_job()
+        return [g.id for g, _ in results]
+
+    def cancel(self, reason: str = "job canceled") -> None:
+        """Cancel the job: calls in flight fail ("canceled"), everything else unfinished is
+        skipped with `reason`; finished nodes keep their results."""
+        if self.finished:
+            raise DecisionError(f"job `{self.job_id}` is finished ({self.status.value}); "
+                                "it cannot be canceled")
+        self.cancel_reason = reason
+        self._closing = True
+        for instance in list(self.in_flight.values()):
+            self._set(instance, NodeStatus.FAILURE, "canceled")
+        self.in_flight.clear()
+        self._close(reason)
+        self._job_status(JobStatus.CANCELED)
+
+    # ----- building the runtime graph ---------------------------------------------------------
+
+    def _create(self, template: TemplateNode, scope: Scope, *, template_copy: bool = False) -> Instance:
+        instance = Instance(template, scope, template_copy=template_copy)
+        if instance.id in self.instances:
+            raise RuntimeError(f"node `{instance.id}` already exists")
+        self.instances[instance.id] = instance
+        return instance
+
+    def _wire(self, created: list[Instance]) -> None:
+        for instance in created:
+            self._link(instance)
+        for instance in created:
+            if instance.blocked == 0:
+                self._settle(instance)
+
+    def _link(self, instance: Instance) -> None:
+        plan, instances, scope = self.plan, self.instances, instance.scope
+        waits_on: dict[str, Instance] = {}
+
+        def track(link: Link) -> Link:
+            if link[0] in (INSTANCE, COLLECTION):
+                waits_on[link[1].id] = link[1]
+            return link
+
+        for compiled in instance.template.inputs:
+            if compiled.ref_node == "workflow":
+                instance.input_links.append((WORKFLOW, None, compiled.ref_name))
+            elif compiled.ref_node is not None:
+                instance.input_links.append(track(locate(plan, instances, compiled.ref_node, scope)))
+            else:
+                instance.input_links.append(None)
+            instance.conditional_links.append(
+                [track(locate(plan, instances, entry, scope)) for entry in compiled.conditional])
+        for target in instance.template.depends_on:
+            instance.order_links.append(track(locate(plan, instances, target, scope)))
+        for source in instance.template.branch_sources:
+            link = locate(plan, instances, source, scope)
+            if link[0] == INSTANCE:
+                instance.branch_links.append(track(link)[1])
+        for dependency in waits_on.values():
+            if not dependency.status.terminal:
+                instance.blocked += 1
+                dependency.dependents.append(instance)
+
+    def _expand(self, loop: Instance, items: list[Any]) -> None:
+        template = loop.template
+        loop.outputs = {"items": items, "count": len(items)}
+        loop.iterations = []
+        loop.details = {"iterations": len(items)}
+        created: list[Instance] = []
+        for index, item in enumerate(items):
+            scope = Scope(loop.scope, loop, index, item)
+            loop.iterations.append(scope)
+            for member_id in template.descendants:
+                member = self.plan.nodes[member_id]
+                if member.owner == template.id:
+                    created.append(self._create(member, scope))
+                else:
+                    copy = self._create(member, scope, template_copy=True)
+                    self._set(copy, NodeStatus.SKIPPED,
+                              f"loop template of `{member.owner}{scope.suffix}`")
+        loop.children_left = len(created)
+        if not created:
+            self._finish_loop(loop)
+            return
+        self._wire(created)
+
+    # ----- transitions -------------------------------------------------------------------------
+
+    def _set(self, instance: Instance, status: NodeStatus, reason: str | None,
+             details: dict[str, Any] | None = None) -> None:
+        previous = instance.status
+        instance.status = status
+        instance.reason = reason
+        self.transitions.append(Transition(
+            self.job_id, instance.id, instance.template.id, instance.scope.index,
+            previous.value, status.value, reason, self.clock(), details))
+        if status.terminal:
+            self.terminal_count += 1
+            self._terminal(instance)
+
+    def _note(self, instance: Instance, reason: str) -> None:
+        self.transitions.append(Transition(
+            self.job_id, instance.id, instance.template.id, instance.scope.index,
+            instance.status.value, instance.status.value, reason, self.clock(), None))
+
+    def _terminal(self, instance: Instance) -> None:
+        if self._closing or instance.is_template_copy:
+            return
+        for dependent in instance.dependents:
+            dependent.blocked -= 1
+            if dependent.blocked == 0 and dependent.status is NodeStatus.PENDING:
+                self._settle(dependent)
+        loop = instance.scope.loop
+        if loop is not None:
+            if instance.status is NodeStatus.FAILURE and loop.failed_child is None:
+                loop.failed_child = instance
+            loop.children_left -= 1
+            if loop.children_left == 0 and loop.status is NodeStatus.PROCESSING:
+                self._finish_loop(loop)
+
+    def _succeed(self, instance: Instance, outcome: Completed) -> None:
+        instance.outputs = outcome.outputs
+        if outcome.assets:
+            instance.assets = outcome.assets
+            instance.outputs.setdefault("output", [a.asset_id for a in outcome.assets])
+        instance.details = outcome.details
+        self._set(instance, NodeStatus.SUCCESS, None, outcome.details)
+
+    def _fail(self, instance: Instance, message: str) -> None:
+        self.in_flight.pop(instance.id, None)
+        self.waiting.pop(instance.id, None)
+        if self.first_failure is None:
+            self.first_failure = instance
+            self.error = f"node `{instance.id}`: {message}"
+        self._set(instance, NodeStatus.FAILURE, message)
+
+    def _finish_loop(self, loop: Instance) -> None:
+        if loop.failed_child is not None:
+            self._fail(loop, f"iteration {loop.failed_child.scope.index} failed at "
+                             f"`{loop.failed_child.id}`")
+            return
+        sinks = loop.template.sinks
+        collected = {s: link_value(self.plan, self.instances, (COLLECTION, loop, s), None,
+                                   flatten=False) for s in sinks}
+        loop.outputs["output"] = collected[sinks[0]] if len(sinks) == 1 else collected
+        self._set(loop, NodeStatus.SUCCESS, None, loop.details)
+
+    def _settle(self, instance: Instance) -> None:
+        """Every dependency is terminal: skip the instance with a reason, or resolve its inputs
+        and queue it."""
+        reason = self._skip_reason(instance)
+        if reason is not None:
+            self._set(instance, NodeStatus.SKIPPED, reason)
+            return
+        values: dict[str, Any] = {}
+        for compiled, link, conditional in zip(instance.template.inputs, instance.input_links,
+                                               instance.conditional_links, strict=True):
+            value = None
+            if link is not None:
+                value = (self.inputs.get(compiled.ref_name) if link[0] == WORKFLOW
+                         else link_value(self.plan, self.instances, link, compiled.ref_name,
+                                         flatten=compiled.is_array))
+            elif conditional:
+                first = next(e for e in conditional if self._matched(e, compiled))
+                value = link_value(self.plan, self.instances, first, compiled.ref_name,
+                                   flatten=compiled.is_array)
+            if value is None:
+                value = compiled.value if compiled.has_value else compiled.default
+            values[compiled.name] = coerce(compiled, value)
+        instance.values = values
+        self._ready.append(instance)
+
+    def _skip_reason(self, instance: Instance) -> str | None:
+        for link in instance.order_links:
+            if link[0] != ITEM and link[1].status in BAD_STATUSES:
+                return f"`dependsOn` `{link[1].id}` was {link[1].status.value}"
+        for source in instance.branch_links:
+            if source.status is not NodeStatus.SUCCESS:
+                return f"branch source `{source.id}` was {source.status.value}"
+            chosen = source.outputs.get("output")
+            if chosen != instance.template.id:
+                return (f"branch `{instance.template.id}` of `{source.id}` not taken; "
+                        f"it chose `{json_text(chosen)}`")
+        for compiled, link, conditional in zip(instance.template.inputs, instance.input_links,
+                                               instance.conditional_links, strict=True):
+            if conditional and not any(self._matched(e, compiled) for e in conditional):
+                states = ", ".join(f"`{e[1].id}` {self._entry_state(e)}" for e in conditional)
+                return f"input `{compiled.name}`: no branch matched ({states})"
+            if link is None or link[0] in (WORKFLOW, ITEM):
+                continue
+            source = link[1]
+            if source.status in BAD_STATUSES:
+                what = "loop" if link[0] == COLLECTION else "input"
+                return f"{what} `{compiled.name}`: `{source.id}` was {source.status.value}"
+            if compiled.has_equal and not conditional and link[0] == INSTANCE:
+                chosen = output_value(source.outputs, compiled.ref_name)
+                if json_text(chosen) != json_text(compiled.ref_equal):
+                    return (f"branch `{json_text(compiled.ref_equal)}` of `{source.id}` not "
+                            f"taken; it chose `{json_text(chosen)}`")
+        return None
+
+    def _matched(self, entry: Link, compiled: Any) -> bool:
+        source = entry[1] if entry[0] in (INSTANCE, COLLECTION) else entry[1].loop
+        if source.template.type == "logic":
+            return bool(source.status is NodeStatus.SUCCESS and (
+                not compiled.has_equal
+                or json_text(source.outputs.get("output")) == json_text(compiled.ref_equal)))
+        wanted = json_text(compiled.ref_equal) if compiled.has_equal else "success"
+        return bool(source.status.value == wanted)
+
+    @staticmethod
+    def _entry_state(entry: Link) -> str:
+        source = entry[1] if entry[0] in (INSTANCE, COLLECTION) else entry[1].loop
+        if source.template.type == "logic" and source.status is NodeStatus.SUCCESS:
+            return f"chose `{json_text(source.outputs.get('output'))}`"
+        return str(source.status.value)
+
+    def _not_waiting_message(self, node_id: str) -> str:
+        waiting = ", ".join(f"`{g}`" for g in self.waiting) or "none"
+        instance = self.instances.get(node_id)
+        if instance is None:
+            return f"no node `{node_id}` in job `{self.job_id}`; waiting gates: {waiting}"
+        return (f"node `{node_id}` is not waiting for a decision (it is "
+                f"{instance.status.value}); waiting gates: {waiting}")
+
+    # ----- ending the job ---------------------------------------------------------------------
+
+    def _settle_job(self) -> None:
+        if self.finished or self.in_flight:
+            return
+        if self.halting:
+            assert self.first_failure is not None
+            self._close(f"job failed at `{self.first_failure.id}`")
+            self._job_status(JobStatus.FAILURE)
+        elif not self._ready and not self.waiting:
+            unfinished = [i for i in self.instances.values() if not i.status.terminal]
+            if unfinished:
+                raise RuntimeError(
+                    f"job `{self.job_id}` stalled with unfinished nodes: "
+                    + ", ".join(f"`{i.id}`" for i in unfinished[:10]))
+            self._job_status(JobStatus.FAILURE if self.first_failure else JobStatus.SUCCESS)
+
+    def _close(self, reason: str) -> None:
+        self._closing = True
+        self.waiting.clear()
+        self._ready.clear()
+        for instance in list(self.instances.values()):
+            if not instance.status.terminal:
+                self._set(instance, NodeStatus.SKIPPED, reason)
+
+    def _job_status(self, status: JobStatus) -> None:
+        at = self.clock()
+        self.status_history.append((at, status))
+        previous = self.status
+        self.status = status
+        self.transitions.append(Transition(self.job_id, None, None, None, previous.value,
+                                           status.value, self.error, at, None))

@@ -1,0 +1,135 @@
+"""What the CLI shows on a terminal: live progress, a summary of the job, gate prompts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.prompt import Prompt
+from rich.table import Table
+
+from .instances import Instance
+from .protocols import NodeStatus, Transition
+
+if TYPE_CHECKING:
+    from .api import JobRun
+
+STATUS_STYLE = {
+    "success": "green", "failure": "red", "skipped": "dim", "rejected": "magenta",
+    "processing": "yellow", "pending": "white",
+}
+SUMMARY_ROWS = 40
+
+
+class ProgressDisplay:
+    """A rich progress bar on stderr, fed by the engine's transitions."""
+
+    def __init__(self, console: Console, job: JobRun) -> None:
+        self.job = job
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.completed}/{task.total} nodes"), TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(), console=console, transient=True)
+        self.task = self.progress.add_task("running", total=1, detail="")
+        self.types: Counter[str] = Counter()
+
+    def __call__(self, transition: Transition) -> None:
+        scheduler = self.job.scheduler
+        if transition.node_id is not None and transition.to_status == "success":
+            self.types[scheduler.instances[transition.node_id].template.type] += 1
+        waiting = len(scheduler.waiting)
+        detail = ", ".join(f"{t} {n}" for t, n in self.types.most_common(4))
+        if waiting:
+            detail += f" | {waiting} gate{'s' if waiting > 1 else ''} waiting"
+        self.progress.update(self.task, total=len(scheduler.instances),
+                             completed=scheduler.terminal_count, detail=detail)
+
+    def __enter__(self) -> ProgressDisplay:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.progress.__exit__(kind, value, traceback)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def print_summary(console: Console, job: JobRun, document: dict[str, Any]) -> None:
+    """One row per node (or per-template counts for large flows), then the job's outcome."""
+    flow = document["metadata"]["flow"]
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("node", "type", "status", "result"):
+        table.add_column(column)
+    shown = flow if len(flow) <= SUMMARY_ROWS else _summarised(flow)
+    for node in shown:
+        result = node.get("statusReason") or ""
+        if node.get("assets"):
+            result = ", ".join(a["assetId"] for a in node["assets"][:3])
+        elif "output" in node and not result:
+            result = _short(node["output"])
+        style = STATUS_STYLE.get(str(node.get("status")), "")
+        table.add_row(node["id"], node["type"], f"[{style}]{node.get('status')}[/]", result)
+    console.print(table)
+    status = document["status"]
+    style = {"success": "bold green", "failure": "bold red", "canceled": "bold magenta"}.get(status, "bold yellow")
+    console.print(f"job {document['jobId']}: [{style}]{status}[/]  "
+                  f"assets: {len(document['metadata']['assetIds'])}")
+    if document["metadata"].get("error"):
+        console.print(f"[red]error:[/] {document['metadata']['error']}", markup=True)
+
+
+def _summarised(flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Large flows: templates and top-level nodes, with clone counts per status."""
+    clones: dict[str, Counter[str]] = {}
+    rows = []
+    for node in flow:
+        if "loopNodeId" in node:
+            template = node["id"].split("#", 1)[0]
+            clones.setdefault(template, Counter())[node["status"]] += 1
+        else:
+            rows.append(node)
+    out = []
+    for node in rows:
+        out.append(node)
+        counts = clones.get(node["id"])
+        if counts:
+            total = sum(counts.values())
+            detail = ", ".join(f"{n} {s}" for s, n in counts.most_common())
+            out.append({"id": f"  {node['id']}#*", "type": node["type"], "status": "",
+                        "statusReason": f"{total} clones: {detail}"})
+    return out
+
+
+def ask_decision(console: Console, gate: Instance) -> Any:
+    """Ask at a terminal what to do with a waiting gate; None when the person declines."""
+    console.print(f"\n[bold]gate {gate.id}[/] ({gate.template.type}) is waiting")
+    for name, value in (gate.values or {}).items():
+        console.print(f"  input {name}: {_short(value, 100)}", markup=False)
+    if gate.template.type == "user-selection":
+        for index, item in enumerate(gate.items or []):
+            console.print(f"  [{index}] {_short(item, 100)}", markup=False)
+        answer = Prompt.ask("indices (space separated), 'reject', or empty to stop",
+                            console=console, default="")
+        if not answer.strip():
+            return None
+        if answer.strip() == "reject":
+            return "reject"
+        try:
+            return {"select": [int(part) for part in answer.replace(",", " ").split()]}
+        except ValueError:
+            console.print("indices are whole numbers, like: 2 0")
+            return ask_decision(console, gate)
+    answer = Prompt.ask("approve or reject", choices=["approve", "reject", "stop"],
+                        console=console, default="approve")
+    return None if answer == "stop" else answer
+
+
+__all__ = ["NodeStatus", "ProgressDisplay", "ask_decision", "print_summary"]
