@@ -330,10 +330,13 @@ def _link(templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]],
         template.body = tuple(t.id for t in templates.values() if t.owner == template.id)
         template.descendants = tuple(t.id for t in templates.values() if template.id in t.loops)
         inside = set(template.descendants)
+        # A ref from a node to a loop enclosing it reads the loop's item: it is no data flow
+        # between body nodes, so it does not stop the loop from being a sink.
         template.sinks = tuple(
             member for member in template.body
             if not any(
                 consumer in inside and kinds & REFERENCE_EDGES
+                and member not in templates[consumer].loops
                 for _, consumer, kinds in graph.out_edges(member, data="kinds")
             )
         )

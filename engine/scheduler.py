@@ -80,6 +80,7 @@ class Scheduler:
         self.waiting: dict[str, Instance] = {}
         self.terminal_count = 0
         self._ready: deque[Instance] = deque()
+        self._started: set[str] = set()  # handed out by ready(), outcome not applied yet
         self._closing = False  # while the job is being closed, terminal states do not propagate
         top = Scope(None, None, None, None)
         created = [self._create(plan.nodes[node_id], top) for node_id in plan.top_level]
@@ -105,6 +106,7 @@ class Scheduler:
         batch = list(self._ready)
         self._ready.clear()
         for instance in batch:
+            self._started.add(instance.id)
             self._set(instance, NodeStatus.PROCESSING, None)
         return batch
 
@@ -112,6 +114,7 @@ class Scheduler:
         """Record what a started instance's node kind decided."""
         if instance.status is not NodeStatus.PROCESSING:
             raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
+        self._started.discard(instance.id)
         if isinstance(outcome, Completed):
             self._succeed(instance, outcome)
         elif isinstance(outcome, Failed):
@@ -152,7 +155,8 @@ class Scheduler:
         """Whether anything can still happen without a decision: ready work or calls in flight."""
         if self.status in TERMINAL_JOB:
             return False
-        return bool(self.in_flight) or (bool(self._ready) and not self.halting)
+        return bool(self.in_flight) or bool(self._started) or (
+            bool(self._ready) and not self.halting)
 
     @property
     def finished(self) -> bool:
@@ -424,7 +428,7 @@ class Scheduler:
     # ----- ending the job ---------------------------------------------------------------------
 
     def _settle_job(self) -> None:
-        if self.finished or self.in_flight:
+        if self.finished or self.in_flight or self._started:
             return
         if self.halting:
             assert self.first_failure is not None
@@ -442,6 +446,7 @@ class Scheduler:
         self._closing = True
         self.waiting.clear()
         self._ready.clear()
+        self._started.clear()
         for instance in list(self.instances.values()):
             if not instance.status.terminal:
                 self._set(instance, NodeStatus.SKIPPED, reason)

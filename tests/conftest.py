@@ -1,0 +1,75 @@
+"""Shared helpers: load a flow fixture, run it on a fresh engine, read the job back."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from engine import DryRunExecutor, Engine, JobRun
+
+FLOWS = Path(__file__).parent / "flows"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def flow(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FLOWS / name).read_text())
+    return data
+
+
+def fixed_clock() -> str:
+    return "2026-01-01T00:00:00.000Z"
+
+
+def make_engine(**options: Any) -> Engine:
+    counter = itertools.count()
+    options.setdefault("dry_run", DryRunExecutor(fail_nodes=options.pop("fail", ())))
+    options.setdefault("clock", fixed_clock)
+    options.setdefault("job_ids", lambda: f"job_test{next(counter)}")
+    return Engine(**options)
+
+
+def run(document: Any, inputs: dict[str, Any] | None = None, **options: Any) -> JobRun:
+    """Run `document` (a fixture name, a dict or a path) to its end or first gates."""
+    if isinstance(document, str) and document.endswith(".json") and "/" not in document:
+        document = flow(document)
+    engine = make_engine(**options)
+
+    async def go() -> JobRun:
+        return await engine.run(document, inputs or {})
+
+    return anyio.run(go)
+
+
+def nodes(job: JobRun) -> dict[str, dict[str, Any]]:
+    """The job's flow, by node id."""
+    return {node["id"]: node for node in job.document()["metadata"]["flow"]}
+
+
+def statuses(job: JobRun) -> dict[str, str]:
+    return {node_id: node["status"] for node_id, node in nodes(job).items()}
+
+
+def outputs(job: JobRun) -> dict[str, Any]:
+    return {node_id: node.get("output") for node_id, node in nodes(job).items()}
+
+
+def decide(job: JobRun, node_id: str, decision: Any) -> JobRun:
+    engine = job.runner  # the job keeps its own runner; decide through the scheduler + runner
+
+    async def go() -> None:
+        job.scheduler.decide(node_id, decision)
+        await engine.run()
+
+    anyio.run(go)
+    return job
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Runner-level tests run on both anyio backends."""
+    return str(request.param)
