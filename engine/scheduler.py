@@ -392,8 +392,8 @@ class Scheduler:
                 continue
             source = link[1]
             if source.status in BAD_STATUSES:
-                what = "loop" if link[0] == COLLECTION else "input"
-                return f"{what} `{compiled.name}`: `{source.id}` was {source.status.value}"
+                what = "loop " if link[0] == COLLECTION else ""
+                return f"input `{compiled.name}`: {what}`{source.id}` was {source.status.value}"
             if compiled.has_equal and not conditional and link[0] == INSTANCE:
                 chosen = output_value(source.outputs, compiled.ref_name)
                 if json_text(chosen) != json_text(compiled.ref_equal):

@@ -60,7 +60,7 @@ class UserSelectionKind(BaseKind):
             if not 0 <= index < len(candidates):
                 raise DecisionError(
                     f"user-selection `{node.id}`: index `{index}` is out of range; "
-                    f"there are {len(candidates)} items (0 to {len(candidates) - 1})"
+                    f"{_count(len(candidates))} to choose from"
                 )
         if len(set(indices)) != len(indices):
             raise DecisionError(f"user-selection `{node.id}`: indices must not repeat, got `{indices}`")
@@ -71,3 +71,11 @@ class UserSelectionKind(BaseKind):
             )
         chosen = [candidates[i] for i in indices]
         return Completed({"output": chosen}, details={"decision": "select", "selectedIndices": indices})
+
+
+def _count(items: int) -> str:
+    if items == 0:
+        return "there are no items"
+    if items == 1:
+        return "there is 1 item (index 0)"
+    return f"there are {items} items (0 to {items - 1})"

@@ -1,0 +1,136 @@
+"""Compilation: the DAG's edges, and every validation problem reported at once with its path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine import CycleError, DocumentError, ValidationError
+from engine.document import load_workflow
+
+from conftest import flow, make_engine
+
+
+def problems(document: dict[str, Any]) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        make_engine().compile(document)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_edges_have_kinds_and_loop_membership() -> None:
+    plan = make_engine().compile(flow("conditional-merge.json"))
+    graph = plan.graph
+    assert graph.edges["check", "gen_a"]["kinds"] == {"branch"}
+    assert graph.edges["gen_a", "first_matched"]["kinds"] == {"conditional"}
+    assert graph.edges["check", "gated_value"]["kinds"] == {"data"}
+    nested = make_engine().compile(flow("for-each-nested.json"))
+    assert nested.nodes["cell"].loops == ("outer", "inner")
+    assert nested.nodes["inner"].loops == ("outer",)
+    assert nested.nodes["outer"].body == ("cols", "inner")
+    assert nested.graph.edges["inner", "cell"]["kinds"] >= {"loop"}
+    assert nested.nodes["outer"].sinks == ("inner",)
+    order = make_engine().compile(flow("gates.json")).graph.edges["draft", "review"]["kinds"]
+    assert order == {"order"}
+
+
+def test_every_problem_is_collected_with_node_id_and_json_path() -> None:
+    document = {
+        "inputs": [{"name": "prompt", "type": "string"}],
+        "flow": [
+            {"id": "a", "type": "custom-model", "modelId": "m",
+             "inputs": [{"name": "p", "type": "string", "ref": {"node": "ghost"}},
+                        {"name": "q", "type": "string", "ref": {"name": "x"}},
+                        {"name": "r", "type": "string", "ref": {"node": "workflow", "name": "nope"}}]},
+            {"id": "a", "type": "transform", "logic": {"transform": "1"}},
+            {"id": "b", "type": "teleport"},
+            {"id": "c", "type": "logic", "logicType": "if-else", "logic": {}},
+            {"id": "d", "type": "transform", "logic": {"transform": "x +"}},
+            {"id": "e", "type": "workflow"},
+            {"id": "f", "type": "transform", "dependsOn": ["phantom"], "logic": {"transform": "1"}},
+            {"id": "g", "type": "for-each", "loopBodyNodeIds": ["missing"]},
+        ],
+    }
+    found = problems(document)
+    expected = [
+        "flow[0].inputs[0].ref.node: unknown node `ghost` in `ref.node`",
+        "flow[0].inputs[1].ref: `ref` has neither `node` nor `conditional`; set at least one",
+        "flow[0].inputs[2].ref.name: ref to undeclared workflow input `nope`; declare it in the workflow's `inputs`",
+        "flow[1].id: duplicate node id `a` (first at flow[0])",
+        "flow[3].logic.cases: logic node has no cases; add `logic.cases`",
+        "flow[5].workflowId: a `workflow` node needs a `workflowId`",
+        "flow[6].dependsOn[0]: unknown node `phantom` in `dependsOn`",
+        "flow[7].loopBodyNodeIds[0]: unknown node `missing` in `loopBodyNodeIds`",
+    ]
+    for line in expected:
+        assert line in found
+    assert any(p.startswith("flow[2].type: unknown node type `teleport`") for p in found)
+    assert any(p.startswith("flow[4].logic.transform: expression `x +` does not parse at line 1, column 4")
+               for p in found)
+    assert len(found) == len(expected) + 2
+
+
+def test_cycles_are_printed_as_a_path() -> None:
+    document = {"flow": [
+        {"id": "x", "type": "transform", "logic": {"transform": "1"},
+         "inputs": [{"name": "v", "type": "number", "ref": {"node": "y"}}]},
+        {"id": "y", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["x"]},
+        {"id": "solo", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["solo"]},
+    ]}
+    with pytest.raises(CycleError) as caught:
+        make_engine().compile(document)
+    messages = [str(p) for p in caught.value.problems]
+    assert "flow[0]: cycle: x -> y -> x" in messages
+    assert "flow[2]: cycle: solo -> solo" in messages
+    assert caught.value.cycle == ["x", "y", "x"]
+
+
+def test_a_body_node_claimed_by_two_sibling_loops() -> None:
+    document = {"flow": [
+        {"id": "l1", "type": "for-each", "count": 1, "loopBodyNodeIds": ["shared"]},
+        {"id": "l2", "type": "for-each", "count": 1, "loopBodyNodeIds": ["shared"]},
+        {"id": "shared", "type": "transform", "logic": {"transform": "1"}},
+    ]}
+    assert problems(document) == [
+        "flow[2]: node `shared` is claimed by two sibling loops `l1` and `l2`; a node belongs to one loop"]
+
+
+def test_nested_loops_may_both_list_a_node_innermost_wins() -> None:
+    document = {"flow": [
+        {"id": "outer", "type": "for-each", "count": 2, "loopBodyNodeIds": ["inner", "cell"]},
+        {"id": "inner", "type": "for-each", "count": 2, "loopBodyNodeIds": ["cell"]},
+        {"id": "cell", "type": "transform", "logic": {"transform": "1"}},
+    ]}
+    plan = make_engine().compile(document)
+    assert plan.nodes["cell"].owner == "inner"
+
+
+def test_a_loop_whose_body_refers_to_its_consumer_is_a_cycle() -> None:
+    document = {"flow": [
+        {"id": "loop", "type": "for-each", "count": 2, "loopBodyNodeIds": ["body"],
+         "inputs": [{"name": "l", "type": "string_array", "ref": {"node": "after"}}]},
+        {"id": "body", "type": "transform", "logic": {"transform": "1"}},
+        {"id": "after", "type": "transform", "logic": {"transform": "x"},
+         "inputs": [{"name": "x", "type": "number_array", "ref": {"node": "body"}}]},
+    ]}
+    with pytest.raises(CycleError):
+        make_engine().compile(document)
+
+
+def test_schema_errors_name_the_json_path() -> None:
+    with pytest.raises(DocumentError) as caught:
+        load_workflow({"flow": [{"id": "a", "type": "transform", "inputs": [{"type": "string"}]},
+                                {"type": "list"}]})
+    messages = [str(p) for p in caught.value.problems]
+    assert "flow[0].inputs[0].name: missing required field `name`" in messages
+    assert "flow[1].id: missing required field `id`" in messages
+
+
+def test_accepts_workflow_envelope_and_job_envelope() -> None:
+    bare = flow("for-each-basic.json")
+    assert len(make_engine().compile({"workflow": bare}).nodes) == 6
+    with pytest.raises(DocumentError) as caught:
+        load_workflow({"nodes": []})
+    assert "a workflow needs a `flow` array of nodes" in str(caught.value)
+    with pytest.raises(DocumentError):
+        load_workflow([1, 2])
