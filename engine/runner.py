@@ -129,6 +129,7 @@ class Runner:
                     scheduler.withdraw(instance)
                     self.pump()
                     continue
+                scheduler.call_started(instance)
                 if isinstance(outcome, RunChild):
                     result = await self._run_child(instance, call, outcome.workflow_id)
                 else:

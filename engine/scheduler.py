@@ -76,7 +76,8 @@ class Scheduler:
         self.error: str | None = None
         self.first_failure: Instance | None = None
         self.cancel_reason: str | None = None
-        self.in_flight: dict[str, Instance] = {}
+        self.in_flight: dict[str, Instance] = {}  # delegated: queued for a worker or running
+        self.running: set[str] = set()  # the part of in_flight a worker has started
         self.waiting: dict[str, Instance] = {}
         self.terminal_count = 0
         self._ready: deque[Instance] = deque()
@@ -138,12 +139,20 @@ class Scheduler:
             if instance.status.terminal:
                 return
             raise RuntimeError(f"node `{instance.id}` has no call in flight")
+        self.running.discard(instance.id)
         self.apply(instance, outcome)
+
+    def call_started(self, instance: Instance) -> None:
+        """A worker began the delegated call (a cancel now fails it rather than skipping it)."""
+        if instance.id not in self.in_flight:
+            raise RuntimeError(f"node `{instance.id}` has no call in flight")
+        self.running.add(instance.id)
 
     def withdraw(self, instance: Instance) -> None:
         """Take back a delegated call that never started (the job is halting or was canceled);
         the node stays unfinished and is skipped when the job closes."""
         self.in_flight.pop(instance.id, None)
+        self.running.discard(instance.id)
         self._settle_job()
 
     @property
@@ -213,8 +222,10 @@ class Scheduler:
         self.cancel_reason = reason
         self._closing = True
         for instance in list(self.in_flight.values()):
-            self._set(instance, NodeStatus.FAILURE, "canceled")
+            if instance.id in self.running:
+                self._set(instance, NodeStatus.FAILURE, "canceled")
         self.in_flight.clear()
+        self.running.clear()
         self._close(reason)
         self._job_status(JobStatus.CANCELED)
 
@@ -330,6 +341,7 @@ class Scheduler:
 
     def _fail(self, instance: Instance, message: str) -> None:
         self.in_flight.pop(instance.id, None)
+        self.running.discard(instance.id)
         self.waiting.pop(instance.id, None)
         if self.first_failure is None:
             self.first_failure = instance

@@ -73,3 +73,9 @@ def decide(job: JobRun, node_id: str, decision: Any) -> JobRun:
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Runner-level tests run on both anyio backends."""
     return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_assets(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep dry-run files and data dirs of every test under a temporary directory."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))

@@ -37,6 +37,7 @@ def step(scheduler: Scheduler) -> list[str]:
 
 def finish_calls(scheduler: Scheduler, *, fail: str | None = None) -> None:
     for instance in list(scheduler.in_flight.values()):
+        scheduler.call_started(instance)
         if instance.id == fail:
             scheduler.finish_call(instance, Failed("boom"))
         else:
@@ -121,10 +122,14 @@ def test_cancel_fails_calls_in_flight_and_skips_the_rest() -> None:
     step(scheduler)
     step(scheduler)
     step(scheduler)
+    scheduler.call_started(scheduler.instances["gen#0"])
+    scheduler.call_started(scheduler.instances["gen#1"])
     scheduler.cancel()
     assert scheduler.status.value == "canceled"
     assert scheduler.instances["gen#0"].status.value == "failure"
     assert scheduler.instances["gen#0"].reason == "canceled"
+    assert scheduler.instances["gen#2"].status.value == "skipped"  # queued, never started
+    assert scheduler.instances["gen#2"].reason == "job canceled"
     assert scheduler.instances["shout#0"].status.value == "success"
     assert scheduler.instances["all_images"].reason == "job canceled"
     late = scheduler.instances["gen#1"]
