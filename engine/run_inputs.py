@@ -45,7 +45,7 @@ def validate_run_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[st
     for name, spec in declared.items():
         value = values.get(name)
         required = _required_message(spec.required, values) if spec.required else None
-        if required and not is_defined(value):
+        if required is not None and not is_defined(value):
             problems.append(Problem(f"input `{name}` is required{required}", path=f"inputs.{name}"))
             continue
         if value is not None:

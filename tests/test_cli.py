@@ -1,0 +1,176 @@
+"""The `flowgraph` command through a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import EXAMPLES, FLOWS
+
+ROOT = Path(__file__).parent.parent
+
+
+def flowgraph(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env or {}), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, env=environment,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def job_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    envelope = json.loads(result.stdout)
+    assert list(envelope) == ["job"]
+    job: dict[str, Any] = envelope["job"]
+    return job
+
+
+def test_validate_accepts_every_example() -> None:
+    for example in sorted(EXAMPLES.glob("*.json")):
+        result = flowgraph("validate", str(example))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith(f"valid: {example}")
+
+
+def test_validate_lists_every_problem_one_a_line_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"flow": [
+        {"id": "a", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["ghost"]},
+        {"id": "a", "type": "logic"},
+    ]}))
+    result = flowgraph("validate", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "error: flow is invalid"
+    assert "flow[0].dependsOn[0]: unknown node `ghost` in `dependsOn`" in lines
+    assert "flow[1].id: duplicate node id `a` (first at flow[0])" in lines
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_json_names_line_and_column(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"flow": [\n  {"id": "a",, }\n]}')
+    result = flowgraph("run", str(bad), "--json")
+    assert result.returncode == 2 and result.stdout == ""
+    assert f"{bad}: malformed JSON at line 2, column 14" in result.stderr
+
+
+def test_missing_file_is_a_clear_error() -> None:
+    result = flowgraph("run", "nowhere.json")
+    assert result.returncode == 2
+    assert "no such file `nowhere.json`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_json_prints_only_the_envelope() -> None:
+    result = flowgraph("run", "examples/branching.json", "--input", "mode=quality",
+                       "--input", "prompt=a red fox", "--json")
+    assert result.returncode == 0, result.stderr
+    job = job_of(result)
+    assert job["status"] == "success"
+    assert job["metadata"]["input"] == {"prompt": "a red fox", "mode": "quality"}
+    statuses = {n["id"]: n["status"] for n in job["metadata"]["flow"]}
+    assert statuses == {"check": "success", "gen_fast": "skipped", "gen_quality": "success", "upscale": "success"}
+
+
+def test_input_values_parse_as_json_when_they_can(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs.json"
+    inputs.write_text(json.dumps({"subjects": ["from file"], "style": "oil"}))
+    result = flowgraph("run", "examples/fan-out.json", "--inputs", str(inputs),
+                       "--input", 'subjects=["a", "b"]', "--json")
+    job = job_of(result)
+    assert job["metadata"]["input"] == {"subjects": ["a", "b"], "style": "oil"}
+    assert [n["output"] for n in job["metadata"]["flow"] if n["id"].startswith("compose#")] == [
+        "a, oil, plate 1", "b, oil, plate 2"]
+    result = flowgraph("run", str(FLOWS / "resolution-order.json"), "--input", "given=12", "--json")
+    assert result.returncode == 2
+    assert "input `given` must be a string, got `12`" in result.stderr
+    result = flowgraph("run", str(FLOWS / "resolution-order.json"), "--input", 'given="12"', "--json")
+    assert job_of(result)["metadata"]["input"] == {"given": "12"}
+
+
+def test_invalid_inputs_exit_2_with_every_problem_and_empty_stdout() -> None:
+    result = flowgraph("run", "examples/branching.json", "--input", "mode=slow",
+                       "--input", "colour=red", "--input", "oops", "--json")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "`--input oops` is not NAME=VALUE" in result.stderr
+    result = flowgraph("run", "examples/branching.json", "--input", "mode=slow", "--input", "colour=red")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "inputs.colour: unknown input `colour`" in result.stderr
+    assert 'inputs.mode: input `mode` must be one of ["fast", "quality"], got `slow`' in result.stderr
+
+
+def test_failure_exit_1_and_keep_going() -> None:
+    result = flowgraph("run", "examples/fan-out.json", "--fail", "gen", "--json")
+    assert result.returncode == 1
+    job = job_of(result)
+    assert job["status"] == "failure"
+    assert job["metadata"]["error"].startswith("node `gen#")
+    result = flowgraph("run", str(FLOWS / "for-each-failure.json"), "--keep-going", "--json")
+    job = job_of(result)
+    assert result.returncode == 1
+    assert {n["id"]: n["status"] for n in job["metadata"]["flow"]}["independent"] == "success"
+
+
+def test_a_job_waiting_at_a_gate_exits_3_and_says_how_to_continue() -> None:
+    result = flowgraph("run", "examples/approval.json", "--json")
+    assert result.returncode == 3
+    assert job_of(result)["status"] == "in-progress"
+    assert "waiting at `review`" in result.stderr
+    result = flowgraph("run", "examples/approval.json", "--auto-approve", "--json")
+    assert result.returncode == 0
+    assert job_of(result)["status"] == "success"
+
+
+def test_decisions_file_template_ids_prefixes_refusals_and_unused_entries(tmp_path: Path) -> None:
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(json.dumps({"gate": "approve", "gate#1": "reject", "nobody": "approve"}))
+    result = flowgraph("run", str(FLOWS / "gates-in-loop.json"), "--decisions", str(decisions), "--json")
+    job = job_of(result)
+    statuses = {n["id"]: n["status"] for n in job["metadata"]["flow"]}
+    assert statuses["gate#1"] == "rejected"
+    assert job["status"] == "canceled" and result.returncode == 1
+    assert "decision for `nobody` was not used" in result.stderr
+    decisions.write_text(json.dumps({"review": "approve", "choose": {"select": [7]}}))
+    result = flowgraph("run", str(FLOWS / "gates.json"), "--decisions", str(decisions), "--json")
+    assert result.returncode == 3
+    assert "refused: user-selection `choose`: index `7` is out of range" in result.stderr
+    assert {n["id"]: n["status"] for n in job_of(result)["metadata"]["flow"]}["choose"] == "processing"
+    decisions.write_text(json.dumps({"review": "maybe"}))
+    result = flowgraph("run", str(FLOWS / "gates.json"), "--decisions", str(decisions))
+    assert result.returncode == 2
+    assert "review: decision `maybe` is not `approve`, `reject`" in result.stderr
+
+
+def test_graph_formats() -> None:
+    mermaid = flowgraph("graph", "examples/fan-out.json", "--format", "mermaid")
+    assert mermaid.returncode == 0
+    assert mermaid.stdout.startswith("flowchart LR")
+    assert 'subgraph n_loop_body ["for-each loop"]' in mermaid.stdout
+    dot = flowgraph("graph", "examples/branching.json", "--format", "dot")
+    assert 'label="case 2: quality"' in dot.stdout
+    as_json = json.loads(flowgraph("graph", "examples/branching.json", "--format", "json").stdout)
+    assert {"source": "check", "target": "gen_fast", "kinds": ["branch"], "label": "case 1: fast"} in as_json["edges"]
+
+
+def test_human_summary_on_stdout() -> None:
+    result = flowgraph("run", "examples/branching.json", "--input", "mode=fast")
+    assert result.returncode == 0
+    assert "gen_fast" in result.stdout and "success" in result.stdout
+    assert "branch `gen_quality` of `check` not taken" in result.stdout
+
+
+@pytest.mark.parametrize("example", ["branching.json", "fan-out.json", "transform.json", "creative-app.json", "approval.json"])
+def test_every_example_runs_offline(example: str) -> None:
+    args = {"branching.json": ["--input", "mode=fast"],
+            "creative-app.json": ["--input", "subject=a kite", "--auto-approve"]}.get(example, [])
+    result = flowgraph("run", f"examples/{example}", "--json", "--auto-approve", *args)
+    job = job_of(result)
+    expected = {"creative-app.json": "in-progress"}.get(example, "success")
+    assert job["status"] == expected, result.stderr
