@@ -33,8 +33,9 @@ class DryRunExecutor:
     """Offline stand-in for Scenario's models: deterministic assets, optional latency/failures.
 
     Asset ids derive from the seed, the node's (clone) id, the attempt and the inputs: stable
-    across runs, distinct between nodes. Each asset is a small PNG written under `assets_dir`
-    (its url is a `file://` url); with `assets_dir=None` nothing is written and the url uses the
+    across runs, distinct between nodes. An asset's url is a `file://` url of a small placeholder
+    PNG under `assets_dir`, one of 256 colours picked by the asset id, so a 100,000-node run
+    writes at most 256 files. With `assets_dir=None` nothing is written and the url uses the
     `dry-run://` scheme. An input named `numSamples` or `numOutputs` asks for that many assets.
     """
 
@@ -51,6 +52,7 @@ class DryRunExecutor:
         self.fail_nodes = frozenset(fail_nodes)
         self.assets_dir = Path(assets_dir) if assets_dir is not None else None
         self.cost_per_call = cost_per_call
+        self._placeholder_urls: dict[int, str] = {}
         if self.assets_dir is not None:
             self.assets_dir.mkdir(parents=True, exist_ok=True)
 
@@ -79,10 +81,14 @@ class DryRunExecutor:
     def _asset(self, asset_id: str) -> Asset:
         if self.assets_dir is None:
             return Asset(asset_id, f"dry-run://{asset_id}.png", "image")
-        path = self.assets_dir / f"{asset_id}.png"
-        if not path.exists():
-            path.write_bytes(_placeholder_png(asset_id))
-        return Asset(asset_id, path.resolve().as_uri(), "image")
+        colour = hashlib.blake2b(asset_id.encode(), digest_size=1).digest()[0]
+        url = self._placeholder_urls.get(colour)
+        if url is None:
+            path = self.assets_dir / f"dry-run-{colour:03d}.png"
+            if not path.exists():
+                path.write_bytes(_placeholder_png(colour))
+            url = self._placeholder_urls[colour] = path.resolve().as_uri()
+        return Asset(asset_id, url, "image")
 
 
 def _requested_count(inputs: Mapping[str, Any]) -> int:
@@ -93,9 +99,9 @@ def _requested_count(inputs: Mapping[str, Any]) -> int:
     return 1
 
 
-def _placeholder_png(seed: str, size: int = 8) -> bytes:
-    """A tiny valid PNG of one colour derived from `seed`."""
-    red, green, blue = hashlib.blake2b(seed.encode(), digest_size=3).digest()
+def _placeholder_png(colour: int, size: int = 8) -> bytes:
+    """A tiny valid PNG of one of 256 colours."""
+    red, green, blue = hashlib.blake2b(bytes([colour]), digest_size=3).digest()
     row = b"\x00" + bytes((red, green, blue)) * size
     raw = row * size
 

@@ -1,0 +1,1 @@
+"""flowgraph benchmarks: engine scenarios next to baselines, measured in the same process."""

@@ -1,0 +1,32 @@
+"""`python -m benchmarks [--iterations N] [--json]`: print the benchmark table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+
+from .scenarios import run_suite
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--iterations", type=int, default=10_000)
+    parser.add_argument("--json", action="store_true", help="machine-readable results")
+    options = parser.parse_args()
+    results = run_suite(options.iterations)
+    machine = f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
+    if options.json:
+        json.dump({"machine": machine, "results": [r.to_json() for r in results]}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    print(f"machine: {machine}")
+    print(f"{'scenario':<42} {'nodes':>8} {'seconds':>9} {'µs/node':>9} {'ratio':>12}")
+    for r in results:
+        ratio = f"{r.ratio:.1f}x floor" if r.ratio is not None else "-"
+        print(f"{r.name:<42} {r.nodes:>8} {r.seconds:>9.3f} {r.micros_per_node:>9.1f} {ratio:>12}")
+
+
+if __name__ == "__main__":
+    main()
