@@ -322,9 +322,10 @@ def _link(templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]],
         template.referenced = any(
             kinds & REFERENCE_EDGES for _, _, kinds in graph.out_edges(template.id, data="kinds")
         )
-        template.branch_sources = tuple(
+        # sorted by id, not flow position, so that reordering the flow changes nothing
+        template.branch_sources = tuple(sorted(
             source for source, _, kinds in graph.in_edges(template.id, data="kinds") if "branch" in kinds
-        )
+        ))
         if template.type != "for-each":
             continue
         template.body = tuple(t.id for t in templates.values() if t.owner == template.id)
