@@ -25,6 +25,8 @@ demo: $(VENV)/.installed
 	$(BIN)/flowgraph run examples/creative-app.json --input subject="a lighthouse at dusk" --input style=watercolor
 
 test: $(VENV)/.installed-dev
+	$(BIN)/ruff check engine nodes tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev

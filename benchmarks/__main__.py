@@ -16,9 +16,13 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable results")
     options = parser.parse_args()
     results = run_suite(options.iterations)
-    machine = f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
+    machine = (
+        f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
+    )
     if options.json:
-        json.dump({"machine": machine, "results": [r.to_json() for r in results]}, sys.stdout, indent=2)
+        json.dump(
+            {"machine": machine, "results": [r.to_json() for r in results]}, sys.stdout, indent=2
+        )
         sys.stdout.write("\n")
         return
     print(f"machine: {machine}")

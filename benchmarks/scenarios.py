@@ -54,11 +54,18 @@ def bare_asyncio(count: int) -> float:
 def fan_out_workflow(iterations: int) -> dict[str, Any]:
     """A for-each of `iterations` with one model node per iteration."""
     return {
-        "id": "wflow_bench_fan_out", "name": "fan-out benchmark",
+        "id": "wflow_bench_fan_out",
+        "name": "fan-out benchmark",
         "flow": [
             {"id": "loop", "type": "for-each", "count": iterations, "loopBodyNodeIds": ["gen"]},
-            {"id": "gen", "type": "custom-model", "modelId": "model_bench",
-             "inputs": [{"name": "index", "type": "number", "ref": {"node": "loop", "name": "index"}}]},
+            {
+                "id": "gen",
+                "type": "custom-model",
+                "modelId": "model_bench",
+                "inputs": [
+                    {"name": "index", "type": "number", "ref": {"node": "loop", "name": "index"}}
+                ],
+            },
         ],
     }
 
@@ -95,6 +102,11 @@ def run_suite(iterations: int = 10_000) -> list[Measurement]:
     engine = fan_out_through_cli(iterations)
     return [
         Measurement("bare asyncio.gather (floor)", iterations, floor),
-        Measurement(f"for-each x{iterations}, 1 model node, CLI", nodes, engine,
-                    baseline="bare asyncio.gather (floor)", ratio=engine / floor),
+        Measurement(
+            f"for-each x{iterations}, 1 model node, CLI",
+            nodes,
+            engine,
+            baseline="bare asyncio.gather (floor)",
+            ratio=engine / floor,
+        ),
     ]

@@ -64,8 +64,9 @@ class JobRun:
 
     def document(self) -> dict[str, Any]:
         """The job as Scenario's API shows it (no envelope)."""
-        return job_document(self.scheduler, created_at=self.created_at,
-                            extra_metadata=self.extra_metadata)
+        return job_document(
+            self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
+        )
 
 
 class Engine:
@@ -103,7 +104,8 @@ class Engine:
             python = PythonExecutor(python_models)
             router = ExecutorRouter(
                 routes=[Route(python, model_id=m) for m in python.functions] + router.routes,
-                default=router.default)
+                default=router.default,
+            )
         self.router = router
         self.workflows: dict[str, Workflow] = dict(workflows or {})
         self.sinks: list[EventSink] = list(sinks)
@@ -132,35 +134,63 @@ class Engine:
 
     # ----- running ------------------------------------------------------------------------------
 
-    def prepare(self, document: Workflow | Mapping[str, Any] | str | Path,
-                inputs: Mapping[str, Any] | None = None, *, keep_going: bool | None = None,
-                job_id: str | None = None, parent: JobRun | None = None,
-                lineage: Sequence[str] = ()) -> JobRun:
+    def prepare(
+        self,
+        document: Workflow | Mapping[str, Any] | str | Path,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        keep_going: bool | None = None,
+        job_id: str | None = None,
+        parent: JobRun | None = None,
+        lineage: Sequence[str] = (),
+    ) -> JobRun:
         """Compile, check the run inputs and create the job (queued; nothing runs yet)."""
         workflow = self.load(document)
         plan = compile_flow(workflow, self.kinds)
         values = validate_run_inputs(workflow, inputs or {})
-        scheduler = Scheduler(plan, job_id=job_id or self.job_ids(), inputs=values,
-                              keep_going=self.keep_going if keep_going is None else keep_going,
-                              clock=self.clock)
+        scheduler = Scheduler(
+            plan,
+            job_id=job_id or self.job_ids(),
+            inputs=values,
+            keep_going=self.keep_going if keep_going is None else keep_going,
+            clock=self.clock,
+        )
         chain = (*lineage, workflow.id or "<root>")
 
-        async def run_child(instance: Instance, call: NodeCall, workflow_id: str) -> Completed | Failed:
+        async def run_child(
+            instance: Instance, call: NodeCall, workflow_id: str
+        ) -> Completed | Failed:
             return await self._run_child(job, call, workflow_id, chain)
 
-        runner = Runner(scheduler, router=self.router, policy=self.policy, sinks=self.sinks,
-                        child_runner=run_child, seed=self.seed)
-        job = JobRun(workflow=workflow, plan=plan, scheduler=scheduler, runner=runner,
-                     created_at=scheduler.status_history[0][0],
-                     parent_job_id=parent.job_id if parent else None)
+        runner = Runner(
+            scheduler,
+            router=self.router,
+            policy=self.policy,
+            sinks=self.sinks,
+            child_runner=run_child,
+            seed=self.seed,
+        )
+        job = JobRun(
+            workflow=workflow,
+            plan=plan,
+            scheduler=scheduler,
+            runner=runner,
+            created_at=scheduler.status_history[0][0],
+            parent_job_id=parent.job_id if parent else None,
+        )
         if parent is not None:
             job.extra_metadata["workflowJobId"] = parent.job_id
         self.jobs[scheduler.job_id] = job
         return job
 
-    async def run(self, document: Workflow | Mapping[str, Any] | str | Path,
-                  inputs: Mapping[str, Any] | None = None, *, keep_going: bool | None = None,
-                  job_id: str | None = None) -> JobRun:
+    async def run(
+        self,
+        document: Workflow | Mapping[str, Any] | str | Path,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        keep_going: bool | None = None,
+        job_id: str | None = None,
+    ) -> JobRun:
         """Run a workflow to its end or to the first gates that wait."""
         job = self.prepare(document, inputs, keep_going=keep_going, job_id=job_id)
         await job.runner.run()
@@ -196,8 +226,9 @@ class Engine:
 
     # ----- sub-workflows --------------------------------------------------------------------------
 
-    async def _run_child(self, parent: JobRun, call: NodeCall, workflow_id: str,
-                         lineage: tuple[str, ...]) -> Completed | Failed:
+    async def _run_child(
+        self, parent: JobRun, call: NodeCall, workflow_id: str, lineage: tuple[str, ...]
+    ) -> Completed | Failed:
         child_workflow = self.workflows.get(workflow_id)
         if child_workflow is None:
             known = ", ".join(f"`{w}`" for w in self.workflows) or "none"
@@ -216,19 +247,29 @@ class Engine:
         document = child.document()
         if child.status is JobStatus.SUCCESS:
             metadata = document["metadata"]
-            assets = [a for i in child.scheduler.instances.values() for a in i.assets
-                      if a.asset_id in set(metadata["assetIds"])]
-            return Completed({"output": list(metadata["assetIds"]), "all": metadata["output"]},
-                             assets=assets)
+            assets = [
+                a
+                for i in child.scheduler.instances.values()
+                for a in i.assets
+                if a.asset_id in set(metadata["assetIds"])
+            ]
+            return Completed(
+                {"output": list(metadata["assetIds"]), "all": metadata["output"]}, assets=assets
+            )
         if child.waiting:
-            return Failed(f"sub-workflow `{workflow_id}` (job `{child.job_id}`) waits at "
-                          f"gate `{child.waiting[0].id}`; gates inside sub-workflows are not "
-                          "supported")
-        return Failed(f"sub-workflow `{workflow_id}` (job `{child.job_id}`) ended "
-                      f"{child.status.value}: {document['metadata'].get('error', 'no error')}")
+            return Failed(
+                f"sub-workflow `{workflow_id}` (job `{child.job_id}`) waits at "
+                f"gate `{child.waiting[0].id}`; gates inside sub-workflows are not "
+                "supported"
+            )
+        return Failed(
+            f"sub-workflow `{workflow_id}` (job `{child.job_id}`) ended "
+            f"{child.status.value}: {document['metadata'].get('error', 'no error')}"
+        )
 
 
-def executor_route(executor: Executor, *, node_type: str | None = None,
-                   model_id: str | None = None) -> Route:
+def executor_route(
+    executor: Executor, *, node_type: str | None = None, model_id: str | None = None
+) -> Route:
     """A routing rule: nodes of `node_type` / `model_id` (glob patterns) go to `executor`."""
     return Route(executor, node_type=node_type, model_id=model_id)

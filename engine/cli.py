@@ -23,8 +23,12 @@ from .terminal import ProgressDisplay, ask_decision, print_summary
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="flowgraph: run Scenario workflows locally.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="flowgraph: run Scenario workflows locally.",
+)
 err = Console(stderr=True, highlight=False)
 
 
@@ -57,11 +61,16 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
         try:
             loaded = parse_json(inputs_file.read_text(encoding="utf-8"), source=str(inputs_file))
         except OSError as error:
-            raise ValidationError([Problem(f"cannot read `{inputs_file}`: {error.strerror}")],
-                                  what="run inputs") from None
+            raise ValidationError(
+                [Problem(f"cannot read `{inputs_file}`: {error.strerror}")], what="run inputs"
+            ) from None
         if not isinstance(loaded, dict):
-            problems.append(Problem("an inputs file holds a JSON object of input names to values",
-                                    path=str(inputs_file)))
+            problems.append(
+                Problem(
+                    "an inputs file holds a JSON object of input names to values",
+                    path=str(inputs_file),
+                )
+            )
         else:
             values.update(loaded)
     for pair in pairs:
@@ -79,7 +88,9 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
 
 
 @app.command()
-def validate(file: Annotated[Path, typer.Argument(help="A workflow, {\"workflow\"} or {\"job\"} JSON file")]) -> None:
+def validate(
+    file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
+) -> None:
     """Check a workflow document and its flow; every problem is listed, one a line."""
     engine = Engine()
     try:
@@ -92,21 +103,50 @@ def validate(file: Annotated[Path, typer.Argument(help="A workflow, {\"workflow\
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help="A workflow, {\"workflow\"} or {\"job\"} JSON file")],
-    input_pairs: Annotated[list[str], typer.Option("--input", "-i", help="NAME=VALUE; VALUE is JSON when it parses, else a string")] = [],  # noqa: B006
-    inputs_file: Annotated[Path | None, typer.Option("--inputs", help="A JSON object of inputs")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the {\"job\": ...} envelope on stdout")] = False,
-    fail: Annotated[list[str], typer.Option("--fail", help="Make this node (or every clone of this template) fail")] = [],  # noqa: B006
-    keep_going: Annotated[bool, typer.Option("--keep-going", help="Let independent branches finish after a failure")] = False,
+    file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
+    input_pairs: Annotated[
+        list[str],
+        typer.Option(
+            "--input", "-i", help="NAME=VALUE; VALUE is JSON when it parses, else a string"
+        ),
+    ] = [],  # noqa: B006
+    inputs_file: Annotated[
+        Path | None, typer.Option("--inputs", help="A JSON object of inputs")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print only the {"job": ...} envelope on stdout')
+    ] = False,
+    fail: Annotated[
+        list[str],
+        typer.Option("--fail", help="Make this node (or every clone of this template) fail"),
+    ] = [],  # noqa: B006
+    keep_going: Annotated[
+        bool, typer.Option("--keep-going", help="Let independent branches finish after a failure")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for dry-run asset ids")] = 0,
-    max_concurrency: Annotated[int, typer.Option("--max-concurrency", min=1, help="Executor calls at once")] = 8,
-    latency: Annotated[float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")] = 0.0,
-    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Simulated transient failure rate")] = 0.0,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", min=1, help="Executor calls at once")
+    ] = 8,
+    latency: Annotated[
+        float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")
+    ] = 0.0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Simulated transient failure rate")
+    ] = 0.0,
     retries: Annotated[int, typer.Option(min=0, help="Retries for transient executor errors")] = 2,
-    timeout: Annotated[float | None, typer.Option(help="Seconds before a model call times out")] = None,
-    assets_dir: Annotated[Path | None, typer.Option(help="Where dry-run assets are written")] = None,
-    decisions_file: Annotated[Path | None, typer.Option("--decisions", help="JSON: node id -> approve | reject | {\"select\": [i]}")] = None,
-    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Approve every user-approval gate")] = False,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds before a model call times out")
+    ] = None,
+    assets_dir: Annotated[
+        Path | None, typer.Option(help="Where dry-run assets are written")
+    ] = None,
+    decisions_file: Annotated[
+        Path | None,
+        typer.Option("--decisions", help='JSON: node id -> approve | reject | {"select": [i]}'),
+    ] = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Approve every user-approval gate")
+    ] = False,
 ) -> None:
     """Run a workflow offline; model nodes go to the dry-run executor."""
     try:
@@ -116,14 +156,25 @@ def run(
             try:
                 text = decisions_file.read_text(encoding="utf-8")
             except OSError as error:
-                raise ValidationError([Problem(f"cannot read `{decisions_file}`: {error.strerror}")],
-                                      what="decisions") from None
+                raise ValidationError(
+                    [Problem(f"cannot read `{decisions_file}`: {error.strerror}")], what="decisions"
+                ) from None
             decisions = check_decisions(parse_json(text, source=str(decisions_file)))
-        dry_run = DryRunExecutor(seed=seed, latency=latency, failure_rate=failure_rate,
-                                 fail_nodes=fail, assets_dir=assets_dir or default_assets_dir())
-        engine = Engine(dry_run=dry_run, seed=seed, keep_going=keep_going,
-                        policy=CallPolicy(concurrency=max_concurrency, retries=retries,
-                                          timeout=timeout, backoff=0.05))
+        dry_run = DryRunExecutor(
+            seed=seed,
+            latency=latency,
+            failure_rate=failure_rate,
+            fail_nodes=fail,
+            assets_dir=assets_dir or default_assets_dir(),
+        )
+        engine = Engine(
+            dry_run=dry_run,
+            seed=seed,
+            keep_going=keep_going,
+            policy=CallPolicy(
+                concurrency=max_concurrency, retries=retries, timeout=timeout, backoff=0.05
+            ),
+        )
         job = engine.prepare(file, inputs)
     except ValidationError as error:
         raise fail_invalid(error) from None
@@ -139,8 +190,9 @@ def run(
     async def drive() -> None:
         await job.runner.run()
         while job.waiting and not job.scheduler.finished:
-            progressed = apply_decisions(job.scheduler, decisions, auto_approve=auto_approve,
-                                         report=report)
+            progressed = apply_decisions(
+                job.scheduler, decisions, auto_approve=auto_approve, report=report
+            )
             if not progressed and interactive:
                 progressed = ask_decisions(job)
             if not progressed:
@@ -190,15 +242,17 @@ def exit_code(job: JobRun) -> int:
     if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
         return EXIT_JOB_FAILED
     gates = ", ".join(f"`{g.id}`" for g in job.waiting)
-    err.print(f"job {job.job_id} is waiting at {gates}. Decide with --decisions FILE "
-              "(node id -> approve | reject | {\"select\": [i, ...]}) or --auto-approve.",
-              markup=False)
+    err.print(
+        f"job {job.job_id} is waiting at {gates}. Decide with --decisions FILE "
+        '(node id -> approve | reject | {"select": [i, ...]}) or --auto-approve.',
+        markup=False,
+    )
     return EXIT_WAITING
 
 
 @app.command()
 def graph(
-    file: Annotated[Path, typer.Argument(help="A workflow, {\"workflow\"} or {\"job\"} JSON file")],
+    file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
     output_format: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.mermaid,
 ) -> None:
     """Draw the compiled flow: mermaid, Graphviz dot or JSON."""

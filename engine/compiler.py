@@ -103,22 +103,29 @@ class Plan:
         """Whether a for-each's collected output is asset ids (every sink produces assets)."""
         sinks = self.nodes[loop_id].sinks
         return bool(sinks) and all(
-            self.nodes[s].produces_assets or (self.nodes[s].type == "for-each"
-                                              and self.loop_output_is_assets(s))
+            self.nodes[s].produces_assets
+            or (self.nodes[s].type == "for-each" and self.loop_output_is_assets(s))
             for s in sinks
         )
 
 
 def compile_flow(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
-    """Compile and validate `workflow`; raises ValidationError (or CycleError) with every problem."""
+    """Compile and validate `workflow`.
+
+    Raises ValidationError (CycleError for cycles) listing every problem found.
+    """
     problems: list[Problem] = []
     flow = workflow.flow
     positions: dict[str, int] = {}
     for position, node in enumerate(flow):
         if node.id in positions:
-            problems.append(Problem(
-                f"duplicate node id `{node.id}` (first at flow[{positions[node.id]}])",
-                path=f"flow[{position}].id", node_id=node.id))
+            problems.append(
+                Problem(
+                    f"duplicate node id `{node.id}` (first at flow[{positions[node.id]}])",
+                    path=f"flow[{position}].id",
+                    node_id=node.id,
+                )
+            )
         else:
             positions[node.id] = position
     declared_inputs = _check_workflow_inputs(workflow, problems)
@@ -151,7 +158,9 @@ def _check_workflow_inputs(workflow: Workflow, problems: list[Problem]) -> set[s
     for index, declared in enumerate(workflow.inputs):
         path = f"inputs[{index}]"
         if declared.name in names:
-            problems.append(Problem(f"duplicate workflow input `{declared.name}`", path=f"{path}.name"))
+            problems.append(
+                Problem(f"duplicate workflow input `{declared.name}`", path=f"{path}.name")
+            )
         names.add(declared.name)
         if declared.type not in INPUT_TYPES:
             problems.append(Problem(_unknown_input_type(declared.type), path=f"{path}.type"))
@@ -193,8 +202,11 @@ def _compile_node(
             report(_unknown_input_type(node_input.type), f"{path}.type")
         fields = node_input.model_fields_set
         compiled = CompiledInput(
-            name=node_input.name, type=node_input.type, position=index,
-            value=node_input.value, has_value="value" in fields and node_input.value is not None,
+            name=node_input.name,
+            type=node_input.type,
+            position=index,
+            value=node_input.value,
+            has_value="value" in fields and node_input.value is not None,
             default=node_input.default,
         )
         ref = node_input.ref
@@ -205,13 +217,21 @@ def _compile_node(
             compiled.ref_equal = ref.equal
             compiled.conditional = tuple(ref.conditional or ())
             if ref.node is None and not ref.conditional:
-                report("`ref` has neither `node` nor `conditional`; set at least one", f"{path}.ref")
+                report(
+                    "`ref` has neither `node` nor `conditional`; set at least one", f"{path}.ref"
+                )
             if ref.node == WORKFLOW_REF:
                 if not ref.name:
-                    report("a ref to `workflow` needs `name`: the run input to read", f"{path}.ref.name")
+                    report(
+                        "a ref to `workflow` needs `name`: the run input to read",
+                        f"{path}.ref.name",
+                    )
                 elif ref.name not in declared_inputs:
-                    report(f"ref to undeclared workflow input `{ref.name}`; declare it in the "
-                           "workflow's `inputs`", f"{path}.ref.name")
+                    report(
+                        f"ref to undeclared workflow input `{ref.name}`; declare it in the "
+                        "workflow's `inputs`",
+                        f"{path}.ref.name",
+                    )
             elif ref.node is not None and known(ref.node, f"{path}.ref.node", "`ref.node`"):
                 _edge(graph, ref.node, node.id, "data")
             for entry_index, entry in enumerate(compiled.conditional):
@@ -227,7 +247,7 @@ def _compile_node(
         else:
             known(member, f"loopBodyNodeIds[{index}]", "`loopBodyNodeIds`")
     if node.type == "logic" and node.logic is not None:
-        for index, case in enumerate(node.logic.cases or []):
+        for case in node.logic.cases or []:
             if isinstance(case.value, str) and case.value in positions and case.value != node.id:
                 _edge(graph, node.id, case.value, "branch")
         default = node.logic.default
@@ -244,8 +264,15 @@ def _compile_node(
         except ExpressionSyntaxError as error:
             report(str(error), path)
     return TemplateNode(
-        id=node.id, position=position, type=node.type, node=node, wire=node.to_wire(), kind=kind,
-        inputs=inputs, depends_on=tuple(node.depends_on or ()), expressions=expressions,
+        id=node.id,
+        position=position,
+        type=node.type,
+        node=node,
+        wire=node.to_wire(),
+        kind=kind,
+        inputs=inputs,
+        depends_on=tuple(node.depends_on or ()),
+        expressions=expressions,
     )
 
 
@@ -263,7 +290,9 @@ def _resolve_loops(
     listed: dict[str, set[str]] = {}
     for node in flow:
         if node.type == "for-each" and positions.get(node.id) is not None:
-            listed[node.id] = {m for m in node.loop_body_node_ids or [] if m in positions and m != node.id}
+            listed[node.id] = {
+                m for m in node.loop_body_node_ids or [] if m in positions and m != node.id
+            }
 
     def contains(outer: str, inner: str, seen: frozenset[str] = frozenset()) -> bool:
         if outer in seen:
@@ -279,9 +308,14 @@ def _resolve_loops(
         innermost = [a for a in listers if all(a == b or contains(b, a) for b in listers)]
         if len(innermost) != 1:
             first, second = sorted(listers, key=positions.__getitem__)[:2]
-            problems.append(Problem(
-                f"node `{member}` is claimed by two sibling loops `{first}` and `{second}`; "
-                "a node belongs to one loop", path=f"flow[{positions[member]}]", node_id=member))
+            problems.append(
+                Problem(
+                    f"node `{member}` is claimed by two sibling loops `{first}` and `{second}`; "
+                    "a node belongs to one loop",
+                    path=f"flow[{positions[member]}]",
+                    node_id=member,
+                )
+            )
             continue
         owner[member] = innermost[0]
         _edge(graph, innermost[0], member, "loop")
@@ -309,12 +343,14 @@ def _check_cycles(graph: nx.DiGraph, positions: dict[str, int], problems: list[P
             continue
         cycle_edges = nx.find_cycle(graph.subgraph(component), source=first)
         names = [edge[0] for edge in cycle_edges] + [first]
-        problems.append(Problem(f"cycle: {' -> '.join(names)}", path=f"flow[{positions[first]}]",
-                                node_id=first))
+        problems.append(
+            Problem(f"cycle: {' -> '.join(names)}", path=f"flow[{positions[first]}]", node_id=first)
+        )
 
 
-def _link(templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]],
-          graph: nx.DiGraph) -> None:
+def _link(
+    templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]], graph: nx.DiGraph
+) -> None:
     """Fill in the derived fields: loop chains, bodies, sinks, branch sources, referenced."""
     for template in templates.values():
         template.loops = loops.get(template.id, ())
@@ -323,9 +359,13 @@ def _link(templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]],
             kinds & REFERENCE_EDGES for _, _, kinds in graph.out_edges(template.id, data="kinds")
         )
         # sorted by id, not flow position, so that reordering the flow changes nothing
-        template.branch_sources = tuple(sorted(
-            source for source, _, kinds in graph.in_edges(template.id, data="kinds") if "branch" in kinds
-        ))
+        template.branch_sources = tuple(
+            sorted(
+                source
+                for source, _, kinds in graph.in_edges(template.id, data="kinds")
+                if "branch" in kinds
+            )
+        )
         if template.type != "for-each":
             continue
         template.body = tuple(t.id for t in templates.values() if t.owner == template.id)
@@ -334,9 +374,11 @@ def _link(templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]],
         # A ref from a node to a loop enclosing it reads the loop's item: it is no data flow
         # between body nodes, so it does not stop the loop from being a sink.
         template.sinks = tuple(
-            member for member in template.body
+            member
+            for member in template.body
             if not any(
-                consumer in inside and kinds & REFERENCE_EDGES
+                consumer in inside
+                and kinds & REFERENCE_EDGES
                 and member not in templates[consumer].loops
                 for _, consumer, kinds in graph.out_edges(member, data="kinds")
             )

@@ -15,16 +15,30 @@ APPROVE, REJECT = "approve", "reject"
 def check_decisions(raw: Any) -> dict[str, Any]:
     """Validate the shape of a decisions document; raises ValidationError naming each entry."""
     if not isinstance(raw, Mapping):
-        raise ValidationError([Problem("a decisions file maps node ids to `approve`, `reject` or "
-                                       "{\"select\": [indices]}")], what="decisions")
+        raise ValidationError(
+            [
+                Problem(
+                    'a decisions file maps node ids to `approve`, `reject` or {"select": [indices]}'
+                )
+            ],
+            what="decisions",
+        )
     problems = []
     for key, value in raw.items():
         if value in (APPROVE, REJECT):
             continue
-        if isinstance(value, Mapping) and set(value) == {"select"} and isinstance(value["select"], list):
+        if (
+            isinstance(value, Mapping)
+            and set(value) == {"select"}
+            and isinstance(value["select"], list)
+        ):
             continue
-        problems.append(Problem(f"decision `{value}` is not `approve`, `reject` or "
-                                "{\"select\": [indices]}", path=key))
+        problems.append(
+            Problem(
+                f'decision `{value}` is not `approve`, `reject` or {{"select": [indices]}}',
+                path=key,
+            )
+        )
     if problems:
         raise ValidationError(problems, what="decisions")
     return dict(raw)
@@ -49,8 +63,9 @@ class DecisionReport:
     refused: list[str] = field(default_factory=list)
 
 
-def apply_decisions(scheduler: Any, decisions: Mapping[str, Any], *, auto_approve: bool,
-                    report: DecisionReport) -> bool:
+def apply_decisions(
+    scheduler: Any, decisions: Mapping[str, Any], *, auto_approve: bool, report: DecisionReport
+) -> bool:
     """Decide every waiting gate an entry (or `auto_approve`) covers; True if any was decided."""
     progressed = False
     for gate in list(scheduler.waiting.values()):

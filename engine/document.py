@@ -21,8 +21,12 @@ def parse_json(text: str, *, source: str = "<document>") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise DocumentError(
-            [Problem(f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
-                     path=source)]
+            [
+                Problem(
+                    f"malformed JSON at line {error.lineno}, column {error.colno}: {error.msg}",
+                    path=source,
+                )
+            ]
         ) from None
 
 
@@ -51,18 +55,26 @@ def load_workflow(document: Any) -> Workflow:
         document, prefix = _workflow_from_job(document["job"]), "job.metadata."
     if not isinstance(document, dict):
         raise DocumentError(
-            [Problem("expected a JSON object: a Workflow, `{\"workflow\": ...}` or "
-                     f"`{{\"job\": ...}}`, got {type(document).__name__}")]
+            [
+                Problem(
+                    'expected a JSON object: a Workflow, `{"workflow": ...}` or '
+                    f'`{{"job": ...}}`, got {type(document).__name__}'
+                )
+            ]
         )
     if "flow" not in document:
-        raise DocumentError([Problem("a workflow needs a `flow` array of nodes", path=f"{prefix}flow")])
+        raise DocumentError(
+            [Problem("a workflow needs a `flow` array of nodes", path=f"{prefix}flow")]
+        )
     try:
         return Workflow.model_validate(document)
     except pydantic.ValidationError as error:
         raise DocumentError(schema_problems(error, document, prefix=prefix)) from None
 
 
-def schema_problems(error: pydantic.ValidationError, document: Any, *, prefix: str = "") -> list[Problem]:
+def schema_problems(
+    error: pydantic.ValidationError, document: Any, *, prefix: str = ""
+) -> list[Problem]:
     """Turn pydantic's errors into problems with JSON paths (`flow[3].inputs[1].ref.node`)."""
     problems = []
     for item in error.errors():
@@ -100,10 +112,13 @@ def _short(value: Any) -> str:
 
 
 def _workflow_from_job(job: dict[str, Any]) -> dict[str, Any]:
-    metadata = job.get("metadata") if isinstance(job.get("metadata"), dict) else {}
+    found = job.get("metadata")
+    metadata: dict[str, Any] = found if isinstance(found, dict) else {}
     flow = metadata.get("flow")
     if not isinstance(flow, list):
-        raise DocumentError([Problem("a job envelope needs `metadata.flow`", path="job.metadata.flow")])
+        raise DocumentError(
+            [Problem("a job envelope needs `metadata.flow`", path="job.metadata.flow")]
+        )
     nodes = []
     for node in flow:
         if not isinstance(node, dict) or "loopNodeId" in node:
@@ -117,7 +132,8 @@ def _workflow_from_job(job: dict[str, Any]) -> dict[str, Any]:
         if isinstance(clean.get("inputs"), list):
             clean["inputs"] = [
                 {k: v for k, v in i.items() if not (k == "value" and "ref" in i)}
-                if isinstance(i, dict) else i
+                if isinstance(i, dict)
+                else i
                 for i in clean["inputs"]
             ]
         nodes.append(clean)

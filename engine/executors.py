@@ -41,9 +41,16 @@ class DryRunExecutor:
 
     name = "dry-run"
 
-    def __init__(self, *, seed: int = 0, latency: float = 0.0, failure_rate: float = 0.0,
-                 fail_nodes: Iterable[str] = (), assets_dir: str | Path | None = None,
-                 cost_per_call: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        latency: float = 0.0,
+        failure_rate: float = 0.0,
+        fail_nodes: Iterable[str] = (),
+        assets_dir: str | Path | None = None,
+        cost_per_call: float = 1.0,
+    ) -> None:
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError(f"failure_rate must be between 0 and 1, got {failure_rate}")
         self.seed = seed
@@ -69,10 +76,13 @@ class DryRunExecutor:
         digest = self.asset_digest(call)
         if self.failure_rate and random.Random(digest).random() < self.failure_rate:
             raise TransientExecutorError(
-                f"dry-run simulated failure (rate {self.failure_rate}) on attempt {call.attempt}")
+                f"dry-run simulated failure (rate {self.failure_rate}) on attempt {call.attempt}"
+            )
         count = _requested_count(call.inputs)
-        assets = [self._asset(f"asset_{digest}" if n == 0 else f"asset_{digest}_{n}")
-                  for n in range(count)]
+        assets = [
+            self._asset(f"asset_{digest}" if n == 0 else f"asset_{digest}_{n}")
+            for n in range(count)
+        ]
         outputs: dict[str, Any] = {}
         if call.node_type == "generate-prompt":
             outputs["prompt"] = f"dry-run prompt from `{call.node_id}`"
@@ -106,12 +116,20 @@ def _placeholder_png(colour: int, size: int = 8) -> bytes:
     raw = row * size
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + tag + data
-                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + tag
+            + data
+            + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 class PythonExecutor:
@@ -146,11 +164,15 @@ def normalize_result(result: Any) -> ExecutorResult:
         return result
     if isinstance(result, Mapping):
         outputs = {k: v for k, v in result.items() if k != "assets"}
-        return ExecutorResult(assets=[_asset(a) for a in result.get("assets") or []], outputs=outputs)
+        return ExecutorResult(
+            assets=[_asset(a) for a in result.get("assets") or []], outputs=outputs
+        )
     if isinstance(result, list | tuple):
         return ExecutorResult(assets=[_asset(a) for a in result])
-    raise TypeError(f"a model function returned {type(result).__name__}; return an "
-                    "ExecutorResult, a mapping with `assets`, or a list of assets")
+    raise TypeError(
+        f"a model function returned {type(result).__name__}; return an "
+        "ExecutorResult, a mapping with `assets`, or a list of assets"
+    )
 
 
 def _asset(value: Any) -> Asset:
@@ -159,9 +181,12 @@ def _asset(value: Any) -> Asset:
     if isinstance(value, str):
         return Asset(value, f"asset://{value}")
     if isinstance(value, Mapping) and "assetId" in value:
-        return Asset(str(value["assetId"]), str(value.get("url", "")), str(value.get("kind", "image")))
-    raise TypeError(f"not an asset: `{value!r}`; give an Asset, an asset id or "
-                    "{'assetId': ..., 'url': ...}")
+        return Asset(
+            str(value["assetId"]), str(value.get("url", "")), str(value.get("kind", "image"))
+        )
+    raise TypeError(
+        f"not an asset: `{value!r}`; give an Asset, an asset id or {{'assetId': ..., 'url': ...}}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +201,8 @@ class Route:
         if self.node_type is not None and not fnmatch.fnmatchcase(node_type, self.node_type):
             return False
         return self.model_id is None or (
-            model_id is not None and fnmatch.fnmatchcase(model_id, self.model_id))
+            model_id is not None and fnmatch.fnmatchcase(model_id, self.model_id)
+        )
 
 
 @dataclass(slots=True)
@@ -210,7 +236,9 @@ class CallPolicy:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
 
 
-async def call_executor(executor: Executor, call: NodeCall, policy: CallPolicy) -> Completed | Failed:
+async def call_executor(
+    executor: Executor, call: NodeCall, policy: CallPolicy
+) -> Completed | Failed:
     """Run one model call under the policy; every error becomes a `Failed` with its message."""
     for attempt in range(policy.retries + 1):
         try:
@@ -220,13 +248,18 @@ async def call_executor(executor: Executor, call: NodeCall, policy: CallPolicy) 
             else:
                 result = await executor.run(call)
         except (TransientExecutorError, TimeoutError) as error:
-            message = (f"timed out after {policy.timeout}s" if isinstance(error, TimeoutError)
-                       else str(error))
+            message = (
+                f"timed out after {policy.timeout}s"
+                if isinstance(error, TimeoutError)
+                else str(error)
+            )
             if attempt == policy.retries:
                 tries = policy.retries + 1
-                return Failed(f"executor `{executor.name}`: {message} "
-                              f"(gave up after {tries} attempt{'s' if tries > 1 else ''})")
-            await anyio.sleep(min(policy.max_backoff, policy.backoff * 2 ** attempt))
+                return Failed(
+                    f"executor `{executor.name}`: {message} "
+                    f"(gave up after {tries} attempt{'s' if tries > 1 else ''})"
+                )
+            await anyio.sleep(min(policy.max_backoff, policy.backoff * 2**attempt))
             call.attempt += 1
             continue
         except Exception as error:  # an executor's own error fails the node, never the engine

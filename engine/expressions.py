@@ -99,7 +99,8 @@ def _cel_syntax_message(source: str, raw: str) -> str:
     match = _CEL_POSITION.search(raw)
     if match:
         line, column, detail = match.groups()
-        return f"expression `{source}` does not parse at line {line}, column {column}: {detail.strip()}"
+        where = f"line {line}, column {column}"
+        return f"expression `{source}` does not parse at {where}: {detail.strip()}"
     return f"expression `{source}` does not parse: {raw.splitlines()[0] if raw else 'syntax error'}"
 
 
@@ -108,5 +109,8 @@ def _clean_message(error: Exception) -> str:
     if "Undefined variable or function" in text:
         name = re.search(r"'([^']+)'", text)
         if name:
-            return f"unknown variable or function `{name.group(1)}` (variables are the node's input names)"
+            return (
+                f"unknown variable or function `{name.group(1)}` "
+                "(variables are the node's input names)"
+            )
     return text.splitlines()[0]

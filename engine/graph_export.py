@@ -10,8 +10,12 @@ from .compiler import Plan
 
 _EDGE_STYLE = {"data": "-->", "conditional": "-.->", "order": "==>", "branch": "-->", "loop": "-.-"}
 _SHAPES = {
-    "logic": ("{", "}"), "for-each": ("[[", "]]"), "user-approval": ("{{", "}}"),
-    "user-selection": ("{{", "}}"), "transform": ("[/", "/]"), "list": ("[(", ")]"),
+    "logic": ("{", "}"),
+    "for-each": ("[[", "]]"),
+    "user-approval": ("{{", "}}"),
+    "user-selection": ("{{", "}}"),
+    "transform": ("[/", "/]"),
+    "list": ("[(", ")]"),
 }
 
 
@@ -76,13 +80,18 @@ def to_dot(plan: Plan) -> str:
 
     def emit(node_id: str, indent: str) -> None:
         template = plan.nodes[node_id]
-        shape = {"logic": "diamond", "for-each": "box3d", "user-approval": "hexagon",
-                 "user-selection": "hexagon", "transform": "parallelogram"}.get(template.type, "box")
+        shape = {
+            "logic": "diamond",
+            "for-each": "box3d",
+            "user-approval": "hexagon",
+            "user-selection": "hexagon",
+            "transform": "parallelogram",
+        }.get(template.type, "box")
         label = f"{node_id}\\n{template.type}"
         lines.append(f'{indent}{quoted(node_id)} [label="{label}", shape={shape}];')
         if template.type == "for-each" and template.body:
             lines.append(f"{indent}subgraph {quoted('cluster_' + node_id)} {{")
-            lines.append(f'{indent}  label={quoted("for-each " + node_id)}; style=dashed;')
+            lines.append(f"{indent}  label={quoted('for-each ' + node_id)}; style=dashed;")
             for member in template.body:
                 emit(member, indent + "  ")
             lines.append(f"{indent}}}")
@@ -104,13 +113,24 @@ def to_json(plan: Plan) -> dict[str, Any]:
     """Nodes (with type, loop and branch facts) and edges (with their kinds)."""
     return {
         "nodes": [
-            {"id": t.id, "type": t.type, "modelId": t.node.model_id, "loops": list(t.loops),
-             "body": list(t.body), "sinks": list(t.sinks), "outputCandidate": t.is_output_candidate}
+            {
+                "id": t.id,
+                "type": t.type,
+                "modelId": t.node.model_id,
+                "loops": list(t.loops),
+                "body": list(t.body),
+                "sinks": list(t.sinks),
+                "outputCandidate": t.is_output_candidate,
+            }
             for t in plan.nodes.values()
         ],
         "edges": [
-            {"source": s, "target": t, "kinds": sorted(kinds),
-             "label": _edge_label(plan, s, t, kinds) or None}
+            {
+                "source": s,
+                "target": t,
+                "kinds": sorted(kinds),
+                "label": _edge_label(plan, s, t, kinds) or None,
+            }
             for s, t, kinds in plan.graph.edges(data="kinds")
         ],
     }

@@ -29,8 +29,9 @@ class Scope:
 
     __slots__ = ("parent", "loop", "suffix", "index", "item", "depth")
 
-    def __init__(self, parent: Scope | None, loop: Instance | None, index: int | None,
-                 item: Any) -> None:
+    def __init__(
+        self, parent: Scope | None, loop: Instance | None, index: int | None, item: Any
+    ) -> None:
         self.parent = parent
         self.loop = loop
         self.index = index
@@ -46,13 +47,33 @@ class Instance:
     """One node of the job's flow, with its runtime state (plain slots: this is the hot path)."""
 
     __slots__ = (
-        "id", "template", "scope", "status", "reason", "values", "outputs", "assets", "details",
-        "items", "input_links", "conditional_links", "order_links", "branch_links", "blocked",
-        "dependents", "iterations", "children_left", "failed_child", "job_id", "attempt",
+        "id",
+        "template",
+        "scope",
+        "status",
+        "reason",
+        "values",
+        "outputs",
+        "assets",
+        "details",
+        "items",
+        "input_links",
+        "conditional_links",
+        "order_links",
+        "branch_links",
+        "blocked",
+        "dependents",
+        "iterations",
+        "children_left",
+        "failed_child",
+        "job_id",
+        "attempt",
         "is_template_copy",
     )
 
-    def __init__(self, template: TemplateNode, scope: Scope, *, template_copy: bool = False) -> None:
+    def __init__(
+        self, template: TemplateNode, scope: Scope, *, template_copy: bool = False
+    ) -> None:
         self.id = template.id + scope.suffix
         self.template = template
         self.scope = scope
@@ -130,8 +151,9 @@ def output_value(outputs: dict[str, Any], name: str | None) -> Any:
     return outputs.get(name)
 
 
-def link_value(plan: Plan, instances: dict[str, Instance], link: Link, name: str | None,
-               *, flatten: bool) -> Any:
+def link_value(
+    plan: Plan, instances: dict[str, Instance], link: Link, name: str | None, *, flatten: bool
+) -> Any:
     """The value a link yields for a ref with `name`."""
     mode, target, extra = link
     if mode == INSTANCE:
@@ -151,8 +173,9 @@ def link_value(plan: Plan, instances: dict[str, Instance], link: Link, name: str
     return flatten_once(values) if flatten else values
 
 
-def collect(plan: Plan, instances: dict[str, Instance], loop: Instance, template_id: str,
-            name: str | None) -> list[Any]:
+def collect(
+    plan: Plan, instances: dict[str, Instance], loop: Instance, template_id: str, name: str | None
+) -> list[Any]:
     """Values of the clones of `template_id` below `loop`, in iteration order (outer-major),
     skipped clones left out."""
     loops = plan.nodes[template_id].loops

@@ -26,8 +26,9 @@ def iteration_path(instance: Instance) -> tuple[int, ...]:
 
 def ordered_instances(scheduler: Scheduler) -> list[Instance]:
     """Flow order: each template, then its clones in iteration order (outer-major)."""
-    return sorted(scheduler.instances.values(),
-                  key=lambda i: (i.template.position, iteration_path(i)))
+    return sorted(
+        scheduler.instances.values(), key=lambda i: (i.template.position, iteration_path(i))
+    )
 
 
 def is_output_node(instance: Instance) -> bool:
@@ -46,9 +47,10 @@ def node_document(plan: Plan, instance: Instance) -> dict[str, Any]:
     if suffix and template.node.loop_body_node_ids:
         node["loopBodyNodeIds"] = [member + suffix for member in template.node.loop_body_node_ids]
     if suffix and instance.order_links:
-        node["dependsOn"] = [link[1].id if link[0] == INSTANCE else target
-                             for link, target in zip(instance.order_links, template.depends_on,
-                                                     strict=True)]
+        node["dependsOn"] = [
+            link[1].id if link[0] == INSTANCE else target
+            for link, target in zip(instance.order_links, template.depends_on, strict=True)
+        ]
     if template.node.inputs and (instance.values is not None or instance.input_links):
         node["inputs"] = _inputs_document(instance, node["inputs"])
     node["status"] = instance.status.value
@@ -57,8 +59,9 @@ def node_document(plan: Plan, instance: Instance) -> dict[str, Any]:
     outputs = instance.outputs
     if template.produces_assets:
         if instance.assets:
-            node["assets"] = [{"assetId": a.asset_id, "url": a.url, "kind": a.kind}
-                              for a in instance.assets]
+            node["assets"] = [
+                {"assetId": a.asset_id, "url": a.url, "kind": a.kind} for a in instance.assets
+            ]
         extra = {k: v for k, v in outputs.items() if k != "output"}
         if template.type == "workflow" and "all" in outputs:
             extra = outputs["all"]
@@ -78,16 +81,20 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
     for position, wire in enumerate(wire_inputs):
         item = dict(wire)
         link = instance.input_links[position] if position < len(instance.input_links) else None
-        conditional = (instance.conditional_links[position]
-                       if position < len(instance.conditional_links) else [])
+        conditional = (
+            instance.conditional_links[position]
+            if position < len(instance.conditional_links)
+            else []
+        )
         if instance.scope.suffix and ("ref" in item) and (link is not None or conditional):
             ref = copy.copy(item["ref"])
             if link is not None and link[0] == INSTANCE:
                 ref["node"] = link[1].id
             if conditional:
-                ref["conditional"] = [entry[1].id if entry[0] == INSTANCE else original
-                                      for entry, original in zip(conditional, ref["conditional"],
-                                                                 strict=False)]
+                ref["conditional"] = [
+                    entry[1].id if entry[0] == INSTANCE else original
+                    for entry, original in zip(conditional, ref["conditional"], strict=False)
+                ]
             item["ref"] = ref
         if instance.values is not None and item.get("name") in instance.values:
             item["value"] = instance.values[item["name"]]
@@ -99,14 +106,16 @@ def node_outputs_for_job(plan: Plan, instance: Instance) -> dict[str, Any]:
     """An output node's outputs for `metadata.output`, asset lists left out."""
     outputs = instance.outputs
     template = instance.template
-    if template.produces_assets or (template.type == "for-each"
-                                    and plan.loop_output_is_assets(template.id)):
+    if template.produces_assets or (
+        template.type == "for-each" and plan.loop_output_is_assets(template.id)
+    ):
         return {k: v for k, v in outputs.items() if k != "output"}
     return dict(outputs)
 
 
-def job_document(scheduler: Scheduler, *, created_at: str,
-                 extra_metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def job_document(
+    scheduler: Scheduler, *, created_at: str, extra_metadata: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The whole job, as `GET /jobs/{id}` returns it (without the `{"job": ...}` envelope)."""
     plan = scheduler.plan
     ordered = ordered_instances(scheduler)

@@ -70,7 +70,7 @@ class NodeCall:
     node_type: str
     model_id: str | None
     inputs: dict[str, JSON]
-    node: Mapping[str, JSON]
+    node: Any  # the flow node as compiled (engine.models.FlowNode)
     iteration_index: int | None = None
     attempt: int = 1
     seed: int = 0

@@ -15,10 +15,19 @@ _SCALAR_CHECKS = {
     "file": lambda v: isinstance(v, str),
     "model": lambda v: isinstance(v, str),
 }
-_ARRAY_ELEMENT = {"string_array": "string", "number_array": "number", "file_array": "file",
-                  "model_array": "model"}
-_TYPE_WORDS = {"boolean": "a boolean", "number": "a number", "string": "a string",
-               "file": "an asset id or url (string)", "model": "a model id (string)"}
+_ARRAY_ELEMENT = {
+    "string_array": "string",
+    "number_array": "number",
+    "file_array": "file",
+    "model_array": "model",
+}
+_TYPE_WORDS = {
+    "boolean": "a boolean",
+    "number": "a number",
+    "string": "a string",
+    "file": "an asset id or url (string)",
+    "model": "a model id (string)",
+}
 
 
 def is_defined(value: Any) -> bool:
@@ -33,8 +42,11 @@ def validate_run_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[st
     for name in given:
         if name not in declared:
             known = ", ".join(f"`{n}`" for n in declared) or "none"
-            problems.append(Problem(f"unknown input `{name}`; the workflow declares: {known}",
-                                    path=f"inputs.{name}"))
+            problems.append(
+                Problem(
+                    f"unknown input `{name}`; the workflow declares: {known}", path=f"inputs.{name}"
+                )
+            )
     values: dict[str, Any] = {}
     for name, spec in declared.items():
         value = given.get(name)
@@ -61,20 +73,29 @@ def _required_message(rules: RequiredRules, values: Mapping[str, Any]) -> str | 
         return ""
     for other, message in (rules.if_defined or {}).items():
         if is_defined(values.get(other)):
-            return f" when `{other}` is given" + (f" ({message})" if isinstance(message, str) and message else "")
+            return f" when `{other}` is given" + (
+                f" ({message})" if isinstance(message, str) and message else ""
+            )
     for other, message in (rules.if_not_defined or {}).items():
         if not is_defined(values.get(other)):
-            return f" when `{other}` is not given" + (f" ({message})" if isinstance(message, str) and message else "")
+            return f" when `{other}` is not given" + (
+                f" ({message})" if isinstance(message, str) and message else ""
+            )
     if rules.conditional is not None and rules.conditional.values:
         hits = [values.get(other) in allowed for other, allowed in rules.conditional.values.items()]
         met = all(hits) if rules.conditional.operator == "and" else any(hits)
         if met:
             shown = f" {rules.conditional.operator} ".join(
-                f"`{other}` is one of {allowed}" for other, allowed in rules.conditional.values.items())
+                f"`{other}` is one of {allowed}"
+                for other, allowed in rules.conditional.values.items()
+            )
             return f" when {shown}"
     for other, allowed in (rules.conditional_values or {}).items():
-        options = allowed if isinstance(allowed, list) else [
-            part.strip() for part in str(allowed).split(",") if part.strip()]
+        options = (
+            allowed
+            if isinstance(allowed, list)
+            else [part.strip() for part in str(allowed).split(",") if part.strip()]
+        )
         current = values.get(other)
         if current is not None and (current in options or str(current) in options):
             return f" when `{other}` is `{current}`"
@@ -92,8 +113,11 @@ def _check_value(spec: NodeInput, value: Any) -> list[str]:
         if not isinstance(value, list):
             return [f"input `{name}` must be an array, got `{_shown(value)}`"]
         element = _ARRAY_ELEMENT[kind]
-        problems = [f"input `{name}`[{index}] must be {_TYPE_WORDS[element]}, got `{_shown(item)}`"
-                    for index, item in enumerate(value) if not _SCALAR_CHECKS[element](item)]
+        problems = [
+            f"input `{name}`[{index}] must be {_TYPE_WORDS[element]}, got `{_shown(item)}`"
+            for index, item in enumerate(value)
+            if not _SCALAR_CHECKS[element](item)
+        ]
         return problems or _check_bounds(spec, value)
     if kind == "inputs_array" and not isinstance(value, list):
         return [f"input `{name}` must be an array of objects, got `{_shown(value)}`"]
@@ -104,11 +128,16 @@ def _check_bounds(spec: NodeInput, value: Any) -> list[str]:
     problems = []
     name = spec.name
     if spec.allowed_values is not None:
-        outside = [v for v in (value if isinstance(value, list) else [value])
-                   if v not in spec.allowed_values]
+        outside = [
+            v
+            for v in (value if isinstance(value, list) else [value])
+            if v not in spec.allowed_values
+        ]
         if outside:
-            problems.append(f"input `{name}` must be one of {_shown(spec.allowed_values)}, "
-                            f"got `{_shown(outside[0])}`")
+            problems.append(
+                f"input `{name}` must be one of {_shown(spec.allowed_values)}, "
+                f"got `{_shown(outside[0])}`"
+            )
     if isinstance(value, int | float) and not isinstance(value, bool):
         if spec.min is not None and value < spec.min:
             problems.append(f"input `{name}` must be at least {_number(spec.min)}, got {value}")
@@ -121,11 +150,17 @@ def _check_bounds(spec: NodeInput, value: Any) -> list[str]:
             problems.append(f"input `{name}` must be at most {spec.max_length} characters long")
     if isinstance(value, list):
         if spec.min is not None and len(value) < spec.min:
-            problems.append(f"input `{name}` needs at least {_number(spec.min)} items, got {len(value)}")
+            problems.append(
+                f"input `{name}` needs at least {_number(spec.min)} items, got {len(value)}"
+            )
         if spec.max is not None and len(value) > spec.max:
-            problems.append(f"input `{name}` takes at most {_number(spec.max)} items, got {len(value)}")
+            problems.append(
+                f"input `{name}` takes at most {_number(spec.max)} items, got {len(value)}"
+            )
         if spec.max_length is not None and len(value) > spec.max_length:
-            problems.append(f"input `{name}` takes at most {spec.max_length} items, got {len(value)}")
+            problems.append(
+                f"input `{name}` takes at most {spec.max_length} items, got {len(value)}"
+            )
     return problems
 
 

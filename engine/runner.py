@@ -38,9 +38,17 @@ def new_node_job_id() -> str:
 class Runner:
     """Runs a scheduler until nothing more can happen without a decision."""
 
-    def __init__(self, scheduler: Scheduler, *, router: ExecutorRouter, policy: CallPolicy,
-                 sinks: Sequence[EventSink] = (), child_runner: ChildRunner | None = None,
-                 seed: int = 0, node_job_ids: Callable[[], str] = new_node_job_id) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        *,
+        router: ExecutorRouter,
+        policy: CallPolicy,
+        sinks: Sequence[EventSink] = (),
+        child_runner: ChildRunner | None = None,
+        seed: int = 0,
+        node_job_ids: Callable[[], str] = new_node_job_id,
+    ) -> None:
         self.scheduler = scheduler
         self.router = router
         self.policy = policy
@@ -60,7 +68,9 @@ class Runner:
             return
         if scheduler.status.value == "queued":
             scheduler.start()
-        send, receive = anyio.create_memory_object_stream[tuple[Instance, NodeCall, object]](math.inf)
+        send, receive = anyio.create_memory_object_stream[tuple[Instance, NodeCall, object]](
+            math.inf
+        )
         self._send = send
         try:
             async with anyio.create_task_group() as group:
@@ -107,7 +117,7 @@ class Runner:
         """Hand the transitions recorded since the last call to every sink, in order."""
         transitions = self.scheduler.transitions
         if self.sinks:
-            for transition in transitions[self._announced:]:
+            for transition in transitions[self._announced :]:
                 for sink in self.sinks:
                     sink(transition)
         self._announced = len(transitions)
@@ -115,13 +125,21 @@ class Runner:
     def _call(self, instance: Instance) -> NodeCall:
         template = instance.template
         return NodeCall(
-            job_id=self.scheduler.job_id, node_id=instance.id, template_id=template.id,
-            node_type=template.type, model_id=template.node.model_id,
-            inputs=instance.values or {}, node=template.node,
-            iteration_index=instance.scope.index, attempt=max(instance.attempt, 1), seed=self.seed,
+            job_id=self.scheduler.job_id,
+            node_id=instance.id,
+            template_id=template.id,
+            node_type=template.type,
+            model_id=template.node.model_id,
+            inputs=instance.values or {},
+            node=template.node,
+            iteration_index=instance.scope.index,
+            attempt=max(instance.attempt, 1),
+            seed=self.seed,
         )
 
-    async def _worker(self, receive: MemoryObjectReceiveStream[tuple[Instance, NodeCall, object]]) -> None:
+    async def _worker(
+        self, receive: MemoryObjectReceiveStream[tuple[Instance, NodeCall, object]]
+    ) -> None:
         scheduler = self.scheduler
         async with receive:
             async for instance, call, outcome in receive:
@@ -142,14 +160,19 @@ class Runner:
         executor = self.router.route(call.node_type, call.model_id)
         if executor is None:
             model = f" with modelId `{call.model_id}`" if call.model_id else ""
-            return Failed(f"no executor serves `{call.node_type}` nodes{model}; "
-                          "register one or add a route")
+            return Failed(
+                f"no executor serves `{call.node_type}` nodes{model}; register one or add a route"
+            )
         return await call_executor(executor, call, self.policy)
 
-    async def _run_child(self, instance: Instance, call: NodeCall, workflow_id: str) -> Completed | Failed:
+    async def _run_child(
+        self, instance: Instance, call: NodeCall, workflow_id: str
+    ) -> Completed | Failed:
         if self.child_runner is None:
-            return Failed(f"sub-workflow `{workflow_id}` cannot run: the engine has no workflow "
-                          "registry (give Engine(workflows=...) or `--workflows DIR`)")
+            return Failed(
+                f"sub-workflow `{workflow_id}` cannot run: the engine has no workflow "
+                "registry (give Engine(workflows=...) or `--workflows DIR`)"
+            )
         return await self.child_runner(instance, call, workflow_id)
 
     def cancel(self, reason: str = "job canceled") -> None:

@@ -62,8 +62,15 @@ def utc_now() -> str:
 class Scheduler:
     """Runs one job's flow as a state machine. Misuse raises `RuntimeError` naming the node."""
 
-    def __init__(self, plan: Plan, *, job_id: str, inputs: Mapping[str, Any],
-                 keep_going: bool = False, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        job_id: str,
+        inputs: Mapping[str, Any],
+        keep_going: bool = False,
+        clock: Clock = utc_now,
+    ) -> None:
         self.plan = plan
         self.job_id = job_id
         self.inputs = dict(inputs)
@@ -164,8 +171,9 @@ class Scheduler:
         """Whether anything can still happen without a decision: ready work or calls in flight."""
         if self.status in TERMINAL_JOB:
             return False
-        return bool(self.in_flight) or bool(self._started) or (
-            bool(self._ready) and not self.halting)
+        return (
+            bool(self.in_flight) or bool(self._started) or (bool(self._ready) and not self.halting)
+        )
 
     @property
     def finished(self) -> bool:
@@ -183,8 +191,9 @@ class Scheduler:
         if node_id in self.waiting:
             return [self.waiting[node_id]]
         prefix = node_id + "#"
-        return [g for g in self.waiting.values()
-                if g.template.id == node_id or g.id.startswith(prefix)]
+        return [
+            g for g in self.waiting.values() if g.template.id == node_id or g.id.startswith(prefix)
+        ]
 
     def decide(self, node_id: str, decision: Any) -> list[str]:
         """Apply a decision to the gates `node_id` names; returns the ids decided.
@@ -193,13 +202,16 @@ class Scheduler:
         waiting, or a decision the gate refuses.
         """
         if self.finished:
-            raise DecisionError(f"job `{self.job_id}` is finished ({self.status.value}); "
-                                "decisions no longer apply")
+            raise DecisionError(
+                f"job `{self.job_id}` is finished ({self.status.value}); decisions no longer apply"
+            )
         gates = self.waiting_gates(node_id)
         if not gates:
             raise DecisionError(self._not_waiting_message(node_id))
-        results = [(g, g.template.kind.decide(g.template.node, g.items, decision))  # type: ignore[attr-defined]
-                   for g in gates]
+        results = [
+            (g, g.template.kind.decide(g.template.node, g.items, decision))  # type: ignore[attr-defined]
+            for g in gates
+        ]
         for gate, result in results:
             if gate.status is not NodeStatus.PROCESSING:
                 continue  # an earlier reject in this batch canceled the job
@@ -217,8 +229,9 @@ class Scheduler:
         """Cancel the job: calls in flight fail ("canceled"), everything else unfinished is
         skipped with `reason`; finished nodes keep their results."""
         if self.finished:
-            raise DecisionError(f"job `{self.job_id}` is finished ({self.status.value}); "
-                                "it cannot be canceled")
+            raise DecisionError(
+                f"job `{self.job_id}` is finished ({self.status.value}); it cannot be canceled"
+            )
         self.cancel_reason = reason
         self._closing = True
         for instance in list(self.in_flight.values()):
@@ -231,7 +244,9 @@ class Scheduler:
 
     # ----- building the runtime graph ---------------------------------------------------------
 
-    def _create(self, template: TemplateNode, scope: Scope, *, template_copy: bool = False) -> Instance:
+    def _create(
+        self, template: TemplateNode, scope: Scope, *, template_copy: bool = False
+    ) -> Instance:
         instance = Instance(template, scope, template_copy=template_copy)
         if instance.id in self.instances:
             raise RuntimeError(f"node `{instance.id}` already exists")
@@ -258,11 +273,14 @@ class Scheduler:
             if compiled.ref_node == "workflow":
                 instance.input_links.append((WORKFLOW, None, compiled.ref_name))
             elif compiled.ref_node is not None:
-                instance.input_links.append(track(locate(plan, instances, compiled.ref_node, scope)))
+                instance.input_links.append(
+                    track(locate(plan, instances, compiled.ref_node, scope))
+                )
             else:
                 instance.input_links.append(None)
             instance.conditional_links.append(
-                [track(locate(plan, instances, entry, scope)) for entry in compiled.conditional])
+                [track(locate(plan, instances, entry, scope)) for entry in compiled.conditional]
+            )
         for target in instance.template.depends_on:
             instance.order_links.append(track(locate(plan, instances, target, scope)))
         for source in instance.template.branch_sources:
@@ -289,8 +307,9 @@ class Scheduler:
                     created.append(self._create(member, scope))
                 else:
                     copy = self._create(member, scope, template_copy=True)
-                    self._set(copy, NodeStatus.SKIPPED,
-                              f"loop template of `{member.owner}{scope.suffix}`")
+                    self._set(
+                        copy, NodeStatus.SKIPPED, f"loop template of `{member.owner}{scope.suffix}`"
+                    )
         loop.children_left = len(created)
         if not created:
             self._finish_loop(loop)
@@ -299,22 +318,47 @@ class Scheduler:
 
     # ----- transitions -------------------------------------------------------------------------
 
-    def _set(self, instance: Instance, status: NodeStatus, reason: str | None,
-             details: dict[str, Any] | None = None) -> None:
+    def _set(
+        self,
+        instance: Instance,
+        status: NodeStatus,
+        reason: str | None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         previous = instance.status
         instance.status = status
         instance.reason = reason
-        self.transitions.append(Transition(
-            self.job_id, instance.id, instance.template.id, instance.scope.index,
-            previous.value, status.value, reason, self.clock(), details))
+        self.transitions.append(
+            Transition(
+                self.job_id,
+                instance.id,
+                instance.template.id,
+                instance.scope.index,
+                previous.value,
+                status.value,
+                reason,
+                self.clock(),
+                details,
+            )
+        )
         if status.terminal:
             self.terminal_count += 1
             self._terminal(instance)
 
     def _note(self, instance: Instance, reason: str) -> None:
-        self.transitions.append(Transition(
-            self.job_id, instance.id, instance.template.id, instance.scope.index,
-            instance.status.value, instance.status.value, reason, self.clock(), None))
+        self.transitions.append(
+            Transition(
+                self.job_id,
+                instance.id,
+                instance.template.id,
+                instance.scope.index,
+                instance.status.value,
+                instance.status.value,
+                reason,
+                self.clock(),
+                None,
+            )
+        )
 
     def _terminal(self, instance: Instance) -> None:
         if self._closing or instance.is_template_copy:
@@ -350,12 +394,16 @@ class Scheduler:
 
     def _finish_loop(self, loop: Instance) -> None:
         if loop.failed_child is not None:
-            self._fail(loop, f"iteration {loop.failed_child.scope.index} failed at "
-                             f"`{loop.failed_child.id}`")
+            self._fail(
+                loop,
+                f"iteration {loop.failed_child.scope.index} failed at `{loop.failed_child.id}`",
+            )
             return
         sinks = loop.template.sinks
-        collected = {s: link_value(self.plan, self.instances, (COLLECTION, loop, s), None,
-                                   flatten=False) for s in sinks}
+        collected = {
+            s: link_value(self.plan, self.instances, (COLLECTION, loop, s), None, flatten=False)
+            for s in sinks
+        }
         loop.outputs["output"] = collected[sinks[0]] if len(sinks) == 1 else collected
         self._set(loop, NodeStatus.SUCCESS, None, loop.details)
 
@@ -367,17 +415,27 @@ class Scheduler:
             self._set(instance, NodeStatus.SKIPPED, reason)
             return
         values: dict[str, Any] = {}
-        for compiled, link, conditional in zip(instance.template.inputs, instance.input_links,
-                                               instance.conditional_links, strict=True):
+        for compiled, link, conditional in zip(
+            instance.template.inputs, instance.input_links, instance.conditional_links, strict=True
+        ):
             value = None
             if link is not None:
-                value = (self.inputs.get(compiled.ref_name) if link[0] == WORKFLOW
-                         else link_value(self.plan, self.instances, link, compiled.ref_name,
-                                         flatten=compiled.is_array))
+                value = (
+                    self.inputs.get(compiled.ref_name or "")
+                    if link[0] == WORKFLOW
+                    else link_value(
+                        self.plan,
+                        self.instances,
+                        link,
+                        compiled.ref_name,
+                        flatten=compiled.is_array,
+                    )
+                )
             elif conditional:
                 first = next(e for e in conditional if self._matched(e, compiled))
-                value = link_value(self.plan, self.instances, first, compiled.ref_name,
-                                   flatten=compiled.is_array)
+                value = link_value(
+                    self.plan, self.instances, first, compiled.ref_name, flatten=compiled.is_array
+                )
             if value is None:
                 value = compiled.value if compiled.has_value else compiled.default
             values[compiled.name] = coerce(compiled, value)
@@ -388,37 +446,46 @@ class Scheduler:
         for link in instance.order_links:
             if link[0] != ITEM and link[1].status in BAD_STATUSES:
                 return f"`dependsOn` `{link[1].id}` was {link[1].status.value}"
-        for source in instance.branch_links:
-            if source.status is not NodeStatus.SUCCESS:
-                return f"branch source `{source.id}` was {source.status.value}"
-            chosen = source.outputs.get("output")
+        for branch in instance.branch_links:
+            if branch.status is not NodeStatus.SUCCESS:
+                return f"branch source `{branch.id}` was {branch.status.value}"
+            chosen = branch.outputs.get("output")
             if chosen != instance.template.id:
-                return (f"branch `{instance.template.id}` of `{source.id}` not taken; "
-                        f"it chose `{json_text(chosen)}`")
-        for compiled, link, conditional in zip(instance.template.inputs, instance.input_links,
-                                               instance.conditional_links, strict=True):
+                return (
+                    f"branch `{instance.template.id}` of `{branch.id}` not taken; "
+                    f"it chose `{json_text(chosen)}`"
+                )
+        for compiled, input_link, conditional in zip(
+            instance.template.inputs, instance.input_links, instance.conditional_links, strict=True
+        ):
             if conditional and not any(self._matched(e, compiled) for e in conditional):
                 states = ", ".join(f"`{e[1].id}` {self._entry_state(e)}" for e in conditional)
                 return f"input `{compiled.name}`: no branch matched ({states})"
-            if link is None or link[0] in (WORKFLOW, ITEM):
+            if input_link is None or input_link[0] in (WORKFLOW, ITEM):
                 continue
-            source = link[1]
+            source = input_link[1]
             if source.status in BAD_STATUSES:
-                what = "loop " if link[0] == COLLECTION else ""
+                what = "loop " if input_link[0] == COLLECTION else ""
                 return f"input `{compiled.name}`: {what}`{source.id}` was {source.status.value}"
-            if compiled.has_equal and not conditional and link[0] == INSTANCE:
+            if compiled.has_equal and not conditional and input_link[0] == INSTANCE:
                 chosen = output_value(source.outputs, compiled.ref_name)
                 if json_text(chosen) != json_text(compiled.ref_equal):
-                    return (f"branch `{json_text(compiled.ref_equal)}` of `{source.id}` not "
-                            f"taken; it chose `{json_text(chosen)}`")
+                    return (
+                        f"branch `{json_text(compiled.ref_equal)}` of `{source.id}` not "
+                        f"taken; it chose `{json_text(chosen)}`"
+                    )
         return None
 
     def _matched(self, entry: Link, compiled: Any) -> bool:
         source = entry[1] if entry[0] in (INSTANCE, COLLECTION) else entry[1].loop
         if source.template.type == "logic":
-            return bool(source.status is NodeStatus.SUCCESS and (
-                not compiled.has_equal
-                or json_text(source.outputs.get("output")) == json_text(compiled.ref_equal)))
+            return bool(
+                source.status is NodeStatus.SUCCESS
+                and (
+                    not compiled.has_equal
+                    or json_text(source.outputs.get("output")) == json_text(compiled.ref_equal)
+                )
+            )
         wanted = json_text(compiled.ref_equal) if compiled.has_equal else "success"
         return bool(source.status.value == wanted)
 
@@ -434,8 +501,10 @@ class Scheduler:
         instance = self.instances.get(node_id)
         if instance is None:
             return f"no node `{node_id}` in job `{self.job_id}`; waiting gates: {waiting}"
-        return (f"node `{node_id}` is not waiting for a decision (it is "
-                f"{instance.status.value}); waiting gates: {waiting}")
+        return (
+            f"node `{node_id}` is not waiting for a decision (it is "
+            f"{instance.status.value}); waiting gates: {waiting}"
+        )
 
     # ----- ending the job ---------------------------------------------------------------------
 
@@ -451,7 +520,8 @@ class Scheduler:
             if unfinished:
                 raise RuntimeError(
                     f"job `{self.job_id}` stalled with unfinished nodes: "
-                    + ", ".join(f"`{i.id}`" for i in unfinished[:10]))
+                    + ", ".join(f"`{i.id}`" for i in unfinished[:10])
+                )
             self._job_status(JobStatus.FAILURE if self.first_failure else JobStatus.SUCCESS)
 
     def _close(self, reason: str) -> None:
@@ -468,5 +538,8 @@ class Scheduler:
         self.status_history.append((at, status))
         previous = self.status
         self.status = status
-        self.transitions.append(Transition(self.job_id, None, None, None, previous.value,
-                                           status.value, self.error, at, None))
+        self.transitions.append(
+            Transition(
+                self.job_id, None, None, None, previous.value, status.value, self.error, at, None
+            )
+        )

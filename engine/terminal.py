@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     from .api import JobRun
 
 STATUS_STYLE = {
-    "success": "green", "failure": "red", "skipped": "dim", "rejected": "magenta",
-    "processing": "yellow", "pending": "white",
+    "success": "green",
+    "failure": "red",
+    "skipped": "dim",
+    "rejected": "magenta",
+    "processing": "yellow",
+    "pending": "white",
 }
 SUMMARY_ROWS = 40
 
@@ -31,9 +35,14 @@ class ProgressDisplay:
     def __init__(self, console: Console, job: JobRun) -> None:
         self.job = job
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
-            TextColumn("{task.completed}/{task.total} nodes"), TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(), console=console, transient=True)
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} nodes"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
         self.task = self.progress.add_task("running", total=1, detail="")
         self.types: Counter[str] = Counter()
 
@@ -45,15 +54,23 @@ class ProgressDisplay:
         detail = ", ".join(f"{t} {n}" for t, n in self.types.most_common(4))
         if waiting:
             detail += f" | {waiting} gate{'s' if waiting > 1 else ''} waiting"
-        self.progress.update(self.task, total=len(scheduler.instances),
-                             completed=scheduler.terminal_count, detail=detail)
+        self.progress.update(
+            self.task,
+            total=len(scheduler.instances),
+            completed=scheduler.terminal_count,
+            detail=detail,
+        )
 
     def __enter__(self) -> ProgressDisplay:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.progress.__exit__(kind, value, traceback)
 
 
@@ -79,9 +96,13 @@ def print_summary(console: Console, job: JobRun, document: dict[str, Any]) -> No
         table.add_row(node["id"], node["type"], f"[{style}]{node.get('status')}[/]", result)
     console.print(table)
     status = document["status"]
-    style = {"success": "bold green", "failure": "bold red", "canceled": "bold magenta"}.get(status, "bold yellow")
-    console.print(f"job {document['jobId']}: [{style}]{status}[/]  "
-                  f"assets: {len(document['metadata']['assetIds'])}")
+    style = {"success": "bold green", "failure": "bold red", "canceled": "bold magenta"}.get(
+        status, "bold yellow"
+    )
+    console.print(
+        f"job {document['jobId']}: [{style}]{status}[/]  "
+        f"assets: {len(document['metadata']['assetIds'])}"
+    )
     if document["metadata"].get("error"):
         console.print(f"[red]error:[/] {document['metadata']['error']}", markup=True)
 
@@ -103,8 +124,14 @@ def _summarised(flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if counts:
             total = sum(counts.values())
             detail = ", ".join(f"{n} {s}" for s, n in counts.most_common())
-            out.append({"id": f"  {node['id']}#*", "type": node["type"], "status": "",
-                        "statusReason": f"{total} clones: {detail}"})
+            out.append(
+                {
+                    "id": f"  {node['id']}#*",
+                    "type": node["type"],
+                    "status": "",
+                    "statusReason": f"{total} clones: {detail}",
+                }
+            )
     return out
 
 
@@ -116,8 +143,9 @@ def ask_decision(console: Console, gate: Instance) -> Any:
     if gate.template.type == "user-selection":
         for index, item in enumerate(gate.items or []):
             console.print(f"  [{index}] {_short(item, 100)}", markup=False)
-        answer = Prompt.ask("indices (space separated), 'reject', or empty to stop",
-                            console=console, default="")
+        answer = Prompt.ask(
+            "indices (space separated), 'reject', or empty to stop", console=console, default=""
+        )
         if not answer.strip():
             return None
         if answer.strip() == "reject":
@@ -127,8 +155,12 @@ def ask_decision(console: Console, gate: Instance) -> Any:
         except ValueError:
             console.print("indices are whole numbers, like: 2 0")
             return ask_decision(console, gate)
-    answer = Prompt.ask("approve or reject", choices=["approve", "reject", "stop"],
-                        console=console, default="approve")
+    answer = Prompt.ask(
+        "approve or reject",
+        choices=["approve", "reject", "stop"],
+        console=console,
+        default="approve",
+    )
     return None if answer == "stop" else answer
 
 

@@ -40,7 +40,10 @@ for _kind in (
     UserApprovalKind(),
     UserSelectionKind(),
     WorkflowKind(),
-    *(ModelKind(name) for name in ("custom-model", "model", "remove-background", "generate-prompt")),
+    *(
+        ModelKind(name)
+        for name in ("custom-model", "model", "remove-background", "generate-prompt")
+    ),
 ):
     register(_kind)
 

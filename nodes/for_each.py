@@ -21,14 +21,15 @@ class ForEachKind(BaseKind):
     def check(self, node: FlowNode) -> list[tuple[str, str]]:
         problems = []
         if not node.loop_body_node_ids:
-            problems.append(("for-each has no body; list its nodes in `loopBodyNodeIds`",
-                             "loopBodyNodeIds"))
+            problems.append(
+                ("for-each has no body; list its nodes in `loopBodyNodeIds`", "loopBodyNodeIds")
+            )
         if node.count is not None and node.count < 0:
             problems.append((f"`count` must be 0 or more, got `{node.count}`", "count"))
         return problems
 
     def start(self, call: NodeCall, expressions: Mapping[str, CompiledExpression]) -> Outcome:
-        node: FlowNode = call.node  # type: ignore[assignment]
+        node: FlowNode = call.node
         array: list[Any] | None = next(
             (value for value in call.inputs.values() if isinstance(value, list)), None
         )

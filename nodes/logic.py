@@ -34,13 +34,19 @@ class LogicKind(BaseKind):
     def check(self, node: FlowNode) -> list[tuple[str, str]]:
         problems = []
         if node.logic_type not in (None, "if-else"):
-            problems.append((f"unknown logicType `{node.logic_type}`; expected `if-else`", "logicType"))
+            problems.append(
+                (f"unknown logicType `{node.logic_type}`; expected `if-else`", "logicType")
+            )
         if node.logic is None or not node.logic.cases:
             problems.append(("logic node has no cases; add `logic.cases`", "logic.cases"))
         for index, node_input in enumerate(node.inputs or []):
             if node_input.name == "output":
-                problems.append(("a logic input may not be named `output` (it is the chosen case)",
-                                 f"inputs[{index}].name"))
+                problems.append(
+                    (
+                        "a logic input may not be named `output` (it is the chosen case)",
+                        f"inputs[{index}].name",
+                    )
+                )
         return problems
 
     def expressions(self, node: FlowNode) -> dict[str, tuple[str, str]]:
@@ -52,7 +58,7 @@ class LogicKind(BaseKind):
         }
 
     def start(self, call: NodeCall, expressions: Mapping[str, CompiledExpression]) -> Outcome:
-        node: FlowNode = call.node  # type: ignore[assignment]
+        node: FlowNode = call.node
         logic = node.logic
         cases = logic.cases if logic is not None and logic.cases else []
         literal = uses_literal_condition(node)

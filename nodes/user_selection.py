@@ -27,7 +27,11 @@ DEFAULT_MAX = 100
 def selection_bounds(node: FlowNode) -> tuple[int, int]:
     """The `min`/`max` of the node's array input (defaults 1 and 100)."""
     for node_input in node.inputs or []:
-        if node_input.type.endswith("_array") or node_input.min is not None or node_input.max is not None:
+        if (
+            node_input.type.endswith("_array")
+            or node_input.min is not None
+            or node_input.max is not None
+        ):
             low = int(node_input.min) if node_input.min is not None else DEFAULT_MIN
             high = int(node_input.max) if node_input.max is not None else DEFAULT_MAX
             return low, high
@@ -49,28 +53,34 @@ class UserSelectionKind(BaseKind):
         indices = decision.get("select") if isinstance(decision, dict) else None
         if not isinstance(indices, list):
             raise DecisionError(
-                f"user-selection `{node.id}` takes `reject` or `{{\"select\": [indices]}}`, "
+                f'user-selection `{node.id}` takes `reject` or `{{"select": [indices]}}`, '
                 f"got `{decision}`"
             )
         candidates = items or []
         low, high = selection_bounds(node)
         for index in indices:
             if not isinstance(index, int) or isinstance(index, bool):
-                raise DecisionError(f"user-selection `{node.id}`: index `{index}` is not an integer")
+                raise DecisionError(
+                    f"user-selection `{node.id}`: index `{index}` is not an integer"
+                )
             if not 0 <= index < len(candidates):
                 raise DecisionError(
                     f"user-selection `{node.id}`: index `{index}` is out of range; "
                     f"{_count(len(candidates))} to choose from"
                 )
         if len(set(indices)) != len(indices):
-            raise DecisionError(f"user-selection `{node.id}`: indices must not repeat, got `{indices}`")
+            raise DecisionError(
+                f"user-selection `{node.id}`: indices must not repeat, got `{indices}`"
+            )
         if not low <= len(indices) <= high:
             raise DecisionError(
                 f"user-selection `{node.id}`: choose between {low} and {high} items, "
                 f"got {len(indices)}"
             )
         chosen = [candidates[i] for i in indices]
-        return Completed({"output": chosen}, details={"decision": "select", "selectedIndices": indices})
+        return Completed(
+            {"output": chosen}, details={"decision": "select", "selectedIndices": indices}
+        )
 
 
 def _count(items: int) -> str:

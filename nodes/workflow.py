@@ -19,5 +19,5 @@ class WorkflowKind(BaseKind):
         return []
 
     def start(self, call: NodeCall, expressions: Mapping[str, CompiledExpression]) -> Outcome:
-        node: FlowNode = call.node  # type: ignore[assignment]
+        node: FlowNode = call.node
         return RunChild(str(node.workflow_id))

@@ -10,16 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import EXAMPLES, FLOWS
 
 ROOT = Path(__file__).parent.parent
 
 
-def flowgraph(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def flowgraph(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, **(env or {}), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def job_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -38,10 +46,21 @@ def test_validate_accepts_every_example() -> None:
 
 def test_validate_lists_every_problem_one_a_line_and_exits_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"flow": [
-        {"id": "a", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["ghost"]},
-        {"id": "a", "type": "logic"},
-    ]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "flow": [
+                    {
+                        "id": "a",
+                        "type": "transform",
+                        "logic": {"transform": "1"},
+                        "dependsOn": ["ghost"],
+                    },
+                    {"id": "a", "type": "logic"},
+                ]
+            }
+        )
+    )
     result = flowgraph("validate", str(bad))
     assert result.returncode == 2
     assert result.stdout == ""
@@ -68,42 +87,78 @@ def test_missing_file_is_a_clear_error() -> None:
 
 
 def test_run_json_prints_only_the_envelope() -> None:
-    result = flowgraph("run", "examples/branching.json", "--input", "mode=quality",
-                       "--input", "prompt=a red fox", "--json")
+    result = flowgraph(
+        "run",
+        "examples/branching.json",
+        "--input",
+        "mode=quality",
+        "--input",
+        "prompt=a red fox",
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     job = job_of(result)
     assert job["status"] == "success"
     assert job["metadata"]["input"] == {"prompt": "a red fox", "mode": "quality"}
     statuses = {n["id"]: n["status"] for n in job["metadata"]["flow"]}
-    assert statuses == {"check": "success", "gen_fast": "skipped", "gen_quality": "success", "upscale": "success"}
+    assert statuses == {
+        "check": "success",
+        "gen_fast": "skipped",
+        "gen_quality": "success",
+        "upscale": "success",
+    }
 
 
 def test_input_values_parse_as_json_when_they_can(tmp_path: Path) -> None:
     inputs = tmp_path / "inputs.json"
     inputs.write_text(json.dumps({"subjects": ["from file"], "style": "oil"}))
-    result = flowgraph("run", "examples/fan-out.json", "--inputs", str(inputs),
-                       "--input", 'subjects=["a", "b"]', "--json")
+    result = flowgraph(
+        "run",
+        "examples/fan-out.json",
+        "--inputs",
+        str(inputs),
+        "--input",
+        'subjects=["a", "b"]',
+        "--json",
+    )
     job = job_of(result)
     assert job["metadata"]["input"] == {"subjects": ["a", "b"], "style": "oil"}
     assert [n["output"] for n in job["metadata"]["flow"] if n["id"].startswith("compose#")] == [
-        "a, oil, plate 1", "b, oil, plate 2"]
+        "a, oil, plate 1",
+        "b, oil, plate 2",
+    ]
     result = flowgraph("run", str(FLOWS / "resolution-order.json"), "--input", "given=12", "--json")
     assert result.returncode == 2
     assert "input `given` must be a string, got `12`" in result.stderr
-    result = flowgraph("run", str(FLOWS / "resolution-order.json"), "--input", 'given="12"', "--json")
+    result = flowgraph(
+        "run", str(FLOWS / "resolution-order.json"), "--input", 'given="12"', "--json"
+    )
     assert job_of(result)["metadata"]["input"] == {"given": "12"}
 
 
 def test_invalid_inputs_exit_2_with_every_problem_and_empty_stdout() -> None:
-    result = flowgraph("run", "examples/branching.json", "--input", "mode=slow",
-                       "--input", "colour=red", "--input", "oops", "--json")
+    result = flowgraph(
+        "run",
+        "examples/branching.json",
+        "--input",
+        "mode=slow",
+        "--input",
+        "colour=red",
+        "--input",
+        "oops",
+        "--json",
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert "`--input oops` is not NAME=VALUE" in result.stderr
-    result = flowgraph("run", "examples/branching.json", "--input", "mode=slow", "--input", "colour=red")
+    result = flowgraph(
+        "run", "examples/branching.json", "--input", "mode=slow", "--input", "colour=red"
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert "inputs.colour: unknown input `colour`" in result.stderr
-    assert 'inputs.mode: input `mode` must be one of ["fast", "quality"], got `slow`' in result.stderr
+    assert (
+        'inputs.mode: input `mode` must be one of ["fast", "quality"], got `slow`' in result.stderr
+    )
 
 
 def test_failure_exit_1_and_keep_going() -> None:
@@ -131,7 +186,9 @@ def test_a_job_waiting_at_a_gate_exits_3_and_says_how_to_continue() -> None:
 def test_decisions_file_template_ids_prefixes_refusals_and_unused_entries(tmp_path: Path) -> None:
     decisions = tmp_path / "decisions.json"
     decisions.write_text(json.dumps({"gate": "approve", "gate#1": "reject", "nobody": "approve"}))
-    result = flowgraph("run", str(FLOWS / "gates-in-loop.json"), "--decisions", str(decisions), "--json")
+    result = flowgraph(
+        "run", str(FLOWS / "gates-in-loop.json"), "--decisions", str(decisions), "--json"
+    )
     job = job_of(result)
     statuses = {n["id"]: n["status"] for n in job["metadata"]["flow"]}
     assert statuses["gate#1"] == "rejected"
@@ -141,7 +198,9 @@ def test_decisions_file_template_ids_prefixes_refusals_and_unused_entries(tmp_pa
     result = flowgraph("run", str(FLOWS / "gates.json"), "--decisions", str(decisions), "--json")
     assert result.returncode == 3
     assert "refused: user-selection `choose`: index `7` is out of range" in result.stderr
-    assert {n["id"]: n["status"] for n in job_of(result)["metadata"]["flow"]}["choose"] == "processing"
+    assert {n["id"]: n["status"] for n in job_of(result)["metadata"]["flow"]}[
+        "choose"
+    ] == "processing"
     decisions.write_text(json.dumps({"review": "maybe"}))
     result = flowgraph("run", str(FLOWS / "gates.json"), "--decisions", str(decisions))
     assert result.returncode == 2
@@ -156,7 +215,12 @@ def test_graph_formats() -> None:
     dot = flowgraph("graph", "examples/branching.json", "--format", "dot")
     assert 'label="case 2: quality"' in dot.stdout
     as_json = json.loads(flowgraph("graph", "examples/branching.json", "--format", "json").stdout)
-    assert {"source": "check", "target": "gen_fast", "kinds": ["branch"], "label": "case 1: fast"} in as_json["edges"]
+    assert {
+        "source": "check",
+        "target": "gen_fast",
+        "kinds": ["branch"],
+        "label": "case 1: fast",
+    } in as_json["edges"]
 
 
 def test_human_summary_on_stdout() -> None:
@@ -166,10 +230,15 @@ def test_human_summary_on_stdout() -> None:
     assert "branch `gen_quality` of `check` not taken" in result.stdout
 
 
-@pytest.mark.parametrize("example", ["branching.json", "fan-out.json", "transform.json", "creative-app.json", "approval.json"])
+@pytest.mark.parametrize(
+    "example",
+    ["branching.json", "fan-out.json", "transform.json", "creative-app.json", "approval.json"],
+)
 def test_every_example_runs_offline(example: str) -> None:
-    args = {"branching.json": ["--input", "mode=fast"],
-            "creative-app.json": ["--input", "subject=a kite", "--auto-approve"]}.get(example, [])
+    args = {
+        "branching.json": ["--input", "mode=fast"],
+        "creative-app.json": ["--input", "subject=a kite", "--auto-approve"],
+    }.get(example, [])
     result = flowgraph("run", f"examples/{example}", "--json", "--auto-approve", *args)
     job = job_of(result)
     expected = {"creative-app.json": "in-progress"}.get(example, "success")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import flow, make_engine
 
 from engine import CycleError, DocumentError, ValidationError
 from engine.document import load_workflow
-
-from conftest import flow, make_engine
 
 
 def problems(document: dict[str, Any]) -> list[str]:
@@ -38,10 +37,16 @@ def test_every_problem_is_collected_with_node_id_and_json_path() -> None:
     document = {
         "inputs": [{"name": "prompt", "type": "string"}],
         "flow": [
-            {"id": "a", "type": "custom-model", "modelId": "m",
-             "inputs": [{"name": "p", "type": "string", "ref": {"node": "ghost"}},
-                        {"name": "q", "type": "string", "ref": {"name": "x"}},
-                        {"name": "r", "type": "string", "ref": {"node": "workflow", "name": "nope"}}]},
+            {
+                "id": "a",
+                "type": "custom-model",
+                "modelId": "m",
+                "inputs": [
+                    {"name": "p", "type": "string", "ref": {"node": "ghost"}},
+                    {"name": "q", "type": "string", "ref": {"name": "x"}},
+                    {"name": "r", "type": "string", "ref": {"node": "workflow", "name": "nope"}},
+                ],
+            },
             {"id": "a", "type": "transform", "logic": {"transform": "1"}},
             {"id": "b", "type": "teleport"},
             {"id": "c", "type": "logic", "logicType": "if-else", "logic": {}},
@@ -65,18 +70,26 @@ def test_every_problem_is_collected_with_node_id_and_json_path() -> None:
     for line in expected:
         assert line in found
     assert any(p.startswith("flow[2].type: unknown node type `teleport`") for p in found)
-    assert any(p.startswith("flow[4].logic.transform: expression `x +` does not parse at line 1, column 4")
-               for p in found)
+    assert any(
+        p.startswith("flow[4].logic.transform: expression `x +` does not parse at line 1, column 4")
+        for p in found
+    )
     assert len(found) == len(expected) + 2
 
 
 def test_cycles_are_printed_as_a_path() -> None:
-    document = {"flow": [
-        {"id": "x", "type": "transform", "logic": {"transform": "1"},
-         "inputs": [{"name": "v", "type": "number", "ref": {"node": "y"}}]},
-        {"id": "y", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["x"]},
-        {"id": "solo", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["solo"]},
-    ]}
+    document = {
+        "flow": [
+            {
+                "id": "x",
+                "type": "transform",
+                "logic": {"transform": "1"},
+                "inputs": [{"name": "v", "type": "number", "ref": {"node": "y"}}],
+            },
+            {"id": "y", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["x"]},
+            {"id": "solo", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["solo"]},
+        ]
+    }
     with pytest.raises(CycleError) as caught:
         make_engine().compile(document)
     messages = [str(p) for p in caught.value.problems]
@@ -86,41 +99,63 @@ def test_cycles_are_printed_as_a_path() -> None:
 
 
 def test_a_body_node_claimed_by_two_sibling_loops() -> None:
-    document = {"flow": [
-        {"id": "l1", "type": "for-each", "count": 1, "loopBodyNodeIds": ["shared"]},
-        {"id": "l2", "type": "for-each", "count": 1, "loopBodyNodeIds": ["shared"]},
-        {"id": "shared", "type": "transform", "logic": {"transform": "1"}},
-    ]}
+    document = {
+        "flow": [
+            {"id": "l1", "type": "for-each", "count": 1, "loopBodyNodeIds": ["shared"]},
+            {"id": "l2", "type": "for-each", "count": 1, "loopBodyNodeIds": ["shared"]},
+            {"id": "shared", "type": "transform", "logic": {"transform": "1"}},
+        ]
+    }
     assert problems(document) == [
-        "flow[2]: node `shared` is claimed by two sibling loops `l1` and `l2`; a node belongs to one loop"]
+        "flow[2]: node `shared` is claimed by two sibling loops `l1` and `l2`; a node belongs to one loop"
+    ]
 
 
 def test_nested_loops_may_both_list_a_node_innermost_wins() -> None:
-    document = {"flow": [
-        {"id": "outer", "type": "for-each", "count": 2, "loopBodyNodeIds": ["inner", "cell"]},
-        {"id": "inner", "type": "for-each", "count": 2, "loopBodyNodeIds": ["cell"]},
-        {"id": "cell", "type": "transform", "logic": {"transform": "1"}},
-    ]}
+    document = {
+        "flow": [
+            {"id": "outer", "type": "for-each", "count": 2, "loopBodyNodeIds": ["inner", "cell"]},
+            {"id": "inner", "type": "for-each", "count": 2, "loopBodyNodeIds": ["cell"]},
+            {"id": "cell", "type": "transform", "logic": {"transform": "1"}},
+        ]
+    }
     plan = make_engine().compile(document)
     assert plan.nodes["cell"].owner == "inner"
 
 
 def test_a_loop_whose_body_refers_to_its_consumer_is_a_cycle() -> None:
-    document = {"flow": [
-        {"id": "loop", "type": "for-each", "count": 2, "loopBodyNodeIds": ["body"],
-         "inputs": [{"name": "l", "type": "string_array", "ref": {"node": "after"}}]},
-        {"id": "body", "type": "transform", "logic": {"transform": "1"}},
-        {"id": "after", "type": "transform", "logic": {"transform": "x"},
-         "inputs": [{"name": "x", "type": "number_array", "ref": {"node": "body"}}]},
-    ]}
+    document = {
+        "flow": [
+            {
+                "id": "loop",
+                "type": "for-each",
+                "count": 2,
+                "loopBodyNodeIds": ["body"],
+                "inputs": [{"name": "l", "type": "string_array", "ref": {"node": "after"}}],
+            },
+            {"id": "body", "type": "transform", "logic": {"transform": "1"}},
+            {
+                "id": "after",
+                "type": "transform",
+                "logic": {"transform": "x"},
+                "inputs": [{"name": "x", "type": "number_array", "ref": {"node": "body"}}],
+            },
+        ]
+    }
     with pytest.raises(CycleError):
         make_engine().compile(document)
 
 
 def test_schema_errors_name_the_json_path() -> None:
     with pytest.raises(DocumentError) as caught:
-        load_workflow({"flow": [{"id": "a", "type": "transform", "inputs": [{"type": "string"}]},
-                                {"type": "list"}]})
+        load_workflow(
+            {
+                "flow": [
+                    {"id": "a", "type": "transform", "inputs": [{"type": "string"}]},
+                    {"type": "list"},
+                ]
+            }
+        )
     messages = [str(p) for p in caught.value.problems]
     assert "flow[0].inputs[0].name: missing required field `name`" in messages
     assert "flow[1].id: missing required field `id`" in messages

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import flow, make_engine, nodes
 
 from engine import (
     CallPolicy,
@@ -21,14 +22,18 @@ from engine import (
     TransientExecutorError,
 )
 
-from conftest import flow, make_engine, nodes
-
 pytestmark = pytest.mark.anyio
 
-ONE_MODEL = {"flow": [
-    {"id": "gen", "type": "custom-model", "modelId": "model_a",
-     "inputs": [{"name": "prompt", "type": "string", "value": "a fox"}]},
-]}
+ONE_MODEL = {
+    "flow": [
+        {
+            "id": "gen",
+            "type": "custom-model",
+            "modelId": "model_a",
+            "inputs": [{"name": "prompt", "type": "string", "value": "a fox"}],
+        },
+    ]
+}
 
 
 def asset_ids(job: Any) -> dict[str, list[str]]:
@@ -55,9 +60,19 @@ async def test_dry_run_assets_are_stable_distinct_and_real_files(tmp_path: Path)
 
 async def test_dry_run_asset_ids_depend_on_the_inputs() -> None:
     executor = DryRunExecutor()
+
     def call(prompt: str, attempt: int = 1) -> NodeCall:
-        return NodeCall(job_id="j", node_id="gen", template_id="gen", node_type="model",
-                        model_id="m", inputs={"prompt": prompt}, node={}, attempt=attempt)
+        return NodeCall(
+            job_id="j",
+            node_id="gen",
+            template_id="gen",
+            node_type="model",
+            model_id="m",
+            inputs={"prompt": prompt},
+            node={},
+            attempt=attempt,
+        )
+
     assert executor.asset_digest(call("a")) == executor.asset_digest(call("a"))
     assert executor.asset_digest(call("a")) != executor.asset_digest(call("b"))
     assert executor.asset_digest(call("a")) != executor.asset_digest(call("a", attempt=2))
@@ -65,11 +80,13 @@ async def test_dry_run_asset_ids_depend_on_the_inputs() -> None:
 
 async def test_fail_covers_every_clone_of_a_template() -> None:
     job = await make_engine(dry_run=DryRunExecutor(fail_nodes={"gen"}), keep_going=True).run(
-        flow("for-each-basic.json"))
+        flow("for-each-basic.json")
+    )
     flow_nodes = nodes(job)
     assert [flow_nodes[f"gen#{i}"]["status"] for i in range(3)] == ["failure"] * 3
     assert flow_nodes["gen#1"]["statusReason"] == (
-        "executor `dry-run`: dry-run failure injected for `gen` (--fail)")
+        "executor `dry-run`: dry-run failure injected for `gen` (--fail)"
+    )
 
 
 async def test_python_functions_sync_and_async_route_by_model_id() -> None:
@@ -77,22 +94,34 @@ async def test_python_functions_sync_and_async_route_by_model_id() -> None:
 
     def caption(call: NodeCall) -> dict[str, Any]:
         seen.append(call.node_id)
-        return {"assets": [{"assetId": "asset_cap", "url": "file:///cap.txt", "kind": "document"}],
-                "text": f"caption of {call.inputs['prompt']}"}
+        return {
+            "assets": [{"assetId": "asset_cap", "url": "file:///cap.txt", "kind": "document"}],
+            "text": f"caption of {call.inputs['prompt']}",
+        }
 
     async def slow(call: NodeCall) -> list[str]:
         await anyio.sleep(0)
         return ["asset_slow"]
 
-    document = {"flow": [
-        {"id": "a", "type": "custom-model", "modelId": "model_caption",
-         "inputs": [{"name": "prompt", "type": "string", "value": "hi"}]},
-        {"id": "b", "type": "model", "modelId": "model_slow"},
-        {"id": "c", "type": "custom-model", "modelId": "model_other"},
-    ]}
-    job = await make_engine(python_models={"model_caption": caption, "model_slow": slow}).run(document)
+    document = {
+        "flow": [
+            {
+                "id": "a",
+                "type": "custom-model",
+                "modelId": "model_caption",
+                "inputs": [{"name": "prompt", "type": "string", "value": "hi"}],
+            },
+            {"id": "b", "type": "model", "modelId": "model_slow"},
+            {"id": "c", "type": "custom-model", "modelId": "model_other"},
+        ]
+    }
+    job = await make_engine(python_models={"model_caption": caption, "model_slow": slow}).run(
+        document
+    )
     flow_nodes = nodes(job)
-    assert flow_nodes["a"]["assets"] == [{"assetId": "asset_cap", "url": "file:///cap.txt", "kind": "document"}]
+    assert flow_nodes["a"]["assets"] == [
+        {"assetId": "asset_cap", "url": "file:///cap.txt", "kind": "document"}
+    ]
     assert flow_nodes["a"]["output"] == {"text": "caption of hi"}
     assert flow_nodes["b"]["assets"][0]["assetId"] == "asset_slow"
     assert flow_nodes["c"]["assets"][0]["assetId"].startswith("asset_")  # default: dry-run
@@ -103,7 +132,8 @@ async def test_a_node_no_executor_serves_fails_with_a_clear_message() -> None:
     engine = make_engine(executors=ExecutorRouter(routes=[]))
     job = await engine.run(ONE_MODEL)
     assert nodes(job)["gen"]["statusReason"] == (
-        "no executor serves `custom-model` nodes with modelId `model_a`; register one or add a route")
+        "no executor serves `custom-model` nodes with modelId `model_a`; register one or add a route"
+    )
 
 
 class Flaky:
@@ -122,14 +152,21 @@ class Flaky:
 
 async def test_transient_errors_are_retried_with_the_attempt_counted() -> None:
     flaky = Flaky(failures=2)
-    engine = make_engine(executors=ExecutorRouter(default=flaky), policy=CallPolicy(retries=2, backoff=0))
+    engine = make_engine(
+        executors=ExecutorRouter(default=flaky), policy=CallPolicy(retries=2, backoff=0)
+    )
     job = await engine.run(ONE_MODEL)
     assert flaky.attempts == [1, 2, 3]
     assert nodes(job)["gen"]["output"] == {"attempt": 3}
     flaky = Flaky(failures=5)
-    engine = make_engine(executors=ExecutorRouter(default=flaky), policy=CallPolicy(retries=1, backoff=0))
+    engine = make_engine(
+        executors=ExecutorRouter(default=flaky), policy=CallPolicy(retries=1, backoff=0)
+    )
     job = await engine.run(ONE_MODEL)
-    assert nodes(job)["gen"]["statusReason"] == "executor `flaky`: rate limited (gave up after 2 attempts)"
+    assert (
+        nodes(job)["gen"]["statusReason"]
+        == "executor `flaky`: rate limited (gave up after 2 attempts)"
+    )
 
 
 class Sleeper:
@@ -155,18 +192,26 @@ class Sleeper:
 
 
 async def test_timeouts_fail_the_node() -> None:
-    engine = make_engine(executors=ExecutorRouter(default=Sleeper(5)),
-                         policy=CallPolicy(timeout=0.01, retries=0))
+    engine = make_engine(
+        executors=ExecutorRouter(default=Sleeper(5)), policy=CallPolicy(timeout=0.01, retries=0)
+    )
     job = await engine.run(ONE_MODEL)
     assert nodes(job)["gen"]["statusReason"] == (
-        "executor `sleeper`: timed out after 0.01s (gave up after 1 attempt)")
+        "executor `sleeper`: timed out after 0.01s (gave up after 1 attempt)"
+    )
 
 
 async def test_the_concurrency_limit_bounds_executor_calls() -> None:
     sleeper = Sleeper(0.01)
-    document = {"flow": [{"id": "loop", "type": "for-each", "count": 20, "loopBodyNodeIds": ["gen"]},
-                         {"id": "gen", "type": "model", "modelId": "m"}]}
-    engine = make_engine(executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=3))
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 20, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "model", "modelId": "m"},
+        ]
+    }
+    engine = make_engine(
+        executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=3)
+    )
     job = await engine.run(document)
     assert job.document()["status"] == "success"
     assert sleeper.peak == 3
@@ -174,10 +219,21 @@ async def test_the_concurrency_limit_bounds_executor_calls() -> None:
 
 async def test_cancel_reaches_running_calls() -> None:
     sleeper = Sleeper(30)
-    document = {"flow": [{"id": "loop", "type": "for-each", "count": 4, "loopBodyNodeIds": ["gen"]},
-                         {"id": "gen", "type": "model", "modelId": "m"},
-                         {"id": "after", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["loop"]}]}
-    engine = make_engine(executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=2))
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 4, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "model", "modelId": "m"},
+            {
+                "id": "after",
+                "type": "transform",
+                "logic": {"transform": "1"},
+                "dependsOn": ["loop"],
+            },
+        ]
+    }
+    engine = make_engine(
+        executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=2)
+    )
     job = engine.prepare(document)
 
     async def cancel_soon() -> None:
@@ -192,15 +248,19 @@ async def test_cancel_reaches_running_calls() -> None:
     flow_nodes = nodes(job)
     assert job.document()["status"] == "canceled"
     assert sleeper.cancelled == 2
-    assert sorted(n for n, v in flow_nodes.items() if v.get("statusReason") == "canceled") == ["gen#0", "gen#1"]
+    assert sorted(n for n, v in flow_nodes.items() if v.get("statusReason") == "canceled") == [
+        "gen#0",
+        "gen#1",
+    ]
     assert flow_nodes["gen#2"]["statusReason"] == "job canceled"
     assert flow_nodes["after"]["statusReason"] == "job canceled"
 
 
 async def test_routes_match_node_type_and_model_id_globs() -> None:
     a, b = DryRunExecutor(seed=1), DryRunExecutor(seed=2)
-    router = ExecutorRouter(routes=[Route(a, node_type="remove-background"),
-                                    Route(b, model_id="model_flux*")])
+    router = ExecutorRouter(
+        routes=[Route(a, node_type="remove-background"), Route(b, model_id="model_flux*")]
+    )
     assert router.route("remove-background", None) is a
     assert router.route("custom-model", "model_flux-pro") is b
     assert router.route("custom-model", "model_sd") is None

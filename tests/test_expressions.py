@@ -8,25 +8,28 @@ from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
 from engine.expressions import compile_expression
 
 
-@pytest.mark.parametrize(("source", "variables", "expected"), [
-    ("trim(s)", {"s": "  padded  "}, "padded"),
-    ("slice(l, 1, 3)", {"l": [1, 2, 3, 4]}, [2, 3]),
-    ("slice(s, 0, 2)", {"s": "abc"}, "ab"),
-    ("size(l) > 2 && l.all(x, x > 0)", {"l": [1, 2, 3]}, True),
-    ("l.map(x, x * 2)", {"l": [1, 2]}, [2, 4]),
-    ("l.filter(x, x % 2 == 0)", {"l": [1, 2, 3, 4]}, [2, 4]),
-    ("l.exists(x, x == 3)", {"l": [1, 2, 3]}, True),
-    ("s.startsWith('ab') && s.endsWith('yz') && s.contains('m')", {"s": "abmyz"}, True),
-    ("s.matches('^[a-z]+$')", {"s": "abc"}, True),
-    ("s.split(',')", {"s": "a,b"}, ["a", "b"]),
-    ("s.replace('a', 'o')", {"s": "banana"}, "bonono"),
-    ("s.lowerAscii() + s.upperAscii()", {"s": "Ab"}, "abAB"),
-    ("has(m.k)", {"m": {"k": 1}}, True),
-    ("n * 2", {"n": 4}, 8),
-    ("'a' + \"b\"", {}, "ab"),
-    ("{{ name | upper }}-{{ n + 1 }}", {"name": "x", "n": 1}, "X-2"),
-    ("{% for t in tags %}{{ t }};{% endfor %}", {"tags": ["a", "b"]}, "a;b;"),
-])
+@pytest.mark.parametrize(
+    ("source", "variables", "expected"),
+    [
+        ("trim(s)", {"s": "  padded  "}, "padded"),
+        ("slice(l, 1, 3)", {"l": [1, 2, 3, 4]}, [2, 3]),
+        ("slice(s, 0, 2)", {"s": "abc"}, "ab"),
+        ("size(l) > 2 && l.all(x, x > 0)", {"l": [1, 2, 3]}, True),
+        ("l.map(x, x * 2)", {"l": [1, 2]}, [2, 4]),
+        ("l.filter(x, x % 2 == 0)", {"l": [1, 2, 3, 4]}, [2, 4]),
+        ("l.exists(x, x == 3)", {"l": [1, 2, 3]}, True),
+        ("s.startsWith('ab') && s.endsWith('yz') && s.contains('m')", {"s": "abmyz"}, True),
+        ("s.matches('^[a-z]+$')", {"s": "abc"}, True),
+        ("s.split(',')", {"s": "a,b"}, ["a", "b"]),
+        ("s.replace('a', 'o')", {"s": "banana"}, "bonono"),
+        ("s.lowerAscii() + s.upperAscii()", {"s": "Ab"}, "abAB"),
+        ("has(m.k)", {"m": {"k": 1}}, True),
+        ("n * 2", {"n": 4}, 8),
+        ("'a' + \"b\"", {}, "ab"),
+        ("{{ name | upper }}-{{ n + 1 }}", {"name": "x", "n": 1}, "X-2"),
+        ("{% for t in tags %}{{ t }};{% endfor %}", {"tags": ["a", "b"]}, "a;b;"),
+    ],
+)
 def test_evaluates(source: str, variables: dict[str, object], expected: object) -> None:
     value = compile_expression(source).evaluate(variables)
     assert value == expected
@@ -38,15 +41,19 @@ def test_integers_stay_integers() -> None:
 
 
 def test_syntax_errors_carry_the_position() -> None:
-    with pytest.raises(ExpressionSyntaxError, match=r"expression `a \+\+ ` does not parse at line 1, column 4"):
+    with pytest.raises(
+        ExpressionSyntaxError, match=r"expression `a \+\+ ` does not parse at line 1, column 4"
+    ):
         compile_expression("a ++ ")
     with pytest.raises(ExpressionSyntaxError, match=r"template `\{\{ a ` does not parse at line 1"):
         compile_expression("{{ a ")
 
 
 def test_runtime_errors_name_the_expression() -> None:
-    with pytest.raises(ExpressionEvaluationError,
-                       match=r"expression `missing \+ 1` failed: unknown variable or function `missing`"):
+    with pytest.raises(
+        ExpressionEvaluationError,
+        match=r"expression `missing \+ 1` failed: unknown variable or function `missing`",
+    ):
         compile_expression("missing + 1").evaluate({})
     with pytest.raises(ExpressionEvaluationError, match="division by zero"):
         compile_expression("1 / n").evaluate({"n": 0})

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+from conftest import make_engine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import DryRunExecutor, Transition
-
-from conftest import make_engine
 
 TERMINAL = {"success", "failure", "skipped", "rejected"}
 
@@ -33,34 +32,56 @@ def random_flows(draw: st.DrawFn) -> tuple[dict[str, Any], set[str], bool]:
             inputs.append({"name": "merged", "type": "string", "ref": {"conditional": entries}})
         node: dict[str, Any] = {"id": node_id, "inputs": inputs}
         if earlier and draw(st.integers(0, 3)) == 0:
-            node["dependsOn"] = draw(st.lists(st.sampled_from(earlier), min_size=1, max_size=2, unique=True))
+            node["dependsOn"] = draw(
+                st.lists(st.sampled_from(earlier), min_size=1, max_size=2, unique=True)
+            )
         if kind == "model":
             node.update(type="custom-model", modelId="m")
         elif kind == "transform":
             node.update(type="transform", logic={"transform": "1"})
         elif kind == "logic":
             later = [f"n{i}" for i in range(index + 1, size)]
-            targets = draw(st.lists(st.sampled_from(later), max_size=2, unique=True)) if later else []
+            targets = (
+                draw(st.lists(st.sampled_from(later), max_size=2, unique=True)) if later else []
+            )
             cases = [{"condition": str(n), "value": t} for n, t in enumerate(targets)] or [
-                {"condition": "0", "value": "zero"}]
-            inputs.append({"name": "condition", "type": "number", "ref": {"node": "workflow", "name": "pick"}})
+                {"condition": "0", "value": "zero"}
+            ]
+            inputs.append(
+                {"name": "condition", "type": "number", "ref": {"node": "workflow", "name": "pick"}}
+            )
             node.update(type="logic", logicType="if-else", logic={"cases": cases})
         else:
-            node.update(type="for-each", count=draw(st.integers(0, 3)), loopBodyNodeIds=[f"b{index}"])
-            flow.append({"id": f"b{index}", "type": "custom-model", "modelId": "m",
-                         "inputs": [{"name": "i", "type": "number", "ref": {"node": node_id, "name": "index"}}]})
+            node.update(
+                type="for-each", count=draw(st.integers(0, 3)), loopBodyNodeIds=[f"b{index}"]
+            )
+            flow.append(
+                {
+                    "id": f"b{index}",
+                    "type": "custom-model",
+                    "modelId": "m",
+                    "inputs": [
+                        {"name": "i", "type": "number", "ref": {"node": node_id, "name": "index"}}
+                    ],
+                }
+            )
         flow.append(node)
     models = sorted(n["id"] for n in flow if n["type"] == "custom-model")
     failing = set(draw(st.lists(st.sampled_from(models), max_size=2))) if models else set()
-    workflow = {"inputs": [{"name": "pick", "type": "number", "default": draw(st.integers(0, 2))}],
-                "flow": flow}
+    workflow = {
+        "inputs": [{"name": "pick", "type": "number", "default": draw(st.integers(0, 2))}],
+        "flow": flow,
+    }
     return workflow, failing, draw(st.booleans())
 
 
-def execute(workflow: dict[str, Any], failing: set[str], keep_going: bool) -> tuple[dict[str, Any], list[Transition]]:
+def execute(
+    workflow: dict[str, Any], failing: set[str], keep_going: bool
+) -> tuple[dict[str, Any], list[Transition]]:
     events: list[Transition] = []
-    engine = make_engine(dry_run=DryRunExecutor(fail_nodes=failing), keep_going=keep_going,
-                         sinks=[events.append])
+    engine = make_engine(
+        dry_run=DryRunExecutor(fail_nodes=failing), keep_going=keep_going, sinks=[events.append]
+    )
     job = anyio.run(engine.run, workflow)
     return job.document(), events
 
@@ -81,7 +102,9 @@ def predecessors(node: dict[str, Any], workflow: dict[str, Any]) -> set[str]:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_flows())
-def test_every_node_reaches_exactly_one_terminal_status(case: tuple[dict[str, Any], set[str], bool]) -> None:
+def test_every_node_reaches_exactly_one_terminal_status(
+    case: tuple[dict[str, Any], set[str], bool],
+) -> None:
     workflow, failing, keep_going = case
     job, events = execute(workflow, failing, keep_going)
     assert job["status"] in ("success", "failure")
@@ -100,7 +123,9 @@ def test_every_node_reaches_exactly_one_terminal_status(case: tuple[dict[str, An
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_flows())
-def test_nothing_starts_before_its_predecessors_and_skips_propagate(case: tuple[dict[str, Any], set[str], bool]) -> None:
+def test_nothing_starts_before_its_predecessors_and_skips_propagate(
+    case: tuple[dict[str, Any], set[str], bool],
+) -> None:
     workflow, failing, keep_going = case
     job, events = execute(workflow, failing, keep_going)
     by_id = {n["id"]: n for n in job["metadata"]["flow"]}
@@ -119,8 +144,10 @@ def test_nothing_starts_before_its_predecessors_and_skips_propagate(case: tuple[
         if by_id[node["id"]]["status"] != "success":
             continue
         hard = set(node.get("dependsOn", [])) | {
-            i["ref"]["node"] for i in node.get("inputs", [])
-            if i.get("ref", {}).get("node") not in (None, "workflow")}
+            i["ref"]["node"]
+            for i in node.get("inputs", [])
+            if i.get("ref", {}).get("node") not in (None, "workflow")
+        }
         for predecessor in hard:
             if by_id[predecessor]["type"] == "for-each" and node["id"].startswith("b"):
                 continue
@@ -129,7 +156,9 @@ def test_nothing_starts_before_its_predecessors_and_skips_propagate(case: tuple[
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_flows(), st.randoms(use_true_random=False))
-def test_flow_order_does_not_change_the_outcome(case: tuple[dict[str, Any], set[str], bool], rng: Any) -> None:
+def test_flow_order_does_not_change_the_outcome(
+    case: tuple[dict[str, Any], set[str], bool], rng: Any
+) -> None:
     workflow, failing, keep_going = case
     shuffled = {**workflow, "flow": list(workflow["flow"])}
     rng.shuffle(shuffled["flow"])
@@ -137,8 +166,10 @@ def test_flow_order_does_not_change_the_outcome(case: tuple[dict[str, Any], set[
     second, _ = execute(shuffled, failing, keep_going)
 
     def outcome(job: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
-        return {n["id"]: (n["status"], n.get("output"), n.get("assets"), n.get("statusReason"))
-                for n in job["metadata"]["flow"]}
+        return {
+            n["id"]: (n["status"], n.get("output"), n.get("assets"), n.get("statusReason"))
+            for n in job["metadata"]["flow"]
+        }
 
     if keep_going or first["status"] == "success":
         assert outcome(first) == outcome(second)

@@ -21,9 +21,11 @@ def problems(wf: Workflow, given: dict[str, Any]) -> list[str]:
 
 
 def test_defaults_are_applied_and_valid_inputs_pass() -> None:
-    wf = workflow({"name": "prompt", "type": "string", "default": "x"},
-                  {"name": "n", "type": "number", "default": 4},
-                  {"name": "tags", "type": "string_array"})
+    wf = workflow(
+        {"name": "prompt", "type": "string", "default": "x"},
+        {"name": "n", "type": "number", "default": 4},
+        {"name": "tags", "type": "string_array"},
+    )
     assert validate_run_inputs(wf, {"tags": ["a"]}) == {"prompt": "x", "n": 4, "tags": ["a"]}
 
 
@@ -36,8 +38,17 @@ def test_every_problem_is_reported_together() -> None:
         {"name": "seeds", "type": "number_array", "max": 2},
         {"name": "words", "type": "string_array"},
     )
-    found = problems(wf, {"steps": 80, "style": "c", "flag": "yes", "seeds": [1, 2, 3],
-                          "words": ["ok", 3], "extra": 1})
+    found = problems(
+        wf,
+        {
+            "steps": 80,
+            "style": "c",
+            "flag": "yes",
+            "seeds": [1, 2, 3],
+            "words": ["ok", 3],
+            "extra": 1,
+        },
+    )
     assert found == [
         "inputs.extra: unknown input `extra`; the workflow declares: `prompt`, `steps`, `style`, `flag`, `seeds`, `words`",
         "inputs.prompt: input `prompt` is required",
@@ -48,7 +59,8 @@ def test_every_problem_is_reported_together() -> None:
         "inputs.words: input `words`[1] must be a string, got `3`",
     ]
     assert problems(wf, {"prompt": "too long"}) == [
-        "inputs.prompt: input `prompt` must be at most 5 characters long"]
+        "inputs.prompt: input `prompt` must be at most 5 characters long"
+    ]
 
 
 def test_numbers_are_not_booleans() -> None:
@@ -64,8 +76,11 @@ def test_required_if_defined_and_if_not_defined() -> None:
         {"name": "prompt", "type": "string"},
     )
     assert problems(wf, {"strength": 0.5, "prompt": "p"}) == [
-        "inputs.negative: input `negative` is required when `strength` is given (needs it)"]
-    assert problems(wf, {}) == ["inputs.image: input `image` is required when `prompt` is not given"]
+        "inputs.negative: input `negative` is required when `strength` is given (needs it)"
+    ]
+    assert problems(wf, {}) == [
+        "inputs.image: input `image` is required when `prompt` is not given"
+    ]
     assert validate_run_inputs(wf, {"prompt": "p"}) == {"prompt": "p"}
 
 
@@ -73,15 +88,30 @@ def test_required_conditional_with_operators_and_the_older_conditional_values() 
     wf = workflow(
         {"name": "mode", "type": "string"},
         {"name": "size", "type": "string"},
-        {"name": "mask", "type": "file",
-         "required": {"conditional": {"values": {"mode": ["inpaint"], "size": ["xl"]}, "operator": "or"}}},
-        {"name": "ref", "type": "file",
-         "required": {"conditional": {"values": {"mode": ["inpaint"], "size": ["xl"]}}}},
-        {"name": "old", "type": "string", "required": {"conditionalValues": {"mode": "legacy, retro"}}},
+        {
+            "name": "mask",
+            "type": "file",
+            "required": {
+                "conditional": {"values": {"mode": ["inpaint"], "size": ["xl"]}, "operator": "or"}
+            },
+        },
+        {
+            "name": "ref",
+            "type": "file",
+            "required": {"conditional": {"values": {"mode": ["inpaint"], "size": ["xl"]}}},
+        },
+        {
+            "name": "old",
+            "type": "string",
+            "required": {"conditionalValues": {"mode": "legacy, retro"}},
+        },
     )
     assert problems(wf, {"mode": "inpaint"}) == [
-        "inputs.mask: input `mask` is required when `mode` is one of ['inpaint'] or `size` is one of ['xl']"]
+        "inputs.mask: input `mask` is required when `mode` is one of ['inpaint'] or `size` is one of ['xl']"
+    ]
     found = problems(wf, {"mode": "inpaint", "size": "xl"})
     assert [p.split(":")[0] for p in found] == ["inputs.mask", "inputs.ref"]
-    assert problems(wf, {"mode": "retro"}) == ["inputs.old: input `old` is required when `mode` is `retro`"]
+    assert problems(wf, {"mode": "retro"}) == [
+        "inputs.old: input `old` is required when `mode` is `retro`"
+    ]
     assert validate_run_inputs(wf, {"mode": "plain"}) == {"mode": "plain"}

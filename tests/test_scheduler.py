@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import fixed_clock, flow, make_engine
 
 from engine import DecisionError, Scheduler
 from engine.instances import Instance
 from engine.protocols import Asset, Completed, Failed, NodeCall
 from engine.run_inputs import validate_run_inputs
-
-from conftest import fixed_clock, flow, make_engine
 
 
 def scheduler_for(name: str, inputs: dict[str, Any] | None = None, **options: Any) -> Scheduler:
@@ -22,8 +21,15 @@ def scheduler_for(name: str, inputs: dict[str, Any] | None = None, **options: An
 
 def call(instance: Instance) -> NodeCall:
     t = instance.template
-    return NodeCall(job_id="job_s", node_id=instance.id, template_id=t.id, node_type=t.type,
-                    model_id=t.node.model_id, inputs=instance.values or {}, node=t.node)
+    return NodeCall(
+        job_id="job_s",
+        node_id=instance.id,
+        template_id=t.id,
+        node_type=t.type,
+        model_id=t.node.model_id,
+        inputs=instance.values or {},
+        node=t.node,
+    )
 
 
 def step(scheduler: Scheduler) -> list[str]:
@@ -31,7 +37,9 @@ def step(scheduler: Scheduler) -> list[str]:
     started = []
     for instance in scheduler.ready():
         started.append(instance.id)
-        scheduler.apply(instance, instance.template.kind.start(call(instance), instance.template.expressions))
+        scheduler.apply(
+            instance, instance.template.kind.start(call(instance), instance.template.expressions)
+        )
     return started
 
 
@@ -42,10 +50,13 @@ def finish_calls(scheduler: Scheduler, *, fail: str | None = None) -> None:
             scheduler.finish_call(instance, Failed("boom"))
         else:
             count = (instance.values or {}).get("numSamples", 1)
-            assets = [Asset(f"asset_{instance.id}_{n}", f"file:///{instance.id}_{n}.png")
-                      for n in range(count)]
-            scheduler.finish_call(instance, Completed({"output": [a.asset_id for a in assets]},
-                                                      assets=assets))
+            assets = [
+                Asset(f"asset_{instance.id}_{n}", f"file:///{instance.id}_{n}.png")
+                for n in range(count)
+            ]
+            scheduler.finish_call(
+                instance, Completed({"output": [a.asset_id for a in assets]}, assets=assets)
+            )
 
 
 def drive(scheduler: Scheduler) -> list[str]:
@@ -80,9 +91,16 @@ def test_transitions_are_recorded_in_order_with_reasons() -> None:
     assert right[0].reason == "branch `right` of `check` not taken; it chose `left`"
     job_level = [t.to_status for t in scheduler.transitions if t.node_id is None]
     assert job_level == ["in-progress", "success"]
-    check = next(t for t in scheduler.transitions if t.node_id == "check" and t.to_status == "success")
-    assert check.details == {"form": "literal", "condition": "left", "case": 1,
-                             "caseCondition": "left", "chosen": "left"}
+    check = next(
+        t for t in scheduler.transitions if t.node_id == "check" and t.to_status == "success"
+    )
+    assert check.details == {
+        "form": "literal",
+        "condition": "left",
+        "case": 1,
+        "caseCondition": "left",
+        "chosen": "left",
+    }
 
 
 def test_misuse_is_refused_with_a_precise_message() -> None:
@@ -152,8 +170,11 @@ def test_decisions_by_template_id_and_clone_prefix() -> None:
 def test_refused_decisions_change_nothing() -> None:
     scheduler = scheduler_for("gates.json")
     drive(scheduler)
-    with pytest.raises(DecisionError, match="node `choose` is not waiting for a decision "
-                                            r"\(it is pending\); waiting gates: `review`"):
+    with pytest.raises(
+        DecisionError,
+        match="node `choose` is not waiting for a decision "
+        r"\(it is pending\); waiting gates: `review`",
+    ):
         scheduler.decide("choose", {"select": [0]})
     with pytest.raises(DecisionError, match="no node `nobody` in job `job_s`"):
         scheduler.decide("nobody", "approve")

@@ -35,8 +35,12 @@ def test_skips_propagate_through_refs_and_depends_on_with_reasons() -> None:
     job = run("skip-propagation.json")
     flow = nodes(job)
     assert statuses(job) == {
-        "check": "success", "right": "skipped", "after_right": "skipped",
-        "ordered_after_right": "skipped", "chain_end": "skipped", "left": "success",
+        "check": "success",
+        "right": "skipped",
+        "after_right": "skipped",
+        "ordered_after_right": "skipped",
+        "chain_end": "skipped",
+        "left": "success",
     }
     assert flow["right"]["statusReason"] == "branch `right` of `check` not taken; it chose `left`"
     assert flow["after_right"]["statusReason"] == "input `image`: `right` was skipped"
@@ -51,7 +55,9 @@ def test_ref_equal_selects_one_branch_of_a_cel_logic_node() -> None:
     assert statuses(job)["on_medium"] == "success"
     assert flow["on_medium"]["output"] == "medium:medium"
     assert flow["on_small"]["status"] == "skipped"
-    assert flow["on_small"]["statusReason"] == "branch `small` of `size` not taken; it chose `medium`"
+    assert (
+        flow["on_small"]["statusReason"] == "branch `small` of `size` not taken; it chose `medium`"
+    )
     job = run("ref-equal.json", {"n": 50})
     assert nodes(job)["size"]["output"] == "large"
     assert statuses(job)["on_large"] == "success"
@@ -65,7 +71,8 @@ def test_conditional_refs_merge_branches() -> None:
     assert flow["logic_equal"]["output"] == "took gen_b"
     assert flow["logic_equal_miss"]["status"] == "skipped"
     assert flow["logic_equal_miss"]["statusReason"] == (
-        "input `x`: no branch matched (`check` chose `gen_b`)")
+        "input `x`: no branch matched (`check` chose `gen_b`)"
+    )
     assert flow["gated_value"]["output"] == "gated gen_b"
     assert flow["status_equal"]["status"] == "success"
     assert flow["all_skipped"]["status"] == "skipped"
@@ -92,7 +99,10 @@ def test_logic_literal_expression_jinja_default_and_no_match() -> None:
     flow = nodes(job)
     assert flow["no_match"]["status"] == "success"
     assert flow["wants_huge"]["status"] == "skipped"
-    assert flow["wants_huge"]["statusReason"] == "branch `huge` of `no_match` not taken; it chose `null`"
+    assert (
+        flow["wants_huge"]["statusReason"]
+        == "branch `huge` of `no_match` not taken; it chose `null`"
+    )
     assert flow["reads_null"]["output"] is True
 
 
@@ -102,7 +112,9 @@ def test_transform_error_fails_the_node_and_the_job_names_it() -> None:
     flow = nodes(job)
     assert document["status"] == "failure"
     assert flow["bad"]["status"] == "failure"
-    assert "n / 0" in flow["bad"]["statusReason"] and "division by zero" in flow["bad"]["statusReason"]
+    assert (
+        "n / 0" in flow["bad"]["statusReason"] and "division by zero" in flow["bad"]["statusReason"]
+    )
     assert document["metadata"]["error"].startswith("node `bad`: expression `n / 0` failed")
     assert flow["after"]["status"] == "skipped"
 
@@ -169,12 +181,19 @@ def test_zero_iterations_succeed_with_empty_output() -> None:
 def test_branches_inside_iterations_and_merges() -> None:
     job = run("for-each-branches.json")
     flow = nodes(job)
-    assert [flow[f"merge#{i}"]["output"] for i in range(4)] == ["odd 1", "even 2", "odd 3", "even 4"]
+    assert [flow[f"merge#{i}"]["output"] for i in range(4)] == [
+        "odd 1",
+        "even 2",
+        "odd 3",
+        "even 4",
+    ]
     assert flow["even#0"]["statusReason"] == "branch `even` of `parity#0` not taken; it chose `odd`"
     assert flow["evens"]["output"] == ["even 2", "even 4"]
     # the logic node is a sink too: nothing refers to it (branch edges are not references)
-    assert flow["merged"]["output"] == {"parity": ["odd", "even", "odd", "even"],
-                                        "merge": ["odd 1", "even 2", "odd 3", "even 4"]}
+    assert flow["merged"]["output"] == {
+        "parity": ["odd", "even", "odd", "even"],
+        "merge": ["odd 1", "even 2", "odd 3", "even 4"],
+    }
 
 
 def test_several_sinks_give_a_mapping_from_sink_to_values() -> None:
@@ -198,7 +217,12 @@ def test_keep_going_lets_independent_branches_finish() -> None:
     flow = nodes(job)
     assert flow["loop"]["status"] == "failure"
     assert flow["loop"]["statusReason"] == "iteration 2 failed at `divide#2`"
-    assert [flow[f"divide#{i}"]["status"] for i in range(4)] == ["success", "success", "failure", "success"]
+    assert [flow[f"divide#{i}"]["status"] for i in range(4)] == [
+        "success",
+        "success",
+        "failure",
+        "success",
+    ]
     assert flow["divide#3"]["output"] == 3
     assert flow["after"]["status"] == "skipped"
     assert flow["independent"]["status"] == "success"
@@ -265,7 +289,10 @@ def test_progress_counts_terminal_nodes_including_templates_and_clones() -> None
     job = run("gates-in-loop.json")
     document = job.document()
     total = len(document["metadata"]["flow"])
-    terminal = sum(1 for n in document["metadata"]["flow"]
-                   if n["status"] in ("success", "failure", "skipped", "rejected"))
+    terminal = sum(
+        1
+        for n in document["metadata"]["flow"]
+        if n["status"] in ("success", "failure", "skipped", "rejected")
+    )
     assert document["progress"] == round(terminal / total, 6)
     assert 0 < document["progress"] < 1
