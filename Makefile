@@ -22,7 +22,9 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/flowgraph validate examples/branching.json
 	$(BIN)/flowgraph run examples/branching.json --input mode=quality --input prompt="a red fox"
-	$(BIN)/flowgraph run examples/creative-app.json --input subject="a lighthouse at dusk" --input style=watercolor
+	$(BIN)/flowgraph run examples/fan-out.json
+	$(BIN)/flowgraph run examples/creative-app.json --input subject="a lighthouse at dusk" \
+		--input style=watercolor --decisions examples/creative-app.decisions.json
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check engine nodes tests benchmarks
