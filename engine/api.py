@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from .compiler import Plan, compile_flow
 from .document import load_workflow, read_document
 from .errors import UnknownJobError
@@ -15,15 +17,19 @@ from .executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecuto
 from .instances import Instance
 from .job import job_document
 from .models import Workflow
+from .persistence import Recorder, restore
 from .protocols import (
     Completed,
     EventSink,
     Executor,
     Failed,
+    JobRecord,
     JobStatus,
     NodeCall,
     NodeKind,
+    OutcomeRecord,
     PythonModelFunction,
+    Store,
 )
 from .run_inputs import validate_run_inputs
 from .runner import Runner
@@ -90,6 +96,8 @@ class Engine:
         seed: int = 0,
         clock: Clock = utc_now,
         job_ids: Callable[[], str] = new_job_id,
+        store: Store | None = None,
+        run_options: Mapping[str, Any] | None = None,
     ) -> None:
         if kinds is None:
             from nodes import default_registry
@@ -112,6 +120,8 @@ class Engine:
         self.keep_going = keep_going
         self.clock = clock
         self.job_ids = job_ids
+        self.store = store
+        self.run_options = dict(run_options or {})
         self.jobs: dict[str, JobRun] = {}
 
     # ----- documents ----------------------------------------------------------------------------
@@ -148,13 +158,50 @@ class Engine:
         workflow = self.load(document)
         plan = compile_flow(workflow, self.kinds)
         values = validate_run_inputs(workflow, inputs or {})
+        keep_going = self.keep_going if keep_going is None else keep_going
         scheduler = Scheduler(
             plan,
             job_id=job_id or self.job_ids(),
             inputs=values,
-            keep_going=self.keep_going if keep_going is None else keep_going,
+            keep_going=keep_going,
             clock=self.clock,
         )
+        job = self._job(
+            workflow,
+            plan,
+            scheduler,
+            lineage=lineage,
+            parent_job_id=parent.job_id if parent else None,
+        )
+        if self.store is not None:
+            created = scheduler.status_history[0][0]
+            self.store.create_job(
+                JobRecord(
+                    job_id=job.job_id,
+                    workflow_id=workflow.id,
+                    workflow=workflow.to_wire(),
+                    inputs=values,
+                    options={**self.run_options, "keepGoing": keep_going, "seed": self.seed},
+                    status=scheduler.status.value,
+                    created_at=created,
+                    updated_at=created,
+                    document=job.document(),
+                    parent_job_id=job.parent_job_id,
+                )
+            )
+        return job
+
+    def _job(
+        self,
+        workflow: Workflow,
+        plan: Plan,
+        scheduler: Scheduler,
+        *,
+        lineage: Sequence[str],
+        parent_job_id: str | None,
+        restored: bool = False,
+        created_at: str | None = None,
+    ) -> JobRun:
         chain = (*lineage, workflow.id or "<root>")
 
         async def run_child(
@@ -169,17 +216,18 @@ class Engine:
             sinks=self.sinks,
             child_runner=run_child,
             seed=self.seed,
+            recorder=Recorder(scheduler, self.store, restored=restored),
         )
         job = JobRun(
             workflow=workflow,
             plan=plan,
             scheduler=scheduler,
             runner=runner,
-            created_at=scheduler.status_history[0][0],
-            parent_job_id=parent.job_id if parent else None,
+            created_at=created_at or scheduler.status_history[0][0],
+            parent_job_id=parent_job_id,
         )
-        if parent is not None:
-            job.extra_metadata["workflowJobId"] = parent.job_id
+        if parent_job_id is not None:
+            job.extra_metadata["workflowJobId"] = parent_job_id
         self.jobs[scheduler.job_id] = job
         return job
 
@@ -193,13 +241,39 @@ class Engine:
     ) -> JobRun:
         """Run a workflow to its end or to the first gates that wait."""
         job = self.prepare(document, inputs, keep_going=keep_going, job_id=job_id)
-        await job.runner.run()
+        await self.advance(job)
         return job
 
-    async def resume(self, job_id: str) -> JobRun:
-        """Continue a job as far as it can go (after decisions)."""
-        job = self.get(job_id)
+    async def advance(self, job: JobRun) -> None:
+        """Run a prepared or restored job as far as it can go, then checkpoint it."""
         await job.runner.run()
+        await self.checkpoint(job)
+
+    async def checkpoint(self, job: JobRun) -> None:
+        """Store the job's status and its whole document."""
+        if self.store is None:
+            return
+        document = job.document()
+        store = self.store
+
+        def write() -> None:
+            store.checkpoint(
+                job.job_id,
+                status=document["status"],
+                updated_at=document["updatedAt"],
+                document=document,
+            )
+
+        await anyio.to_thread.run_sync(write)
+
+    async def resume(self, job_id: str) -> JobRun:
+        """Continue a job as far as it can go: after decisions, a stop or a crash.
+
+        From the store, finished nodes keep their results and are not run again; nodes whose
+        executor call was cut short run again with the same attempt (and idempotency key).
+        """
+        job = self.get(job_id)
+        await self.advance(job)
         return job
 
     async def decide(self, job_id: str, node_id: str, decision: Any) -> JobRun:
@@ -207,22 +281,73 @@ class Engine:
         waiting gate, then continue the job. Raises DecisionError, changing nothing, when the
         decision cannot apply."""
         job = self.get(job_id)
-        job.scheduler.decide(node_id, decision)
-        job.runner.announce()
-        await job.runner.run()
+        for gate_id in job.scheduler.decide(node_id, decision):
+            job.runner.recorder.add_record(
+                OutcomeRecord(gate_id, "decision", {"decision": decision})
+            )
+        await self.advance(job)
         return job
 
-    def cancel(self, job_id: str) -> JobRun:
+    async def cancel(self, job_id: str) -> JobRun:
         """Cancel a job: calls in flight are cancelled, unfinished nodes skipped."""
         job = self.get(job_id)
         job.runner.cancel()
+        if not job.runner.active:
+            await job.runner.flush()
+            await self.checkpoint(job)
         return job
 
     def get(self, job_id: str) -> JobRun:
-        try:
-            return self.jobs[job_id]
-        except KeyError:
-            raise UnknownJobError(f"no job `{job_id}`") from None
+        """A job of this engine, or one rebuilt from the store."""
+        live = self.jobs.get(job_id)
+        if live is not None:
+            return live
+        record = self.store.get_job(job_id) if self.store is not None else None
+        if record is None:
+            suffix = "" if self.store is not None else " (this engine has no store)"
+            raise UnknownJobError(f"no job `{job_id}`{suffix}")
+        return self._restore(record)
+
+    def document(self, job_id: str) -> dict[str, Any]:
+        """The job's document: live, or the latest one the store holds."""
+        live = self.jobs.get(job_id)
+        if live is not None:
+            return live.document()
+        record = self.store.get_job(job_id) if self.store is not None else None
+        if record is None or record.document is None:
+            raise UnknownJobError(f"no job `{job_id}`")
+        return record.document
+
+    def _restore(self, record: JobRecord) -> JobRun:
+        assert self.store is not None
+        workflow = load_workflow(record.workflow)
+        plan = compile_flow(workflow, self.kinds)
+        history = None
+        if record.document is not None:
+            history = [
+                (h["date"], JobStatus(h["status"]))
+                for h in record.document.get("statusHistory", [])
+            ]
+        scheduler, live = restore(
+            plan,
+            job_id=record.job_id,
+            inputs=record.inputs,
+            keep_going=bool(record.options.get("keepGoing", False)),
+            clock=self.clock,
+            outcomes=self.store.outcomes(record.job_id),
+            history=history,
+        )
+        job = self._job(
+            workflow,
+            plan,
+            scheduler,
+            lineage=(),
+            parent_job_id=record.parent_job_id,
+            restored=True,
+            created_at=record.created_at,
+        )
+        job.runner.pending_start = live
+        return job
 
     # ----- sub-workflows --------------------------------------------------------------------------
 
@@ -243,7 +368,7 @@ class Engine:
             child = self.prepare(child_workflow, inputs, parent=parent, lineage=lineage)
         except ValueError as error:
             return Failed(f"sub-workflow `{workflow_id}`: {error}")
-        await child.runner.run()
+        await self.advance(child)
         document = child.document()
         if child.status is JobStatus.SUCCESS:
             metadata = document["metadata"]

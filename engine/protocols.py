@@ -225,3 +225,80 @@ class EventSink(Protocol):
     """Receives every transition, in order, after it is recorded."""
 
     def __call__(self, transition: Transition) -> None: ...
+
+
+# ----- persistence ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A job as a store keeps it: what it runs, how, and its latest document."""
+
+    job_id: str
+    workflow_id: str | None
+    workflow: dict[str, JSON]
+    inputs: dict[str, JSON]
+    options: dict[str, JSON]
+    status: str
+    created_at: str
+    updated_at: str
+    document: dict[str, JSON] | None = None
+    parent_job_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    """One outcome applied to a node, in order: enough to rebuild the job after a restart.
+
+    `kind` is `completed`, `failed`, `expand`, `wait`, `call` (a delegated call started, with
+    its attempt) or `decision`.
+    """
+
+    node_id: str
+    kind: str
+    payload: dict[str, JSON]
+
+
+class Store(Protocol):
+    """Where workflows, jobs and each job's outcome and event logs live."""
+
+    def put_workflow(self, workflow_id: str, document: dict[str, JSON]) -> None: ...
+
+    def get_workflow(self, workflow_id: str) -> dict[str, JSON] | None: ...
+
+    def list_workflows(self) -> list[dict[str, JSON]]: ...
+
+    def delete_workflow(self, workflow_id: str) -> bool: ...
+
+    def create_job(self, record: JobRecord) -> None: ...
+
+    def record(
+        self, job_id: str, outcomes: Sequence[OutcomeRecord], transitions: Sequence[Transition]
+    ) -> None:
+        """Append outcomes and transitions in one transaction."""
+        ...
+
+    def checkpoint(
+        self, job_id: str, *, status: str, updated_at: str, document: dict[str, JSON]
+    ) -> None:
+        """Replace the job's status and latest document."""
+        ...
+
+    def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    def outcomes(self, job_id: str) -> list[OutcomeRecord]: ...
+
+    def events(self, job_id: str) -> list[Transition]: ...
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        """Jobs newest first, without documents; returns the page and the next cursor."""
+        ...
+
+    def close(self) -> None: ...

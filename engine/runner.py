@@ -17,6 +17,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .executors import CallPolicy, ExecutorRouter, call_executor
 from .instances import Instance
+from .persistence import Recorder
 from .protocols import (
     Completed,
     Delegate,
@@ -24,6 +25,7 @@ from .protocols import (
     Failed,
     NodeCall,
     NodeStatus,
+    OutcomeRecord,
     RunChild,
 )
 from .scheduler import Scheduler
@@ -48,6 +50,8 @@ class Runner:
         child_runner: ChildRunner | None = None,
         seed: int = 0,
         node_job_ids: Callable[[], str] = new_node_job_id,
+        recorder: Recorder | None = None,
+        flush_interval: float = 0.05,
     ) -> None:
         self.scheduler = scheduler
         self.router = router
@@ -56,15 +60,28 @@ class Runner:
         self.child_runner = child_runner
         self.seed = seed
         self.node_job_ids = node_job_ids
-        self._announced = 0
+        self.recorder = recorder or Recorder(scheduler, None)
+        self.flush_interval = flush_interval
+        self.pending_start: list[Instance] = []  # handed out during a restore, not started yet
+        self.active = False
+        self._announced = self.recorder.flushed_transitions
         self._group: TaskGroup | None = None
         self._wake = anyio.Event()
         self._send: MemoryObjectSendStream[tuple[Instance, NodeCall, object]] | None = None
 
+    @property
+    def durable(self) -> bool:
+        return self.recorder.store is not None
+
     async def run(self) -> None:
-        """Advance the job as far as it can go: to its end, or to gates that wait."""
+        """Advance the job as far as it can go: to its end, or to gates that wait.
+
+        With a store, outcomes and transitions are written in batches (one transaction every
+        `flush_interval` seconds at most) and sinks hear of a transition only once it is written.
+        """
         scheduler = self.scheduler
         if scheduler.finished:
+            await self.flush()
             return
         if scheduler.status.value == "queued":
             scheduler.start()
@@ -72,55 +89,88 @@ class Runner:
             math.inf
         )
         self._send = send
+        self.active = True
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
                 for _ in range(self.policy.concurrency):
                     group.start_soon(self._worker, receive.clone())
                 receive.close()
+                if self.durable:
+                    group.start_soon(self._flusher)
+                starting, self.pending_start = self.pending_start, []
+                self._start_batch(starting)
                 self.pump()
                 while scheduler.is_active():
                     await self._wake.wait()
                     self._wake = anyio.Event()
                     self.pump()
                 send.close()
-                if scheduler.finished:
-                    group.cancel_scope.cancel()
+                group.cancel_scope.cancel()
         finally:
             self._group = None
             self._send = None
+            self.active = False
             send.close()
-            self.announce()
+        await self.flush()
 
     def pump(self) -> None:
         """Start every ready node: control nodes inline, the rest handed to the workers."""
         scheduler = self.scheduler
         batch = scheduler.ready()
         while batch:
-            for instance in batch:
-                template = instance.template
-                call = self._call(instance)
-                outcome = template.kind.start(call, template.expressions)
-                scheduler.apply(instance, outcome)
-                if isinstance(outcome, Delegate | RunChild):
-                    instance.job_id = self.node_job_ids()
-                    assert self._send is not None
-                    self._send.send_nowait((instance, call, outcome))
+            self._start_batch(batch)
             batch = scheduler.ready()
-        self.announce()
+        if not self.durable:
+            self._flush_now()
         if scheduler.finished and self._group is not None:
             self._group.cancel_scope.cancel()
         if not scheduler.is_active():
             self._wake.set()
 
-    def announce(self) -> None:
-        """Hand the transitions recorded since the last call to every sink, in order."""
+    def _start_batch(self, batch: list[Instance]) -> None:
+        scheduler = self.scheduler
+        for instance in batch:
+            template = instance.template
+            call = self._call(instance)
+            outcome = template.kind.start(call, template.expressions)
+            if isinstance(outcome, Delegate | RunChild):
+                instance.job_id = instance.job_id or self.node_job_ids()
+            scheduler.apply(instance, outcome)
+            self.recorder.add(instance, outcome)
+            if isinstance(outcome, Delegate | RunChild):
+                call.attempt = instance.attempt
+                assert self._send is not None
+                self._send.send_nowait((instance, call, outcome))
+
+    async def flush(self) -> None:
+        """Write what is pending (in a worker thread), then tell the sinks."""
+        outcomes, transitions, end = self.recorder.take()
+        if self.durable and (outcomes or transitions):
+            await anyio.to_thread.run_sync(self.recorder.write, outcomes, transitions, end)
+        else:
+            self.recorder.write(outcomes, transitions, end)
+        self.announce(end)
+
+    def _flush_now(self) -> None:
+        outcomes, transitions, end = self.recorder.take()
+        self.recorder.write(outcomes, transitions, end)
+        self.announce(end)
+
+    async def _flusher(self) -> None:
+        while True:
+            await anyio.sleep(self.flush_interval)
+            await self.flush()
+
+    def announce(self, end: int | None = None) -> None:
+        """Hand the written transitions not yet announced to every sink, in order."""
         transitions = self.scheduler.transitions
+        end = len(transitions) if end is None else end
         if self.sinks:
-            for transition in transitions[self._announced :]:
+            for transition in transitions[self._announced : end]:
                 for sink in self.sinks:
                     sink(transition)
-        self._announced = len(transitions)
+        self._announced = max(self._announced, end)
 
     def _call(self, instance: Instance) -> NodeCall:
         template = instance.template
@@ -153,7 +203,8 @@ class Runner:
                 else:
                     result = await self._run_model(call)
                 instance.attempt = call.attempt
-                scheduler.finish_call(instance, result)
+                if scheduler.finish_call(instance, result):
+                    self.recorder.add(instance, result)
                 self.pump()
 
     async def _run_model(self, call: NodeCall) -> Completed | Failed:
@@ -178,4 +229,5 @@ class Runner:
     def cancel(self, reason: str = "job canceled") -> None:
         """Cancel the job and every executor call in flight."""
         self.scheduler.cancel(reason)
+        self.recorder.add_record(OutcomeRecord("", "cancel", {"reason": reason}))
         self.pump()

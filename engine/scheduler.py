@@ -140,14 +140,16 @@ class Scheduler:
             raise TypeError(f"node `{instance.id}`: unknown outcome {outcome!r}")
         self._settle_job()
 
-    def finish_call(self, instance: Instance, outcome: Completed | Failed) -> None:
-        """Record the end of a delegated call; ignored if the job was canceled meanwhile."""
+    def finish_call(self, instance: Instance, outcome: Completed | Failed) -> bool:
+        """Record the end of a delegated call; False (and ignored) if the job was canceled
+        meanwhile."""
         if self.in_flight.pop(instance.id, None) is None:
             if instance.status.terminal:
-                return
+                return False
             raise RuntimeError(f"node `{instance.id}` has no call in flight")
         self.running.discard(instance.id)
         self.apply(instance, outcome)
+        return True
 
     def call_started(self, instance: Instance) -> None:
         """A worker began the delegated call (a cancel now fails it rather than skipping it)."""

@@ -239,7 +239,7 @@ async def test_cancel_reaches_running_calls() -> None:
     async def cancel_soon() -> None:
         while sleeper.running < 2:
             await anyio.sleep(0.001)
-        engine.cancel(job.job_id)
+        await engine.cancel(job.job_id)
 
     with anyio.fail_after(10):
         async with anyio.create_task_group() as group:

@@ -1,0 +1,115 @@
+"""A store in memory: for tests and library use."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..protocols import JobRecord, OutcomeRecord, Transition
+from .paging import page
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workflows: dict[str, dict[str, Any]] = {}
+        self._jobs: dict[str, JobRecord] = {}
+        self._outcomes: dict[str, list[OutcomeRecord]] = {}
+        self._events: dict[str, list[Transition]] = {}
+
+    def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
+        with self._lock:
+            self._workflows[workflow_id] = copy.deepcopy(document)
+
+    def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._workflows.get(workflow_id)
+            return copy.deepcopy(found) if found is not None else None
+
+    def list_workflows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(w) for w in self._workflows.values()]
+
+    def delete_workflow(self, workflow_id: str) -> bool:
+        with self._lock:
+            return self._workflows.pop(workflow_id, None) is not None
+
+    def create_job(self, record: JobRecord) -> None:
+        with self._lock:
+            if record.job_id in self._jobs:
+                raise ValueError(f"job `{record.job_id}` already exists")
+            self._jobs[record.job_id] = copy.deepcopy(record)
+            self._outcomes[record.job_id] = []
+            self._events[record.job_id] = []
+
+    def record(
+        self, job_id: str, outcomes: Sequence[OutcomeRecord], transitions: Sequence[Transition]
+    ) -> None:
+        with self._lock:
+            self._require(job_id)
+            self._outcomes[job_id].extend(copy.deepcopy(list(outcomes)))
+            self._events[job_id].extend(transitions)
+
+    def checkpoint(
+        self, job_id: str, *, status: str, updated_at: str, document: dict[str, Any]
+    ) -> None:
+        with self._lock:
+            job = self._require(job_id)
+            job.status, job.updated_at = status, updated_at
+            job.document = copy.deepcopy(document)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            found = self._jobs.get(job_id)
+            return copy.deepcopy(found) if found is not None else None
+
+    def outcomes(self, job_id: str) -> list[OutcomeRecord]:
+        with self._lock:
+            return copy.deepcopy(self._outcomes.get(job_id, []))
+
+    def events(self, job_id: str) -> list[Transition]:
+        with self._lock:
+            return list(self._events.get(job_id, []))
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        with self._lock:
+            matching = [
+                job
+                for job in self._jobs.values()
+                if (status is None or job.status == status)
+                and (workflow_id is None or job.workflow_id == workflow_id)
+            ]
+            summaries = [
+                JobRecord(
+                    j.job_id,
+                    j.workflow_id,
+                    {},
+                    copy.deepcopy(j.inputs),
+                    dict(j.options),
+                    j.status,
+                    j.created_at,
+                    j.updated_at,
+                    None,
+                    j.parent_job_id,
+                )
+                for j in matching
+            ]
+        return page(summaries, limit=limit, cursor=cursor)
+
+    def close(self) -> None:
+        return None
+
+    def _require(self, job_id: str) -> JobRecord:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(f"no job `{job_id}` in the store")
+        return job

@@ -1,0 +1,305 @@
+"""The default store: one SQLite file in WAL mode, safe to call from worker threads.
+
+Outcomes and transitions arrive in batches and each batch is one transaction, so a
+100,000-node run commits a few hundred times, not a few hundred thousand.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import FlowgraphError
+from ..protocols import JobRecord, OutcomeRecord, Transition
+from .paging import decode_cursor, encode_cursor
+
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workflows (
+    id TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    workflow_id TEXT,
+    parent_job_id TEXT,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    options TEXT NOT NULL,
+    document TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at DESC, job_id DESC);
+CREATE TABLE IF NOT EXISTS outcomes (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    node_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    node_id TEXT,
+    template_id TEXT,
+    iteration INTEGER,
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    reason TEXT,
+    at TEXT NOT NULL,
+    details TEXT,
+    PRIMARY KEY (job_id, seq)
+);
+"""
+
+
+class StoreError(FlowgraphError, RuntimeError):
+    """The store file cannot be opened or used."""
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._connection = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection.executescript(SCHEMA)
+            self._connection.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"cannot open the store `{self.path}`: {error}") from None
+        self._lock = threading.Lock()
+        self._next_seq: dict[str, tuple[int, int]] = {}
+
+    # ----- workflows ------------------------------------------------------------------------
+
+    def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
+        with self._lock:
+            self._connection.execute(
+                "INSERT INTO workflows (id, document) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET document = excluded.document",
+                (workflow_id, json.dumps(document)),
+            )
+
+    def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT document FROM workflows WHERE id = ?", (workflow_id,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def list_workflows(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT document FROM workflows ORDER BY rowid"
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def delete_workflow(self, workflow_id: str) -> bool:
+        with self._lock:
+            cursor = self._connection.execute("DELETE FROM workflows WHERE id = ?", (workflow_id,))
+        return cursor.rowcount > 0
+
+    # ----- jobs -------------------------------------------------------------------------------
+
+    def create_job(self, record: JobRecord) -> None:
+        with self._lock:
+            try:
+                self._connection.execute(
+                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.job_id,
+                        record.workflow_id,
+                        record.parent_job_id,
+                        record.status,
+                        record.created_at,
+                        record.updated_at,
+                        json.dumps(record.workflow),
+                        json.dumps(record.inputs),
+                        json.dumps(record.options),
+                        json.dumps(record.document) if record.document is not None else None,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise ValueError(f"job `{record.job_id}` already exists") from None
+            self._next_seq[record.job_id] = (0, 0)
+
+    def record(
+        self, job_id: str, outcomes: Sequence[OutcomeRecord], transitions: Sequence[Transition]
+    ) -> None:
+        if not outcomes and not transitions:
+            return
+        with self._lock:
+            outcome_seq, event_seq = self._sequences(job_id)
+            connection = self._connection
+            connection.execute("BEGIN")
+            try:
+                connection.executemany(
+                    "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (job_id, outcome_seq + n, o.node_id, o.kind, json.dumps(o.payload))
+                        for n, o in enumerate(outcomes)
+                    ],
+                )
+                connection.executemany(
+                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            job_id,
+                            event_seq + n,
+                            t.node_id,
+                            t.template_id,
+                            t.iteration_index,
+                            t.from_status,
+                            t.to_status,
+                            t.reason,
+                            t.at,
+                            json.dumps(t.details) if t.details is not None else None,
+                        )
+                        for n, t in enumerate(transitions)
+                    ],
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            self._next_seq[job_id] = (outcome_seq + len(outcomes), event_seq + len(transitions))
+
+    def checkpoint(
+        self, job_id: str, *, status: str, updated_at: str, document: dict[str, Any]
+    ) -> None:
+        text = json.dumps(document)
+        with self._lock:
+            cursor = self._connection.execute(
+                "UPDATE jobs SET status = ?, updated_at = ?, document = ? WHERE job_id = ?",
+                (status, updated_at, text, job_id),
+            )
+        if cursor.rowcount == 0:
+            raise KeyError(f"no job `{job_id}` in the store")
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT job_id, workflow_id, parent_job_id, status, created_at, updated_at, "
+                "workflow, inputs, options, document FROM jobs WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return JobRecord(
+            job_id=row[0],
+            workflow_id=row[1],
+            parent_job_id=row[2],
+            status=row[3],
+            created_at=row[4],
+            updated_at=row[5],
+            workflow=json.loads(row[6]),
+            inputs=json.loads(row[7]),
+            options=json.loads(row[8]),
+            document=json.loads(row[9]) if row[9] is not None else None,
+        )
+
+    def outcomes(self, job_id: str) -> list[OutcomeRecord]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT node_id, kind, payload FROM outcomes WHERE job_id = ? ORDER BY seq",
+                (job_id,),
+            ).fetchall()
+        return [OutcomeRecord(row[0], row[1], json.loads(row[2])) for row in rows]
+
+    def events(self, job_id: str) -> list[Transition]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT node_id, template_id, iteration, from_status, to_status, reason, at, "
+                "details FROM events WHERE job_id = ? ORDER BY seq",
+                (job_id,),
+            ).fetchall()
+        return [
+            Transition(
+                job_id,
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                json.loads(row[7]) if row[7] is not None else None,
+            )
+            for row in rows
+        ]
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        workflow_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        clauses, parameters = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            parameters.append(status)
+        if workflow_id is not None:
+            clauses.append("workflow_id = ?")
+            parameters.append(workflow_id)
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            clauses.append("(created_at, job_id) < (?, ?)")
+            parameters += [created_at, job_id]
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT job_id, workflow_id, parent_job_id, status, created_at, updated_at, "
+                f"inputs, options FROM jobs {where} "
+                "ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                (*parameters, limit + 1),
+            ).fetchall()
+        jobs = [
+            JobRecord(
+                job_id=r[0],
+                workflow_id=r[1],
+                parent_job_id=r[2],
+                status=r[3],
+                created_at=r[4],
+                updated_at=r[5],
+                workflow={},
+                inputs=json.loads(r[6]),
+                options=json.loads(r[7]),
+            )
+            for r in rows[:limit]
+        ]
+        more = len(rows) > limit
+        return jobs, encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if more and jobs else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    def _sequences(self, job_id: str) -> tuple[int, int]:
+        known = self._next_seq.get(job_id)
+        if known is not None:
+            return known
+        row = self._connection.execute(
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE job_id = ?), "
+            "(SELECT COALESCE(MAX(seq) + 1, 0) FROM outcomes WHERE job_id = ?), "
+            "(SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE job_id = ?)",
+            (job_id, job_id, job_id),
+        ).fetchone()
+        if not row[0]:
+            raise KeyError(f"no job `{job_id}` in the store")
+        return int(row[1]), int(row[2])
