@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .compiler import Plan
+from .errors import FlowgraphError
 from .instances import Instance
 from .protocols import (
     Asset,
@@ -108,47 +109,61 @@ def restore(
     outcomes: list[OutcomeRecord],
     history: list[tuple[str, JobStatus]] | None,
 ) -> tuple[Scheduler, list[Instance]]:
-    """Rebuild a scheduler by replaying recorded outcomes.
+    """Rebuild a scheduler by replaying recorded outcomes in the order they were applied.
 
     Returns the scheduler and the instances it handed out that have no recorded result: the
     runner must start those (delegated calls among them keep their recorded attempt, so the
     executor sees the same idempotency key).
     """
-    results: dict[str, OutcomeRecord] = {}
-    calls: dict[str, dict[str, Any]] = {}
-    decisions: dict[str, Any] = {}
-    cancel_reason: str | None = None
-    for record in outcomes:
-        if record.kind == "call":
-            calls[record.node_id] = record.payload
-        elif record.kind == "decision":
-            decisions[record.node_id] = record.payload["decision"]
-        elif record.kind == "cancel":
-            cancel_reason = record.payload["reason"]
-        else:
-            results[record.node_id] = record
     scheduler = Scheduler(plan, job_id=job_id, inputs=inputs, keep_going=keep_going, clock=clock)
     scheduler.start()
+    started: dict[str, Instance] = {}
+    called: dict[str, dict[str, Any]] = {}
+
+    def take(node_id: str) -> Instance:
+        for instance in scheduler.ready():
+            started[instance.id] = instance
+        instance = started.pop(node_id, None)
+        if instance is None:
+            raise JobReplayError(
+                f"job `{job_id}` cannot be rebuilt: its log has an outcome for `{node_id}`, "
+                "which is not ready at that point of the replay"
+            )
+        return instance
+
+    for record in outcomes:
+        if scheduler.finished:
+            break
+        if record.kind == "decision":
+            scheduler.decide(record.node_id, record.payload["decision"])
+        elif record.kind == "cancel":
+            scheduler.cancel(record.payload["reason"])
+        elif record.kind == "call":
+            instance = take(record.node_id)
+            instance.attempt = int(record.payload["attempt"])
+            instance.job_id = record.payload.get("jobId")
+            called[instance.id] = record.payload
+            started[instance.id] = instance
+        else:
+            instance = take(record.node_id)
+            called.pop(instance.id, None)
+            scheduler.apply(instance, decode_outcome(record))
     live: list[Instance] = []
-    batch = scheduler.ready()
-    while batch:
-        for instance in batch:
-            call = calls.get(instance.id)
-            if call is not None:
-                instance.attempt = int(call["attempt"])
-                instance.job_id = call.get("jobId")
-            result = results.get(instance.id)
-            if result is None:
-                if call is not None:
-                    instance.attempt -= 1  # the runner counts the attempt again when it starts
-                live.append(instance)
-                continue
-            scheduler.apply(instance, decode_outcome(result))
-            if result.kind == "wait" and instance.id in decisions and not scheduler.finished:
-                scheduler.decide(instance.id, decisions[instance.id])
-        batch = scheduler.ready()
-    if cancel_reason is not None and not scheduler.finished:
-        scheduler.cancel(cancel_reason)
+    if scheduler.halting:
+        # a failure stopped the job: calls that had not finished are not started again
+        for instance in list(started.values()):
+            scheduler.withdraw(instance)
+    elif not scheduler.finished:
+        for instance in scheduler.ready():
+            started[instance.id] = instance
+        for instance in started.values():
+            if instance.id in called:
+                instance.attempt -= 1  # the runner counts the attempt again when it starts
+            live.append(instance)
     if history:
         scheduler.status_history = list(history)
     return scheduler, live
+
+
+class JobReplayError(FlowgraphError, RuntimeError):
+    """A stored job whose outcome log does not fit its workflow."""

@@ -162,6 +162,7 @@ class Scheduler:
         the node stays unfinished and is skipped when the job closes."""
         self.in_flight.pop(instance.id, None)
         self.running.discard(instance.id)
+        self._started.discard(instance.id)
         self._settle_job()
 
     @property

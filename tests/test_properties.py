@@ -177,3 +177,22 @@ def test_flow_order_does_not_change_the_outcome(
         # fail-fast: which unrelated nodes finish before the stop may depend on start order
         assert first["status"] == second["status"] == "failure"
     assert first["status"] == second["status"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_flows())
+def test_a_job_rebuilt_from_its_store_matches_the_original(
+    case: tuple[dict[str, Any], set[str], bool],
+) -> None:
+    from engine.stores import MemoryStore
+
+    workflow, failing, keep_going = case
+    store = MemoryStore()
+    engine = make_engine(
+        store=store, dry_run=DryRunExecutor(fail_nodes=failing), keep_going=keep_going
+    )
+    original = anyio.run(engine.run, workflow).document()
+    rebuilt = make_engine(store=store).get(original["jobId"]).document()
+    assert rebuilt["status"] == original["status"]
+    assert rebuilt["metadata"] == original["metadata"]
+    assert rebuilt["statusHistory"] == original["statusHistory"]

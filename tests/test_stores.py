@@ -1,0 +1,263 @@
+"""The store contract, run against every store; and jobs rebuilt from a store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from engine import DecisionError, DryRunExecutor, Engine, ExecutorResult, NodeCall, UnknownJobError
+from engine.protocols import JobRecord, OutcomeRecord, Store, Transition
+from engine.stores import MemoryStore, SQLiteStore, open_store
+
+from conftest import flow, make_engine, nodes
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    created: Store = (
+        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "db.sqlite")
+    )
+    yield created
+    created.close()
+
+
+def record(
+    job_id: str, created_at: str, *, status: str = "in-progress", workflow_id: str = "wflow_a"
+) -> JobRecord:
+    return JobRecord(
+        job_id=job_id,
+        workflow_id=workflow_id,
+        workflow={"flow": []},
+        inputs={"p": 1},
+        options={"seed": 3},
+        status=status,
+        created_at=created_at,
+        updated_at=created_at,
+        document={"jobId": job_id},
+    )
+
+
+def transition(node: str | None, to: str) -> Transition:
+    return Transition(
+        "job_1",
+        node,
+        node,
+        None,
+        "pending",
+        to,
+        "why",
+        "2026-01-01T00:00:00.000Z",
+        {"case": 1} if node else None,
+    )
+
+
+def test_workflows_put_get_list_delete(store: Store) -> None:
+    store.put_workflow("wflow_a", {"id": "wflow_a", "flow": [], "extra": {"kept": True}})
+    store.put_workflow("wflow_b", {"id": "wflow_b", "flow": []})
+    store.put_workflow("wflow_a", {"id": "wflow_a", "flow": [], "name": "renamed"})
+    assert store.get_workflow("wflow_a") == {"id": "wflow_a", "flow": [], "name": "renamed"}
+    assert [w["id"] for w in store.list_workflows()] == ["wflow_a", "wflow_b"]
+    assert store.delete_workflow("wflow_a") is True
+    assert store.delete_workflow("wflow_a") is False
+    assert store.get_workflow("wflow_a") is None
+
+
+def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
+    store.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
+    with pytest.raises(ValueError, match="job `job_1` already exists"):
+        store.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
+    first = [
+        OutcomeRecord(
+            "a", "completed", {"outputs": {"output": [1, 2]}, "assets": [], "details": None}
+        )
+    ]
+    second = [
+        OutcomeRecord("b", "wait", {"items": None}),
+        OutcomeRecord("b", "decision", {"decision": "approve"}),
+    ]
+    store.record("job_1", first, [transition("a", "processing"), transition("a", "success")])
+    store.record("job_1", second, [transition(None, "in-progress")])
+    store.record("job_1", [], [])
+    assert store.outcomes("job_1") == first + second
+    events = store.events("job_1")
+    assert [(e.node_id, e.to_status) for e in events] == [
+        ("a", "processing"),
+        ("a", "success"),
+        (None, "in-progress"),
+    ]
+    assert events[0].details == {"case": 1} and events[0].reason == "why"
+    store.checkpoint(
+        "job_1", status="success", updated_at="2026-01-02T00:00:00.000Z", document={"done": True}
+    )
+    job = store.get_job("job_1")
+    assert job is not None
+    assert (job.status, job.updated_at, job.document, job.inputs, job.options) == (
+        "success",
+        "2026-01-02T00:00:00.000Z",
+        {"done": True},
+        {"p": 1},
+        {"seed": 3},
+    )
+    assert store.get_job("job_missing") is None
+    with pytest.raises(KeyError):
+        store.record("job_missing", first, [])
+    with pytest.raises(KeyError):
+        store.checkpoint("job_missing", status="success", updated_at="x", document={})
+
+
+def test_jobs_list_newest_first_with_filters_and_pages(store: Store) -> None:
+    for n in range(5):
+        store.create_job(
+            record(
+                f"job_{n}",
+                f"2026-01-0{n + 1}T00:00:00.000Z",
+                status="success" if n % 2 else "failure",
+                workflow_id="wflow_a" if n < 3 else "wflow_b",
+            )
+        )
+    page, cursor = store.list_jobs(limit=2)
+    assert [j.job_id for j in page] == ["job_4", "job_3"]
+    seen = [j.job_id for j in page]
+    while cursor is not None:
+        page, cursor = store.list_jobs(limit=2, cursor=cursor)
+        seen += [j.job_id for j in page]
+    assert seen == ["job_4", "job_3", "job_2", "job_1", "job_0"]
+    assert [j.job_id for j in store.list_jobs(status="success")[0]] == ["job_3", "job_1"]
+    assert [j.job_id for j in store.list_jobs(workflow_id="wflow_b")[0]] == ["job_4", "job_3"]
+    assert store.list_jobs(limit=5)[1] is None
+    with pytest.raises(ValueError, match="invalid pagination token"):
+        store.list_jobs(cursor="not-a-token")
+
+
+def test_sqlite_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    first = SQLiteStore(path)
+    first.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
+    first.record(
+        "job_1", [OutcomeRecord("a", "failed", {"message": "boom"})], [transition("a", "failure")]
+    )
+    first.close()
+    second = SQLiteStore(path)
+    assert second.outcomes("job_1") == [OutcomeRecord("a", "failed", {"message": "boom"})]
+    second.record("job_1", [OutcomeRecord("b", "failed", {"message": "again"})], [])
+    assert [o.node_id for o in second.outcomes("job_1")] == ["a", "b"]
+    assert open_store(":memory:").__class__ is MemoryStore
+
+
+def run_async(function: Any, *args: Any) -> Any:
+    return anyio.run(function, *args)
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_parked_job_is_decided_from_a_fresh_engine(kind: str, tmp_path: Path) -> None:
+    shared = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "db")
+    job = run_async(make_engine(store=shared).run, flow("gates.json"))
+    job_id = job.job_id
+    stored = shared.get_job(job_id)
+    assert stored is not None and stored.status == "in-progress"
+    assert stored.document is not None
+    drafts = [a["assetId"] for a in nodes(job)["draft"]["assets"]]
+
+    calls: list[str] = []
+
+    def forbidden(call: NodeCall) -> ExecutorResult:
+        calls.append(call.node_id)
+        return ExecutorResult()
+
+    later = make_engine(store=shared, python_models={"m": forbidden})
+    with pytest.raises(DecisionError, match="node `choose` is not waiting"):
+        run_async(later.decide, job_id, "choose", {"select": [0]})
+    again = make_engine(store=shared, python_models={"m": forbidden})
+    resumed = run_async(again.decide, job_id, "review", "approve")
+    assert resumed.document()["status"] == "in-progress"
+    assert calls == []  # `draft` finished before: it is not run again
+    assert [a["assetId"] for a in nodes(resumed)["draft"]["assets"]] == drafts
+    third = make_engine(store=shared)
+    with pytest.raises(DecisionError, match="index `3` is out of range"):
+        run_async(third.decide, job_id, "choose", {"select": [3]})
+    fourth = make_engine(store=shared)
+    done = run_async(fourth.decide, job_id, "choose", {"select": [2, 0]})
+    document = done.document()
+    assert document["status"] == "success"
+    assert nodes(done)["choose"]["output"] == [drafts[2], drafts[0]]
+    assert shared.get_job(job_id).status == "success"  # type: ignore[union-attr]
+    transitions = [(e.node_id, e.to_status) for e in shared.events(job_id)]
+    assert transitions.count(("draft", "success")) == 1
+    assert ("review", "success") in transitions and ("choose", "success") in transitions
+    with pytest.raises(DecisionError, match="is finished"):
+        run_async(make_engine(store=shared).decide, job_id, "choose", {"select": [0]})
+    with pytest.raises(UnknownJobError, match="no job `job_nope`"):
+        make_engine(store=shared).get("job_nope")
+
+
+def test_reject_in_one_iteration_is_kept_across_a_restore(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db")
+    job = run_async(make_engine(store=store).run, flow("gates-in-loop.json"))
+    run_async(make_engine(store=store).decide, job.job_id, "gate#0", "approve")
+    rejected = run_async(make_engine(store=store).decide, job.job_id, "gate#1", "reject")
+    assert rejected.document()["status"] == "canceled"
+    rebuilt = make_engine(store=store).get(job.job_id)
+    flow_nodes = nodes(rebuilt)
+    assert flow_nodes["gate#1"]["status"] == "rejected"
+    assert flow_nodes["keep#0"]["status"] == "success"
+    assert flow_nodes["gate#2"]["statusReason"] == "gate `gate#1` rejected"
+
+
+def test_cancel_of_a_parked_job_is_stored(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db")
+    job = run_async(make_engine(store=store).run, flow("gates.json"))
+    canceled = run_async(make_engine(store=store).cancel, job.job_id)
+    assert canceled.document()["status"] == "canceled"
+    assert store.get_job(job.job_id).status == "canceled"  # type: ignore[union-attr]
+    assert make_engine(store=store).get(job.job_id).document()["status"] == "canceled"
+
+
+def test_interrupted_calls_run_again_with_the_same_idempotency_key(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db")
+    keys: list[str] = []
+
+    async def hang(call: NodeCall) -> ExecutorResult:
+        keys.append(call.idempotency_key)
+        await anyio.sleep(3600)
+        return ExecutorResult()
+
+    engine = make_engine(store=store, python_models={"slow": hang})
+    document = {
+        "flow": [
+            {"id": "fast", "type": "custom-model", "modelId": "m"},
+            {"id": "slow", "type": "custom-model", "modelId": "slow", "dependsOn": ["fast"]},
+        ]
+    }
+    job = engine.prepare(document)
+
+    async def interrupted() -> None:
+        with anyio.move_on_after(0.5):
+            await job.runner.run()  # a stop in the middle: `slow` hangs, like a crash
+
+    anyio.run(interrupted)
+    assert keys == [f"{job.job_id}:slow:1"]
+    fast_assets = nodes(job)["fast"]["assets"]
+    later_keys: list[str] = []
+
+    def quick(call: NodeCall) -> list[str]:
+        later_keys.append(call.idempotency_key)
+        return ["asset_slow"]
+
+    resumed = run_async(
+        make_engine(
+            store=store, python_models={"slow": quick}, dry_run=DryRunExecutor(seed=99)
+        ).resume,
+        job.job_id,
+    )
+    assert later_keys == [f"{job.job_id}:slow:1"]
+    assert resumed.document()["status"] == "success"
+    assert nodes(resumed)["fast"]["assets"] == fast_assets
+
+
+def test_engine_without_store_says_so() -> None:
+    with pytest.raises(UnknownJobError, match="this engine has no store"):
+        Engine().get("job_x")
