@@ -8,12 +8,11 @@ from typing import Any
 
 import anyio
 import pytest
+from conftest import flow, make_engine, nodes
 
 from engine import DecisionError, DryRunExecutor, Engine, ExecutorResult, NodeCall, UnknownJobError
 from engine.protocols import JobRecord, OutcomeRecord, Store, Transition
 from engine.stores import MemoryStore, SQLiteStore, open_store
-
-from conftest import flow, make_engine, nodes
 
 
 @pytest.fixture(params=["memory", "sqlite"])
