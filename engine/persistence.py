@@ -121,15 +121,15 @@ def restore(
     called: dict[str, dict[str, Any]] = {}
 
     def take(node_id: str) -> Instance:
-        for instance in scheduler.ready():
-            started[instance.id] = instance
-        instance = started.pop(node_id, None)
-        if instance is None:
+        for handed_out in scheduler.ready():
+            started[handed_out.id] = handed_out
+        found = started.pop(node_id, None)
+        if found is None:
             raise JobReplayError(
                 f"job `{job_id}` cannot be rebuilt: its log has an outcome for `{node_id}`, "
                 "which is not ready at that point of the replay"
             )
-        return instance
+        return found
 
     for record in outcomes:
         if scheduler.finished:
