@@ -281,12 +281,21 @@ class Engine:
         waiting gate, then continue the job. Raises DecisionError, changing nothing, when the
         decision cannot apply."""
         job = self.get(job_id)
-        for gate_id in job.scheduler.decide(node_id, decision):
+        self.decide_now(job, node_id, decision)
+        await self.advance(job)
+        return job
+
+    def decide_now(self, job: JobRun, node_id: str, decision: Any) -> list[str]:
+        """Apply and record a decision without running anything yet; returns the gates decided.
+
+        Raises DecisionError, changing nothing, when the decision cannot apply.
+        """
+        decided = job.scheduler.decide(node_id, decision)
+        for gate_id in decided:
             job.runner.recorder.add_record(
                 OutcomeRecord(gate_id, "decision", {"decision": decision})
             )
-        await self.advance(job)
-        return job
+        return decided
 
     async def cancel(self, job_id: str) -> JobRun:
         """Cancel a job: calls in flight are cancelled, unfinished nodes skipped."""

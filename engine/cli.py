@@ -1,4 +1,5 @@
-"""The `flowgraph` command line: validate, run and draw Scenario workflows offline."""
+"""The `flowgraph` command line: validate, run and draw Scenario workflows offline, and
+decide, resume, cancel and list the jobs kept in the store."""
 
 from __future__ import annotations
 
@@ -8,20 +9,25 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
-from rich.console import Console
 
-from . import graph_export
-from .api import Engine, JobRun
-from .decisions import DecisionReport, apply_decisions, check_decisions, unused_entries
+from . import cli_jobs, graph_export
+from .api import Engine
+from .cli_common import (
+    EXIT_INVALID,
+    DbOption,
+    JsonOption,
+    build_engine,
+    default_assets_dir,
+    drive,
+    err,
+    fail_invalid,
+    finish,
+    open_db,
+)
+from .decisions import check_decisions
 from .document import parse_json
-from .errors import DecisionError, FlowgraphError, Problem, ValidationError
-from .executors import CallPolicy, DryRunExecutor
-from .protocols import JobStatus
-from .terminal import ProgressDisplay, ask_decision, print_summary
-
-EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3
+from .errors import FlowgraphError, Problem, ValidationError
 
 app = typer.Typer(
     add_completion=False,
@@ -29,28 +35,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="flowgraph: run Scenario workflows locally.",
 )
-err = Console(stderr=True, highlight=False)
 
 
 class GraphFormat(StrEnum):
     mermaid = "mermaid"
     dot = "dot"
     json = "json"
-
-
-def default_assets_dir() -> Path:
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("flowgraph")) / "assets"
-
-
-def fail_invalid(error: ValidationError | FlowgraphError) -> typer.Exit:
-    problems = error.problems if isinstance(error, ValidationError) else [Problem(str(error))]
-    if isinstance(error, ValidationError):
-        err.print(f"[bold red]error:[/] {error.what} is invalid", markup=True)
-    for problem in problems:
-        err.print(str(problem), markup=False)
-    return typer.Exit(EXIT_INVALID)
 
 
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
@@ -88,13 +78,13 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
 
 
 @app.command()
+@app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
 ) -> None:
     """Check a workflow document and its flow; every problem is listed, one a line."""
-    engine = Engine()
     try:
-        plan = engine.compile(file)
+        plan = Engine().compile(file)
     except ValidationError as error:
         raise fail_invalid(error) from None
     loops = sum(1 for t in plan.nodes.values() if t.type == "for-each")
@@ -113,9 +103,7 @@ def run(
     inputs_file: Annotated[
         Path | None, typer.Option("--inputs", help="A JSON object of inputs")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help='Print only the {"job": ...} envelope on stdout')
-    ] = False,
+    as_json: JsonOption = False,
     fail: Annotated[
         list[str],
         typer.Option("--fail", help="Make this node (or every clone of this template) fail"),
@@ -147,8 +135,21 @@ def run(
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="Approve every user-approval gate")
     ] = False,
+    db: DbOption = None,
 ) -> None:
-    """Run a workflow offline; model nodes go to the dry-run executor."""
+    """Run a workflow offline; model nodes go to the dry-run executor. The job is kept in the
+    store, so a run that stops at a gate can be continued later."""
+    options: dict[str, Any] = {
+        "seed": seed,
+        "keepGoing": keep_going,
+        "fail": list(fail),
+        "latency": latency,
+        "failureRate": failure_rate,
+        "retries": retries,
+        "timeout": timeout,
+        "maxConcurrency": max_concurrency,
+        "assetsDir": str((assets_dir or default_assets_dir()).resolve()),
+    }
     try:
         inputs = parse_inputs(input_pairs, inputs_file)
         decisions: dict[str, Any] = {}
@@ -160,94 +161,15 @@ def run(
                     [Problem(f"cannot read `{decisions_file}`: {error.strerror}")], what="decisions"
                 ) from None
             decisions = check_decisions(parse_json(text, source=str(decisions_file)))
-        dry_run = DryRunExecutor(
-            seed=seed,
-            latency=latency,
-            failure_rate=failure_rate,
-            fail_nodes=fail,
-            assets_dir=assets_dir or default_assets_dir(),
-        )
-        engine = Engine(
-            dry_run=dry_run,
-            seed=seed,
-            keep_going=keep_going,
-            policy=CallPolicy(
-                concurrency=max_concurrency, retries=retries, timeout=timeout, backoff=0.05
-            ),
-        )
+        engine = build_engine(open_db(db), options)
         job = engine.prepare(file, inputs)
     except ValidationError as error:
         raise fail_invalid(error) from None
     unknown = [node for node in fail if node not in job.plan.nodes and "#" not in node]
     for node in unknown:
         err.print(f"warning: `--fail {node}` names no node of this flow", markup=False)
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not as_json
-    display = ProgressDisplay(err, job) if err.is_terminal else None
-    if display is not None:
-        engine.subscribe(display)
-    report = DecisionReport()
-
-    async def drive() -> None:
-        await job.runner.run()
-        while job.waiting and not job.scheduler.finished:
-            progressed = apply_decisions(
-                job.scheduler, decisions, auto_approve=auto_approve, report=report
-            )
-            if not progressed and interactive:
-                progressed = ask_decisions(job)
-            if not progressed:
-                break
-            job.runner.announce()
-            await job.runner.run()
-
-    if display is not None:
-        with display:
-            anyio.run(drive)
-    else:
-        anyio.run(drive)
-    for message in report.refused:
-        err.print(f"refused: {message}", markup=False)
-    for key in unused_entries(decisions, report):
-        err.print(f"warning: decision for `{key}` was not used (no such gate waited)", markup=False)
-    document = job.document()
-    if as_json:
-        sys.stdout.write(json.dumps({"job": document}, ensure_ascii=False) + "\n")
-    else:
-        print_summary(Console(highlight=False), job, document)
-    raise typer.Exit(exit_code(job))
-
-
-def ask_decisions(job: JobRun) -> bool:
-    decided = False
-    for gate in list(job.waiting):
-        if job.scheduler.finished:
-            break
-        while True:
-            decision = ask_decision(err, gate)
-            if decision is None:
-                return decided
-            try:
-                job.scheduler.decide(gate.id, decision)
-            except DecisionError as error:
-                err.print(f"refused: {error}", markup=False)
-                continue
-            decided = True
-            break
-    return decided
-
-
-def exit_code(job: JobRun) -> int:
-    if job.status is JobStatus.SUCCESS:
-        return EXIT_OK
-    if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
-        return EXIT_JOB_FAILED
-    gates = ", ".join(f"`{g.id}`" for g in job.waiting)
-    err.print(
-        f"job {job.job_id} is waiting at {gates}. Decide with --decisions FILE "
-        '(node id -> approve | reject | {"select": [i, ...]}) or --auto-approve.',
-        markup=False,
-    )
-    return EXIT_WAITING
+    drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
+    raise finish(job, as_json=as_json, db=db)
 
 
 @app.command()
@@ -266,6 +188,17 @@ def graph(
         sys.stdout.write(graph_export.to_dot(plan))
     else:
         sys.stdout.write(graph_export.to_mermaid(plan))
+
+
+for command in (
+    cli_jobs.approve,
+    cli_jobs.reject,
+    cli_jobs.select,
+    cli_jobs.resume,
+    cli_jobs.cancel,
+    cli_jobs.jobs,
+):
+    app.command()(command)
 
 
 def main() -> None:

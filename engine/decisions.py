@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +64,12 @@ class DecisionReport:
 
 
 def apply_decisions(
-    scheduler: Any, decisions: Mapping[str, Any], *, auto_approve: bool, report: DecisionReport
+    scheduler: Any,
+    decide: Callable[[str, Any], object],
+    decisions: Mapping[str, Any],
+    *,
+    auto_approve: bool,
+    report: DecisionReport,
 ) -> bool:
     """Decide every waiting gate an entry (or `auto_approve`) covers; True if any was decided."""
     progressed = False
@@ -80,7 +85,7 @@ def apply_decisions(
         else:
             continue
         try:
-            scheduler.decide(gate.id, decision)
+            decide(gate.id, decision)
         except DecisionError as error:
             report.refused.append(str(error))
             continue

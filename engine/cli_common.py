@@ -1,0 +1,217 @@
+"""What the CLI commands share: the engine they build, how they drive a job, how they end."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+
+from .api import Engine, JobRun
+from .decisions import DecisionReport, apply_decisions, unused_entries
+from .errors import DecisionError, FlowgraphError, Problem, ValidationError
+from .executors import CallPolicy, DryRunExecutor
+from .protocols import JobStatus, Store
+from .stores import default_db_path, open_store
+from .terminal import ProgressDisplay, ask_decision, print_summary
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3
+
+err = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="The job store: a SQLite file (default: $FLOWGRAPH_DB, else flowgraph.db in the "
+        "user data directory); `:memory:` keeps nothing.",
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help='Print only the {"job": ...} envelope on stdout')
+]
+
+
+def default_assets_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("flowgraph")) / "assets"
+
+
+def fail_invalid(error: FlowgraphError) -> typer.Exit:
+    """Print every problem (one a line, on stderr) and exit 2."""
+    if isinstance(error, ValidationError):
+        err.print(f"[bold red]error:[/] {error.what} is invalid", markup=True)
+        for problem in error.problems:
+            err.print(str(problem), markup=False)
+    else:
+        err.print(f"error: {error}", markup=False)
+    return typer.Exit(EXIT_INVALID)
+
+
+def open_db(db: str | None) -> Store:
+    try:
+        return open_store(db)
+    except FlowgraphError as error:
+        raise fail_invalid(error) from None
+
+
+def build_engine(store: Store, options: dict[str, Any]) -> Engine:
+    """An engine whose dry-run executor and policy follow the run's options (stored with the
+    job, so that approving or resuming later runs the rest the same way)."""
+    dry_run = DryRunExecutor(
+        seed=int(options.get("seed", 0)),
+        latency=float(options.get("latency", 0.0)),
+        failure_rate=float(options.get("failureRate", 0.0)),
+        fail_nodes=options.get("fail", ()),
+        assets_dir=options.get("assetsDir") or default_assets_dir(),
+    )
+    policy = CallPolicy(
+        concurrency=int(options.get("maxConcurrency", 8)),
+        retries=int(options.get("retries", 2)),
+        timeout=options.get("timeout"),
+        backoff=0.05,
+    )
+    run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing")}
+    return Engine(
+        dry_run=dry_run,
+        seed=int(options.get("seed", 0)),
+        keep_going=bool(options.get("keepGoing", False)),
+        policy=policy,
+        store=store,
+        run_options=run_options,
+    )
+
+
+def drive(
+    engine: Engine,
+    job: JobRun,
+    *,
+    as_json: bool,
+    decisions: dict[str, Any] | None = None,
+    auto_approve: bool = False,
+    first_step: str = "advance",
+) -> None:
+    """Run the job as far as it goes, deciding gates from `decisions`, `auto_approve` or, at
+    an interactive terminal, by asking. Progress shows on a terminal."""
+    decisions = decisions or {}
+    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not as_json
+    display = ProgressDisplay(err, job) if err.is_terminal else None
+    if display is not None:
+        engine.subscribe(display)
+    report = DecisionReport()
+
+    def decide(node_id: str, decision: Any) -> object:
+        return engine.decide_now(job, node_id, decision)
+
+    async def go() -> None:
+        await engine.advance(job)
+        while job.waiting and not job.scheduler.finished:
+            progressed = apply_decisions(
+                job.scheduler, decide, decisions, auto_approve=auto_approve, report=report
+            )
+            if not progressed and interactive:
+                progressed = ask_decisions(engine, job)
+            if not progressed:
+                break
+            await engine.advance(job)
+
+    try:
+        if display is not None:
+            with display:
+                anyio.run(go)
+        else:
+            anyio.run(go)
+    except KeyboardInterrupt:
+        err.print(
+            f"interrupted: job {job.job_id} is kept in the store; continue it with "
+            f"`flowgraph resume {job.job_id}`",
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    for message in report.refused:
+        err.print(f"refused: {message}", markup=False)
+    for key in unused_entries(decisions, report):
+        err.print(f"warning: decision for `{key}` was not used (no such gate waited)", markup=False)
+
+
+def ask_decisions(engine: Engine, job: JobRun) -> bool:
+    decided = False
+    for gate in list(job.waiting):
+        if job.scheduler.finished:
+            break
+        while True:
+            decision = ask_decision(err, gate)
+            if decision is None:
+                return decided
+            try:
+                engine.decide_now(job, gate.id, decision)
+            except DecisionError as error:
+                err.print(f"refused: {error}", markup=False)
+                continue
+            decided = True
+            break
+    return decided
+
+
+def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
+    """Print the job (envelope or summary), say how to continue a parked job, pick the exit."""
+    document = job.document()
+    if as_json:
+        sys.stdout.write(json.dumps({"job": document}, ensure_ascii=False) + "\n")
+    else:
+        print_summary(Console(highlight=False), job, document)
+    if job.status is JobStatus.SUCCESS:
+        return typer.Exit(EXIT_OK)
+    if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
+        return typer.Exit(EXIT_JOB_FAILED)
+    print_continue_hints(job, db)
+    return typer.Exit(EXIT_WAITING)
+
+
+def print_continue_hints(job: JobRun, db: str | None) -> None:
+    where = f" --db {db}" if db else ""
+    gates = job.waiting
+    listed = ", ".join(f"`{g.id}` ({g.template.type})" for g in gates)
+    lines = [f"job {job.job_id} is waiting at {listed}. Continue with:"]
+    for gate in gates[:5]:
+        if gate.template.type == "user-selection":
+            lines.append(
+                f"  flowgraph select {job.job_id} {gate.id} 0{where}   "
+                f"# indices of its {len(gate.items or [])} items"
+            )
+        else:
+            lines.append(f"  flowgraph approve {job.job_id} {gate.id}{where}")
+        lines.append(f"  flowgraph reject {job.job_id} {gate.id}{where}")
+    lines.append(
+        f"  flowgraph resume {job.job_id}{where}    flowgraph cancel {job.job_id}{where}"
+        f"    flowgraph jobs {job.job_id}{where}"
+    )
+    lines.append(
+        "or run again with --decisions FILE.json (node id -> approve | reject | "
+        '{"select": [i, ...]}) or --auto-approve'
+    )
+    err.print("\n".join(lines), markup=False)
+
+
+def describe_db(db: str | None) -> str:
+    return db if db else str(default_db_path())
+
+
+__all__ = [
+    "EXIT_INVALID",
+    "DbOption",
+    "JsonOption",
+    "Problem",
+    "build_engine",
+    "describe_db",
+    "drive",
+    "err",
+    "fail_invalid",
+    "finish",
+    "open_db",
+]

@@ -1,0 +1,171 @@
+"""CLI commands on the jobs in the store: decide a gate, resume, cancel, list and show."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .api import Engine, JobRun
+from .cli_common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    DbOption,
+    JsonOption,
+    build_engine,
+    describe_db,
+    drive,
+    err,
+    fail_invalid,
+    finish,
+    open_db,
+)
+from .errors import DecisionError, FlowgraphError
+from .protocols import Store
+
+JobArgument = Annotated[str, typer.Argument(help="The job id (`flowgraph jobs` lists them)")]
+NodeArgument = Annotated[str, typer.Argument(help="The gate: a node id, a template id or a prefix")]
+
+
+def load(db: str | None, job_id: str) -> tuple[Store, Engine, JobRun]:
+    """The store, an engine configured as the job's run was, and the job rebuilt."""
+    store = open_db(db)
+    record = store.get_job(job_id)
+    if record is None:
+        err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    engine = build_engine(store, record.options)
+    try:
+        return store, engine, engine.get(job_id)
+    except FlowgraphError as error:
+        raise fail_invalid(error) from None
+
+
+def decide_and_continue(
+    db: str | None, job_id: str, node_id: str, decision: Any, as_json: bool
+) -> None:
+    _, engine, job = load(db, job_id)
+    try:
+        engine.decide_now(job, node_id, decision)
+    except DecisionError as error:
+        err.print(f"refused: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    drive(engine, job, as_json=as_json)
+    raise finish(job, as_json=as_json, db=db)
+
+
+def approve(
+    job_id: JobArgument, node_id: NodeArgument, as_json: JsonOption = False, db: DbOption = None
+) -> None:
+    """Approve a waiting user-approval gate, then continue the job."""
+    decide_and_continue(db, job_id, node_id, "approve", as_json)
+
+
+def reject(
+    job_id: JobArgument, node_id: NodeArgument, as_json: JsonOption = False, db: DbOption = None
+) -> None:
+    """Reject a waiting gate: it ends `rejected` and the job is canceled."""
+    decide_and_continue(db, job_id, node_id, "reject", as_json)
+
+
+def select(
+    job_id: JobArgument,
+    node_id: NodeArgument,
+    indices: Annotated[list[int], typer.Argument(help="Indices of the chosen items, in order")],
+    as_json: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Choose items at a waiting user-selection gate, then continue the job."""
+    decide_and_continue(db, job_id, node_id, {"select": list(indices)}, as_json)
+
+
+def resume(job_id: JobArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Continue a job after a stop or a crash: finished nodes keep their results, interrupted
+    model calls run again (with the same idempotency key), gates keep waiting."""
+    _, engine, job = load(db, job_id)
+    drive(engine, job, as_json=as_json)
+    raise finish(job, as_json=as_json, db=db)
+
+
+def cancel(job_id: JobArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
+    """Cancel a job that is parked or was interrupted: unfinished nodes are skipped."""
+    import anyio
+
+    _, engine, job = load(db, job_id)
+    try:
+        anyio.run(engine.cancel, job_id)
+    except DecisionError as error:
+        err.print(f"refused: {error}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    finish(job, as_json=as_json, db=db)
+    raise typer.Exit(EXIT_OK)
+
+
+def jobs(
+    job_id: Annotated[str | None, typer.Argument(help="Show this job")] = None,
+    status: Annotated[str | None, typer.Option(help="Only jobs with this status")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only jobs of this workflow id")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    db: DbOption = None,
+) -> None:
+    """List the jobs in the store (newest first), or show one."""
+    store = open_db(db)
+    if job_id is not None:
+        record = store.get_job(job_id)
+        if record is None or record.document is None:
+            err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`", markup=False)
+            raise typer.Exit(EXIT_INVALID)
+        if as_json:
+            sys.stdout.write(json.dumps({"job": record.document}, ensure_ascii=False) + "\n")
+            return
+        show(record.document)
+        return
+    records, _ = store.list_jobs(status=status, workflow_id=workflow, limit=limit)
+    if as_json:
+        rows = [
+            {
+                "jobId": r.job_id,
+                "workflowId": r.workflow_id,
+                "status": r.status,
+                "createdAt": r.created_at,
+                "updatedAt": r.updated_at,
+            }
+            for r in records
+        ]
+        sys.stdout.write(json.dumps({"jobs": rows}) + "\n")
+        return
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("job", "workflow", "status", "created", "updated"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r.job_id, r.workflow_id or "-", r.status, r.created_at, r.updated_at)
+    Console(highlight=False).print(table)
+    if not records:
+        err.print(f"no jobs in `{describe_db(db)}`", markup=False)
+
+
+def show(document: dict[str, Any]) -> None:
+    console = Console(highlight=False)
+    flow = document["metadata"]["flow"]
+    counts: dict[str, int] = {}
+    for node in flow:
+        counts[node["status"]] = counts.get(node["status"], 0) + 1
+    console.print(
+        f"job {document['jobId']}: {document['status']}  progress "
+        f"{document['progress']:.0%}  nodes: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    )
+    waiting = [
+        n["id"]
+        for n in flow
+        if n["status"] == "processing" and n["type"] in ("user-approval", "user-selection")
+    ]
+    if waiting:
+        console.print("waiting at: " + ", ".join(waiting))
+    if document["metadata"].get("error"):
+        console.print(f"error: {document['metadata']['error']}", markup=False)
