@@ -21,7 +21,16 @@ from .terminal import ProgressDisplay, ask_decision, print_summary
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out_console() -> Console:
+    """Stdout; when it is no terminal, wide enough that ids are never cut."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)
+    return console
+
 
 DbOption = Annotated[
     str | None,
@@ -164,7 +173,7 @@ def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
     if as_json:
         sys.stdout.write(json.dumps({"job": document}, ensure_ascii=False) + "\n")
     else:
-        print_summary(Console(highlight=False), job, document)
+        print_summary(out_console(), job, document)
     if job.status is JobStatus.SUCCESS:
         return typer.Exit(EXIT_OK)
     if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
@@ -214,4 +223,5 @@ __all__ = [
     "fail_invalid",
     "finish",
     "open_db",
+    "out_console",
 ]

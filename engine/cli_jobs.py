@@ -7,7 +7,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .api import Engine, JobRun
@@ -23,6 +22,7 @@ from .cli_common import (
     fail_invalid,
     finish,
     open_db,
+    out_console,
 )
 from .errors import DecisionError, FlowgraphError
 from .protocols import Store
@@ -144,13 +144,13 @@ def jobs(
         table.add_column(column)
     for r in records:
         table.add_row(r.job_id, r.workflow_id or "-", r.status, r.created_at, r.updated_at)
-    Console(highlight=False).print(table)
+    out_console().print(table)
     if not records:
         err.print(f"no jobs in `{describe_db(db)}`", markup=False)
 
 
 def show(document: dict[str, Any]) -> None:
-    console = Console(highlight=False)
+    console = out_console()
     flow = document["metadata"]["flow"]
     counts: dict[str, int] = {}
     for node in flow:

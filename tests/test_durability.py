@@ -1,0 +1,161 @@
+"""Durable jobs end to end: a process killed with SIGKILL, resumed by another; the CLI's
+store commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import FLOWS
+from test_cli import flowgraph, job_of
+
+from engine.stores import SQLiteStore
+
+HERE = Path(__file__).parent
+
+
+def wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the condition")
+
+
+def test_a_job_survives_sigkill_and_finishes_in_another_process(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    job_id = "job_crashtest0000000000000001"
+    environment = {**os.environ, "PYTHONPATH": str(HERE.parent) + os.pathsep + str(HERE)}
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "crash_run.py"), str(db), job_id],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+
+        def gate_waits_and_slow_started() -> bool:
+            if not db.exists():
+                return False
+            kinds = {(o.node_id, o.kind) for o in SQLiteStore(db).outcomes(job_id)}
+            return ("review", "wait") in kinds and ("slow", "call") in kinds
+
+        wait_for(gate_waits_and_slow_started)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    assert process.returncode == -signal.SIGKILL
+    before = SQLiteStore(db).outcomes(job_id)
+    draft_asset = next(
+        o.payload["assets"][0]["assetId"]
+        for o in before
+        if o.node_id == "draft" and o.kind == "completed"
+    )
+
+    resumed = flowgraph("resume", job_id, "--db", str(db), "--json")
+    assert resumed.returncode == 3, resumed.stderr
+    job = job_of(resumed)
+    statuses = {n["id"]: n["status"] for n in job["metadata"]["flow"]}
+    assert statuses == {
+        "draft": "success",
+        "review": "processing",
+        "slow": "success",
+        "final": "pending",
+    }
+    assert "flowgraph approve" in resumed.stderr
+
+    approved = flowgraph("approve", job_id, "review", "--db", str(db), "--json")
+    assert approved.returncode == 0, approved.stderr
+    job = job_of(approved)
+    assert job["status"] == "success"
+    flow = {n["id"]: n for n in job["metadata"]["flow"]}
+    assert flow["draft"]["assets"][0]["assetId"] == draft_asset  # not run again
+    assert flow["final"]["inputs"][0]["value"] == draft_asset
+    outcomes = SQLiteStore(db).outcomes(job_id)
+    assert sum(1 for o in outcomes if o.node_id == "draft" and o.kind == "completed") == 1
+    slow_calls = [
+        o.payload["attempt"] for o in outcomes if o.node_id == "slow" and o.kind == "call"
+    ]
+    assert slow_calls == [1, 1]  # run again with the same attempt: the same idempotency key
+
+
+def test_cli_gate_commands_through_the_store(tmp_path: Path) -> None:
+    db = str(tmp_path / "jobs.db")
+    parked = flowgraph("run", str(FLOWS / "gates.json"), "--db", db, "--json")
+    assert parked.returncode == 3
+    job_id = job_of(parked)["jobId"]
+    assert f"flowgraph approve {job_id} review --db {db}" in parked.stderr
+
+    wrong = flowgraph("select", job_id, "review", "0", "--db", db, "--json")
+    assert wrong.returncode == 2 and wrong.stdout == ""
+    assert "refused: user-approval `review` takes `approve` or `reject`" in wrong.stderr
+    not_waiting = flowgraph("approve", job_id, "choose", "--db", db)
+    assert not_waiting.returncode == 2
+    assert "node `choose` is not waiting for a decision (it is pending)" in not_waiting.stderr
+
+    approved = flowgraph("approve", job_id, "review", "--db", db, "--json")
+    assert approved.returncode == 3
+    assert f"flowgraph select {job_id} choose 0 --db {db}" in approved.stderr
+    for bad, message in [
+        (["5"], "index `5` is out of range"),
+        (["0", "0"], "indices must not repeat"),
+        (["0", "1", "2"], "choose between 1 and 2 items, got 3"),
+    ]:
+        refused = flowgraph("select", job_id, "choose", *bad, "--db", db)
+        assert refused.returncode == 2 and message in refused.stderr
+    still = json.loads(flowgraph("jobs", job_id, "--db", db, "--json").stdout)["job"]
+    assert {n["id"]: n["status"] for n in still["metadata"]["flow"]}["choose"] == "processing"
+
+    chosen = flowgraph("select", job_id, "choose", "2", "0", "--db", db, "--json")
+    assert chosen.returncode == 0
+    done = job_of(chosen)
+    drafts = [
+        a["assetId"]
+        for a in next(n for n in done["metadata"]["flow"] if n["id"] == "draft")["assets"]
+    ]
+    assert next(n for n in done["metadata"]["flow"] if n["id"] == "choose")["output"] == [
+        drafts[2],
+        drafts[0],
+    ]
+    twice = flowgraph("approve", job_id, "review", "--db", db)
+    assert twice.returncode == 2
+    assert f"job `{job_id}` is finished (success)" in twice.stderr
+
+
+def test_cli_reject_cancel_and_jobs_listing(tmp_path: Path) -> None:
+    db = str(tmp_path / "jobs.db")
+    first = job_of(flowgraph("run", str(FLOWS / "gates.json"), "--db", db, "--json"))["jobId"]
+    second = job_of(flowgraph("run", str(FLOWS / "gates-in-loop.json"), "--db", db, "--json"))[
+        "jobId"
+    ]
+    rejected = flowgraph("reject", second, "gate#1", "--db", db, "--json")
+    assert rejected.returncode == 1
+    statuses = {n["id"]: n["status"] for n in job_of(rejected)["metadata"]["flow"]}
+    assert statuses["gate#1"] == "rejected" and statuses["gate#0"] == "skipped"
+    canceled = flowgraph("cancel", first, "--db", db, "--json")
+    assert canceled.returncode == 0
+    assert job_of(canceled)["status"] == "canceled"
+    listing = json.loads(flowgraph("jobs", "--db", db, "--json").stdout)["jobs"]
+    assert [j["jobId"] for j in listing] == [second, first]
+    assert {j["status"] for j in listing} == {"canceled"}
+    again = flowgraph("cancel", first, "--db", db)
+    assert again.returncode == 2 and "is finished (canceled)" in again.stderr
+    unknown = flowgraph("approve", "job_nope", "x", "--db", db)
+    assert unknown.returncode == 2 and "no job `job_nope` in the store" in unknown.stderr
+    table = flowgraph("jobs", "--db", db)
+    assert first in table.stdout and second in table.stdout
+
+
+def test_flowgraph_db_environment_variable(tmp_path: Path) -> None:
+    db = tmp_path / "env.db"
+    result = flowgraph(
+        "run", str(FLOWS / "list-node.json"), "--json", env={"FLOWGRAPH_DB": str(db)}
+    )
+    assert result.returncode == 0
+    assert SQLiteStore(db).get_job(job_of(result)["jobId"]) is not None
