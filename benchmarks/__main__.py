@@ -13,9 +13,15 @@ from .scenarios import run_suite
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--iterations", type=int, default=10_000)
+    parser.add_argument(
+        "--persistence-iterations",
+        type=int,
+        default=100_000,
+        help="size of the SQLite-versus-memory run (0 skips it)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable results")
     options = parser.parse_args()
-    results = run_suite(options.iterations)
+    results = run_suite(options.iterations, options.persistence_iterations)
     machine = (
         f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
     )
@@ -26,10 +32,10 @@ def main() -> None:
         sys.stdout.write("\n")
         return
     print(f"machine: {machine}")
-    print(f"{'scenario':<42} {'nodes':>8} {'seconds':>9} {'µs/node':>9} {'ratio':>12}")
+    print(f"{'scenario':<48} {'nodes':>8} {'seconds':>9} {'µs/node':>9}  ratio")
     for r in results:
-        ratio = f"{r.ratio:.1f}x floor" if r.ratio is not None else "-"
-        print(f"{r.name:<42} {r.nodes:>8} {r.seconds:>9.3f} {r.micros_per_node:>9.1f} {ratio:>12}")
+        ratio = f"{r.ratio:.2f}x {r.baseline}" if r.ratio is not None else "-"
+        print(f"{r.name:<48} {r.nodes:>8} {r.seconds:>9.3f} {r.micros_per_node:>9.1f}  {ratio}")
 
 
 if __name__ == "__main__":

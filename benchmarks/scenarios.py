@@ -84,29 +84,53 @@ def cli_run(path: Path, *extra: str) -> int:
     return 0 if envelope["job"]["status"] == "success" else 1
 
 
-def fan_out_through_cli(iterations: int) -> float:
+def fan_out_through_cli(iterations: int, *, db: str = ":memory:") -> float:
+    """Seconds for `flowgraph run` of the fan-out, with the given store (`:memory:` or a file)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fan-out.json"
         path.write_text(json.dumps(fan_out_workflow(iterations)))
         assets = Path(folder) / "assets"
+        store = str(Path(folder) / "jobs.db") if db == "sqlite" else db
         outcome: list[int] = []
-        seconds = timed(lambda: outcome.append(cli_run(path, "--assets-dir", str(assets))))
+        seconds = timed(
+            lambda: outcome.append(cli_run(path, "--assets-dir", str(assets), "--db", store))
+        )
         if outcome != [0]:
             raise RuntimeError(f"the {iterations}-iteration fan-out did not succeed")
         return seconds
 
 
-def run_suite(iterations: int = 10_000) -> list[Measurement]:
-    nodes = iterations + 2  # the loop node and the template, plus one clone per iteration
+FLOOR = "bare asyncio.gather (floor)"
+
+
+def run_suite(iterations: int = 10_000, persistence_iterations: int = 100_000) -> list[Measurement]:
+    """The core scenarios: a fan-out through the CLI against the floor, and the cost of the
+    SQLite store against the in-memory store on the same fan-out."""
+    results = []
     floor = bare_asyncio(iterations)
-    engine = fan_out_through_cli(iterations)
-    return [
-        Measurement("bare asyncio.gather (floor)", iterations, floor),
+    results.append(Measurement(FLOOR, iterations, floor))
+    engine = fan_out_through_cli(iterations, db="sqlite")
+    results.append(
         Measurement(
-            f"for-each x{iterations}, 1 model node, CLI",
-            nodes,
+            f"for-each x{iterations}, CLI, SQLite store",
+            iterations + 2,
             engine,
-            baseline="bare asyncio.gather (floor)",
+            baseline=FLOOR,
             ratio=engine / floor,
-        ),
-    ]
+        )
+    )
+    if persistence_iterations:
+        memory = fan_out_through_cli(persistence_iterations, db=":memory:")
+        sqlite = fan_out_through_cli(persistence_iterations, db="sqlite")
+        label = f"for-each x{persistence_iterations}, CLI"
+        results.append(Measurement(f"{label}, in-memory store", persistence_iterations + 2, memory))
+        results.append(
+            Measurement(
+                f"{label}, SQLite store",
+                persistence_iterations + 2,
+                sqlite,
+                baseline=f"{label}, in-memory store",
+                ratio=sqlite / memory,
+            )
+        )
+    return results

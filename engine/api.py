@@ -54,6 +54,8 @@ class JobRun:
     created_at: str
     parent_job_id: str | None = None
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    _document: dict[str, Any] | None = field(default=None, repr=False)
+    _document_key: tuple[int, JobStatus] | None = field(default=None, repr=False)
 
     @property
     def job_id(self) -> str:
@@ -69,10 +71,15 @@ class JobRun:
         return list(self.scheduler.waiting.values())
 
     def document(self) -> dict[str, Any]:
-        """The job as Scenario's API shows it (no envelope)."""
-        return job_document(
-            self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
-        )
+        """The job as Scenario's API shows it (no envelope). Built again only when something
+        changed since the last call; treat it as read-only."""
+        key = (len(self.scheduler.transitions), self.scheduler.status)
+        if self._document is None or self._document_key != key:
+            self._document = job_document(
+                self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
+            )
+            self._document_key = key
+        return self._document
 
 
 class Engine:

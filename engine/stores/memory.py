@@ -1,8 +1,13 @@
-"""A store in memory: for tests and library use."""
+"""A store in memory: for tests and library use.
+
+Records are kept as given (the engine builds them fresh and never changes them afterwards);
+documents are kept as JSON text, like the SQLite store keeps them, so reads return copies.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +23,7 @@ class MemoryStore:
         self._jobs: dict[str, JobRecord] = {}
         self._outcomes: dict[str, list[OutcomeRecord]] = {}
         self._events: dict[str, list[Transition]] = {}
+        self._documents: dict[str, str] = {}
 
     def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
         with self._lock:
@@ -40,7 +46,10 @@ class MemoryStore:
         with self._lock:
             if record.job_id in self._jobs:
                 raise ValueError(f"job `{record.job_id}` already exists")
-            self._jobs[record.job_id] = copy.deepcopy(record)
+            stored = copy.copy(record)
+            stored.document = None
+            self._jobs[record.job_id] = stored
+            self._documents[record.job_id] = json.dumps(record.document)
             self._outcomes[record.job_id] = []
             self._events[record.job_id] = []
 
@@ -49,7 +58,7 @@ class MemoryStore:
     ) -> None:
         with self._lock:
             self._require(job_id)
-            self._outcomes[job_id].extend(copy.deepcopy(list(outcomes)))
+            self._outcomes[job_id].extend(outcomes)
             self._events[job_id].extend(transitions)
 
     def checkpoint(
@@ -58,16 +67,20 @@ class MemoryStore:
         with self._lock:
             job = self._require(job_id)
             job.status, job.updated_at = status, updated_at
-            job.document = copy.deepcopy(document)
+            self._documents[job_id] = json.dumps(document)
 
     def get_job(self, job_id: str) -> JobRecord | None:
         with self._lock:
             found = self._jobs.get(job_id)
-            return copy.deepcopy(found) if found is not None else None
+            if found is None:
+                return None
+            job = copy.deepcopy(found)
+            job.document = json.loads(self._documents[job_id])
+            return job
 
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
         with self._lock:
-            return copy.deepcopy(self._outcomes.get(job_id, []))
+            return list(self._outcomes.get(job_id, []))
 
     def events(self, job_id: str) -> list[Transition]:
         with self._lock:
