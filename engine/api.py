@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.lowlevel import RunVar
 
 from .compiler import Plan, compile_flow
 from .document import load_workflow, read_document
@@ -105,6 +106,7 @@ class Engine:
         job_ids: Callable[[], str] = new_job_id,
         store: Store | None = None,
         run_options: Mapping[str, Any] | None = None,
+        workflow_source: Callable[[str], Workflow | None] | None = None,
     ) -> None:
         if kinds is None:
             from nodes import default_registry
@@ -123,6 +125,7 @@ class Engine:
             )
         self.router = router
         self.workflows: dict[str, Workflow] = dict(workflows or {})
+        self.workflow_source = workflow_source
         self.sinks: list[EventSink] = list(sinks)
         self.keep_going = keep_going
         self.clock = clock
@@ -130,6 +133,8 @@ class Engine:
         self.store = store
         self.run_options = dict(run_options or {})
         self.jobs: dict[str, JobRun] = {}
+        # one limit on executor calls for all the jobs of this engine, per event loop
+        self._limiters: RunVar[anyio.CapacityLimiter] = RunVar(f"flowgraph-limiter-{id(self)}")
 
     # ----- documents ----------------------------------------------------------------------------
 
@@ -144,6 +149,26 @@ class Engine:
     def compile(self, document: Workflow | Mapping[str, Any] | str | Path) -> Plan:
         """Validate and compile; raises ValidationError listing every problem."""
         return compile_flow(self.load(document), self.kinds)
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The engine-wide limit on concurrent executor calls (one per event loop)."""
+        try:
+            return self._limiters.get()
+        except LookupError:
+            limiter = anyio.CapacityLimiter(self.policy.concurrency)
+            self._limiters.set(limiter)
+            return limiter
+
+    def workflow(self, workflow_id: str) -> Workflow | None:
+        """A workflow of the registry, else of `workflow_source`, else of the store."""
+        found = self.workflows.get(workflow_id)
+        if found is None and self.workflow_source is not None:
+            found = self.workflow_source(workflow_id)
+        if found is None and self.store is not None:
+            stored = self.store.get_workflow(workflow_id)
+            if stored is not None:
+                found = load_workflow(stored)
+        return found
 
     def subscribe(self, sink: EventSink) -> None:
         """Receive every transition of every job from now on."""
@@ -224,6 +249,7 @@ class Engine:
             child_runner=run_child,
             seed=self.seed,
             recorder=Recorder(scheduler, self.store, restored=restored),
+            limiter=self.limiter,
         )
         job = JobRun(
             workflow=workflow,
@@ -289,7 +315,10 @@ class Engine:
         decision cannot apply."""
         job = self.get(job_id)
         self.decide_now(job, node_id, decision)
-        await self.advance(job)
+        if job.runner.active:
+            job.runner.pump()  # the run in progress carries on with what the decision freed
+        else:
+            await self.advance(job)
         return job
 
     def decide_now(self, job: JobRun, node_id: str, decision: Any) -> list[str]:
@@ -312,6 +341,10 @@ class Engine:
             await job.runner.flush()
             await self.checkpoint(job)
         return job
+
+    def forget(self, job_id: str) -> None:
+        """Drop a job from memory (the store keeps it); a later `get` rebuilds it."""
+        self.jobs.pop(job_id, None)
 
     def get(self, job_id: str) -> JobRun:
         """A job of this engine, or one rebuilt from the store."""
@@ -370,7 +403,7 @@ class Engine:
     async def _run_child(
         self, parent: JobRun, call: NodeCall, workflow_id: str, lineage: tuple[str, ...]
     ) -> Completed | Failed:
-        child_workflow = self.workflows.get(workflow_id)
+        child_workflow = self.workflow(workflow_id)
         if child_workflow is None:
             known = ", ".join(f"`{w}`" for w in self.workflows) or "none"
             return Failed(f"unknown workflow `{workflow_id}`; registered: {known}")

@@ -19,6 +19,7 @@ from .cli_common import (
     JsonOption,
     build_engine,
     default_assets_dir,
+    describe_db,
     drive,
     err,
     fail_invalid,
@@ -26,8 +27,9 @@ from .cli_common import (
     open_db,
 )
 from .decisions import check_decisions
-from .document import parse_json
+from .document import parse_json, read_document
 from .errors import FlowgraphError, Problem, ValidationError
+from .models import Workflow
 
 app = typer.Typer(
     add_completion=False,
@@ -136,6 +138,14 @@ def run(
         bool, typer.Option("--auto-approve", help="Approve every user-approval gate")
     ] = False,
     db: DbOption = None,
+    workflows_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workflows",
+            help="A folder of workflows for `workflow` nodes, "
+            "each file named by its workflow id (wflow_x.json)",
+        ),
+    ] = None,
 ) -> None:
     """Run a workflow offline; model nodes go to the dry-run executor. The job is kept in the
     store, so a run that stops at a gate can be continued later."""
@@ -162,6 +172,8 @@ def run(
                 ) from None
             decisions = check_decisions(parse_json(text, source=str(decisions_file)))
         engine = build_engine(open_db(db), options)
+        if workflows_dir is not None:
+            engine.workflows.update(load_workflow_folder(workflows_dir))
         job = engine.prepare(file, inputs)
     except ValidationError as error:
         raise fail_invalid(error) from None
@@ -188,6 +200,96 @@ def graph(
         sys.stdout.write(graph_export.to_dot(plan))
     else:
         sys.stdout.write(graph_export.to_mermaid(plan))
+
+
+def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
+    """Every `*.json` of `folder`, by file name (the workflow id); all problems at once."""
+    if not folder.is_dir():
+        raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
+    found: dict[str, Workflow] = {}
+    problems: list[Problem] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            found[path.stem] = read_document(path)
+        except ValidationError as error:
+            problems += [Problem(f"{path.name}: {p}") for p in error.problems]
+    if problems:
+        raise ValidationError(problems, what="workflows")
+    return found
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8787,
+    db: DbOption = None,
+    costs: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON: creative units per model call, by modelId or node type "
+            '(and "default"), for dry-run estimates'
+        ),
+    ] = None,
+    workflows_dir: Annotated[
+        Path | None,
+        typer.Option("--workflows", help="Load these workflow files into the store on start"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for dry-run asset ids")] = 0,
+    latency: Annotated[
+        float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")
+    ] = 0.0,
+    max_concurrency: Annotated[
+        int, typer.Option("--max-concurrency", min=1, help="Executor calls at once")
+    ] = 8,
+    max_body: Annotated[int, typer.Option(min=1024, help="Largest request body, in bytes")] = (
+        10 * 1024 * 1024
+    ),
+) -> None:
+    """Serve Scenario's Workflows API under /v1 (point the official SDK at
+    http://HOST:PORT/v1); jobs run on this machine and live in the store."""
+    from .server import build_state
+    from .server import serve as run_server
+
+    store = open_db(db)
+    try:
+        table: dict[str, float] = {}
+        if costs is not None:
+            loaded = parse_json(costs.read_text(encoding="utf-8"), source=str(costs))
+            if not isinstance(loaded, dict) or not all(
+                isinstance(v, int | float) for v in loaded.values()
+            ):
+                raise ValidationError(
+                    [
+                        Problem(
+                            "a costs file maps modelIds or node types to numbers", path=str(costs)
+                        )
+                    ],
+                    what="costs",
+                )
+            table = {str(k): float(v) for k, v in loaded.items()}
+        if workflows_dir is not None:
+            for workflow_id, workflow in load_workflow_folder(workflows_dir).items():
+                document = {**workflow.to_wire(), "id": workflow_id}
+                document.setdefault("status", "ready")
+                store.put_workflow(workflow_id, document)
+        options = {"seed": seed, "latency": latency, "maxConcurrency": max_concurrency}
+        state = build_state(
+            build_engine(store, options), store, host=host, costs=table, max_body=max_body
+        )
+    except (ValidationError, OSError) as error:
+        raise fail_invalid(
+            error
+            if isinstance(error, ValidationError)
+            else ValidationError([Problem(str(error))], what="options")
+        ) from None
+    except FlowgraphError as error:
+        raise fail_invalid(error) from None
+    err.print(
+        f"flowgraph serving Scenario's Workflows API at http://{host}:{port}/v1 "
+        f"(store: {describe_db(db)})",
+        markup=False,
+    )
+    run_server(state, host=host, port=port)
 
 
 for command in (

@@ -33,6 +33,17 @@ from .scheduler import Scheduler
 ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[Completed | Failed]]
 
 
+def _own_limiter(total: int) -> Callable[[], anyio.CapacityLimiter]:
+    holder: list[anyio.CapacityLimiter] = []
+
+    def get() -> anyio.CapacityLimiter:
+        if not holder:
+            holder.append(anyio.CapacityLimiter(total))
+        return holder[0]
+
+    return get
+
+
 def new_node_job_id() -> str:
     return "job_" + secrets.token_urlsafe(18).replace("-", "x").replace("_", "y")
 
@@ -52,6 +63,7 @@ class Runner:
         node_job_ids: Callable[[], str] = new_node_job_id,
         recorder: Recorder | None = None,
         flush_interval: float = 0.05,
+        limiter: Callable[[], anyio.CapacityLimiter] | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.router = router
@@ -61,6 +73,8 @@ class Runner:
         self.seed = seed
         self.node_job_ids = node_job_ids
         self.recorder = recorder or Recorder(scheduler, None)
+        # executor calls of every job of an engine share one limit; by default, this job's own
+        self.limiter = limiter or _own_limiter(policy.concurrency)
         self.flush_interval = flush_interval
         self.pending_start: list[Instance] = []  # handed out during a restore, not started yet
         self.active = False
@@ -112,7 +126,8 @@ class Runner:
             self._send = None
             self.active = False
             send.close()
-        await self.flush()
+            with anyio.CancelScope(shield=True):
+                await self.flush()  # even when the run itself is being cancelled
 
     def pump(self) -> None:
         """Start every ready node: control nodes inline, the rest handed to the workers."""
@@ -214,7 +229,8 @@ class Runner:
             return Failed(
                 f"no executor serves `{call.node_type}` nodes{model}; register one or add a route"
             )
-        return await call_executor(executor, call, self.policy)
+        async with self.limiter():
+            return await call_executor(executor, call, self.policy)
 
     async def _run_child(
         self, instance: Instance, call: NodeCall, workflow_id: str

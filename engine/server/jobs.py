@@ -1,0 +1,61 @@
+"""`/v1/jobs`: read jobs, list them, cancel one."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from ..errors import DecisionError
+from .schemas import JobAction, JobEnvelope, JobList
+from .state import ServerState, bad_request, state_of
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+State = Annotated[ServerState, Depends(state_of)]
+ProjectId = Annotated[str | None, Query(alias="projectId")]
+
+
+@router.get("", responses={200: {"model": JobList}})
+async def list_jobs(
+    state: State,
+    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
+    status: str | None = None,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 50,
+    pagination_token: Annotated[str | None, Query(alias="paginationToken")] = None,
+    project_id: ProjectId = None,
+) -> Any:
+    """Workflow jobs, newest first, a page at a time."""
+    try:
+        records, cursor = state.store.list_jobs(
+            status=status, workflow_id=workflow_id, limit=page_size, cursor=pagination_token
+        )
+    except ValueError as error:
+        raise bad_request(str(error)) from None
+    jobs = []
+    for record in records:
+        try:
+            jobs.append(state.engine.document(record.job_id))
+        except LookupError:
+            continue  # created but not yet written: it shows on the next page load
+    answer: dict[str, Any] = {"jobs": jobs}
+    if cursor is not None:
+        answer["nextPaginationToken"] = cursor
+    return answer
+
+
+@router.get("/{job_id}", responses={200: {"model": JobEnvelope}})
+async def get_job(job_id: str, state: State, project_id: ProjectId = None) -> Any:
+    return {"job": state.job_document(job_id)}
+
+
+@router.post("/{job_id}/action", responses={200: {"model": JobEnvelope}})
+async def job_action(
+    job_id: str, body: JobAction, state: State, project_id: ProjectId = None
+) -> Any:
+    """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped."""
+    job = state.job(job_id)
+    try:
+        await state.engine.cancel(job_id)
+    except DecisionError as error:
+        raise bad_request(str(error)) from None
+    return {"job": job.document()}

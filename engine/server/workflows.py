@@ -1,0 +1,246 @@
+"""`/v1/workflows`: create, read, update, list, delete, run, and decide gates."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
+
+from ..compiler import compile_flow
+from ..document import load_workflow
+from ..errors import DecisionError, ValidationError
+from ..models import Workflow
+from ..run_inputs import validate_run_inputs
+from .costs import estimate
+from .schemas import (
+    Deleted,
+    DryRunResponse,
+    JobEnvelope,
+    RunResponse,
+    TagList,
+    UserApproval,
+    UserSelection,
+    WorkflowCreate,
+    WorkflowEnvelope,
+    WorkflowList,
+    WorkflowUpdate,
+)
+from .state import (
+    ServerState,
+    bad_request,
+    decode_offset,
+    encode_offset,
+    new_workflow_id,
+    now,
+    problems_message,
+    state_of,
+)
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+State = Annotated[ServerState, Depends(state_of)]
+ProjectId = Annotated[str | None, Query(alias="projectId")]
+
+# fields the client may not set through an update
+_SERVER_FIELDS = {"id", "authorId", "ownerId", "createdAt", "updatedAt", "hasFlow"}
+
+
+def workflow_model(document: dict[str, Any]) -> Workflow:
+    """The stored document as a Workflow, with every problem of its flow named."""
+    try:
+        workflow = load_workflow(document)
+    except ValidationError as error:
+        raise bad_request(problems_message(error)) from None
+    return workflow
+
+
+def check_flow(state: ServerState, document: dict[str, Any]) -> None:
+    try:
+        compile_flow(workflow_model(document), state.engine.kinds)
+    except ValidationError as error:
+        raise bad_request(problems_message(error)) from None
+
+
+@router.post("", responses={200: {"model": WorkflowEnvelope}})
+async def create_workflow(body: WorkflowCreate, state: State, project_id: ProjectId = None) -> Any:
+    """Create a workflow (a draft with an empty flow)."""
+    created = now()
+    document: dict[str, Any] = {
+        "id": new_workflow_id(),
+        "name": body.name,
+        "description": body.description,
+        "shortDescription": "",
+        "status": "draft",
+        "privacy": "private",
+        "tagSet": [],
+        "inputs": [],
+        "flow": [],
+        "editorInfo": {},
+        "hasFlow": False,
+        "authorId": "flowgraph",
+        "ownerId": project_id or "flowgraph",
+        "createdAt": created,
+        "updatedAt": created,
+    }
+    extra = body.model_extra or {}
+    document.update({k: v for k, v in extra.items() if k not in _SERVER_FIELDS})
+    check_flow(state, document)
+    state.store.put_workflow(document["id"], document)
+    return {"workflow": document}
+
+
+@router.get("", responses={200: {"model": WorkflowList}})
+async def list_workflows(
+    state: State,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 50,
+    pagination_token: Annotated[str | None, Query(alias="paginationToken")] = None,
+    status: Annotated[str | None, Query(pattern="^(draft|ready)$")] = None,
+    privacy: Annotated[str | None, Query(pattern="^(private|public|unlisted)$")] = None,
+    tags: str | None = None,
+    sort_direction: Annotated[str, Query(alias="sortDirection", pattern="^(asc|desc)$")] = "desc",
+    full: bool = True,
+    project_id: ProjectId = None,
+) -> Any:
+    """List workflows, newest update first, a page at a time."""
+    wanted_tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
+    workflows = [
+        w
+        for w in state.store.list_workflows()
+        if (status is None or w.get("status") == status)
+        and (privacy is None or w.get("privacy") == privacy)
+        and (not wanted_tags or wanted_tags & set(w.get("tagSet") or []))
+    ]
+    workflows.sort(
+        key=lambda w: (w.get("updatedAt", ""), w["id"]), reverse=sort_direction == "desc"
+    )
+    offset = decode_offset(pagination_token)
+    page = workflows[offset : offset + page_size]
+    if not full:
+        page = [{k: v for k, v in w.items() if k not in ("flow", "editorInfo")} for w in page]
+    answer: dict[str, Any] = {"workflows": page}
+    if offset + page_size < len(workflows):
+        answer["nextPaginationToken"] = encode_offset(offset + page_size)
+    return answer
+
+
+@router.get("/tags", responses={200: {"model": TagList}})
+async def workflow_tags(
+    state: State,
+    status: Annotated[str, Query(pattern="^(draft|ready)$")] = "ready",
+    project_id: ProjectId = None,
+) -> Any:
+    """The tags of the workflows with `status` (default ready)."""
+    tags = {
+        t
+        for w in state.store.list_workflows()
+        if w.get("status") == status
+        for t in w.get("tagSet") or []
+    }
+    return {"tags": sorted(tags)}
+
+
+@router.get("/{workflow_id}", responses={200: {"model": WorkflowEnvelope}})
+async def get_workflow(workflow_id: str, state: State, project_id: ProjectId = None) -> Any:
+    return {"workflow": state.workflow(workflow_id)}
+
+
+@router.put("/{workflow_id}", responses={200: {"model": WorkflowEnvelope}})
+async def update_workflow(
+    workflow_id: str, body: WorkflowUpdate, state: State, project_id: ProjectId = None
+) -> Any:
+    """Change any of the workflow's fields; a new flow or inputs are validated first."""
+    document = state.workflow(workflow_id)
+    changes = body.model_dump(exclude_unset=True)
+    changes.pop("bypassLock", None)
+    for key in ("before", "after", "thumbnail"):
+        if key in changes:
+            asset = changes.pop(key)
+            changes[key] = {"assetId": asset, "url": f"asset://{asset}"} if asset else None
+    document.update({k: v for k, v in changes.items() if k not in _SERVER_FIELDS})
+    document["hasFlow"] = bool(document.get("flow"))
+    document["updatedAt"] = now()
+    check_flow(state, document)
+    state.store.put_workflow(workflow_id, document)
+    return {"workflow": document}
+
+
+@router.delete("/{workflow_id}", responses={200: {"model": Deleted}})
+async def delete_workflow(workflow_id: str, state: State, project_id: ProjectId = None) -> Any:
+    state.workflow(workflow_id)
+    state.store.delete_workflow(workflow_id)
+    return {"success": True}
+
+
+@router.put(
+    "/{workflow_id}/run",
+    responses={200: {"model": RunResponse}, 269: {"model": DryRunResponse}},
+)
+async def run_workflow(
+    workflow_id: str,
+    state: State,
+    body: Annotated[Any, Body()] = None,
+    dry_run: Annotated[str | None, Query(alias="dryRun", pattern="^(true|api)$")] = None,
+    project_id: ProjectId = None,
+) -> Any:
+    """Run a ready workflow with the inputs in the body; `dryRun` answers 269 with a cost."""
+    document = state.workflow(workflow_id)
+    if document.get("status") != "ready":
+        raise bad_request("Workflow is not ready")
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise bad_request("the run body must be a JSON object of input values")
+    workflow = workflow_model(document)
+    if dry_run is not None:
+        try:
+            validate_run_inputs(workflow, body)
+            cost = await estimate(workflow, body, state.costs, workflows=state.engine)
+        except ValidationError as error:
+            raise bad_request(problems_message(error)) from None
+        answer = {"creativeUnitsCost": cost, "creativeUnitsDiscount": 0, "job": {}}
+        return JSONResponse(answer, status_code=269)
+    try:
+        job = state.engine.prepare(workflow, body)
+    except ValidationError as error:
+        raise bad_request(problems_message(error)) from None
+    state.start(job)
+    return {"job": job.document(), "workflow": document}
+
+
+@router.put("/{workflow_id}/user-approval", responses={200: {"model": JobEnvelope}})
+async def user_approval(
+    workflow_id: str, body: UserApproval, state: State, project_id: ProjectId = None
+) -> Any:
+    """Approve (default) or reject a waiting user-approval node."""
+    return decide(state, workflow_id, body.workflowJobId, body.nodeId, body.action, "user-approval")
+
+
+@router.put("/{workflow_id}/user-selection", responses={200: {"model": JobEnvelope}})
+async def user_selection(
+    workflow_id: str, body: UserSelection, state: State, project_id: ProjectId = None
+) -> Any:
+    """Choose items (`selectedIndices`) at a waiting user-selection node, or reject it."""
+    if body.action == "reject":
+        decision: Any = "reject"
+    elif body.selectedIndices is None:
+        raise bad_request("`selectedIndices` is required when action is `select`")
+    else:
+        decision = {"select": body.selectedIndices}
+    return decide(state, workflow_id, body.workflowJobId, body.nodeId, decision, "user-selection")
+
+
+def decide(
+    state: ServerState, workflow_id: str, job_id: str, node_id: str, decision: Any, gate_type: str
+) -> Any:
+    job = state.job(job_id)
+    if job.workflow.id != workflow_id:
+        raise bad_request(f"job `{job_id}` does not belong to workflow `{workflow_id}`")
+    template = job.plan.nodes.get(node_id.split("#", 1)[0])
+    if template is not None and template.type != gate_type:
+        raise bad_request(f"node `{node_id}` is a `{template.type}` node, not a `{gate_type}` node")
+    try:
+        state.engine.decide_now(job, node_id, decision)
+    except DecisionError as error:
+        raise bad_request(str(error)) from None
+    state.start(job)
+    return {"job": job.document()}
