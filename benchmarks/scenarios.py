@@ -134,3 +134,19 @@ def run_suite(iterations: int = 10_000, persistence_iterations: int = 100_000) -
             )
         )
     return results
+
+
+def server_load(runs: int = 50) -> Measurement:
+    """Concurrent gated runs through the SDK; raises if any run is lost, duplicated or failed."""
+    from .server_load import run_load
+
+    report = run_load(runs)
+    if not (report["allSucceeded"] and report["distinctJobs"] == runs and report["listedMatches"]):
+        raise RuntimeError(f"the server load test lost or broke runs: {report}")
+    return Measurement(
+        f"server: {runs} concurrent gated runs via the SDK",
+        runs,
+        report["seconds"],
+        baseline=None,
+        ratio=None,
+    )

@@ -20,6 +20,8 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
             "50",
             "--persistence-iterations",
             "40",
+            "--server-runs",
+            "0",
             "--json",
         ],
         cwd=ROOT,
@@ -39,3 +41,12 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
     for row in report["results"]:
         assert row["seconds"] > 0 and row["microsPerNode"] > 0
     assert report["results"][3]["baseline"] == "for-each x40, CLI, in-memory store"
+
+
+def test_the_server_load_test_completes_every_run_once() -> None:
+    from benchmarks.server_load import run_load
+
+    report = run_load(50)
+    assert report["allSucceeded"] is True
+    assert report["distinctJobs"] == 50
+    assert report["listedJobs"] == 50 and report["listedMatches"] is True

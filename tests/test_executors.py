@@ -268,9 +268,15 @@ async def test_routes_match_node_type_and_model_id_globs() -> None:
 
 async def test_the_limit_is_shared_by_every_job_of_an_engine() -> None:
     sleeper = Sleeper(0.01)
-    document = {"flow": [{"id": "loop", "type": "for-each", "count": 6, "loopBodyNodeIds": ["gen"]},
-                         {"id": "gen", "type": "model", "modelId": "m"}]}
-    engine = make_engine(executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=2))
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 6, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "model", "modelId": "m"},
+        ]
+    }
+    engine = make_engine(
+        executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=2)
+    )
     async with anyio.create_task_group() as group:
         for _ in range(3):
             group.start_soon(engine.run, document)

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import scenario_sdk
+from conftest import EXAMPLES, FLOWS
 from scenario_sdk import Scenario
 
-from conftest import EXAMPLES, FLOWS
-from server_helpers import ROOT, running_server
+from engine.server.launcher import ROOT, running_server
 
 GATED = json.loads((FLOWS / "gates.json").read_text())
 
@@ -36,8 +36,13 @@ def client(base_url: str) -> Scenario:
 def ready_workflow(client: Scenario, document: dict[str, Any], name: str = "gated") -> str:
     created = client.workflows.create(name=name, description=f"{name} workflow")
     workflow_id = created.workflow.id
-    client.workflows.update(workflow_id, flow=document["flow"], inputs=document.get("inputs", []),
-                            status="ready", tag_set=["test", name])
+    client.workflows.update(
+        workflow_id,
+        flow=document["flow"],
+        inputs=document.get("inputs", []),
+        status="ready",
+        tag_set=["test", name],
+    )
     return workflow_id
 
 
@@ -57,7 +62,9 @@ def node(job: Any, node_id: str) -> Any:
 
 
 def waiting(node_id: str) -> Any:
-    return lambda job: any(n.id == node_id and n.status == "processing" for n in job.metadata.flow or [])
+    return lambda job: any(
+        n.id == node_id and n.status == "processing" for n in job.metadata.flow or []
+    )
 
 
 def test_create_update_retrieve_list_every_page_and_delete(client: Scenario) -> None:
@@ -66,7 +73,12 @@ def test_create_update_retrieve_list_every_page_and_delete(client: Scenario) -> 
     assert created.workflow.id.startswith("wflow_")
     assert created.workflow.status == "draft" and created.workflow.has_flow is False
     fetched = client.workflows.retrieve(ids[0]).workflow
-    assert fetched.has_flow is True and [n.id for n in fetched.flow] == ["draft", "review", "choose", "final"]
+    assert fetched.has_flow is True and [n.id for n in fetched.flow] == [
+        "draft",
+        "review",
+        "choose",
+        "final",
+    ]
     assert fetched.tag_set == ["test", "w0"]
     seen = [w.id for w in client.workflows.list(page_size=1)]
     assert set(ids) | {created.workflow.id} <= set(seen)
@@ -83,10 +95,13 @@ def test_create_update_retrieve_list_every_page_and_delete(client: Scenario) -> 
 def test_update_with_an_invalid_flow_names_every_problem(client: Scenario) -> None:
     workflow_id = client.workflows.create(name="bad", description="bad flow").workflow.id
     with pytest.raises(scenario_sdk.BadRequestError) as caught:
-        client.workflows.update(workflow_id, flow=[
-            {"id": "a", "type": "transform", "logic": {"transform": "x +"}},
-            {"id": "b", "type": "custom-model", "modelId": "m", "dependsOn": ["ghost"]},
-        ])
+        client.workflows.update(
+            workflow_id,
+            flow=[
+                {"id": "a", "type": "transform", "logic": {"transform": "x +"}},
+                {"id": "b", "type": "custom-model", "modelId": "m", "dependsOn": ["ghost"]},
+            ],
+        )
     body = caught.value.body
     assert body["statusCode"] == 400 and body["error"] == "Bad Request"  # type: ignore[index]
     assert "flow[0].logic.transform: expression `x +` does not parse" in body["message"]  # type: ignore[index]
@@ -95,14 +110,17 @@ def test_update_with_an_invalid_flow_names_every_problem(client: Scenario) -> No
 
 def test_dry_run_answers_269_with_a_cost(client: Scenario) -> None:
     workflow_id = ready_workflow(client, json.loads((EXAMPLES / "fan-out.json").read_text()), "fan")
-    raw = client.workflows.with_raw_response.run(workflow_id, body={"subjects": ["a", "b", "c", "d"]},
-                                                 dry_run="true")
+    raw = client.workflows.with_raw_response.run(
+        workflow_id, body={"subjects": ["a", "b", "c", "d"]}, dry_run="true"
+    )
     assert raw.status_code == 269
     parsed = raw.parse()
     assert parsed.model_extra["creativeUnitsCost"] == 5.0  # four generations and the contact sheet
     assert parsed.model_extra["creativeUnitsDiscount"] == 0
     with pytest.raises(scenario_sdk.BadRequestError) as caught:
-        client.workflows.run(workflow_id, body={"subjects": "not a list", "colour": 1}, dry_run="true")
+        client.workflows.run(
+            workflow_id, body={"subjects": "not a list", "colour": 1}, dry_run="true"
+        )
     message = caught.value.body["message"]  # type: ignore[index]
     assert "unknown input `colour`" in message and "input `subjects` must be an array" in message
 
@@ -115,44 +133,78 @@ def test_run_approve_select_and_succeed(client: Scenario) -> None:
     assert job_id.startswith("job_")
     job = wait_job(client, job_id, waiting("review"))
     assert job.status == "in-progress"
-    approved = client.workflows.user_approval(workflow_id, project_id="p", node_id="review",
-                                              workflow_job_id=job_id)
+    approved = client.workflows.user_approval(
+        workflow_id, project_id="p", node_id="review", workflow_job_id=job_id
+    )
     assert node(approved.job, "review").status == "success"
     job = wait_job(client, job_id, waiting("choose"))
     items = node(job, "choose").items
     assert len(items) == 3
     with pytest.raises(scenario_sdk.BadRequestError) as refused:
-        client.workflows.user_selection(workflow_id, project_id="p", action="select", node_id="choose",
-                                        workflow_job_id=job_id, selected_indices=[0, 1, 2])
+        client.workflows.user_selection(
+            workflow_id,
+            project_id="p",
+            action="select",
+            node_id="choose",
+            workflow_job_id=job_id,
+            selected_indices=[0, 1, 2],
+        )
     assert "choose between 1 and 2 items, got 3" in refused.value.body["message"]  # type: ignore[index]
-    client.workflows.user_selection(workflow_id, project_id="p", action="select", node_id="choose",
-                                    workflow_job_id=job_id, selected_indices=[2, 0])
+    client.workflows.user_selection(
+        workflow_id,
+        project_id="p",
+        action="select",
+        node_id="choose",
+        workflow_job_id=job_id,
+        selected_indices=[2, 0],
+    )
     job = wait_job(client, job_id, lambda j: j.status == "success")
     assert node(job, "choose").output == [items[2], items[0]]
     assert job.progress == 1.0 and len(job.metadata.asset_ids) == 1
     assert any(j.job_id == job_id for j in client.jobs.list(workflow_id=workflow_id))
 
 
-def test_reject_cancels_and_decisions_for_the_wrong_node_or_job_are_refused(client: Scenario) -> None:
+def test_reject_cancels_and_decisions_for_the_wrong_node_or_job_are_refused(
+    client: Scenario,
+) -> None:
     workflow_id = ready_workflow(client, GATED)
     job_id = client.workflows.run(workflow_id, body={}).job.job_id
     wait_job(client, job_id, waiting("review"))
     with pytest.raises(scenario_sdk.BadRequestError) as wrong:
-        client.workflows.user_approval(workflow_id, project_id="p", node_id="draft", workflow_job_id=job_id)
-    assert "node `draft` is a `custom-model` node, not a `user-approval` node" in wrong.value.body["message"]  # type: ignore[index]
+        client.workflows.user_approval(
+            workflow_id, project_id="p", node_id="draft", workflow_job_id=job_id
+        )
+    assert (
+        "node `draft` is a `custom-model` node, not a `user-approval` node"
+        in wrong.value.body["message"]
+    )  # type: ignore[index]
     with pytest.raises(scenario_sdk.BadRequestError) as not_waiting:
-        client.workflows.user_selection(workflow_id, project_id="p", action="select", node_id="choose",
-                                        workflow_job_id=job_id, selected_indices=[0])
-    assert "node `choose` is not waiting for a decision (it is pending)" in not_waiting.value.body["message"]  # type: ignore[index]
+        client.workflows.user_selection(
+            workflow_id,
+            project_id="p",
+            action="select",
+            node_id="choose",
+            workflow_job_id=job_id,
+            selected_indices=[0],
+        )
+    assert (
+        "node `choose` is not waiting for a decision (it is pending)"
+        in not_waiting.value.body["message"]
+    )  # type: ignore[index]
     with pytest.raises(scenario_sdk.NotFoundError):
-        client.workflows.user_approval(workflow_id, project_id="p", node_id="review", workflow_job_id="job_nope")
-    rejected = client.workflows.user_approval(workflow_id, project_id="p", node_id="review",
-                                              workflow_job_id=job_id, action="reject")
+        client.workflows.user_approval(
+            workflow_id, project_id="p", node_id="review", workflow_job_id="job_nope"
+        )
+    rejected = client.workflows.user_approval(
+        workflow_id, project_id="p", node_id="review", workflow_job_id=job_id, action="reject"
+    )
     assert node(rejected.job, "review").status == "rejected"
     job = wait_job(client, job_id, lambda j: j.status == "canceled")
     assert node(job, "choose").model_extra["statusReason"] == "gate `review` rejected"
     with pytest.raises(scenario_sdk.BadRequestError) as finished:
-        client.workflows.user_approval(workflow_id, project_id="p", node_id="review", workflow_job_id=job_id)
+        client.workflows.user_approval(
+            workflow_id, project_id="p", node_id="review", workflow_job_id=job_id
+        )
     assert f"job `{job_id}` is finished (canceled)" in finished.value.body["message"]  # type: ignore[index]
 
 
@@ -175,7 +227,9 @@ def test_drafts_do_not_run_and_inputs_are_checked(client: Scenario) -> None:
     with pytest.raises(scenario_sdk.BadRequestError) as caught:
         client.workflows.run(draft, body={})
     assert caught.value.body["message"] == "Workflow is not ready"  # type: ignore[index]
-    branching = ready_workflow(client, json.loads((EXAMPLES / "branching.json").read_text()), "branching")
+    branching = ready_workflow(
+        client, json.loads((EXAMPLES / "branching.json").read_text()), "branching"
+    )
     with pytest.raises(scenario_sdk.BadRequestError) as invalid:
         client.workflows.run(branching, body={"mode": "slow", "extra": True})
     message = invalid.value.body["message"]  # type: ignore[index]
@@ -189,14 +243,26 @@ def test_drafts_do_not_run_and_inputs_are_checked(client: Scenario) -> None:
 
 def test_a_workflow_node_runs_a_stored_workflow_as_a_child_job(client: Scenario) -> None:
     child = ready_workflow(client, json.loads((EXAMPLES / "transform.json").read_text()), "child")
-    parent = ready_workflow(client, {"flow": [
-        {"id": "sub", "type": "workflow", "workflowId": child,
-         "inputs": [{"name": "subject", "type": "string", "value": "a quiet bay"}]},
-    ]}, "parent")
+    parent = ready_workflow(
+        client,
+        {
+            "flow": [
+                {
+                    "id": "sub",
+                    "type": "workflow",
+                    "workflowId": child,
+                    "inputs": [{"name": "subject", "type": "string", "value": "a quiet bay"}],
+                },
+            ]
+        },
+        "parent",
+    )
     job_id = client.workflows.run(parent, body={}).job.job_id
     job = wait_job(client, job_id, lambda j: j.status in ("success", "failure"))
     assert job.status == "success", job.metadata.error
-    children = [j for j in client.jobs.list(workflow_id=child) if j.metadata.workflow_job_id == job_id]
+    children = [
+        j for j in client.jobs.list(workflow_id=child) if j.metadata.workflow_job_id == job_id
+    ]
     assert len(children) == 1
     assert node(job, "sub").assets[0].asset_id == children[0].metadata.asset_ids[0]
 
@@ -224,9 +290,23 @@ def test_oversized_bodies_get_413(tmp_path: Path) -> None:
 
 
 def test_refuses_a_public_address_without_credentials(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "engine", "serve", "--host", "0.0.0.0",
-                             "--db", str(tmp_path / "db")], cwd=ROOT, capture_output=True, text=True,
-                            timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--db",
+            str(tmp_path / "db"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2
     assert "refusing to listen on `0.0.0.0` without credentials" in result.stderr
 
@@ -242,7 +322,9 @@ def test_unfinished_jobs_resume_when_the_server_starts_again(tmp_path: Path) -> 
         client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
         job = client.jobs.retrieve(job_id).job
         assert node(job, "review").status == "processing"
-        client.workflows.user_approval(workflow_id, project_id="p", node_id="review", workflow_job_id=job_id)
+        client.workflows.user_approval(
+            workflow_id, project_id="p", node_id="review", workflow_job_id=job_id
+        )
         job = wait_job(client, job_id, waiting("choose"))
         assert node(job, "draft").assets == node(first, "draft").assets
 
@@ -251,9 +333,14 @@ def test_openapi_document_lists_the_routes(base_url: str) -> None:
     document = httpx.get(base_url.removesuffix("/v1") + "/openapi.json").json()
     paths = document["paths"]
     assert set(paths) >= {
-        "/v1/workflows", "/v1/workflows/tags", "/v1/workflows/{workflow_id}",
-        "/v1/workflows/{workflow_id}/run", "/v1/workflows/{workflow_id}/user-approval",
-        "/v1/workflows/{workflow_id}/user-selection", "/v1/jobs", "/v1/jobs/{job_id}",
+        "/v1/workflows",
+        "/v1/workflows/tags",
+        "/v1/workflows/{workflow_id}",
+        "/v1/workflows/{workflow_id}/run",
+        "/v1/workflows/{workflow_id}/user-approval",
+        "/v1/workflows/{workflow_id}/user-selection",
+        "/v1/jobs",
+        "/v1/jobs/{job_id}",
         "/v1/jobs/{job_id}/action",
     }
     assert set(paths["/v1/workflows/{workflow_id}"]) == {"get", "put", "delete"}

@@ -1,4 +1,4 @@
-"""Start `flowgraph serve` in a subprocess on a free loopback port, for the SDK tests."""
+"""Start `flowgraph serve` in a subprocess on a free loopback port (for tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -31,7 +31,11 @@ def running_server(db: Path, *args: str, env: dict[str, str] | None = None) -> I
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "engine", "serve", "--port", str(port), "--db", str(db), *args],
-        cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
