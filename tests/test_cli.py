@@ -245,3 +245,35 @@ def test_every_example_runs_offline(example: str) -> None:
     job = job_of(result)
     expected = {"creative-app.json": "in-progress"}.get(example, "success")
     assert job["status"] == expected, result.stderr
+
+
+def test_run_loads_sub_workflows_from_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "wflow_child.json").write_text((EXAMPLES / "transform.json").read_text())
+    parent = tmp_path / "parent.json"
+    parent.write_text(
+        json.dumps(
+            {
+                "flow": [
+                    {
+                        "id": "sub",
+                        "type": "workflow",
+                        "workflowId": "wflow_child",
+                        "inputs": [{"name": "subject", "type": "string", "value": "a lantern"}],
+                    }
+                ]
+            }
+        )
+    )
+    result = flowgraph("run", str(parent), "--workflows", str(folder), "--json")
+    assert result.returncode == 0, result.stderr
+    sub = job_of(result)["metadata"]["flow"][0]
+    assert sub["status"] == "success" and sub["assets"][0]["assetId"].startswith("asset_")
+    assert sub["output"] == {"tag_count": {"output": 4}, "gen": {}}
+    missing = flowgraph("run", str(parent), "--json")
+    assert missing.returncode == 1
+    assert "unknown workflow `wflow_child`" in job_of(missing)["metadata"]["error"]
+    (folder / "broken.json").write_text("{")
+    broken = flowgraph("run", str(parent), "--workflows", str(folder))
+    assert broken.returncode == 2 and "broken.json" in broken.stderr

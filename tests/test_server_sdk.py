@@ -345,3 +345,18 @@ def test_openapi_document_lists_the_routes(base_url: str) -> None:
     }
     assert set(paths["/v1/workflows/{workflow_id}"]) == {"get", "put", "delete"}
     assert "269" in paths["/v1/workflows/{workflow_id}/run"]["put"]["responses"]
+
+
+def test_a_costs_table_prices_the_dry_run(tmp_path: Path) -> None:
+    table = tmp_path / "costs.json"
+    table.write_text(json.dumps({"model_flux-schnell": 3, "custom-model": 2, "default": 10}))
+    with running_server(tmp_path / "db", "--costs", str(table)) as url:
+        client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
+        workflow_id = ready_workflow(
+            client, json.loads((EXAMPLES / "fan-out.json").read_text()), "fan"
+        )
+        raw = client.workflows.with_raw_response.run(
+            workflow_id, body={"subjects": ["a", "b"]}, dry_run="api"
+        )
+        assert raw.status_code == 269
+        assert raw.parse().model_extra["creativeUnitsCost"] == 2 * 3 + 2  # two flux calls, one grid
