@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from . import cli_jobs, graph_export
+from . import cli_debug, cli_jobs
 from .api import Engine
 from .cli_common import (
     EXIT_INVALID,
@@ -30,6 +29,7 @@ from .decisions import check_decisions
 from .document import parse_json, read_document
 from .errors import FlowgraphError, Problem, ValidationError
 from .models import Workflow
+from .report import job_page
 
 app = typer.Typer(
     add_completion=False,
@@ -37,12 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="flowgraph: run Scenario workflows locally.",
 )
-
-
-class GraphFormat(StrEnum):
-    mermaid = "mermaid"
-    dot = "dot"
-    json = "json"
 
 
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
@@ -138,6 +132,9 @@ def run(
         bool, typer.Option("--auto-approve", help="Approve every user-approval gate")
     ] = False,
     db: DbOption = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write an HTML page of the job here at the end")
+    ] = None,
     workflows_dir: Annotated[
         Path | None,
         typer.Option(
@@ -181,25 +178,10 @@ def run(
     for node in unknown:
         err.print(f"warning: `--fail {node}` names no node of this flow", markup=False)
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
+    if report is not None:
+        report.write_text(job_page(job.scheduler, title=f"job {job.job_id}"), encoding="utf-8")
+        err.print(f"report: {report}", markup=False)
     raise finish(job, as_json=as_json, db=db)
-
-
-@app.command()
-def graph(
-    file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
-    output_format: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.mermaid,
-) -> None:
-    """Draw the compiled flow: mermaid, Graphviz dot or JSON."""
-    try:
-        plan = Engine().compile(file)
-    except ValidationError as error:
-        raise fail_invalid(error) from None
-    if output_format is GraphFormat.json:
-        sys.stdout.write(json.dumps(graph_export.to_json(plan), indent=2) + "\n")
-    elif output_format is GraphFormat.dot:
-        sys.stdout.write(graph_export.to_dot(plan))
-    else:
-        sys.stdout.write(graph_export.to_mermaid(plan))
 
 
 def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
@@ -293,6 +275,8 @@ def serve(
 
 
 for command in (
+    cli_debug.explain,
+    cli_debug.graph,
     cli_jobs.approve,
     cli_jobs.reject,
     cli_jobs.select,

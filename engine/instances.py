@@ -69,6 +69,7 @@ class Instance:
         "job_id",
         "attempt",
         "is_template_copy",
+        "cause",
     )
 
     def __init__(
@@ -96,6 +97,7 @@ class Instance:
         self.job_id: str | None = None
         self.attempt = 0
         self.is_template_copy = template_copy
+        self.cause: dict[str, Any] | None = None  # decisive values of a skip, failure or reject
 
     @property
     def iteration_index(self) -> int | None:

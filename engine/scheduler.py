@@ -25,16 +25,13 @@ from .instances import (
     BAD_STATUSES,
     COLLECTION,
     INSTANCE,
-    ITEM,
     WORKFLOW,
     Instance,
     Link,
     Scope,
     coerce,
-    json_text,
     link_value,
     locate,
-    output_value,
 )
 from .protocols import (
     Completed,
@@ -49,6 +46,7 @@ from .protocols import (
     Transition,
     Wait,
 )
+from .skips import matched, skip_cause
 
 Clock = Callable[[], str]
 TERMINAL_JOB = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED})
@@ -95,7 +93,12 @@ class Scheduler:
         for template in plan.nodes.values():
             if template.loops:
                 copy = self._create(template, top, template_copy=True)
-                self._set(copy, NodeStatus.SKIPPED, f"loop template of `{template.owner}`")
+                self._set(
+                    copy,
+                    NodeStatus.SKIPPED,
+                    f"loop template of `{template.owner}`",
+                    {"cause": "template", "loop": template.owner},
+                )
         self._wire(created)
 
     # ----- public API --------------------------------------------------------------------------
@@ -221,14 +224,19 @@ class Scheduler:
             del self.waiting[gate.id]
             if isinstance(result, Reject):
                 self._closing = True
-                self._set(gate, NodeStatus.REJECTED, "rejected by decision")
-                self.cancel(f"gate `{gate.id}` rejected")
+                self._set(
+                    gate,
+                    NodeStatus.REJECTED,
+                    "rejected by decision",
+                    {"cause": "decision", "decision": "reject"},
+                )
+                self.cancel(f"gate `{gate.id}` rejected", {"cause": "rejected", "gate": gate.id})
             else:
                 self._succeed(gate, result)
         self._settle_job()
         return [g.id for g, _ in results]
 
-    def cancel(self, reason: str = "job canceled") -> None:
+    def cancel(self, reason: str = "job canceled", details: dict[str, Any] | None = None) -> None:
         """Cancel the job: calls in flight fail ("canceled"), everything else unfinished is
         skipped with `reason`; finished nodes keep their results."""
         if self.finished:
@@ -239,10 +247,10 @@ class Scheduler:
         self._closing = True
         for instance in list(self.in_flight.values()):
             if instance.id in self.running:
-                self._set(instance, NodeStatus.FAILURE, "canceled")
+                self._set(instance, NodeStatus.FAILURE, "canceled", {"cause": "canceled"})
         self.in_flight.clear()
         self.running.clear()
-        self._close(reason)
+        self._close(reason, details or {"cause": "canceled"})
         self._job_status(JobStatus.CANCELED)
 
     # ----- building the runtime graph ---------------------------------------------------------
@@ -310,8 +318,12 @@ class Scheduler:
                     created.append(self._create(member, scope))
                 else:
                     copy = self._create(member, scope, template_copy=True)
+                    owner = f"{member.owner}{scope.suffix}"
                     self._set(
-                        copy, NodeStatus.SKIPPED, f"loop template of `{member.owner}{scope.suffix}`"
+                        copy,
+                        NodeStatus.SKIPPED,
+                        f"loop template of `{owner}`",
+                        {"cause": "template", "loop": owner},
                     )
         loop.children_left = len(created)
         if not created:
@@ -331,6 +343,8 @@ class Scheduler:
         previous = instance.status
         instance.status = status
         instance.reason = reason
+        if status in BAD_STATUSES:
+            instance.cause = details
         self.transitions.append(
             Transition(
                 self.job_id,
@@ -386,20 +400,26 @@ class Scheduler:
         instance.details = outcome.details
         self._set(instance, NodeStatus.SUCCESS, None, outcome.details)
 
-    def _fail(self, instance: Instance, message: str) -> None:
+    def _fail(
+        self, instance: Instance, message: str, details: dict[str, Any] | None = None
+    ) -> None:
         self.in_flight.pop(instance.id, None)
         self.running.discard(instance.id)
         self.waiting.pop(instance.id, None)
         if self.first_failure is None:
             self.first_failure = instance
             self.error = f"node `{instance.id}`: {message}"
-        self._set(instance, NodeStatus.FAILURE, message)
+        self._set(
+            instance, NodeStatus.FAILURE, message, details or {"cause": "error", "message": message}
+        )
 
     def _finish_loop(self, loop: Instance) -> None:
         if loop.failed_child is not None:
+            child = loop.failed_child
             self._fail(
                 loop,
-                f"iteration {loop.failed_child.scope.index} failed at `{loop.failed_child.id}`",
+                f"iteration {child.scope.index} failed at `{child.id}`",
+                {"cause": "iteration", "node": child.id, "iteration": child.scope.index},
             )
             return
         sinks = loop.template.sinks
@@ -413,9 +433,9 @@ class Scheduler:
     def _settle(self, instance: Instance) -> None:
         """Every dependency is terminal: skip the instance with a reason, or resolve its inputs
         and queue it."""
-        reason = self._skip_reason(instance)
-        if reason is not None:
-            self._set(instance, NodeStatus.SKIPPED, reason)
+        cause = skip_cause(instance)
+        if cause is not None:
+            self._set(instance, NodeStatus.SKIPPED, cause[0], cause[1])
             return
         values: dict[str, Any] = {}
         for compiled, link, conditional in zip(
@@ -435,7 +455,7 @@ class Scheduler:
                     )
                 )
             elif conditional:
-                first = next(e for e in conditional if self._matched(e, compiled))
+                first = next(e for e in conditional if matched(e, compiled))
                 value = link_value(
                     self.plan, self.instances, first, compiled.ref_name, flatten=compiled.is_array
                 )
@@ -444,60 +464,6 @@ class Scheduler:
             values[compiled.name] = coerce(compiled, value)
         instance.values = values
         self._ready.append(instance)
-
-    def _skip_reason(self, instance: Instance) -> str | None:
-        for link in instance.order_links:
-            if link[0] != ITEM and link[1].status in BAD_STATUSES:
-                return f"`dependsOn` `{link[1].id}` was {link[1].status.value}"
-        for branch in instance.branch_links:
-            if branch.status is not NodeStatus.SUCCESS:
-                return f"branch source `{branch.id}` was {branch.status.value}"
-            chosen = branch.outputs.get("output")
-            if chosen != instance.template.id:
-                return (
-                    f"branch `{instance.template.id}` of `{branch.id}` not taken; "
-                    f"it chose `{json_text(chosen)}`"
-                )
-        for compiled, input_link, conditional in zip(
-            instance.template.inputs, instance.input_links, instance.conditional_links, strict=True
-        ):
-            if conditional and not any(self._matched(e, compiled) for e in conditional):
-                states = ", ".join(f"`{e[1].id}` {self._entry_state(e)}" for e in conditional)
-                return f"input `{compiled.name}`: no branch matched ({states})"
-            if input_link is None or input_link[0] in (WORKFLOW, ITEM):
-                continue
-            source = input_link[1]
-            if source.status in BAD_STATUSES:
-                what = "loop " if input_link[0] == COLLECTION else ""
-                return f"input `{compiled.name}`: {what}`{source.id}` was {source.status.value}"
-            if compiled.has_equal and not conditional and input_link[0] == INSTANCE:
-                chosen = output_value(source.outputs, compiled.ref_name)
-                if json_text(chosen) != json_text(compiled.ref_equal):
-                    return (
-                        f"branch `{json_text(compiled.ref_equal)}` of `{source.id}` not "
-                        f"taken; it chose `{json_text(chosen)}`"
-                    )
-        return None
-
-    def _matched(self, entry: Link, compiled: Any) -> bool:
-        source = entry[1] if entry[0] in (INSTANCE, COLLECTION) else entry[1].loop
-        if source.template.type == "logic":
-            return bool(
-                source.status is NodeStatus.SUCCESS
-                and (
-                    not compiled.has_equal
-                    or json_text(source.outputs.get("output")) == json_text(compiled.ref_equal)
-                )
-            )
-        wanted = json_text(compiled.ref_equal) if compiled.has_equal else "success"
-        return bool(source.status.value == wanted)
-
-    @staticmethod
-    def _entry_state(entry: Link) -> str:
-        source = entry[1] if entry[0] in (INSTANCE, COLLECTION) else entry[1].loop
-        if source.template.type == "logic" and source.status is NodeStatus.SUCCESS:
-            return f"chose `{json_text(source.outputs.get('output'))}`"
-        return str(source.status.value)
 
     def _not_waiting_message(self, node_id: str) -> str:
         waiting = ", ".join(f"`{g}`" for g in self.waiting) or "none"
@@ -516,7 +482,8 @@ class Scheduler:
             return
         if self.halting:
             assert self.first_failure is not None
-            self._close(f"job failed at `{self.first_failure.id}`")
+            failed = self.first_failure.id
+            self._close(f"job failed at `{failed}`", {"cause": "job-failed", "node": failed})
             self._job_status(JobStatus.FAILURE)
         elif not self._ready and not self.waiting:
             unfinished = [i for i in self.instances.values() if not i.status.terminal]
@@ -527,14 +494,14 @@ class Scheduler:
                 )
             self._job_status(JobStatus.FAILURE if self.first_failure else JobStatus.SUCCESS)
 
-    def _close(self, reason: str) -> None:
+    def _close(self, reason: str, details: dict[str, Any]) -> None:
         self._closing = True
         self.waiting.clear()
         self._ready.clear()
         self._started.clear()
         for instance in list(self.instances.values()):
             if not instance.status.terminal:
-                self._set(instance, NodeStatus.SKIPPED, reason)
+                self._set(instance, NodeStatus.SKIPPED, reason, details)
 
     def _job_status(self, status: JobStatus) -> None:
         at = self.clock()

@@ -1,0 +1,168 @@
+"""CLI commands that explain: `explain` (why every node ran, waited or was skipped) and `graph`
+(mermaid, dot, json or a self-contained HTML page), for a workflow file or a stored job."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from . import graph_export
+from .api import Engine, JobRun
+from .cli_common import (
+    EXIT_INVALID,
+    DbOption,
+    build_engine,
+    describe_db,
+    err,
+    fail_invalid,
+    open_db,
+    out_console,
+)
+from .decisions import DecisionReport, apply_decisions
+from .errors import FlowgraphError, ValidationError
+from .executors import DryRunExecutor
+from .explain import Explainer, explain_text
+from .report import job_page, plan_page
+
+
+class GraphFormat(StrEnum):
+    mermaid = "mermaid"
+    dot = "dot"
+    json = "json"
+    html = "html"
+
+
+TargetArgument = Annotated[
+    str, typer.Argument(help="A workflow file (a plan, run offline), or a job id from the store")
+]
+
+
+def stored_job(target: str, db: str | None) -> JobRun | None:
+    """The job `target` names in the store, or None when `target` is a file."""
+    if Path(target).exists():
+        return None
+    store = open_db(db)
+    record = store.get_job(target)
+    if record is None:
+        err.print(
+            f"error: `{target}` is neither a file nor a job in the store `{describe_db(db)}`",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        return build_engine(store, record.options).get(target)
+    except FlowgraphError as error:
+        raise fail_invalid(error) from None
+
+
+def planned_job(file: str, inputs: dict[str, Any], *, auto_approve: bool) -> JobRun:
+    """Run `file` offline (dry-run executor, nothing written anywhere) to see how it resolves."""
+    engine = Engine(dry_run=DryRunExecutor(assets_dir=None))
+    try:
+        job = engine.prepare(Path(file), inputs)
+    except ValidationError as error:
+        raise fail_invalid(error) from None
+
+    def decide(node_id: str, decision: Any) -> object:
+        return engine.decide_now(job, node_id, decision)
+
+    async def go() -> None:
+        await engine.advance(job)
+        report = DecisionReport()
+        while job.waiting and apply_decisions(
+            job.scheduler, decide, {}, auto_approve=auto_approve, report=report
+        ):
+            await engine.advance(job)
+
+    anyio.run(go)
+    return job
+
+
+def explain(
+    target: TargetArgument,
+    input_pairs: Annotated[
+        list[str], typer.Option("--input", "-i", help="NAME=VALUE (plans)")
+    ] = [],  # noqa: B006
+    inputs_file: Annotated[
+        Path | None, typer.Option("--inputs", help="A JSON object of inputs")
+    ] = None,
+    node: Annotated[
+        str | None, typer.Option("--node", help="Only this node (a template: every clone)")
+    ] = None,
+    auto_approve: Annotated[
+        bool, typer.Option("--auto-approve", help="Plans: approve every approval gate")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    db: DbOption = None,
+) -> None:
+    """Why each node ran, waited or was skipped, back to the decision that caused it."""
+    from .cli import parse_inputs
+
+    job = stored_job(target, db)
+    if job is None:
+        try:
+            inputs = parse_inputs(input_pairs, inputs_file)
+        except ValidationError as error:
+            raise fail_invalid(error) from None
+        job = planned_job(target, inputs, auto_approve=auto_approve)
+    explainer = Explainer(job.scheduler)
+    try:
+        explanations = [explainer.explain(node)] if node else explainer.explain_all()
+    except KeyError as error:
+        err.print(f"error: {error.args[0]}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    if as_json:
+        payload = {
+            "jobId": job.job_id,
+            "status": job.status.value,
+            "nodes": [e.to_json() for e in explanations],
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    out_console().print(f"job {job.job_id}: {job.status.value}", markup=False)
+    out_console().print(
+        explain_text(explanations, drill_down=node is not None), markup=False, soft_wrap=True
+    )
+
+
+def graph(
+    target: TargetArgument,
+    output_format: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.mermaid,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Draw a workflow's flow (mermaid, dot, json, html) or a stored job (html shows statuses)."""
+    job = stored_job(target, db)
+    if job is not None:
+        plan = job.plan
+    else:
+        try:
+            plan = Engine().compile(Path(target))
+        except ValidationError as error:
+            raise fail_invalid(error) from None
+    if output_format is GraphFormat.json:
+        text = json.dumps(graph_export.to_json(plan), indent=2) + "\n"
+    elif output_format is GraphFormat.dot:
+        text = graph_export.to_dot(plan)
+    elif output_format is GraphFormat.html:
+        title = f"job {job.job_id}" if job is not None else f"plan of {target}"
+        text = (
+            job_page(job.scheduler, title=title)
+            if job is not None
+            else plan_page(plan, title=title)
+        )
+    else:
+        text = graph_export.to_mermaid(plan)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"wrote {output}", markup=False)
+    else:
+        sys.stdout.write(text)
