@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from .cli_common import (
 from .decisions import check_decisions
 from .document import parse_json, read_document
 from .errors import FlowgraphError, Problem, ValidationError
+from .events import logging_sink
 from .models import Workflow
 from .report import job_page
 
@@ -37,6 +39,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="flowgraph: run Scenario workflows locally.",
 )
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
 
 
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
@@ -135,6 +142,10 @@ def run(
     report: Annotated[
         Path | None, typer.Option(help="Write an HTML page of the job here at the end")
     ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option("--log-format", help="Stream every transition to stderr as json or text"),
+    ] = None,
     workflows_dir: Annotated[
         Path | None,
         typer.Option(
@@ -177,6 +188,8 @@ def run(
     unknown = [node for node in fail if node not in job.plan.nodes and "#" not in node]
     for node in unknown:
         err.print(f"warning: `--fail {node}` names no node of this flow", markup=False)
+    if log_format is not None:
+        engine.subscribe(logging_sink(log_format=log_format.value))
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
     if report is not None:
         report.write_text(job_page(job.scheduler, title=f"job {job.job_id}"), encoding="utf-8")

@@ -184,8 +184,11 @@ def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
 
 def print_continue_hints(job: JobRun, db: str | None) -> None:
     if db == ":memory:":
-        err.print(f"job {job.job_id} is waiting at a gate; with `--db :memory:` it is not kept, "
-                  "so run again with --decisions FILE.json or --auto-approve", markup=False)
+        err.print(
+            f"job {job.job_id} is waiting at a gate; with `--db :memory:` it is not kept, "
+            "so run again with --decisions FILE.json or --auto-approve",
+            markup=False,
+        )
         return
     where = f" --db {db}" if db else ""
     gates = job.waiting

@@ -68,7 +68,8 @@ class Runner:
         self.scheduler = scheduler
         self.router = router
         self.policy = policy
-        self.sinks = list(sinks)
+        # the same list as the engine's, so a sink subscribed later hears this job too
+        self.sinks = sinks if isinstance(sinks, list) else list(sinks)
         self.child_runner = child_runner
         self.seed = seed
         self.node_job_ids = node_job_ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,10 +31,12 @@ SUMMARY_ROWS = 40
 
 
 class ProgressDisplay:
-    """A rich progress bar on stderr, fed by the engine's transitions."""
+    """A rich progress bar on stderr, fed by the engine's transitions: nodes done, counts per
+    node type, loop progress (iterations done / total), gates waiting, elapsed time."""
 
-    def __init__(self, console: Console, job: JobRun) -> None:
+    def __init__(self, console: Console, job: JobRun, *, refresh: float = 0.1) -> None:
         self.job = job
+        self.refresh = refresh
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -45,20 +48,51 @@ class ProgressDisplay:
         )
         self.task = self.progress.add_task("running", total=1, detail="")
         self.types: Counter[str] = Counter()
+        self._last = 0.0
 
     def __call__(self, transition: Transition) -> None:
         scheduler = self.job.scheduler
         if transition.node_id is not None and transition.to_status == "success":
-            self.types[scheduler.instances[transition.node_id].template.type] += 1
+            instance = scheduler.instances.get(transition.node_id)
+            if instance is not None:
+                self.types[instance.template.type] += 1
+        now = time.monotonic()
+        if now - self._last < self.refresh and transition.node_id is not None:
+            return
+        self._last = now
+        self.update()
+
+    def detail(self) -> str:
+        """The text beside the bar: per-type counts, loops, gates."""
+        scheduler = self.job.scheduler
+        parts = [", ".join(f"{t} {n}" for t, n in self.types.most_common(4))]
+        loops = [
+            i
+            for i in scheduler.instances.values()
+            if i.template.type == "for-each"
+            and i.iterations is not None
+            and i.status is NodeStatus.PROCESSING
+        ][:2]
+        for loop in loops:
+            unfinished = {
+                i.scope.index
+                for i in scheduler.instances.values()
+                if i.scope.loop is loop and not i.status.terminal
+            }
+            total = len(loop.iterations or [])
+            parts.append(f"loop {loop.id}: {total - len(unfinished)}/{total} iterations")
         waiting = len(scheduler.waiting)
-        detail = ", ".join(f"{t} {n}" for t, n in self.types.most_common(4))
         if waiting:
-            detail += f" | {waiting} gate{'s' if waiting > 1 else ''} waiting"
+            parts.append(f"{waiting} gate{'s' if waiting > 1 else ''} waiting")
+        return " | ".join(p for p in parts if p)
+
+    def update(self) -> None:
+        scheduler = self.job.scheduler
         self.progress.update(
             self.task,
             total=len(scheduler.instances),
             completed=scheduler.terminal_count,
-            detail=detail,
+            detail=self.detail(),
         )
 
     def __enter__(self) -> ProgressDisplay:
@@ -71,6 +105,7 @@ class ProgressDisplay:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.update()
         self.progress.__exit__(kind, value, traceback)
 
 
