@@ -27,6 +27,7 @@ demo: $(VENV)/.installed
 		--input style=watercolor --decisions examples/creative-app.decisions.json
 
 test: $(VENV)/.installed-dev
+	bash tests/ensure-chromium.sh
 	$(BIN)/ruff check engine nodes tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

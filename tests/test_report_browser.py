@@ -1,0 +1,85 @@
+"""The HTML report in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from conftest import EXAMPLES
+
+from engine import Engine
+from engine.report import job_page
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The creative app parked at its selection gate: a branch, a loop and a gate."""
+    engine = Engine()
+    job = anyio.run(engine.run, EXAMPLES / "creative-app.json", {"subject": "a kite"})
+    assert job.waiting and job.waiting[0].id == "pick"
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    path.write_text(job_page(job.scheduler, title="creative app"), encoding="utf-8")
+    return path, job
+
+
+def test_the_report_shows_every_node_with_its_status(
+    report: tuple[Path, Any], tmp_path: Path
+) -> None:
+    if CHROMIUM is None:
+        pytest.skip(
+            "Debian's chromium is not installed (tests/ensure-chromium.sh installs it as root)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    path, job = report
+    drawn = {
+        i.id: i.status.value for i in job.scheduler.instances.values() if not i.is_template_copy
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
+        page = browser.new_page(viewport={"width": 1800, "height": 900})
+        page.goto(path.as_uri())
+        nodes = page.eval_on_selector_all(
+            ".node", "els => els.map(e => [e.dataset.nodeId, e.getAttribute('class')])"
+        )
+        assert {node_id for node_id, _ in nodes} == set(drawn)
+        assert len(nodes) == len(drawn)
+        for node_id, classes in nodes:
+            assert f"status-{drawn[node_id]}" in classes.split(), (node_id, classes)
+        assert "gate" in page.get_attribute('.node[data-node-id="pick"]', "class").split()
+        groups = page.eval_on_selector_all(".group", "els => els.map(e => e.dataset.loop)")
+        assert groups == ["variations"]
+        labels = page.eval_on_selector_all(".edge-label", "els => els.map(e => e.textContent)")
+        assert "case 1: style == 'photo'" in labels and "default" in labels
+        page.click('.node[data-node-id="upscale_art#1"]')
+        explanation = page.text_content("aside .explanation")
+        assert explanation == (
+            "upscale_art#1 skipped ← branch `upscale_art` of `style_check#1` not taken; it chose "
+            "`upscale_photo` ← style_check#1 chose `upscale_photo` because case 1 "
+            "`style == 'photo'` was true"
+        )
+        assert (
+            "selected" in page.get_attribute('.node[data-node-id="upscale_art#1"]', "class").split()
+        )
+        page.click('.node[data-node-id="generate#1"]')
+        assert '"prompt": "a kite, photo, poster composition"' in page.text_content("aside pre")
+        assert '"seed": 1007' in page.text_content("aside pre")
+        screenshot = tmp_path / "report.png"
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    data = screenshot.read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 20_000
