@@ -4,6 +4,7 @@ decide, resume, cancel and list the jobs kept in the store."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -307,3 +308,9 @@ def main() -> None:
     except FlowgraphError as error:
         err.print(f"error: {error}", markup=False)
         sys.exit(EXIT_INVALID)
+    except Exception as error:  # a bug of ours: say so plainly; the traceback on request
+        if os.environ.get("FLOWGRAPH_DEBUG"):
+            raise
+        err.print(f"internal error: {type(error).__name__}: {error}. This is a flowgraph bug; "
+                  "run again with FLOWGRAPH_DEBUG=1 to see the traceback.", markup=False)
+        sys.exit(70)

@@ -174,3 +174,21 @@ def test_the_terminal_progress_shows_types_loops_and_gates() -> None:
         task.total == len(job.scheduler.instances)
         and task.completed == job.scheduler.terminal_count
     )
+
+
+def test_graph_html_for_a_plan_and_a_job_and_run_report(tmp_path: Any) -> None:
+    plan = flowgraph("graph", "examples/fan-out.json", "--format", "html")
+    assert plan.returncode == 0
+    assert plan.stdout.startswith("<!doctype html>")
+    assert plan.stdout.count('class="node status-pending') == 4
+    assert "http://" not in plan.stdout.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    db = str(tmp_path / "jobs.db")
+    report = tmp_path / "report.html"
+    result = flowgraph("run", "examples/branching.json", "-i", "mode=fast", "--db", db,
+                       "--report", str(report), "--json")
+    job_id = json.loads(result.stdout)["job"]["jobId"]
+    page = report.read_text()
+    assert 'data-node-id="gen_quality" data-status="skipped"' in page
+    stored = flowgraph("graph", job_id, "--db", db, "--format", "html", "-o", str(tmp_path / "job.html"))
+    assert stored.returncode == 0
+    assert 'data-node-id="gen_fast" data-status="success"' in (tmp_path / "job.html").read_text()
