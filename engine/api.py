@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from .compiler import Plan, compile_flow
 from .document import load_workflow, read_document
 from .errors import UnknownJobError
 from .executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
+from .gc_tuning import quiet_gc
 from .instances import Instance
 from .job import job_document
 from .models import Workflow
@@ -57,6 +59,7 @@ class JobRun:
     extra_metadata: dict[str, Any] = field(default_factory=dict)
     _document: dict[str, Any] | None = field(default=None, repr=False)
     _document_key: tuple[int, JobStatus] | None = field(default=None, repr=False)
+    _document_text: tuple[dict[str, Any], str] | None = field(default=None, repr=False)
 
     @property
     def job_id(self) -> str:
@@ -71,14 +74,24 @@ class JobRun:
         """Gates waiting for a decision."""
         return list(self.scheduler.waiting.values())
 
+    def document_json(self) -> str:
+        """The document as JSON text, encoded once per change (checkpoints and the CLI share
+        it)."""
+        document = self.document()
+        if self._document_text is None or self._document_text[0] is not document:
+            with quiet_gc():
+                self._document_text = (document, json.dumps(document, ensure_ascii=False))
+        return self._document_text[1]
+
     def document(self) -> dict[str, Any]:
         """The job as Scenario's API shows it (no envelope). Built again only when something
         changed since the last call; treat it as read-only."""
         key = (len(self.scheduler.transitions), self.scheduler.status)
         if self._document is None or self._document_key != key:
-            self._document = job_document(
-                self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
-            )
+            with quiet_gc():
+                self._document = job_document(
+                    self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
+                )
             self._document_key = key
         return self._document
 
@@ -279,14 +292,16 @@ class Engine:
 
     async def advance(self, job: JobRun) -> None:
         """Run a prepared or restored job as far as it can go, then checkpoint it."""
-        await job.runner.run()
-        await self.checkpoint(job)
+        with quiet_gc():
+            await job.runner.run()
+            await self.checkpoint(job)
 
     async def checkpoint(self, job: JobRun) -> None:
         """Store the job's status and its whole document."""
         if self.store is None:
             return
         document = job.document()
+        text = job.document_json()
         store = self.store
 
         def write() -> None:
@@ -294,7 +309,7 @@ class Engine:
                 job.job_id,
                 status=document["status"],
                 updated_at=document["updatedAt"],
-                document=document,
+                document_json=text,
             )
 
         await anyio.to_thread.run_sync(write)

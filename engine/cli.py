@@ -311,6 +311,9 @@ def main() -> None:
     except Exception as error:  # a bug of ours: say so plainly; the traceback on request
         if os.environ.get("FLOWGRAPH_DEBUG"):
             raise
-        err.print(f"internal error: {type(error).__name__}: {error}. This is a flowgraph bug; "
-                  "run again with FLOWGRAPH_DEBUG=1 to see the traceback.", markup=False)
+        err.print(
+            f"internal error: {type(error).__name__}: {error}. This is a flowgraph bug; "
+            "run again with FLOWGRAPH_DEBUG=1 to see the traceback.",
+            markup=False,
+        )
         sys.exit(70)

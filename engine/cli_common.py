@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -171,7 +170,7 @@ def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
     """Print the job (envelope or summary), say how to continue a parked job, pick the exit."""
     document = job.document()
     if as_json:
-        sys.stdout.write(json.dumps({"job": document}, ensure_ascii=False) + "\n")
+        sys.stdout.write('{"job": ' + job.document_json() + "}\n")
     else:
         print_summary(out_console(), job, document)
     if job.status is JobStatus.SUCCESS:

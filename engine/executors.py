@@ -6,7 +6,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import inspect
-import json
 import random
 import struct
 import zlib
@@ -64,7 +63,8 @@ class DryRunExecutor:
             self.assets_dir.mkdir(parents=True, exist_ok=True)
 
     def asset_digest(self, call: NodeCall) -> str:
-        inputs = json.dumps(call.inputs, sort_keys=True, default=str, separators=(",", ":"))
+        # the inputs are built in the node's input order, so their repr is stable across runs
+        inputs = repr(call.inputs)
         key = f"{self.seed}|{call.node_id}|{call.attempt}|{inputs}"
         return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 

@@ -278,10 +278,8 @@ class Store(Protocol):
         """Append outcomes and transitions in one transaction."""
         ...
 
-    def checkpoint(
-        self, job_id: str, *, status: str, updated_at: str, document: dict[str, JSON]
-    ) -> None:
-        """Replace the job's status and latest document."""
+    def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
+        """Replace the job's status and latest document (given as JSON text)."""
         ...
 
     def get_job(self, job_id: str) -> JobRecord | None: ...

@@ -7,15 +7,16 @@ not pay for 100,000 tasks.
 
 from __future__ import annotations
 
-import math
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .executors import CallPolicy, ExecutorRouter, call_executor
+from .gc_tuning import collect_if_due, quiet_gc
 from .instances import Instance
 from .persistence import Recorder
 from .protocols import (
@@ -82,7 +83,11 @@ class Runner:
         self._announced = self.recorder.flushed_transitions
         self._group: TaskGroup | None = None
         self._wake = anyio.Event()
-        self._send: MemoryObjectSendStream[tuple[Instance, NodeCall, object]] | None = None
+        # delegated calls waiting for a worker; a plain deque, so that handing a call over costs
+        # no trip through the event loop
+        self._queue: deque[tuple[Instance, NodeCall, object]] = deque()
+        self._has_work = anyio.Event()
+        self._closed = False
 
     @property
     def durable(self) -> bool:
@@ -100,17 +105,17 @@ class Runner:
             return
         if scheduler.status.value == "queued":
             scheduler.start()
-        send, receive = anyio.create_memory_object_stream[tuple[Instance, NodeCall, object]](
-            math.inf
-        )
-        self._send = send
+        self._queue.clear()
+        self._closed = False
+        self._has_work = anyio.Event()
         self.active = True
+        quiet = quiet_gc()
+        quiet.__enter__()
         try:
             async with anyio.create_task_group() as group:
                 self._group = group
                 for _ in range(self.policy.concurrency):
-                    group.start_soon(self._worker, receive.clone())
-                receive.close()
+                    group.start_soon(self._worker)
                 if self.durable:
                     group.start_soon(self._flusher)
                 starting, self.pending_start = self.pending_start, []
@@ -120,13 +125,13 @@ class Runner:
                     await self._wake.wait()
                     self._wake = anyio.Event()
                     self.pump()
-                send.close()
+                self._close_queue()
                 group.cancel_scope.cancel()
         finally:
             self._group = None
-            self._send = None
             self.active = False
-            send.close()
+            self._close_queue()
+            quiet.__exit__(None, None, None)
             with anyio.CancelScope(shield=True):
                 await self.flush()  # even when the run itself is being cancelled
 
@@ -156,8 +161,8 @@ class Runner:
             self.recorder.add(instance, outcome)
             if isinstance(outcome, Delegate | RunChild):
                 call.attempt = instance.attempt
-                assert self._send is not None
-                self._send.send_nowait((instance, call, outcome))
+                self._queue.append((instance, call, outcome))
+                self._has_work.set()
 
     async def flush(self) -> None:
         """Write what is pending (in a worker thread), then tell the sinks."""
@@ -177,6 +182,7 @@ class Runner:
         while True:
             await anyio.sleep(self.flush_interval)
             await self.flush()
+            collect_if_due()
 
     def announce(self, end: int | None = None) -> None:
         """Hand the written transitions not yet announced to every sink, in order."""
@@ -203,25 +209,42 @@ class Runner:
             seed=self.seed,
         )
 
-    async def _worker(
-        self, receive: MemoryObjectReceiveStream[tuple[Instance, NodeCall, object]]
-    ) -> None:
+    def _close_queue(self) -> None:
+        self._closed = True
+        self._has_work.set()
+
+    async def _next_call(self) -> tuple[Instance, NodeCall, object] | None:
+        while not self._queue:
+            if self._closed:
+                return None
+            if self._has_work.is_set():
+                self._has_work = anyio.Event()
+            await self._has_work.wait()
+        return self._queue.popleft()
+
+    async def _worker(self) -> None:
         scheduler = self.scheduler
-        async with receive:
-            async for instance, call, outcome in receive:
-                if instance.status is not NodeStatus.PROCESSING or scheduler.halting:
-                    scheduler.withdraw(instance)
-                    self.pump()
-                    continue
-                scheduler.call_started(instance)
-                if isinstance(outcome, RunChild):
-                    result = await self._run_child(instance, call, outcome.workflow_id)
-                else:
-                    result = await self._run_model(call)
-                instance.attempt = call.attempt
-                if scheduler.finish_call(instance, result):
-                    self.recorder.add(instance, result)
+        handled = 0
+        while (item := await self._next_call()) is not None:
+            instance, call, outcome = item
+            if instance.status is not NodeStatus.PROCESSING or scheduler.halting:
+                scheduler.withdraw(instance)
                 self.pump()
+                continue
+            scheduler.call_started(instance)
+            if isinstance(outcome, RunChild):
+                result = await self._run_child(instance, call, outcome.workflow_id)
+            else:
+                result = await self._run_model(call)
+            instance.attempt = call.attempt
+            if scheduler.finish_call(instance, result):
+                self.recorder.add(instance, result)
+            self.pump()
+            handled += 1
+            if handled % 32 == 0:
+                await (
+                    anyio.lowlevel.checkpoint()
+                )  # executors that never wait must not starve others
 
     async def _run_model(self, call: NodeCall) -> Completed | Failed:
         executor = self.router.route(call.node_type, call.model_id)
@@ -230,8 +253,15 @@ class Runner:
             return Failed(
                 f"no executor serves `{call.node_type}` nodes{model}; register one or add a route"
             )
-        async with self.limiter():
+        limiter = self.limiter()
+        try:
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter.acquire()
+        try:
             return await call_executor(executor, call, self.policy)
+        finally:
+            limiter.release()
 
     async def _run_child(
         self, instance: Instance, call: NodeCall, workflow_id: str

@@ -14,6 +14,7 @@ Every status change is appended to `transitions` (an outbox the runner drains).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -52,9 +53,21 @@ Clock = Callable[[], str]
 TERMINAL_JOB = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED})
 
 
+_last_stamp: list[Any] = [-1, ""]
+
+
 def utc_now() -> str:
-    """ISO time with milliseconds, as Scenario writes it (`2023-02-03T11:19:41.579Z`)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO time with milliseconds, as Scenario writes it (`2023-02-03T11:19:41.579Z`).
+
+    Formatted once per millisecond: a busy run records many transitions in the same one.
+    """
+    millis = time.time_ns() // 1_000_000
+    if millis != _last_stamp[0]:
+        moment = datetime.fromtimestamp(millis / 1000, UTC)
+        _last_stamp[0] = millis
+        _last_stamp[1] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    text: str = _last_stamp[1]
+    return text
 
 
 class Scheduler:

@@ -90,7 +90,10 @@ def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
     ]
     assert events[0].details == {"case": 1} and events[0].reason == "why"
     store.checkpoint(
-        "job_1", status="success", updated_at="2026-01-02T00:00:00.000Z", document={"done": True}
+        "job_1",
+        status="success",
+        updated_at="2026-01-02T00:00:00.000Z",
+        document_json='{"done": true}',
     )
     job = store.get_job("job_1")
     assert job is not None
@@ -105,7 +108,7 @@ def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
     with pytest.raises(KeyError):
         store.record("job_missing", first, [])
     with pytest.raises(KeyError):
-        store.checkpoint("job_missing", status="success", updated_at="x", document={})
+        store.checkpoint("job_missing", status="success", updated_at="x", document_json="{}")
 
 
 def test_jobs_list_newest_first_with_filters_and_pages(store: Store) -> None:

@@ -61,13 +61,11 @@ class MemoryStore:
             self._outcomes[job_id].extend(outcomes)
             self._events[job_id].extend(transitions)
 
-    def checkpoint(
-        self, job_id: str, *, status: str, updated_at: str, document: dict[str, Any]
-    ) -> None:
+    def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
         with self._lock:
             job = self._require(job_id)
             job.status, job.updated_at = status, updated_at
-            self._documents[job_id] = json.dumps(document)
+            self._documents[job_id] = document_json
 
     def get_job(self, job_id: str) -> JobRecord | None:
         with self._lock:

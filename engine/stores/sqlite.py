@@ -1,6 +1,6 @@
 """The default store: one SQLite file in WAL mode, safe to call from worker threads.
 
-Outcomes and transitions arrive in batches and each batch is one transaction, so a
+Outcomes and transitions arrive in batches; each batch is one row in one transaction, so a
 100,000-node run commits a few hundred times, not a few hundred thousand.
 """
 
@@ -17,7 +17,7 @@ from ..errors import FlowgraphError
 from ..protocols import JobRecord, OutcomeRecord, Transition
 from .paging import decode_cursor, encode_cursor
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workflows (
@@ -37,25 +37,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     document TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at DESC, job_id DESC);
-CREATE TABLE IF NOT EXISTS outcomes (
+CREATE TABLE IF NOT EXISTS log_batches (
     job_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    node_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    PRIMARY KEY (job_id, seq)
-);
-CREATE TABLE IF NOT EXISTS events (
-    job_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    node_id TEXT,
-    template_id TEXT,
-    iteration INTEGER,
-    from_status TEXT,
-    to_status TEXT NOT NULL,
-    reason TEXT,
-    at TEXT NOT NULL,
-    details TEXT,
+    outcomes TEXT NOT NULL,
+    events TEXT NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
 """
@@ -82,7 +68,7 @@ class SQLiteStore:
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"cannot open the store `{self.path}`: {error}") from None
         self._lock = threading.Lock()
-        self._next_seq: dict[str, tuple[int, int]] = {}
+        self._next_seq: dict[str, int] = {}
 
     # ----- workflows ------------------------------------------------------------------------
 
@@ -135,53 +121,41 @@ class SQLiteStore:
                 )
             except sqlite3.IntegrityError:
                 raise ValueError(f"job `{record.job_id}` already exists") from None
-            self._next_seq[record.job_id] = (0, 0)
+            self._next_seq[record.job_id] = 0
 
     def record(
         self, job_id: str, outcomes: Sequence[OutcomeRecord], transitions: Sequence[Transition]
     ) -> None:
+        """One row per batch: the outcomes and transitions of a flush, as compact JSON arrays
+        (a 100,000-node run writes a few hundred rows, not half a million)."""
         if not outcomes and not transitions:
             return
+        outcome_rows = json.dumps([[o.node_id, o.kind, o.payload] for o in outcomes])
+        event_rows = json.dumps(
+            [
+                [
+                    t.node_id,
+                    t.template_id,
+                    t.iteration_index,
+                    t.from_status,
+                    t.to_status,
+                    t.reason,
+                    t.at,
+                    t.details,
+                ]
+                for t in transitions
+            ]
+        )
         with self._lock:
-            outcome_seq, event_seq = self._sequences(job_id)
-            connection = self._connection
-            connection.execute("BEGIN")
-            try:
-                connection.executemany(
-                    "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (job_id, outcome_seq + n, o.node_id, o.kind, json.dumps(o.payload))
-                        for n, o in enumerate(outcomes)
-                    ],
-                )
-                connection.executemany(
-                    "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            job_id,
-                            event_seq + n,
-                            t.node_id,
-                            t.template_id,
-                            t.iteration_index,
-                            t.from_status,
-                            t.to_status,
-                            t.reason,
-                            t.at,
-                            json.dumps(t.details) if t.details is not None else None,
-                        )
-                        for n, t in enumerate(transitions)
-                    ],
-                )
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            self._next_seq[job_id] = (outcome_seq + len(outcomes), event_seq + len(transitions))
+            seq = self._next_batch(job_id)
+            self._connection.execute(
+                "INSERT INTO log_batches VALUES (?, ?, ?, ?)",
+                (job_id, seq, outcome_rows, event_rows),
+            )
+            self._next_seq[job_id] = seq + 1
 
-    def checkpoint(
-        self, job_id: str, *, status: str, updated_at: str, document: dict[str, Any]
-    ) -> None:
-        text = json.dumps(document)
+    def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
+        text = document_json
         with self._lock:
             cursor = self._connection.execute(
                 "UPDATE jobs SET status = ?, updated_at = ?, document = ? WHERE job_id = ?",
@@ -213,34 +187,17 @@ class SQLiteStore:
         )
 
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
-        with self._lock:
-            rows = self._connection.execute(
-                "SELECT node_id, kind, payload FROM outcomes WHERE job_id = ? ORDER BY seq",
-                (job_id,),
-            ).fetchall()
-        return [OutcomeRecord(row[0], row[1], json.loads(row[2])) for row in rows]
+        return [OutcomeRecord(row[0], row[1], row[2]) for row in self._batches(job_id, "outcomes")]
 
     def events(self, job_id: str) -> list[Transition]:
+        return [Transition(job_id, *row) for row in self._batches(job_id, "events")]
+
+    def _batches(self, job_id: str, column: str) -> list[list[Any]]:
         with self._lock:
             rows = self._connection.execute(
-                "SELECT node_id, template_id, iteration, from_status, to_status, reason, at, "
-                "details FROM events WHERE job_id = ? ORDER BY seq",
-                (job_id,),
+                f"SELECT {column} FROM log_batches WHERE job_id = ? ORDER BY seq", (job_id,)
             ).fetchall()
-        return [
-            Transition(
-                job_id,
-                row[0],
-                row[1],
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                json.loads(row[7]) if row[7] is not None else None,
-            )
-            for row in rows
-        ]
+        return [item for row in rows for item in json.loads(row[0])]
 
     def list_jobs(
         self,
@@ -290,16 +247,15 @@ class SQLiteStore:
         with self._lock:
             self._connection.close()
 
-    def _sequences(self, job_id: str) -> tuple[int, int]:
+    def _next_batch(self, job_id: str) -> int:
         known = self._next_seq.get(job_id)
         if known is not None:
             return known
         row = self._connection.execute(
             "SELECT (SELECT COUNT(*) FROM jobs WHERE job_id = ?), "
-            "(SELECT COALESCE(MAX(seq) + 1, 0) FROM outcomes WHERE job_id = ?), "
-            "(SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE job_id = ?)",
-            (job_id, job_id, job_id),
+            "(SELECT COALESCE(MAX(seq) + 1, 0) FROM log_batches WHERE job_id = ?)",
+            (job_id, job_id),
         ).fetchone()
         if not row[0]:
             raise KeyError(f"no job `{job_id}` in the store")
-        return int(row[1]), int(row[2])
+        return int(row[1])

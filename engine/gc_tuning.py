@@ -1,0 +1,52 @@
+"""Keeping the cyclic garbage collector out of the way while jobs run.
+
+A large job keeps hundreds of thousands of objects alive, all of them containers: each
+collection walks the young ones, which all survive, and the cost adds up to a large part of a
+run (measured: 1.6 s of an 8.4 s 100,000-node run). Reference counting frees almost everything
+a run drops, so while at least one job runs the cyclic collector is paused, and a run that goes
+on for long collects the young generations now and then (`collect_if_due`); when the last job
+stops, the collector is switched back on.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+COLLECT_EVERY = 30.0  # seconds of continuous running between two collections
+
+_lock = threading.Lock()
+_depth = 0
+_paused = False
+_last_collect = 0.0
+
+
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Pause the cyclic collector while the block runs (nesting and concurrency allowed)."""
+    global _depth, _paused, _last_collect
+    with _lock:
+        if _depth == 0 and gc.isenabled():
+            gc.disable()
+            _paused = True
+            _last_collect = time.monotonic()
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _paused:
+                gc.enable()
+                _paused = False
+
+
+def collect_if_due() -> None:
+    """While paused, collect the young generations at most every COLLECT_EVERY seconds."""
+    global _last_collect
+    if _paused and time.monotonic() - _last_collect > COLLECT_EVERY:
+        _last_collect = time.monotonic()
+        gc.collect(1)
