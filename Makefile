@@ -36,8 +36,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check engine nodes tests benchmarks
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed-dev
-	$(BIN)/python -m benchmarks
+$(VENV)/.installed-bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks --plot benchmarks/scaling.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

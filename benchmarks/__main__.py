@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--iterations N] [--json]`: print the benchmark table."""
+"""`python -m benchmarks` (also `make bench`, `flowgraph bench`): every performance scenario
+next to its baseline, in one process; a table, or `--json`; the scaling plot as a PNG."""
 
 from __future__ import annotations
 
@@ -6,47 +7,92 @@ import argparse
 import json
 import platform
 import sys
+from pathlib import Path
 
-from .scenarios import run_suite, server_load
+from .scenarios import Measurement, plot_scaling, run_suite, scaling, server_load
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("--iterations", type=int, default=10_000)
-    parser.add_argument(
-        "--persistence-iterations",
-        type=int,
-        default=100_000,
-        help="size of the SQLite-versus-memory run (0 skips it)",
+def machine() -> str:
+    import os
+
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} cores"
     )
+
+
+def table(results: list[Measurement]) -> str:
+    lines = [f"{'scenario':<66} {'nodes':>8} {'seconds':>8} {'µs/node':>8}  ratio / target"]
+    for r in results:
+        detail = ""
+        if r.ratio is not None:
+            detail = f"{r.ratio:.2f}x {r.baseline}"
+        if r.extra and "bytesPerNode" in r.extra:
+            detail = f"{r.extra['bytesPerNode']} bytes/node"
+        if r.extra and "runsPerSecond" in r.extra:
+            detail = f"{r.extra['runsPerSecond']} runs/s"
+        if r.extra and r.extra.get("versusDask"):
+            detail += f"; {r.extra['versusDask']:.2f}x dask"
+        if r.target:
+            detail += f"  [{'met' if r.met else 'NOT MET'}: {r.target}]"
+        seconds = f"{r.seconds:8.3f}" if r.seconds else f"{'-':>8}"
+        per_node = f"{r.micros_per_node:8.1f}" if r.seconds else f"{'-':>8}"
+        lines.append(f"{r.name:<66} {r.nodes:>8} {seconds} {per_node}  {detail}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--iterations", type=int, default=100_000)
+    parser.add_argument("--chain", type=int, default=10_000)
+    parser.add_argument("--latency-nodes", type=int, default=10_000)
     parser.add_argument(
         "--server-runs",
         type=int,
         default=50,
-        help="concurrent gated runs through the SDK against one server (0 skips them)",
+        help="concurrent gated runs through the SDK (0 skips them)",
     )
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the three-node body, memory and persistence runs"
+    )
+    parser.add_argument("--plot", type=Path, default=None, help="write the scaling plot (PNG) here")
     parser.add_argument("--json", action="store_true", help="machine-readable results")
-    options = parser.parse_args()
-    results = run_suite(options.iterations, options.persistence_iterations)
+    options = parser.parse_args(argv)
+    results = run_suite(
+        options.iterations,
+        chain=options.chain,
+        latency_nodes=options.latency_nodes,
+        persistence=not options.quick,
+        heavy=not options.quick,
+    )
     if options.server_runs:
         results.append(server_load(options.server_runs))
-    machine = (
-        f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
-    )
+    plotted = None
+    if options.plot is not None:
+        sizes = sorted(
+            {
+                max(options.iterations // 100, 10),
+                max(options.iterations // 10, 10),
+                options.iterations,
+            }
+        )
+        series = scaling(sizes)
+        if plot_scaling(sizes, series, options.plot):
+            plotted = str(options.plot)
     if options.json:
         json.dump(
-            {"machine": machine, "results": [r.to_json() for r in results]}, sys.stdout, indent=2
+            {"machine": machine(), "results": [r.to_json() for r in results], "plot": plotted},
+            sys.stdout,
+            indent=2,
         )
         sys.stdout.write("\n")
-        return
-    print(f"machine: {machine}")
-    print(f"{'scenario':<48} {'nodes':>8} {'seconds':>9} {'µs/node':>9}  ratio")
-    for r in results:
-        ratio = f"{r.ratio:.2f}x {r.baseline}" if r.ratio is not None else "-"
-        if r.name.startswith("server:"):
-            ratio = f"{r.nodes / r.seconds:.1f} runs/s"
-        print(f"{r.name:<48} {r.nodes:>8} {r.seconds:>9.3f} {r.micros_per_node:>9.1f}  {ratio}")
+    else:
+        print(f"machine: {machine()}")
+        print(table(results))
+        if plotted:
+            print(f"scaling plot: {plotted}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,5 +1,5 @@
-"""Benchmark scenarios and their baselines. Every number is a ratio against a baseline measured
-in the same process, because wall-clock times on shared machines are noisy."""
+"""Benchmark scenarios and their baselines. Every number that matters is a ratio against a
+baseline measured in the same process, because wall-clock times on shared machines are noisy."""
 
 from __future__ import annotations
 
@@ -8,12 +8,17 @@ import contextlib
 import gc
 import io
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+FLOOR = "bare asyncio.gather (floor)"
 
 
 @dataclass
@@ -23,6 +28,9 @@ class Measurement:
     seconds: float
     baseline: str | None = None
     ratio: float | None = None
+    target: str | None = None
+    met: bool | None = None
+    extra: dict[str, Any] | None = None
 
     @property
     def micros_per_node(self) -> float:
@@ -39,6 +47,9 @@ def timed(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
+# ----- baselines ---------------------------------------------------------------------------------
+
+
 def bare_asyncio(count: int) -> float:
     """The practical floor: gather `count` no-op coroutines."""
 
@@ -51,89 +62,377 @@ def bare_asyncio(count: int) -> float:
     return timed(lambda: asyncio.run(main()))
 
 
-def fan_out_workflow(iterations: int) -> dict[str, Any]:
-    """A for-each of `iterations` with one model node per iteration."""
-    return {
-        "id": "wflow_bench_fan_out",
-        "name": "fan-out benchmark",
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": iterations, "loopBodyNodeIds": ["gen"]},
+def asyncio_chain(count: int) -> float:
+    """The floor for a latency-bound chain: one task after another, each awaited."""
+
+    async def noop() -> None:
+        return None
+
+    async def main() -> None:
+        for _ in range(count):
+            await asyncio.create_task(noop())
+
+    return timed(lambda: asyncio.run(main()))
+
+
+def dask_fan_out(count: int) -> float | None:
+    """dask's synchronous scheduler on the same shape: a source, `count` tasks, a join."""
+    try:
+        import dask
+    except ImportError:
+        return None
+
+    def source(n: int) -> list[int]:
+        return list(range(n))
+
+    def work(items: list[int], index: int) -> int:
+        return items[index]
+
+    graph: dict[str, Any] = {"items": (source, count)}
+    for index in range(count):
+        graph[f"gen-{index}"] = (work, "items", index)
+    graph["join"] = (list, [f"gen-{index}" for index in range(count)])
+    return timed(lambda: dask.get(graph, "join"))
+
+
+# ----- engine scenarios --------------------------------------------------------------------------
+
+
+def fan_out_workflow(iterations: int, *, body: int = 1) -> dict[str, Any]:
+    """A for-each of `iterations`: one model node per iteration, or (body=3) a transform, a model
+    node and a logic node."""
+    nodes: list[dict[str, Any]] = [
+        {"id": "loop", "type": "for-each", "count": iterations, "loopBodyNodeIds": ["gen"]},
+        {
+            "id": "gen",
+            "type": "custom-model",
+            "modelId": "model_bench",
+            "inputs": [
+                {"name": "index", "type": "number", "ref": {"node": "loop", "name": "index"}}
+            ],
+        },
+    ]
+    if body == 3:
+        nodes[0]["loopBodyNodeIds"] = ["prompt", "gen", "check"]
+        nodes[1]["inputs"] = [{"name": "prompt", "type": "string", "ref": {"node": "prompt"}}]
+        nodes += [
             {
-                "id": "gen",
-                "type": "custom-model",
-                "modelId": "model_bench",
+                "id": "prompt",
+                "type": "transform",
+                "logic": {"transform": "'item ' + string(i)"},
                 "inputs": [
-                    {"name": "index", "type": "number", "ref": {"node": "loop", "name": "index"}}
+                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
                 ],
             },
+            {
+                "id": "check",
+                "type": "logic",
+                "logicType": "if-else",
+                "inputs": [{"name": "image", "type": "file", "ref": {"node": "gen"}}],
+                "logic": {
+                    "cases": [{"condition": "size(image) > 0", "value": "kept"}],
+                    "default": "dropped",
+                },
+            },
+        ]
+    return {"id": "wflow_bench_fan_out", "name": "fan-out benchmark", "flow": nodes}
+
+
+def chain_workflow(length: int) -> dict[str, Any]:
+    """`length` model nodes, each waiting for the one before (latency bound)."""
+    flow = [{"id": "n0", "type": "custom-model", "modelId": "model_bench"}]
+    for index in range(1, length):
+        flow.append(
+            {
+                "id": f"n{index}",
+                "type": "custom-model",
+                "modelId": "model_bench",
+                "inputs": [{"name": "image", "type": "file", "ref": {"node": f"n{index - 1}"}}],
+            }
+        )
+    return {"id": "wflow_bench_chain", "flow": flow}
+
+
+def wide_workflow(count: int) -> dict[str, Any]:
+    """`count` independent model nodes (no loop): the latency scenario."""
+    return {
+        "id": "wflow_bench_wide",
+        "flow": [
+            {"id": f"n{index}", "type": "custom-model", "modelId": "model_bench"}
+            for index in range(count)
         ],
     }
 
 
-def cli_run(path: Path, *extra: str) -> int:
-    """`flowgraph run PATH --json ...` in this process, stdout discarded; returns the exit code."""
+def compile_workflow(count: int) -> dict[str, Any]:
+    """A `count`-node flow: transforms and model nodes, each reading the one before."""
+    flow: list[dict[str, Any]] = [{"id": "n0", "type": "custom-model", "modelId": "m"}]
+    for index in range(1, count):
+        ref = {"name": "x", "type": "string", "ref": {"node": f"n{index - 1}"}}
+        if index % 2:
+            flow.append(
+                {
+                    "id": f"n{index}",
+                    "type": "transform",
+                    "inputs": [ref],
+                    "logic": {"transform": "x"},
+                }
+            )
+        else:
+            flow.append(
+                {"id": f"n{index}", "type": "custom-model", "modelId": "m", "inputs": [ref]}
+            )
+    return {"id": "wflow_bench_compile", "flow": flow}
+
+
+def cli_run(path: Path, *extra: str) -> dict[str, Any]:
+    """`flowgraph run PATH --json ...` in this process; returns the job."""
     from engine.cli import app
 
     sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            app(["run", str(path), "--json", *extra], standalone_mode=False)
-        except SystemExit as stop:  # typer.Exit surfaces as SystemExit only in standalone mode
-            return int(stop.code or 0)
-    envelope = json.loads(sink.getvalue())
-    return 0 if envelope["job"]["status"] == "success" else 1
+    with (
+        contextlib.redirect_stdout(sink),
+        contextlib.redirect_stderr(io.StringIO()),
+        contextlib.suppress(SystemExit),
+    ):
+        app(["run", str(path), "--json", *extra], standalone_mode=False)
+    job: dict[str, Any] = json.loads(sink.getvalue())["job"]
+    return job
 
 
-def fan_out_through_cli(iterations: int, *, db: str = ":memory:") -> float:
-    """Seconds for `flowgraph run` of the fan-out, with the given store (`:memory:` or a file)."""
+def engine_through_cli(
+    document: dict[str, Any], *, db: str = "sqlite", extra: tuple[str, ...] = ()
+) -> tuple[float, int]:
+    """Seconds for `flowgraph run` of `document` (SQLite store by default), and the number of
+    nodes of the final job."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fan-out.json"
-        path.write_text(json.dumps(fan_out_workflow(iterations)))
-        assets = Path(folder) / "assets"
+        path = Path(folder) / "flow.json"
+        path.write_text(json.dumps(document))
         store = str(Path(folder) / "jobs.db") if db == "sqlite" else db
-        outcome: list[int] = []
+        jobs: list[dict[str, Any]] = []
         seconds = timed(
-            lambda: outcome.append(cli_run(path, "--assets-dir", str(assets), "--db", store))
+            lambda: jobs.append(
+                cli_run(path, "--assets-dir", str(Path(folder) / "assets"), "--db", store, *extra)
+            )
         )
-        if outcome != [0]:
-            raise RuntimeError(f"the {iterations}-iteration fan-out did not succeed")
-        return seconds
+        job = jobs[0]
+        if job["status"] != "success":
+            raise RuntimeError(
+                f"the benchmark run ended {job['status']}: {job['metadata'].get('error')}"
+            )
+        return seconds, len(job["metadata"]["flow"])
 
 
-FLOOR = "bare asyncio.gather (floor)"
+def compile_seconds(count: int) -> float:
+    from engine import Engine
+
+    document = compile_workflow(count)
+    engine = Engine()
+    return timed(lambda: engine.compile(document))
 
 
-def run_suite(iterations: int = 10_000, persistence_iterations: int = 100_000) -> list[Measurement]:
-    """The core scenarios: a fan-out through the CLI against the floor, and the cost of the
-    SQLite store against the in-memory store on the same fan-out."""
-    results = []
+def peak_memory_per_node(iterations: int) -> tuple[float, int]:
+    """Bytes of peak resident memory per node of the final job, for the fan-out run through
+    the CLI in a fresh process (minus the same process's footprint before the run)."""
+    script = f"""
+import contextlib, io, json, resource, sys, tempfile
+from pathlib import Path
+import engine.cli
+from benchmarks.scenarios import fan_out_workflow
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+folder = tempfile.mkdtemp()
+path = Path(folder) / "flow.json"
+path.write_text(json.dumps(fan_out_workflow({iterations})))
+sink = io.StringIO()
+with contextlib.redirect_stdout(sink), contextlib.suppress(SystemExit):
+    engine.cli.app(["run", str(path), "--json", "--db", str(Path(folder) / "jobs.db"),
+                    "--assets-dir", str(Path(folder) / "assets")], standalone_mode=False)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+nodes = len(json.loads(sink.getvalue())["job"]["metadata"]["flow"])
+print(json.dumps({{"kib": after - before, "nodes": nodes}}))
+"""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return report["kib"] * 1024 / report["nodes"], report["nodes"]
+
+
+# ----- the suite ---------------------------------------------------------------------------------
+
+
+def run_suite(
+    iterations: int = 100_000,
+    *,
+    chain: int = 10_000,
+    latency_nodes: int = 10_000,
+    latency: float = 0.05,
+    concurrency: int = 64,
+    persistence: bool = True,
+    heavy: bool = True,
+) -> list[Measurement]:
+    """Every scenario of the performance targets, with its baseline, in this one process."""
+    results: list[Measurement] = []
+    engine_through_cli(fan_out_workflow(10))  # warm up: imports and first-run costs
     floor = bare_asyncio(iterations)
     results.append(Measurement(FLOOR, iterations, floor))
-    engine = fan_out_through_cli(iterations, db="sqlite")
-    results.append(
-        Measurement(
-            f"for-each x{iterations}, CLI, SQLite store",
-            iterations + 2,
-            engine,
-            baseline=FLOOR,
-            ratio=engine / floor,
+    dask = dask_fan_out(iterations)
+    if dask is not None:
+        results.append(
+            Measurement("dask synchronous scheduler, same fan-out", iterations + 2, dask)
         )
+
+    seconds, nodes = engine_through_cli(fan_out_workflow(iterations))
+    one_body = Measurement(
+        f"for-each x{iterations}, 1 model node, CLI + SQLite",
+        nodes,
+        seconds,
+        baseline=FLOOR,
+        ratio=seconds / floor,
+        target="faster than dask sync; within 5x of the floor",
+        met=seconds / floor <= 5 and (dask is None or seconds < dask),
+        extra={"versusDask": round(seconds / dask, 3) if dask else None},
     )
-    if persistence_iterations:
-        memory = fan_out_through_cli(persistence_iterations, db=":memory:")
-        sqlite = fan_out_through_cli(persistence_iterations, db="sqlite")
-        label = f"for-each x{persistence_iterations}, CLI"
-        results.append(Measurement(f"{label}, in-memory store", persistence_iterations + 2, memory))
+    results.append(one_body)
+
+    if heavy:
+        seconds3, nodes3 = engine_through_cli(fan_out_workflow(iterations, body=3))
+        per_node_ratio = (seconds3 / nodes3) / (seconds / nodes)
         results.append(
             Measurement(
-                f"{label}, SQLite store",
-                persistence_iterations + 2,
-                sqlite,
-                baseline=f"{label}, in-memory store",
-                ratio=sqlite / memory,
+                f"for-each x{iterations}, transform + model + logic, CLI + SQLite",
+                nodes3,
+                seconds3,
+                baseline=one_body.name,
+                ratio=per_node_ratio,
+                target="linear in nodes: per-node cost within 1.5x of the one-node body",
+                met=per_node_ratio <= 1.5,
+            )
+        )
+
+    compile_count = iterations
+    compiled = compile_seconds(compile_count)
+    results.append(
+        Measurement(
+            f"compile + validate a {compile_count}-node flow",
+            compile_count,
+            compiled,
+            target="under 20 µs per node",
+            met=compiled / compile_count * 1e6 < 20,
+        )
+    )
+
+    if heavy:
+        per_node, memory_nodes = peak_memory_per_node(iterations)
+        results.append(
+            Measurement(
+                f"peak memory, for-each x{iterations} through the CLI",
+                memory_nodes,
+                0.0,
+                target="under 3 KB per node of the final job",
+                met=per_node < 3072,
+                extra={"bytesPerNode": round(per_node)},
+            )
+        )
+
+    chain_floor = asyncio_chain(chain)
+    chain_seconds, chain_nodes = engine_through_cli(chain_workflow(chain), db=":memory:")
+    results.append(
+        Measurement("asyncio chain of awaited tasks (floor per hop)", chain, chain_floor)
+    )
+    results.append(
+        Measurement(
+            f"chain of {chain} model nodes, CLI",
+            chain_nodes,
+            chain_seconds,
+            baseline="asyncio chain of awaited tasks (floor per hop)",
+            ratio=chain_seconds / chain_floor,
+            target="within 5x of the floor per hop",
+            met=chain_seconds / chain_floor <= 5,
+        )
+    )
+
+    ideal = latency_nodes * latency / concurrency
+    latency_seconds, latency_count = engine_through_cli(
+        wide_workflow(latency_nodes),
+        db=":memory:",
+        extra=("--latency", str(latency), "--max-concurrency", str(concurrency)),
+    )
+    results.append(
+        Measurement(
+            f"{latency_nodes} model nodes, {int(latency * 1000)} ms latency, {concurrency} at once",
+            latency_count,
+            latency_seconds,
+            baseline=f"ideal {ideal:.2f} s",
+            ratio=latency_seconds / ideal,
+            target="within 10% of the ideal",
+            met=latency_seconds / ideal <= 1.10,
+        )
+    )
+
+    if persistence:
+        memory_seconds, _ = engine_through_cli(fan_out_workflow(iterations), db=":memory:")
+        results.append(
+            Measurement(f"for-each x{iterations}, CLI, in-memory store", nodes, memory_seconds)
+        )
+        results.append(
+            Measurement(
+                f"for-each x{iterations}, CLI, SQLite store (persistence cost)",
+                nodes,
+                seconds,
+                baseline=f"for-each x{iterations}, CLI, in-memory store",
+                ratio=seconds / memory_seconds,
+                target="within 2x of in-memory",
+                met=seconds / memory_seconds <= 2,
             )
         )
     return results
+
+
+def scaling(sizes: list[int]) -> dict[str, list[float]]:
+    """Seconds per size for the engine (CLI + SQLite), the asyncio floor and dask."""
+    series: dict[str, list[float]] = {"engine": [], "floor": [], "dask": []}
+    for size in sizes:
+        series["engine"].append(engine_through_cli(fan_out_workflow(size))[0])
+        series["floor"].append(bare_asyncio(size))
+        series["dask"].append(dask_fan_out(size) or float("nan"))
+    return series
+
+
+def plot_scaling(sizes: list[int], series: dict[str, list[float]], path: Path) -> bool:
+    """Write the scaling plot as a PNG; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
+    labels = {
+        "engine": "flowgraph (CLI, SQLite store)",
+        "floor": "bare asyncio.gather",
+        "dask": "dask synchronous scheduler",
+    }
+    for key, values in series.items():
+        axes.plot(sizes, values, marker="o", label=labels[key])
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("iterations of the fan-out (nodes)")
+    axes.set_ylabel("seconds")
+    axes.set_title("Fan-out: time against size")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
 
 
 def server_load(runs: int = 50) -> Measurement:
@@ -147,6 +446,5 @@ def server_load(runs: int = 50) -> Measurement:
         f"server: {runs} concurrent gated runs via the SDK",
         runs,
         report["seconds"],
-        baseline=None,
-        ratio=None,
+        extra={"runsPerSecond": report["runsPerSecond"]},
     )

@@ -288,6 +288,19 @@ def serve(
     run_server(state, host=host, port=port)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(context: typer.Context) -> None:
+    """Run the benchmarks (the options of `python -m benchmarks`, e.g. --iterations, --json,
+    --plot FILE.png): every scenario next to its baseline, in one process."""
+    try:
+        from benchmarks.__main__ import main as run_benchmarks
+    except ImportError:
+        err.print("error: the benchmarks are not installed; run `make bench` in a flowgraph "
+                  "checkout", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    raise typer.Exit(run_benchmarks(list(context.args)))
+
+
 for command in (
     cli_debug.explain,
     cli_debug.graph,

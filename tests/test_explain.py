@@ -184,11 +184,22 @@ def test_graph_html_for_a_plan_and_a_job_and_run_report(tmp_path: Any) -> None:
     assert "http://" not in plan.stdout.replace('xmlns="http://www.w3.org/2000/svg"', "")
     db = str(tmp_path / "jobs.db")
     report = tmp_path / "report.html"
-    result = flowgraph("run", "examples/branching.json", "-i", "mode=fast", "--db", db,
-                       "--report", str(report), "--json")
+    result = flowgraph(
+        "run",
+        "examples/branching.json",
+        "-i",
+        "mode=fast",
+        "--db",
+        db,
+        "--report",
+        str(report),
+        "--json",
+    )
     job_id = json.loads(result.stdout)["job"]["jobId"]
     page = report.read_text()
     assert 'data-node-id="gen_quality" data-status="skipped"' in page
-    stored = flowgraph("graph", job_id, "--db", db, "--format", "html", "-o", str(tmp_path / "job.html"))
+    stored = flowgraph(
+        "graph", job_id, "--db", db, "--format", "html", "-o", str(tmp_path / "job.html")
+    )
     assert stored.returncode == 0
     assert 'data-node-id="gen_fast" data-status="success"' in (tmp_path / "job.html").read_text()
