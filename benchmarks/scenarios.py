@@ -78,7 +78,7 @@ def asyncio_chain(count: int) -> float:
 def dask_fan_out(count: int) -> float | None:
     """dask's synchronous scheduler on the same shape: a source, `count` tasks, a join."""
     try:
-        import dask
+        from dask.local import get_sync
     except ImportError:
         return None
 
@@ -92,7 +92,7 @@ def dask_fan_out(count: int) -> float | None:
     for index in range(count):
         graph[f"gen-{index}"] = (work, "items", index)
     graph["join"] = (list, [f"gen-{index}" for index in range(count)])
-    return timed(lambda: dask.get(graph, "join"))
+    return timed(lambda: get_sync(graph, "join"))
 
 
 # ----- engine scenarios --------------------------------------------------------------------------
@@ -140,7 +140,7 @@ def fan_out_workflow(iterations: int, *, body: int = 1) -> dict[str, Any]:
 
 def chain_workflow(length: int) -> dict[str, Any]:
     """`length` model nodes, each waiting for the one before (latency bound)."""
-    flow = [{"id": "n0", "type": "custom-model", "modelId": "model_bench"}]
+    flow: list[dict[str, Any]] = [{"id": "n0", "type": "custom-model", "modelId": "model_bench"}]
     for index in range(1, length):
         flow.append(
             {

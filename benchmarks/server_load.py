@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-GATED = {
+GATED: dict[str, Any] = {
     "flow": [
         {
             "id": "draft",
