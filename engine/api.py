@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 from anyio.lowlevel import RunVar
 
 from .compiler import Plan, compile_flow
@@ -80,7 +80,7 @@ class JobRun:
         document = self.document()
         if self._document_text is None or self._document_text[0] is not document:
             with quiet_gc():
-                self._document_text = (document, json.dumps(document, ensure_ascii=False))
+                self._document_text = (document, orjson.dumps(document).decode())
         return self._document_text[1]
 
     def document(self) -> dict[str, Any]:

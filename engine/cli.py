@@ -295,8 +295,10 @@ def bench(context: typer.Context) -> None:
     try:
         from benchmarks.__main__ import main as run_benchmarks
     except ImportError:
-        err.print("error: the benchmarks are not installed; run `make bench` in a flowgraph "
-                  "checkout", markup=False)
+        err.print(
+            "error: the benchmarks are not installed; run `make bench` in a flowgraph checkout",
+            markup=False,
+        )
         raise typer.Exit(EXIT_INVALID) from None
     raise typer.Exit(run_benchmarks(list(context.args)))
 

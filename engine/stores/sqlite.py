@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..errors import FlowgraphError
 from ..protocols import JobRecord, OutcomeRecord, Transition
 from .paging import decode_cursor, encode_cursor
@@ -130,8 +132,8 @@ class SQLiteStore:
         (a 100,000-node run writes a few hundred rows, not half a million)."""
         if not outcomes and not transitions:
             return
-        outcome_rows = json.dumps([[o.node_id, o.kind, o.payload] for o in outcomes])
-        event_rows = json.dumps(
+        outcome_rows = orjson.dumps([[o.node_id, o.kind, o.payload] for o in outcomes]).decode()
+        event_rows = orjson.dumps(
             [
                 [
                     t.node_id,
@@ -145,7 +147,7 @@ class SQLiteStore:
                 ]
                 for t in transitions
             ]
-        )
+        ).decode()
         with self._lock:
             seq = self._next_batch(job_id)
             self._connection.execute(
@@ -197,7 +199,7 @@ class SQLiteStore:
             rows = self._connection.execute(
                 f"SELECT {column} FROM log_batches WHERE job_id = ? ORDER BY seq", (job_id,)
             ).fetchall()
-        return [item for row in rows for item in json.loads(row[0])]
+        return [item for row in rows for item in orjson.loads(row[0])]
 
     def list_jobs(
         self,
