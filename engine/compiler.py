@@ -15,6 +15,7 @@ import networkx as nx
 
 from .errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
 from .expressions import Expression, compile_expression
+from .gc_tuning import quiet_gc
 from .models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Workflow
 from .protocols import NodeKind
 
@@ -114,6 +115,11 @@ def compile_flow(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
 
     Raises ValidationError (CycleError for cycles) listing every problem found.
     """
+    with quiet_gc():
+        return _compile(workflow, kinds)
+
+
+def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
     problems: list[Problem] = []
     flow = workflow.flow
     positions: dict[str, int] = {}
@@ -268,7 +274,7 @@ def _compile_node(
         position=position,
         type=node.type,
         node=node,
-        wire=node.to_wire(),
+        wire=node.wire(),
         kind=kind,
         inputs=inputs,
         depends_on=tuple(node.depends_on or ()),

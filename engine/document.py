@@ -9,6 +9,7 @@ from typing import Any
 import pydantic
 
 from .errors import DocumentError, Problem
+from .gc_tuning import quiet_gc
 from .models import Workflow
 
 # Fields a job writes into its flow nodes; a replayed job starts from the flow without them.
@@ -18,7 +19,8 @@ RUNTIME_NODE_FIELDS = ("status", "output", "assets", "jobId", "statusReason")
 def parse_json(text: str, *, source: str = "<document>") -> Any:
     """Parse JSON text, turning a syntax error into a `DocumentError` with line and column."""
     try:
-        return json.loads(text)
+        with quiet_gc():
+            return json.loads(text)
     except json.JSONDecodeError as error:
         raise DocumentError(
             [
@@ -67,9 +69,15 @@ def load_workflow(document: Any) -> Workflow:
             [Problem("a workflow needs a `flow` array of nodes", path=f"{prefix}flow")]
         )
     try:
-        return Workflow.model_validate(document)
+        with quiet_gc():
+            workflow = Workflow.model_validate(document)
     except pydantic.ValidationError as error:
         raise DocumentError(schema_problems(error, document, prefix=prefix)) from None
+    raw_flow = document.get("flow")
+    if isinstance(raw_flow, list):
+        for node, raw in zip(workflow.flow, raw_flow, strict=False):
+            node.keep_wire(raw)
+    return workflow
 
 
 def schema_problems(

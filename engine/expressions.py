@@ -19,7 +19,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .errors import ExpressionEvaluationError, ExpressionSyntaxError
 
-_JINJA_MARKERS = ("{{", "{%")
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 
@@ -77,11 +76,28 @@ class Expression:
 
 
 def is_template(source: str) -> bool:
-    return any(marker in source for marker in _JINJA_MARKERS)
+    return "{{" in source or "{%" in source
 
 
 def compile_expression(source: str) -> Expression:
-    """Compile CEL or a jinja2 template; raises ExpressionSyntaxError naming the position."""
+    """Compile CEL or a jinja2 template; raises ExpressionSyntaxError naming the position.
+
+    Compiled programs are shared between identical sources (they hold no state); each call
+    gets its own Expression, whose evaluation context belongs to one node.
+    """
+    cached = _compiled.get(source)
+    if cached is None:
+        cached = _compile(source)
+        if len(_compiled) < _CACHE_LIMIT:
+            _compiled[source] = cached
+    return Expression(cached.source, cached.language, cached._program)
+
+
+_compiled: dict[str, Expression] = {}
+_CACHE_LIMIT = 10_000
+
+
+def _compile(source: str) -> Expression:
     if is_template(source):
         try:
             return Expression(source, "jinja", _jinja.from_string(source))
