@@ -136,27 +136,67 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
             positions[node.id] = position
     declared_inputs = _check_workflow_inputs(workflow, problems)
 
-    graph: nx.DiGraph = nx.DiGraph()
-    graph.add_nodes_from(positions)
+    edges = Edges()
     templates: dict[str, TemplateNode] = {}
     for position, node in enumerate(flow):
         if positions.get(node.id) != position:
             continue
-        template = _compile_node(node, position, kinds, positions, declared_inputs, graph, problems)
+        template = _compile_node(node, position, kinds, positions, declared_inputs, edges, problems)
         if template is not None:
             templates[node.id] = template
 
-    loops = _resolve_loops(flow, positions, graph, problems)
-    _check_cycles(graph, positions, problems)
+    loops = _resolve_loops(flow, positions, edges, problems)
+    graph: nx.DiGraph = nx.DiGraph()
+    graph.add_nodes_from(positions)
+    graph.add_edges_from((s, t, {"kinds": kinds}) for (s, t), kinds in edges.kinds.items())
+    if not edges.acyclic(positions):
+        _check_cycles(graph, positions, problems)
     if problems:
         if any(p.message.startswith("cycle:") for p in problems):
             cycle = next(p.message for p in problems if p.message.startswith("cycle:"))
             raise CycleError(cycle.removeprefix("cycle: ").split(" -> "), problems)
         raise ValidationError(problems, what="flow")
 
-    _link(templates, loops, graph)
+    _link(templates, loops, edges)
     top_level = [t.id for t in templates.values() if not t.loops]
     return Plan(workflow=workflow, nodes=templates, graph=graph, top_level=top_level)
+
+
+class Edges:
+    """The flow's edges while compiling: kinds per (source, target), and adjacency both ways."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[tuple[str, str], set[str]] = {}
+        self.successors: dict[str, dict[str, set[str]]] = {}
+        self.predecessors: dict[str, dict[str, set[str]]] = {}
+
+    def add(self, source: str, target: str, kind: str) -> None:
+        kinds = self.kinds.get((source, target))
+        if kinds is None:
+            kinds = self.kinds[(source, target)] = set()
+            self.successors.setdefault(source, {})[target] = kinds
+            self.predecessors.setdefault(target, {})[source] = kinds
+        kinds.add(kind)
+
+    def out(self, node_id: str) -> dict[str, set[str]]:
+        return self.successors.get(node_id, {})
+
+    def into(self, node_id: str) -> dict[str, set[str]]:
+        return self.predecessors.get(node_id, {})
+
+    def acyclic(self, nodes: Mapping[str, int]) -> bool:
+        """Kahn's algorithm: True when every node can be ordered."""
+        waiting = {node: len(self.into(node)) for node in nodes}
+        ready = [node for node, count in waiting.items() if count == 0]
+        ordered = 0
+        while ready:
+            node = ready.pop()
+            ordered += 1
+            for target in self.out(node):
+                waiting[target] -= 1
+                if waiting[target] == 0:
+                    ready.append(target)
+        return ordered == len(waiting)
 
 
 def _check_workflow_inputs(workflow: Workflow, problems: list[Problem]) -> set[str]:
@@ -183,7 +223,7 @@ def _compile_node(
     kinds: Mapping[str, NodeKind],
     positions: dict[str, int],
     declared_inputs: set[str],
-    graph: nx.DiGraph,
+    edges: Edges,
     problems: list[Problem],
 ) -> TemplateNode | None:
     base = f"flow[{position}]"
@@ -203,7 +243,7 @@ def _compile_node(
         report(f"unknown node type `{node.type}`; expected one of: {expected}", "type")
     inputs: list[CompiledInput] = []
     for index, node_input in enumerate(node.inputs or []):
-        path = f"inputs[{index}]"
+        path = "inputs[%d]" % index  # noqa: UP031 (cheapest on the hot path)
         if node_input.type not in INPUT_TYPES:
             report(_unknown_input_type(node_input.type), f"{path}.type")
         fields = node_input.model_fields_set
@@ -238,15 +278,18 @@ def _compile_node(
                         "workflow's `inputs`",
                         f"{path}.ref.name",
                     )
-            elif ref.node is not None and known(ref.node, f"{path}.ref.node", "`ref.node`"):
-                _edge(graph, ref.node, node.id, "data")
+            elif ref.node is not None:
+                if ref.node in positions:
+                    edges.add(ref.node, node.id, "data")
+                else:
+                    known(ref.node, f"{path}.ref.node", "`ref.node`")
             for entry_index, entry in enumerate(compiled.conditional):
                 if known(entry, f"{path}.ref.conditional[{entry_index}]", "`ref.conditional`"):
-                    _edge(graph, entry, node.id, "conditional")
+                    edges.add(entry, node.id, "conditional")
         inputs.append(compiled)
     for index, target in enumerate(node.depends_on or []):
         if known(target, f"dependsOn[{index}]", "`dependsOn`"):
-            _edge(graph, target, node.id, "order")
+            edges.add(target, node.id, "order")
     for index, member in enumerate(node.loop_body_node_ids or []):
         if member == node.id:
             report(f"for-each `{node.id}` lists itself in its body", f"loopBodyNodeIds[{index}]")
@@ -255,10 +298,10 @@ def _compile_node(
     if node.type == "logic" and node.logic is not None:
         for case in node.logic.cases or []:
             if isinstance(case.value, str) and case.value in positions and case.value != node.id:
-                _edge(graph, node.id, case.value, "branch")
+                edges.add(node.id, case.value, "branch")
         default = node.logic.default
         if isinstance(default, str) and default in positions and default != node.id:
-            _edge(graph, node.id, default, "branch")
+            edges.add(node.id, default, "branch")
     if kind is None:
         return None
     for message, path in kind.check(node):
@@ -282,15 +325,8 @@ def _compile_node(
     )
 
 
-def _edge(graph: nx.DiGraph, source: str, target: str, kind: str) -> None:
-    if graph.has_edge(source, target):
-        graph.edges[source, target]["kinds"].add(kind)
-    else:
-        graph.add_edge(source, target, kinds={kind})
-
-
 def _resolve_loops(
-    flow: list[FlowNode], positions: dict[str, int], graph: nx.DiGraph, problems: list[Problem]
+    flow: list[FlowNode], positions: dict[str, int], edges: Edges, problems: list[Problem]
 ) -> dict[str, tuple[str, ...]]:
     """Each node's enclosing loops (outermost first); a node belongs to the innermost lister."""
     listed: dict[str, set[str]] = {}
@@ -306,11 +342,12 @@ def _resolve_loops(
         body = listed.get(outer, set())
         return inner in body or any(contains(m, inner, seen | {outer}) for m in body if m in listed)
 
+    listed_by: dict[str, list[str]] = {}
+    for loop, body in listed.items():
+        for member in body:
+            listed_by.setdefault(member, []).append(loop)
     owner: dict[str, str] = {}
-    for member in positions:
-        listers = [loop for loop, body in listed.items() if member in body]
-        if not listers:
-            continue
+    for member, listers in listed_by.items():
         innermost = [a for a in listers if all(a == b or contains(b, a) for b in listers)]
         if len(innermost) != 1:
             first, second = sorted(listers, key=positions.__getitem__)[:2]
@@ -324,7 +361,7 @@ def _resolve_loops(
             )
             continue
         owner[member] = innermost[0]
-        _edge(graph, innermost[0], member, "loop")
+        edges.add(innermost[0], member, "loop")
 
     chains: dict[str, tuple[str, ...]] = {}
 
@@ -355,27 +392,30 @@ def _check_cycles(graph: nx.DiGraph, positions: dict[str, int], problems: list[P
 
 
 def _link(
-    templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]], graph: nx.DiGraph
+    templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]], edges: Edges
 ) -> None:
     """Fill in the derived fields: loop chains, bodies, sinks, branch sources, referenced."""
     for template in templates.values():
         template.loops = loops.get(template.id, ())
+    bodies: dict[str, list[str]] = {}
+    descendants: dict[str, list[str]] = {}
+    for template in templates.values():
+        if template.loops:
+            bodies.setdefault(template.loops[-1], []).append(template.id)
+            for loop in template.loops:
+                descendants.setdefault(loop, []).append(template.id)
     for template in templates.values():
         template.referenced = any(
-            kinds & REFERENCE_EDGES for _, _, kinds in graph.out_edges(template.id, data="kinds")
+            kinds & REFERENCE_EDGES for kinds in edges.out(template.id).values()
         )
         # sorted by id, not flow position, so that reordering the flow changes nothing
         template.branch_sources = tuple(
-            sorted(
-                source
-                for source, _, kinds in graph.in_edges(template.id, data="kinds")
-                if "branch" in kinds
-            )
+            sorted(source for source, kinds in edges.into(template.id).items() if "branch" in kinds)
         )
         if template.type != "for-each":
             continue
-        template.body = tuple(t.id for t in templates.values() if t.owner == template.id)
-        template.descendants = tuple(t.id for t in templates.values() if template.id in t.loops)
+        template.body = tuple(bodies.get(template.id, ()))
+        template.descendants = tuple(descendants.get(template.id, ()))
         inside = set(template.descendants)
         # A ref from a node to a loop enclosing it reads the loop's item: it is no data flow
         # between body nodes, so it does not stop the loop from being a sink.
@@ -386,6 +426,6 @@ def _link(
                 consumer in inside
                 and kinds & REFERENCE_EDGES
                 and member not in templates[consumer].loops
-                for _, consumer, kinds in graph.out_edges(member, data="kinds")
+                for consumer, kinds in edges.out(member).items()
             )
         )

@@ -76,7 +76,8 @@ def load_workflow(document: Any) -> Workflow:
     raw_flow = document.get("flow")
     if isinstance(raw_flow, list):
         for node, raw in zip(workflow.flow, raw_flow, strict=False):
-            node.keep_wire(raw)
+            # kept beside the fields: the wire form, read by FlowNode.wire()
+            node.__dict__["_read_from"] = raw
     return workflow
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from .protocols import JobStatus, NodeStatus
@@ -130,16 +130,12 @@ class FlowNode(WireModel):
     job_id: str | None = None
     output: Any = None
     assets: list[dict[str, Any]] | None = None
-    _wire: dict[str, Any] | None = PrivateAttr(default=None)
-
-    def keep_wire(self, raw: dict[str, Any]) -> None:
-        """Remember the dict this node was read from: it is its wire form, unknown fields and
-        all, and is never changed."""
-        self._wire = raw
 
     def wire(self) -> dict[str, Any]:
-        """The node as JSON (the dict it was read from, else a fresh dump)."""
-        return self._wire if self._wire is not None else self.to_wire()
+        """The node as JSON: the dict it was read from (unknown fields and all, never changed),
+        else a fresh dump."""
+        raw = self.__dict__.get("_read_from")
+        return raw if raw is not None else self.to_wire()
 
 
 class Workflow(WireModel):
