@@ -35,6 +35,7 @@ from .instances import (
     locate,
 )
 from .protocols import (
+    TERMINAL_NODE_STATUSES,
     Completed,
     Delegate,
     Expand,
@@ -139,7 +140,11 @@ class Scheduler:
         if instance.status is not NodeStatus.PROCESSING:
             raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
         self._started.discard(instance.id)
-        if isinstance(outcome, Completed):
+        kind = type(outcome)
+        if kind is Delegate or kind is RunChild:
+            instance.attempt += 1
+            self.in_flight[instance.id] = instance
+        elif isinstance(outcome, Completed):
             self._succeed(instance, outcome)
         elif isinstance(outcome, Failed):
             self._fail(instance, outcome.message)
@@ -149,9 +154,6 @@ class Scheduler:
             instance.items = outcome.items
             self.waiting[instance.id] = instance
             self._note(instance, "waiting for a decision")
-        elif isinstance(outcome, Delegate | RunChild):
-            instance.attempt += 1
-            self.in_flight[instance.id] = instance
         else:
             raise TypeError(f"node `{instance.id}`: unknown outcome {outcome!r}")
         self._settle_job()
@@ -364,14 +366,14 @@ class Scheduler:
                 instance.id,
                 instance.template.id,
                 instance.scope.index,
-                previous.value,
-                status.value,
+                previous,  # a StrEnum member is its own text: no `.value` lookup on this path
+                status,
                 reason,
                 self.clock(),
                 details,
             )
         )
-        if status.terminal:
+        if status in TERMINAL_NODE_STATUSES:
             self.terminal_count += 1
             self._terminal(instance)
 
