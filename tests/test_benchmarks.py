@@ -42,7 +42,7 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
         "compile + validate a 60-node flow",
         "peak memory, for-each x60 through the CLI",
         "asyncio chain of awaited tasks (floor per hop)",
-        "chain of 20 model nodes, CLI",
+        "chain of 20 model nodes, the run itself (library)",
         "40 model nodes, 50 ms latency, 64 at once",
         "for-each x60, CLI, in-memory store",
         "for-each x60, CLI, SQLite store (persistence cost)",
@@ -50,7 +50,7 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
     by_name = {r["name"]: r for r in report["results"]}
     assert by_name["for-each x60, 1 model node, CLI + SQLite"]["nodes"] == 62
     assert by_name["for-each x60, transform + model + logic, CLI + SQLite"]["nodes"] == 60 * 3 + 4
-    assert by_name["chain of 20 model nodes, CLI"]["nodes"] == 20
+    assert by_name["chain of 20 model nodes, the run itself (library)"]["nodes"] == 20
     assert by_name["peak memory, for-each x60 through the CLI"]["extra"]["bytesPerNode"] >= 0
     for row in report["results"]:
         assert row["target"] is None or isinstance(row["met"], bool)
