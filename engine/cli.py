@@ -216,9 +216,18 @@ def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8787,
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1]")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to listen on [8787]")
+    ] = None,
     db: DbOption = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="A TOML file: executors, routing, store, limits (see engine/config.py); "
+            "default $FLOWGRAPH_CONFIG"
+        ),
+    ] = None,
     costs: Annotated[
         Path | None,
         typer.Option(
@@ -235,20 +244,28 @@ def serve(
         float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")
     ] = 0.0,
     max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", min=1, help="Executor calls at once")
-    ] = 8,
-    max_body: Annotated[int, typer.Option(min=1024, help="Largest request body, in bytes")] = (
-        10 * 1024 * 1024
-    ),
+        int | None, typer.Option("--max-concurrency", min=1, help="Executor calls at once [8]")
+    ] = None,
+    max_body: Annotated[
+        int | None, typer.Option(min=1024, help="Largest request body, in bytes [10 MiB]")
+    ] = None,
 ) -> None:
     """Serve Scenario's Workflows API under /v1 (point the official SDK at
-    http://HOST:PORT/v1); jobs run on this machine and live in the store."""
+    http://HOST:PORT/v1); jobs run on this machine and live in the store. Options given here
+    win over the configuration file."""
+    from .api import Engine
+    from .config import load_config
     from .server import build_state
     from .server import serve as run_server
 
-    store = open_db(db)
     try:
-        table: dict[str, float] = {}
+        settings = load_config(config)
+        server = settings.server
+        host = host or server.get("host", "127.0.0.1")
+        port = port or int(server.get("port", 8787))
+        location = db or settings.store_location
+        store = open_db(location)
+        table: dict[str, float] = {str(k): float(v) for k, v in server.get("costs", {}).items()}
         if costs is not None:
             loaded = parse_json(costs.read_text(encoding="utf-8"), source=str(costs))
             if not isinstance(loaded, dict) or not all(
@@ -268,9 +285,23 @@ def serve(
                 document = {**workflow.to_wire(), "id": workflow_id}
                 document.setdefault("status", "ready")
                 store.put_workflow(workflow_id, document)
-        options = {"seed": seed, "latency": latency, "maxConcurrency": max_concurrency}
+        if settings.executors or settings.engine:
+            engine = Engine(
+                executors=settings.router(),
+                policy=settings.policy(),
+                store=store,
+                keep_going=bool(settings.engine.get("keep_going", False)),
+                seed=int(settings.engine.get("seed", seed)),
+            )
+        else:
+            options = {"seed": seed, "latency": latency, "maxConcurrency": max_concurrency or 8}
+            engine = build_engine(store, options)
         state = build_state(
-            build_engine(store, options), store, host=host, costs=table, max_body=max_body
+            engine,
+            store,
+            host=host,
+            costs=table,
+            max_body=max_body or int(server.get("max_body", 10 * 1024 * 1024)),
         )
     except (ValidationError, OSError) as error:
         raise fail_invalid(
@@ -282,7 +313,7 @@ def serve(
         raise fail_invalid(error) from None
     err.print(
         f"flowgraph serving Scenario's Workflows API at http://{host}:{port}/v1 "
-        f"(store: {describe_db(db)})",
+        f"(store: {describe_db(location)})",
         markup=False,
     )
     run_server(state, host=host, port=port)

@@ -71,6 +71,10 @@ class DryRunExecutor:
     async def run(self, call: NodeCall) -> ExecutorResult:
         if self.latency:
             await anyio.sleep(self.latency)
+        return self.compute(call)
+
+    def compute(self, call: NodeCall) -> ExecutorResult:
+        """The result, without the simulated latency (also what a remote worker computes)."""
         if call.node_id in self.fail_nodes or call.template_id in self.fail_nodes:
             raise RuntimeError(f"dry-run failure injected for `{call.template_id}` (--fail)")
         digest = self.asset_digest(call)

@@ -43,7 +43,7 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
         "peak memory, for-each x60 through the CLI",
         "asyncio chain of awaited tasks (floor per hop)",
         "chain of 20 model nodes, the run itself (library)",
-        "40 model nodes, 50 ms latency, 64 at once",
+        "40 model nodes, 50 ms latency, 64 at once, the run itself",
         "for-each x60, CLI, in-memory store",
         "for-each x60, CLI, SQLite store (persistence cost)",
     ]

@@ -69,6 +69,7 @@ class ServerState:
     api_secret: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     group: TaskGroup | None = None
+    idempotent_runs: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> job id
 
     def start(self, job: JobRun) -> None:
         """Carry a job on in the background (unless a run of it is already going)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from ..compiler import compile_flow
@@ -178,6 +178,7 @@ async def delete_workflow(workflow_id: str, state: State, project_id: ProjectId 
 async def run_workflow(
     workflow_id: str,
     state: State,
+    request: Request,
     body: Annotated[Any, Body()] = None,
     dry_run: Annotated[str | None, Query(alias="dryRun", pattern="^(true|api)$")] = None,
     project_id: ProjectId = None,
@@ -199,10 +200,16 @@ async def run_workflow(
             raise bad_request(problems_message(error)) from None
         answer = {"creativeUnitsCost": cost, "creativeUnitsDiscount": 0, "job": {}}
         return JSONResponse(answer, status_code=269)
+    key = request.headers.get("idempotency-key")
+    if key and key in state.idempotent_runs:
+        # the same run asked again (a client retry): the job it started, not a second one
+        return {"job": state.job_document(state.idempotent_runs[key]), "workflow": document}
     try:
         job = state.engine.prepare(workflow, body)
     except ValidationError as error:
         raise bad_request(problems_message(error)) from None
+    if key:
+        state.idempotent_runs[key] = job.job_id
     state.start(job)
     return {"job": job.document(), "workflow": document}
 
