@@ -73,7 +73,7 @@ class Config:
         if url == "memory":
             return ":memory:"
         if url.startswith("sqlite:///"):
-            return url[len("sqlite://"):] if url.startswith("sqlite:////") else url[10:]
+            return url[len("sqlite:///") :]  # sqlite:///relative.db, sqlite:////absolute.db
         return url
 
     def policy(self) -> CallPolicy:

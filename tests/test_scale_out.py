@@ -1,0 +1,215 @@
+"""Scale-out: model nodes on a Dask LocalCluster and on a second flowgraph server; the
+configuration file that wires executors, routing and the store."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from conftest import EXAMPLES, flow, nodes
+
+from engine import CallPolicy, DryRunExecutor, Engine, ExecutorRouter, ValidationError
+from engine.config import load_config
+from engine.distributed import DaskExecutor
+from engine.http_executor import HttpExecutor
+from engine.server.launcher import running_server
+
+
+def loop_of(count: int) -> dict[str, Any]:
+    return {
+        "id": "wflow_scale",
+        "flow": [
+            {
+                "id": "loop",
+                "type": "for-each",
+                "count": count,
+                "loopBodyNodeIds": ["prompt", "gen"],
+            },
+            {
+                "id": "prompt",
+                "type": "transform",
+                "logic": {"transform": "'item ' + string(i)"},
+                "inputs": [
+                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
+                ],
+            },
+            {
+                "id": "gen",
+                "type": "custom-model",
+                "modelId": "model_x",
+                "inputs": [{"name": "prompt", "type": "string", "ref": {"node": "prompt"}}],
+            },
+        ],
+    }
+
+
+def outcome(job: Any) -> list[tuple[str, str, Any]]:
+    return [
+        (n["id"], n["status"], [a["assetId"] for a in n.get("assets", [])])
+        for n in job.document()["metadata"]["flow"]
+    ]
+
+
+def test_a_1000_iteration_loop_on_a_two_worker_dask_cluster_matches_the_local_run() -> None:
+    async def both() -> tuple[Any, Any, Any]:
+        cluster = DaskExecutor(workers=2, settings={"seed": 5})
+        try:
+            remote = Engine(
+                executors=ExecutorRouter(default=cluster), seed=5, policy=CallPolicy(concurrency=16)
+            )
+            remote_job = await remote.run(loop_of(1000))
+            same_cluster = DaskExecutor(
+                address=(await cluster.client()).scheduler.address,
+                settings={"seed": 5, "fail": ["gen"]},
+            )
+            failing = Engine(
+                executors=ExecutorRouter(default=same_cluster), seed=5, policy=CallPolicy(retries=0)
+            )
+            try:
+                failed_job = await failing.run(loop_of(2))
+            finally:
+                await same_cluster.close()
+        finally:
+            await cluster.close()
+        local = Engine(dry_run=DryRunExecutor(seed=5, assets_dir=None), seed=5)
+        local_job = await local.run(loop_of(1000))
+        return remote_job, local_job, failed_job
+
+    remote_job, local_job, failed_job = anyio.run(both)
+    with warnings.catch_warnings():
+        # distributed leaves pooled sockets to the garbage collector after closing
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    assert remote_job.document()["status"] == "success"
+    assert outcome(remote_job) == outcome(local_job)
+    assert len(outcome(remote_job)) == 2003
+    reason = nodes(failed_job)["gen#0"]["statusReason"]
+    assert reason.startswith(
+        "executor `dask`: remote task failed: RuntimeError: dry-run failure injected for `gen`"
+    )
+
+
+def test_a_node_runs_on_a_second_flowgraph_server(tmp_path: Path) -> None:
+    with running_server(tmp_path / "remote.db") as remote_url:
+
+        async def go() -> Any:
+            executor = HttpExecutor(remote_url, poll_interval=0.02)
+            engine = Engine(executors=ExecutorRouter(default=executor))
+            try:
+                return await engine.run(EXAMPLES / "branching.json", {"mode": "quality"})
+            finally:
+                await executor.close()
+
+        job = anyio.run(go)
+        document = job.document()
+        assert document["status"] == "success", document["metadata"].get("error")
+        flow_nodes = nodes(job)
+        remote_job_id = flow_nodes["gen_quality"]["output"]["remoteJobId"]
+        remote = httpx.get(f"{remote_url}/jobs/{remote_job_id}", auth=("k", "s")).json()["job"]
+        remote_assets = remote["metadata"]["flow"][0]["assets"]
+        assert flow_nodes["gen_quality"]["assets"] == remote_assets
+        assert flow_nodes["upscale"]["inputs"][0]["value"] == remote_assets[0]["assetId"]
+        workflows = httpx.get(f"{remote_url}/workflows", auth=("k", "s")).json()["workflows"]
+        assert len(workflows) == 2  # one remote workflow per kind of node, reused
+
+
+def test_runs_with_the_same_idempotency_key_start_one_job(tmp_path: Path) -> None:
+    with (
+        running_server(tmp_path / "db") as url,
+        httpx.Client(base_url=url, auth=("k", "s")) as client,
+    ):
+        workflow_id = client.post("/workflows", json={"name": "w", "description": "d"}).json()[
+            "workflow"
+        ]["id"]
+        client.put(
+            f"/workflows/{workflow_id}",
+            json={"flow": flow("list-node.json")["flow"], "status": "ready"},
+        )
+        first = client.put(
+            f"/workflows/{workflow_id}/run", json={}, headers={"Idempotency-Key": "job:n:1"}
+        )
+        again = client.put(
+            f"/workflows/{workflow_id}/run", json={}, headers={"Idempotency-Key": "job:n:1"}
+        )
+        other = client.put(
+            f"/workflows/{workflow_id}/run", json={}, headers={"Idempotency-Key": "job:n:2"}
+        )
+        assert first.json()["job"]["jobId"] == again.json()["job"]["jobId"]
+        assert other.json()["job"]["jobId"] != first.json()["job"]["jobId"]
+        assert len(client.get("/jobs", params={"workflowId": workflow_id}).json()["jobs"]) == 2
+
+
+def test_configuration_file_builds_executors_routes_and_store(tmp_path: Path) -> None:
+    config = tmp_path / "flowgraph.toml"
+    config.write_text(
+        """
+[engine]
+max_concurrency = 32
+retries = 1
+[store]
+url = "sqlite:///%s"
+[server]
+port = 9999
+costs = { default = 2 }
+[executors.offline]
+type = "dry-run"
+seed = 7
+[executors.remote]
+type = "http"
+base_url = "http://127.0.0.1:1/v1"
+[routing]
+default = "offline"
+[[routing.routes]]
+executor = "remote"
+model_id = "model_flux*"
+"""
+        % (tmp_path / "jobs.db")
+    )
+    settings = load_config(config)
+    assert settings.store_location == str(tmp_path / "jobs.db")
+    assert settings.policy().concurrency == 32 and settings.policy().retries == 1
+    router = settings.router()
+    assert type(router.route("custom-model", "model_flux-pro")).__name__ == "HttpExecutor"
+    assert isinstance(router.route("custom-model", "model_sd"), DryRunExecutor)
+    assert router.route("custom-model", "model_sd").seed == 7  # type: ignore[union-attr]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[executors.x]\ntype = "teleport"\n[routing]\ndefault = "nope"\n[extra]\n')
+    with pytest.raises(ValidationError) as caught:
+        load_config(bad)
+    messages = [str(p) for p in caught.value.problems]
+    assert (
+        "unknown section `[extra]`; expected one of: engine, executors, routing, server, store"
+        in messages
+    )
+    assert "executors.x.type: executor `x` needs `type` = one of: dry-run, http, dask" in messages
+    assert "routing.default: routing default `nope` is no executor of the file" in messages
+
+
+def test_serve_with_a_configuration_file(tmp_path: Path) -> None:
+    config = tmp_path / "flowgraph.toml"
+    config.write_text("[server]\ncosts = { default = 3 }\n[engine]\nmax_concurrency = 4\n")
+    with (
+        running_server(tmp_path / "db", "--config", str(config)) as url,
+        httpx.Client(base_url=url, auth=("k", "s")) as client,
+    ):
+        workflow_id = client.post("/workflows", json={"name": "w", "description": "d"}).json()[
+            "workflow"
+        ]["id"]
+        client.put(
+            f"/workflows/{workflow_id}",
+            json={"flow": flow("coercion.json")["flow"], "status": "ready"},
+        )
+        estimate = client.put(f"/workflows/{workflow_id}/run", params={"dryRun": "true"}, json={})
+        assert estimate.status_code == 269
+        assert estimate.json()["creativeUnitsCost"] == 3.0
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[engine\n")
+    from test_cli import flowgraph
+
+    result = flowgraph("serve", "--config", str(broken), "--db", str(tmp_path / "x.db"))
+    assert result.returncode == 2 and "configuration is invalid" in result.stderr
