@@ -31,6 +31,8 @@ def table(results: list[Measurement]) -> str:
             detail = f"{r.extra['bytesPerNode']} bytes/node"
         if r.extra and "runsPerSecond" in r.extra:
             detail = f"{r.extra['runsPerSecond']} runs/s"
+        if r.extra and "nodesPerSecond" in r.extra:
+            detail = f"{r.extra['nodesPerSecond']} nodes/s" + (f"; {detail}" if detail else "")
         if r.extra and r.extra.get("versusDask"):
             detail += f"; {r.extra['versusDask']:.2f}x dask"
         if r.target:

@@ -255,6 +255,47 @@ def wide_run_seconds(count: int, *, latency: float, concurrency: int) -> float:
     return seconds
 
 
+def distributed_against_local(
+    count: int, *, latency: float = 0.05, slots: int = 16
+) -> tuple[float, float] | None:
+    """Seconds for `count` model nodes with `latency` each: on a 2-worker Dask LocalCluster
+    (`slots` threads in all) and in process (`slots` at once). The cluster starts before the
+    clock does. None when distributed is not installed."""
+    try:
+        from engine.distributed import DaskExecutor
+    except ImportError:
+        return None
+    import anyio
+
+    from engine import CallPolicy, DryRunExecutor, Engine, ExecutorRouter
+
+    async def both() -> tuple[float, float]:
+        cluster = DaskExecutor(
+            workers=2, threads_per_worker=slots // 2, settings={"latency": latency}
+        )
+        try:
+            await cluster.client()
+            remote = Engine(
+                executors=ExecutorRouter(default=cluster), policy=CallPolicy(concurrency=slots)
+            )
+            job = remote.prepare(wide_workflow(count))
+            start = time.perf_counter()
+            await job.runner.run()
+            remote_seconds = time.perf_counter() - start
+        finally:
+            await cluster.close()
+        local = Engine(
+            dry_run=DryRunExecutor(assets_dir=None, latency=latency),
+            policy=CallPolicy(concurrency=slots),
+        )
+        job = local.prepare(wide_workflow(count))
+        start = time.perf_counter()
+        await job.runner.run()
+        return remote_seconds, time.perf_counter() - start
+
+    return anyio.run(both)
+
+
 def compile_seconds(count: int) -> float:
     from engine import Engine
 
@@ -409,6 +450,30 @@ def run_suite(
             met=latency_seconds / ideal <= 1.10,
         )
     )
+
+    if heavy:
+        measured = distributed_against_local(1000)
+        if measured is not None:
+            remote_seconds, local_seconds = measured
+            local_name = "1000 model nodes, 50 ms latency, in process (16 at once)"
+            results.append(
+                Measurement(
+                    local_name,
+                    1000,
+                    local_seconds,
+                    extra={"nodesPerSecond": round(1000 / local_seconds, 1)},
+                )
+            )
+            results.append(
+                Measurement(
+                    "1000 model nodes, 50 ms latency, Dask LocalCluster (2 workers x 8 threads)",
+                    1000,
+                    remote_seconds,
+                    baseline=local_name,
+                    ratio=remote_seconds / local_seconds,
+                    extra={"nodesPerSecond": round(1000 / remote_seconds, 1)},
+                )
+            )
 
     if persistence:
         memory_seconds, _ = engine_through_cli(fan_out_workflow(iterations), db=":memory:")

@@ -124,7 +124,7 @@ class DaskExecutor:
 
                 target: Any = self.address
                 if target is None:
-                    self._cluster = await LocalCluster(
+                    self._cluster = await LocalCluster(  # type: ignore[no-untyped-call]
                         n_workers=self.workers,
                         threads_per_worker=self.threads_per_worker,
                         processes=True,
@@ -132,7 +132,9 @@ class DaskExecutor:
                         dashboard_address=None,
                     )
                     target = self._cluster
-                self._client = await Client(target, asynchronous=True)
+                self._client = await Client(  # type: ignore[no-untyped-call]
+                    target, asynchronous=True
+                )
         return self._client
 
     async def run(self, call: NodeCall) -> ExecutorResult:

@@ -24,6 +24,8 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
             "40",
             "--server-runs",
             "0",
+            "--distributed-nodes",
+            "16",
             "--json",
         ],
         cwd=ROOT,
@@ -44,6 +46,8 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
         "asyncio chain of awaited tasks (floor per hop)",
         "chain of 20 model nodes, the run itself (library)",
         "40 model nodes, 50 ms latency, 64 at once, the run itself",
+        "16 model nodes, 50 ms latency, in process (16 at once)",
+        "16 model nodes, 50 ms latency, Dask LocalCluster (2 workers x 8 threads)",
         "for-each x60, CLI, in-memory store",
         "for-each x60, CLI, SQLite store (persistence cost)",
     ]
