@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", type=int, default=10_000)
     parser.add_argument("--latency-nodes", type=int, default=10_000)
     parser.add_argument(
+        "--distributed-nodes",
+        type=int,
+        default=1000,
+        help="model nodes on a Dask LocalCluster against in process (0 skips)",
+    )
+    parser.add_argument(
         "--server-runs",
         type=int,
         default=50,
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_nodes=options.latency_nodes,
         persistence=not options.quick,
         heavy=not options.quick,
+        distributed_nodes=options.distributed_nodes,
     )
     if options.server_runs:
         results.append(server_load(options.server_runs))
