@@ -354,6 +354,7 @@ def run_suite(
     concurrency: int = 64,
     persistence: bool = True,
     heavy: bool = True,
+    distributed_nodes: int = 1000,
 ) -> list[Measurement]:
     """Every scenario of the performance targets, with its baseline, in this one process."""
     results: list[Measurement] = []
@@ -451,27 +452,28 @@ def run_suite(
         )
     )
 
-    if heavy:
-        measured = distributed_against_local(1000)
+    if heavy and distributed_nodes:
+        n = distributed_nodes
+        measured = distributed_against_local(n)
         if measured is not None:
             remote_seconds, local_seconds = measured
-            local_name = "1000 model nodes, 50 ms latency, in process (16 at once)"
+            local_name = f"{n} model nodes, 50 ms latency, in process (16 at once)"
             results.append(
                 Measurement(
                     local_name,
-                    1000,
+                    n,
                     local_seconds,
-                    extra={"nodesPerSecond": round(1000 / local_seconds, 1)},
+                    extra={"nodesPerSecond": round(n / local_seconds, 1)},
                 )
             )
             results.append(
                 Measurement(
-                    "1000 model nodes, 50 ms latency, Dask LocalCluster (2 workers x 8 threads)",
-                    1000,
+                    f"{n} model nodes, 50 ms latency, Dask LocalCluster (2 workers x 8 threads)",
+                    n,
                     remote_seconds,
                     baseline=local_name,
                     ratio=remote_seconds / local_seconds,
-                    extra={"nodesPerSecond": round(1000 / remote_seconds, 1)},
+                    extra={"nodesPerSecond": round(n / remote_seconds, 1)},
                 )
             )
 
