@@ -74,7 +74,7 @@ class Config:
             return ":memory:"
         if url.startswith("sqlite:///"):
             return url[len("sqlite:///") :]  # sqlite:///relative.db, sqlite:////absolute.db
-        return url
+        return url  # postgresql://..., or a path
 
     def policy(self) -> CallPolicy:
         return CallPolicy(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,17 +10,37 @@ from typing import Any
 import anyio
 import pytest
 from conftest import flow, make_engine, nodes
+from postgres_server import postgres_server, unavailable_reason
 
 from engine import DecisionError, DryRunExecutor, Engine, ExecutorResult, NodeCall, UnknownJobError
 from engine.protocols import JobRecord, OutcomeRecord, Store, Transition
 from engine.stores import MemoryStore, SQLiteStore, open_store
+from engine.stores.postgres import PostgresStore
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    created: Store = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "db.sqlite")
-    )
+    if request.param == "postgres":
+        import psycopg
+
+        url = request.getfixturevalue("postgres_url")
+        database = f"test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {database}")
+        created: Store = PostgresStore(url.rsplit("/", 1)[0] + f"/{database}")
+    elif request.param == "memory":
+        created = MemoryStore()
+    else:
+        created = SQLiteStore(tmp_path / "db.sqlite")
     yield created
     created.close()
 
@@ -154,9 +175,8 @@ def run_async(function: Any, *args: Any) -> Any:
     return anyio.run(function, *args)
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
-def test_a_parked_job_is_decided_from_a_fresh_engine(kind: str, tmp_path: Path) -> None:
-    shared = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "db")
+def test_a_parked_job_is_decided_from_a_fresh_engine(store: Store) -> None:
+    shared = store
     job = run_async(make_engine(store=shared).run, flow("gates.json"))
     job_id = job.job_id
     stored = shared.get_job(job_id)

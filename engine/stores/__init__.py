@@ -23,9 +23,14 @@ def default_db_path() -> Path:
 
 
 def open_store(location: str | Path | None = None) -> Store:
-    """`:memory:` gives a MemoryStore; anything else a SQLite file (default location if None)."""
+    """`:memory:` gives a MemoryStore, a `postgresql://` URL a PostgresStore, anything else a
+    SQLite file (the default location if None)."""
     if str(location) == ":memory:":
         return MemoryStore()
+    if str(location).startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(str(location))
     return SQLiteStore(Path(location) if location is not None else default_db_path())
 
 
