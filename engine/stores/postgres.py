@@ -14,7 +14,17 @@ import orjson
 
 from ..errors import FlowgraphError
 from ..protocols import JobRecord, OutcomeRecord, Transition
-from .paging import decode_cursor, encode_cursor
+from .sql import (
+    JOB_COLUMNS,
+    dumps,
+    encode_batch,
+    events_of,
+    job_from_row,
+    job_values,
+    list_jobs_query,
+    outcomes_of,
+    page_of,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS flowgraph_workflows (
@@ -49,10 +59,6 @@ class PostgresStoreError(FlowgraphError, RuntimeError):
     """The database cannot be reached or used."""
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 class PostgresStore:
     def __init__(self, url: str) -> None:
         import psycopg
@@ -77,7 +83,7 @@ class PostgresStore:
         self._execute(
             "INSERT INTO flowgraph_workflows (id, document) VALUES (%s, %s) "
             "ON CONFLICT (id) DO UPDATE SET document = excluded.document",
-            (workflow_id, _dumps(document)),
+            (workflow_id, dumps(document)),
         )
 
     def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
@@ -103,19 +109,9 @@ class PostgresStore:
 
         try:
             self._execute(
-                "INSERT INTO flowgraph_jobs VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    record.job_id,
-                    record.workflow_id,
-                    record.parent_job_id,
-                    record.status,
-                    record.created_at,
-                    record.updated_at,
-                    _dumps(record.workflow),
-                    _dumps(record.inputs),
-                    _dumps(record.options),
-                    _dumps(record.document) if record.document is not None else None,
-                ),
+                f"INSERT INTO flowgraph_jobs ({JOB_COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                job_values(record),
             )
         except psycopg.errors.UniqueViolation:
             raise ValueError(f"job `{record.job_id}` already exists") from None
@@ -127,22 +123,7 @@ class PostgresStore:
 
         if not outcomes and not transitions:
             return
-        outcome_rows = _dumps([[o.node_id, o.kind, o.payload] for o in outcomes])
-        event_rows = _dumps(
-            [
-                [
-                    t.node_id,
-                    t.template_id,
-                    t.iteration_index,
-                    t.from_status,
-                    t.to_status,
-                    t.reason,
-                    t.at,
-                    t.details,
-                ]
-                for t in transitions
-            ]
-        )
+        outcome_rows, event_rows = encode_batch(outcomes, transitions)
         try:
             self._execute(
                 "INSERT INTO flowgraph_log_batches (job_id, outcomes, events) VALUES (%s, %s, %s)",
@@ -162,37 +143,22 @@ class PostgresStore:
 
     def get_job(self, job_id: str) -> JobRecord | None:
         row = self._execute(
-            "SELECT job_id, workflow_id, parent_job_id, status, created_at, updated_at, "
-            "workflow, inputs, options, document FROM flowgraph_jobs WHERE job_id = %s",
-            (job_id,),
+            f"SELECT {JOB_COLUMNS} FROM flowgraph_jobs WHERE job_id = %s", (job_id,)
         ).fetchone()
-        if row is None:
-            return None
-        return JobRecord(
-            job_id=row[0],
-            workflow_id=row[1],
-            parent_job_id=row[2],
-            status=row[3],
-            created_at=row[4],
-            updated_at=row[5],
-            workflow=orjson.loads(row[6]),
-            inputs=orjson.loads(row[7]),
-            options=orjson.loads(row[8]),
-            document=orjson.loads(row[9]) if row[9] is not None else None,
-        )
+        return job_from_row(row) if row is not None else None
 
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
-        return [OutcomeRecord(row[0], row[1], row[2]) for row in self._batches(job_id, "outcomes")]
+        return outcomes_of(self._batches(job_id, "outcomes"))
 
     def events(self, job_id: str) -> list[Transition]:
-        return [Transition(job_id, *row) for row in self._batches(job_id, "events")]
+        return events_of(job_id, self._batches(job_id, "events"))
 
-    def _batches(self, job_id: str, column: str) -> list[list[Any]]:
-        rows = self._execute(
+    def _batches(self, job_id: str, column: str) -> list[Any]:
+        rows: list[Any] = self._execute(
             f"SELECT {column} FROM flowgraph_log_batches WHERE job_id = %s ORDER BY seq",
             (job_id,),
         ).fetchall()
-        return [item for row in rows for item in orjson.loads(row[0])]
+        return rows
 
     def list_jobs(
         self,
@@ -202,40 +168,15 @@ class PostgresStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
-        clauses, parameters = [], []
-        if status is not None:
-            clauses.append("status = %s")
-            parameters.append(status)
-        if workflow_id is not None:
-            clauses.append("workflow_id = %s")
-            parameters.append(workflow_id)
-        if cursor is not None:
-            created_at, job_id = decode_cursor(cursor)
-            clauses.append("(created_at, job_id) < (%s, %s)")
-            parameters += [created_at, job_id]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._execute(
-            "SELECT job_id, workflow_id, parent_job_id, status, created_at, updated_at, "
-            f"inputs, options FROM flowgraph_jobs {where} "
-            "ORDER BY created_at DESC, job_id DESC LIMIT %s",
-            (*parameters, limit + 1),
-        ).fetchall()
-        jobs = [
-            JobRecord(
-                job_id=r[0],
-                workflow_id=r[1],
-                parent_job_id=r[2],
-                status=r[3],
-                created_at=r[4],
-                updated_at=r[5],
-                workflow={},
-                inputs=orjson.loads(r[6]),
-                options=orjson.loads(r[7]),
-            )
-            for r in rows[:limit]
-        ]
-        more = len(rows) > limit
-        return jobs, encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if more and jobs else None
+        query, parameters = list_jobs_query(
+            "flowgraph_jobs",
+            "%s",
+            status=status,
+            workflow_id=workflow_id,
+            limit=limit,
+            cursor=cursor,
+        )
+        return page_of(self._execute(query, parameters).fetchall(), limit)
 
     def close(self) -> None:
         with self._lock:

@@ -13,11 +13,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..errors import FlowgraphError
 from ..protocols import JobRecord, OutcomeRecord, Transition
-from .paging import decode_cursor, encode_cursor
+from .sql import (
+    JOB_COLUMNS,
+    encode_batch,
+    events_of,
+    job_from_row,
+    job_values,
+    list_jobs_query,
+    outcomes_of,
+    page_of,
+)
 
 SCHEMA_VERSION = 2
 SCHEMA = """
@@ -107,19 +114,8 @@ class SQLiteStore:
         with self._lock:
             try:
                 self._connection.execute(
-                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.job_id,
-                        record.workflow_id,
-                        record.parent_job_id,
-                        record.status,
-                        record.created_at,
-                        record.updated_at,
-                        json.dumps(record.workflow),
-                        json.dumps(record.inputs),
-                        json.dumps(record.options),
-                        json.dumps(record.document) if record.document is not None else None,
-                    ),
+                    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    job_values(record),
                 )
             except sqlite3.IntegrityError:
                 raise ValueError(f"job `{record.job_id}` already exists") from None
@@ -132,22 +128,7 @@ class SQLiteStore:
         (a 100,000-node run writes a few hundred rows, not half a million)."""
         if not outcomes and not transitions:
             return
-        outcome_rows = orjson.dumps([[o.node_id, o.kind, o.payload] for o in outcomes]).decode()
-        event_rows = orjson.dumps(
-            [
-                [
-                    t.node_id,
-                    t.template_id,
-                    t.iteration_index,
-                    t.from_status,
-                    t.to_status,
-                    t.reason,
-                    t.at,
-                    t.details,
-                ]
-                for t in transitions
-            ]
-        ).decode()
+        outcome_rows, event_rows = encode_batch(outcomes, transitions)
         with self._lock:
             seq = self._next_batch(job_id)
             self._connection.execute(
@@ -157,11 +138,10 @@ class SQLiteStore:
             self._next_seq[job_id] = seq + 1
 
     def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
-        text = document_json
         with self._lock:
             cursor = self._connection.execute(
                 "UPDATE jobs SET status = ?, updated_at = ?, document = ? WHERE job_id = ?",
-                (status, updated_at, text, job_id),
+                (status, updated_at, document_json, job_id),
             )
         if cursor.rowcount == 0:
             raise KeyError(f"no job `{job_id}` in the store")
@@ -169,37 +149,21 @@ class SQLiteStore:
     def get_job(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._connection.execute(
-                "SELECT job_id, workflow_id, parent_job_id, status, created_at, updated_at, "
-                "workflow, inputs, options, document FROM jobs WHERE job_id = ?",
-                (job_id,),
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
             ).fetchone()
-        if row is None:
-            return None
-        return JobRecord(
-            job_id=row[0],
-            workflow_id=row[1],
-            parent_job_id=row[2],
-            status=row[3],
-            created_at=row[4],
-            updated_at=row[5],
-            workflow=json.loads(row[6]),
-            inputs=json.loads(row[7]),
-            options=json.loads(row[8]),
-            document=json.loads(row[9]) if row[9] is not None else None,
-        )
+        return job_from_row(row) if row is not None else None
 
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
-        return [OutcomeRecord(row[0], row[1], row[2]) for row in self._batches(job_id, "outcomes")]
+        return outcomes_of(self._batches(job_id, "outcomes"))
 
     def events(self, job_id: str) -> list[Transition]:
-        return [Transition(job_id, *row) for row in self._batches(job_id, "events")]
+        return events_of(job_id, self._batches(job_id, "events"))
 
-    def _batches(self, job_id: str, column: str) -> list[list[Any]]:
+    def _batches(self, job_id: str, column: str) -> list[Any]:
         with self._lock:
-            rows = self._connection.execute(
+            return self._connection.execute(
                 f"SELECT {column} FROM log_batches WHERE job_id = ? ORDER BY seq", (job_id,)
             ).fetchall()
-        return [item for row in rows for item in orjson.loads(row[0])]
 
     def list_jobs(
         self,
@@ -209,41 +173,12 @@ class SQLiteStore:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
-        clauses, parameters = [], []
-        if status is not None:
-            clauses.append("status = ?")
-            parameters.append(status)
-        if workflow_id is not None:
-            clauses.append("workflow_id = ?")
-            parameters.append(workflow_id)
-        if cursor is not None:
-            created_at, job_id = decode_cursor(cursor)
-            clauses.append("(created_at, job_id) < (?, ?)")
-            parameters += [created_at, job_id]
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query, parameters = list_jobs_query(
+            "jobs", "?", status=status, workflow_id=workflow_id, limit=limit, cursor=cursor
+        )
         with self._lock:
-            rows = self._connection.execute(
-                "SELECT job_id, workflow_id, parent_job_id, status, created_at, updated_at, "
-                f"inputs, options FROM jobs {where} "
-                "ORDER BY created_at DESC, job_id DESC LIMIT ?",
-                (*parameters, limit + 1),
-            ).fetchall()
-        jobs = [
-            JobRecord(
-                job_id=r[0],
-                workflow_id=r[1],
-                parent_job_id=r[2],
-                status=r[3],
-                created_at=r[4],
-                updated_at=r[5],
-                workflow={},
-                inputs=json.loads(r[6]),
-                options=json.loads(r[7]),
-            )
-            for r in rows[:limit]
-        ]
-        more = len(rows) > limit
-        return jobs, encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if more and jobs else None
+            rows = self._connection.execute(query, parameters).fetchall()
+        return page_of(rows, limit)
 
     def close(self) -> None:
         with self._lock:

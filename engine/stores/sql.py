@@ -1,0 +1,145 @@
+"""What the SQL stores (SQLite, PostgreSQL) share: rows to records, log batches, job pages.
+
+They differ in the driver and the parameter mark (`?` or `%s`), not in the queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ..protocols import JobRecord, OutcomeRecord, Transition
+from .paging import decode_cursor, encode_cursor
+
+JOB_COLUMNS = (
+    "job_id, workflow_id, parent_job_id, status, created_at, updated_at, workflow, inputs, "
+    "options, document"
+)
+SUMMARY_COLUMNS = (
+    "job_id, workflow_id, parent_job_id, status, created_at, updated_at, inputs, options"
+)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def job_values(record: JobRecord) -> tuple[Any, ...]:
+    """The values of a job row, in JOB_COLUMNS order."""
+    return (
+        record.job_id,
+        record.workflow_id,
+        record.parent_job_id,
+        record.status,
+        record.created_at,
+        record.updated_at,
+        dumps(record.workflow),
+        dumps(record.inputs),
+        dumps(record.options),
+        dumps(record.document) if record.document is not None else None,
+    )
+
+
+def job_from_row(row: Sequence[Any]) -> JobRecord:
+    """A job from a row in JOB_COLUMNS order."""
+    return JobRecord(
+        job_id=row[0],
+        workflow_id=row[1],
+        parent_job_id=row[2],
+        status=row[3],
+        created_at=row[4],
+        updated_at=row[5],
+        workflow=orjson.loads(row[6]),
+        inputs=orjson.loads(row[7]),
+        options=orjson.loads(row[8]),
+        document=orjson.loads(row[9]) if row[9] is not None else None,
+    )
+
+
+def summary_from_row(row: Sequence[Any]) -> JobRecord:
+    """A job without its workflow and document, from a row in SUMMARY_COLUMNS order."""
+    return JobRecord(
+        job_id=row[0],
+        workflow_id=row[1],
+        parent_job_id=row[2],
+        status=row[3],
+        created_at=row[4],
+        updated_at=row[5],
+        workflow={},
+        inputs=orjson.loads(row[6]),
+        options=orjson.loads(row[7]),
+    )
+
+
+def encode_batch(
+    outcomes: Sequence[OutcomeRecord], transitions: Sequence[Transition]
+) -> tuple[str, str]:
+    """One log batch as two compact JSON arrays: outcomes, then transitions."""
+    return (
+        dumps([[o.node_id, o.kind, o.payload] for o in outcomes]),
+        dumps(
+            [
+                [
+                    t.node_id,
+                    t.template_id,
+                    t.iteration_index,
+                    t.from_status,
+                    t.to_status,
+                    t.reason,
+                    t.at,
+                    t.details,
+                ]
+                for t in transitions
+            ]
+        ),
+    )
+
+
+def decode_batches(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    return [item for row in rows for item in orjson.loads(row[0])]
+
+
+def outcomes_of(rows: Sequence[Sequence[Any]]) -> list[OutcomeRecord]:
+    return [OutcomeRecord(item[0], item[1], item[2]) for item in decode_batches(rows)]
+
+
+def events_of(job_id: str, rows: Sequence[Sequence[Any]]) -> list[Transition]:
+    return [Transition(job_id, *item) for item in decode_batches(rows)]
+
+
+def list_jobs_query(
+    table: str,
+    mark: str,
+    *,
+    status: str | None,
+    workflow_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[str, list[Any]]:
+    """The query for one page of jobs, newest first (one row more than `limit`, to tell
+    whether another page follows)."""
+    clauses, parameters = [], []
+    if status is not None:
+        clauses.append(f"status = {mark}")
+        parameters.append(status)
+    if workflow_id is not None:
+        clauses.append(f"workflow_id = {mark}")
+        parameters.append(workflow_id)
+    if cursor is not None:
+        created_at, job_id = decode_cursor(cursor)
+        clauses.append(f"(created_at, job_id) < ({mark}, {mark})")
+        parameters += [created_at, job_id]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    query = (
+        f"SELECT {SUMMARY_COLUMNS} FROM {table} {where} "
+        f"ORDER BY created_at DESC, job_id DESC LIMIT {mark}"
+    )
+    return query, [*parameters, limit + 1]
+
+
+def page_of(rows: Sequence[Sequence[Any]], limit: int) -> tuple[list[JobRecord], str | None]:
+    jobs = [summary_from_row(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return jobs, encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if more and jobs else None
