@@ -299,4 +299,21 @@ class Store(Protocol):
         """Jobs newest first, without documents; returns the page and the next cursor."""
         ...
 
+    def claim(self, job_id: str, owner: str, ttl: float) -> bool:
+        """Take (or keep) the lease on a job for `ttl` seconds; False while another owner
+        holds an unexpired lease. Only the holder runs the job."""
+        ...
+
+    def renew(self, owner: str, ttl: float) -> None:
+        """Extend every lease `owner` holds by `ttl` seconds from now."""
+        ...
+
+    def release(self, job_id: str, owner: str) -> None:
+        """Give the lease back (a no-op unless `owner` holds it)."""
+        ...
+
+    def orphans(self) -> list[str]:
+        """Jobs whose lease expired: their server stopped without giving them back."""
+        ...
+
     def close(self) -> None: ...

@@ -168,7 +168,10 @@ class Runner:
         """Write what is pending (in a worker thread), then tell the sinks."""
         outcomes, transitions, end = self.recorder.take()
         if self.durable and (outcomes or transitions):
-            await anyio.to_thread.run_sync(self.recorder.write, outcomes, transitions, end)
+            # Shielded: once taken, a batch must reach the store. A cancel arriving while the
+            # call waits for a free worker thread would otherwise drop it.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.recorder.write, outcomes, transitions, end)
         else:
             self.recorder.write(outcomes, transitions, end)
         self.announce(end)

@@ -283,3 +283,25 @@ def test_interrupted_calls_run_again_with_the_same_idempotency_key(tmp_path: Pat
 def test_engine_without_store_says_so() -> None:
     with pytest.raises(UnknownJobError, match="this engine has no store"):
         Engine().get("job_x")
+
+
+def test_leases_let_one_owner_at_a_time_run_a_job(store: Store) -> None:
+    import time
+
+    store.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
+    assert store.claim("job_1", "server-a", 30) is True
+    assert store.claim("job_1", "server-b", 30) is False
+    assert store.claim("job_1", "server-a", 30) is True  # the holder keeps it
+    store.release("job_1", "server-b")  # not the holder: nothing happens
+    assert store.claim("job_1", "server-b", 30) is False
+    store.release("job_1", "server-a")
+    assert store.claim("job_1", "server-b", 0.2) is True
+    assert store.orphans() == []
+    time.sleep(0.4)
+    assert store.orphans() == ["job_1"]  # server-b stopped renewing
+    assert store.claim("job_1", "server-a", 30) is True
+    store.renew("server-a", 0.2)
+    time.sleep(0.4)
+    assert store.orphans() == ["job_1"]
+    store.renew("server-a", 30)
+    assert store.orphans() == []

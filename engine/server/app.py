@@ -110,6 +110,7 @@ def create_app(state: ServerState) -> FastAPI:
             resumed = state.resume_unfinished()
             if resumed:
                 log.info("resumed unfinished jobs", count=len(resumed))
+            group.start_soon(state.keep_leases)
             yield
             group.cancel_scope.cancel()
         state.group = None

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from ..errors import DecisionError
 from .schemas import JobAction, JobEnvelope, JobList
-from .state import ServerState, bad_request, state_of
+from .state import LEASE_SECONDS, ServerState, bad_request, state_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 State = Annotated[ServerState, Depends(state_of)]
@@ -54,8 +54,16 @@ async def job_action(
 ) -> Any:
     """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped."""
     job = state.job(job_id)
+    running_here = job.runner.active
+    if not running_here and not state.store.claim(job_id, state.owner, LEASE_SECONDS):
+        state.engine.forget(job_id)
+        raise bad_request(f"job `{job_id}` is being run by another server; try again")
     try:
         await state.engine.cancel(job_id)
     except DecisionError as error:
         raise bad_request(str(error)) from None
+    finally:
+        if not running_here:
+            state.store.release(job_id, state.owner)
+            state.engine.forget(job_id)
     return {"job": job.document()}

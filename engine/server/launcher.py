@@ -23,14 +23,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(db: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Yield the base url (`http://127.0.0.1:PORT/v1`) of a server that stops afterwards."""
+def running_server(
+    db: Path, *args: str, env: dict[str, str] | None = None, db_url: str | None = None
+) -> Iterator[str]:
+    """Yield the base url (`http://127.0.0.1:PORT/v1`) of a server that stops afterwards. Its
+    store is the SQLite file `db`, or `db_url` when given (`db` then names the log)."""
     port = free_port()
     environment = {**os.environ, **(env or {})}
     log_path = db.with_name(f"{db.name}.{port}.log")
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--port", str(port), "--db", str(db), *args],
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "serve",
+            "--port",
+            str(port),
+            "--db",
+            db_url or str(db),
+            *args,
+        ],
         cwd=ROOT,
         env=environment,
         stdin=subprocess.DEVNULL,

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 from anyio.abc import TaskGroup
 from fastapi import HTTPException, Request
 
@@ -18,6 +21,7 @@ from ..protocols import Store
 from ..scheduler import utc_now
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+LEASE_SECONDS = 6.0  # a server that stops renewing loses its jobs to the others after this
 
 
 class ApiError(HTTPException):
@@ -70,35 +74,72 @@ class ServerState:
     max_body: int = DEFAULT_MAX_BODY
     group: TaskGroup | None = None
     idempotent_runs: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> job id
+    owner: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    )
 
     def start(self, job: JobRun) -> None:
-        """Carry a job on in the background (unless a run of it is already going)."""
+        """Carry a job on in the background (unless a run of it is already going here).
+
+        Only the holder of the job's lease runs it: servers sharing one store never run a job,
+        and so a node, twice. Raises a 400 when another server is running the job now.
+        """
         if job.runner.active:
             job.runner.pump()
             return
+        if not self.store.claim(job.job_id, self.owner, LEASE_SECONDS):
+            self.engine.forget(job.job_id)
+            raise bad_request(
+                f"job `{job.job_id}` is being run by another server; try again "
+                "when it waits or ends"
+            )
         assert self.group is not None, "the server is not running"
         self.group.start_soon(self._advance, job)
 
     async def _advance(self, job: JobRun) -> None:
-        await self.engine.advance(job)
-        if job.scheduler.finished:
-            self.engine.forget(job.job_id)
+        try:
+            await self.engine.advance(job)
+        finally:
+            if not job.runner.active:
+                # parked or finished: give the job back, so that a decision sent to any server
+                # rebuilds it from the store
+                self.store.release(job.job_id, self.owner)
+                self.engine.forget(job.job_id)
 
     def resume_unfinished(self) -> list[str]:
-        """Jobs the store holds as unfinished (the server stopped or crashed): carry them on."""
+        """On start: unfinished jobs in the store that no server holds (this one stopped or
+        crashed, or another did): carry them on."""
         resumed = []
         for status in ("queued", "in-progress"):
             cursor: str | None = None
             while True:
                 records, cursor = self.store.list_jobs(status=status, limit=100, cursor=cursor)
                 for record in records:
-                    if record.parent_job_id is not None:
-                        continue  # a child job is run again by its parent's workflow node
-                    self.start(self.engine.get(record.job_id))
-                    resumed.append(record.job_id)
+                    if record.parent_job_id is None and self.take_over(record.job_id):
+                        resumed.append(record.job_id)
                 if cursor is None:
                     break
         return resumed
+
+    def take_over(self, job_id: str) -> bool:
+        """Run a job no server holds, if it has anything to run; True when it does."""
+        if job_id in self.engine.jobs or not self.store.claim(job_id, self.owner, LEASE_SECONDS):
+            return False  # running here already, or another server runs it
+        job = self.engine.get(job_id)
+        if job.scheduler.finished or (job.waiting and not job.runner.pending_start):
+            self.store.release(job_id, self.owner)  # parked or ended: nothing to run
+            self.engine.forget(job_id)
+            return False
+        self.start(job)
+        return True
+
+    async def keep_leases(self) -> None:
+        """Renew this server's leases, and take over jobs whose server stopped renewing."""
+        while True:
+            await anyio.sleep(LEASE_SECONDS / 3)
+            self.store.renew(self.owner, LEASE_SECONDS)
+            for job_id in self.store.orphans():
+                self.take_over(job_id)
 
     def workflow(self, workflow_id: str) -> dict[str, Any]:
         found = self.store.get_workflow(workflow_id)

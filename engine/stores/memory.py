@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ class MemoryStore:
         self._outcomes: dict[str, list[OutcomeRecord]] = {}
         self._events: dict[str, list[Transition]] = {}
         self._documents: dict[str, str] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # job id -> (owner, monotonic expiry)
 
     def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
         with self._lock:
@@ -115,6 +117,32 @@ class MemoryStore:
                 for j in matching
             ]
         return page(summaries, limit=limit, cursor=cursor)
+
+    def claim(self, job_id: str, owner: str, ttl: float) -> bool:
+        with self._lock:
+            held = self._leases.get(job_id)
+            now = time.monotonic()
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._leases[job_id] = (owner, now + ttl)
+            return True
+
+    def renew(self, owner: str, ttl: float) -> None:
+        with self._lock:
+            until = time.monotonic() + ttl
+            for job_id, (holder, _) in list(self._leases.items()):
+                if holder == owner:
+                    self._leases[job_id] = (owner, until)
+
+    def release(self, job_id: str, owner: str) -> None:
+        with self._lock:
+            if self._leases.get(job_id, ("", 0.0))[0] == owner:
+                del self._leases[job_id]
+
+    def orphans(self) -> list[str]:
+        with self._lock:
+            now = time.monotonic()
+            return [job_id for job_id, (_, until) in self._leases.items() if until < now]
 
     def close(self) -> None:
         return None

@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS flowgraph_jobs (
     document TEXT
 );
 CREATE INDEX IF NOT EXISTS flowgraph_jobs_by_time ON flowgraph_jobs (created_at DESC, job_id DESC);
+CREATE TABLE IF NOT EXISTS flowgraph_leases (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+);
 CREATE TABLE IF NOT EXISTS flowgraph_log_batches (
     job_id TEXT NOT NULL REFERENCES flowgraph_jobs (job_id) ON DELETE CASCADE,
     seq BIGSERIAL,
@@ -177,6 +182,33 @@ class PostgresStore:
             cursor=cursor,
         )
         return page_of(self._execute(query, parameters).fetchall(), limit)
+
+    def claim(self, job_id: str, owner: str, ttl: float) -> bool:
+        # one statement: the row lock taken by the upsert decides between competing servers
+        row = self._execute(
+            "INSERT INTO flowgraph_leases VALUES (%s, %s, now() + make_interval(secs => %s)) "
+            "ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at WHERE flowgraph_leases.owner = excluded.owner "
+            "OR flowgraph_leases.expires_at < now() RETURNING owner",
+            (job_id, owner, ttl),
+        ).fetchone()
+        return row is not None
+
+    def renew(self, owner: str, ttl: float) -> None:
+        self._execute(
+            "UPDATE flowgraph_leases SET expires_at = now() + make_interval(secs => %s) "
+            "WHERE owner = %s",
+            (ttl, owner),
+        )
+
+    def release(self, job_id: str, owner: str) -> None:
+        self._execute(
+            "DELETE FROM flowgraph_leases WHERE job_id = %s AND owner = %s", (job_id, owner)
+        )
+
+    def orphans(self) -> list[str]:
+        rows = self._execute("SELECT job_id FROM flowgraph_leases WHERE expires_at < now()")
+        return [row[0] for row in rows.fetchall()]
 
     def close(self) -> None:
         with self._lock:

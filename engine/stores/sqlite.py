@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     document TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at DESC, job_id DESC);
+CREATE TABLE IF NOT EXISTS leases (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log_batches (
     job_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -179,6 +185,36 @@ class SQLiteStore:
         with self._lock:
             rows = self._connection.execute(query, parameters).fetchall()
         return page_of(rows, limit)
+
+    def claim(self, job_id: str, owner: str, ttl: float) -> bool:
+        now = time.time()
+        with self._lock:
+            row = self._connection.execute(
+                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET "
+                "owner = excluded.owner, expires_at = excluded.expires_at "
+                "WHERE leases.owner = excluded.owner OR leases.expires_at < ? RETURNING owner",
+                (job_id, owner, now + ttl, now),
+            ).fetchone()
+        return row is not None
+
+    def renew(self, owner: str, ttl: float) -> None:
+        with self._lock:
+            self._connection.execute(
+                "UPDATE leases SET expires_at = ? WHERE owner = ?", (time.time() + ttl, owner)
+            )
+
+    def release(self, job_id: str, owner: str) -> None:
+        with self._lock:
+            self._connection.execute(
+                "DELETE FROM leases WHERE job_id = ? AND owner = ?", (job_id, owner)
+            )
+
+    def orphans(self) -> list[str]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT job_id FROM leases WHERE expires_at < ?", (time.time(),)
+            ).fetchall()
+        return [row[0] for row in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,111 @@
+"""Several `flowgraph serve` processes on one PostgreSQL database never run a node twice."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from postgres_server import postgres_server, unavailable_reason
+
+from engine.server.launcher import running_server
+from engine.stores.postgres import PostgresStore
+
+WORKFLOW: dict[str, Any] = {
+    "flow": [
+        {"id": "draft", "type": "custom-model", "modelId": "model_a"},
+        {"id": "loop", "type": "for-each", "count": 3, "loopBodyNodeIds": ["variant"]},
+        {
+            "id": "variant",
+            "type": "custom-model",
+            "modelId": "model_b",
+            "inputs": [{"name": "image", "type": "file", "ref": {"node": "draft"}}],
+        },
+        {
+            "id": "final",
+            "type": "custom-model",
+            "modelId": "model_c",
+            "inputs": [{"name": "images", "type": "file_array", "ref": {"node": "variant"}}],
+        },
+    ],
+}
+MODEL_NODES_PER_JOB = 1 + 3 + 1
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    import psycopg
+
+    with postgres_server() as url:
+        name = f"shared_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def run_all(urls: list[str], runs: int) -> list[str]:
+    from scenario_sdk import AsyncScenario
+
+    clients = [AsyncScenario(api_key="k", api_secret="s", base_url=u, max_retries=0) for u in urls]
+    workflow_id = (await clients[0].workflows.create(name="shared", description="d")).workflow.id
+    await clients[0].workflows.update(workflow_id, flow=WORKFLOW["flow"], status="ready")
+
+    async def one(n: int) -> str:
+        client = clients[n % len(clients)]
+        job_id = (await client.workflows.run(workflow_id, body={})).job.job_id
+        for _ in range(2000):
+            job = (await client.jobs.retrieve(job_id)).job
+            if job.status in ("success", "failure", "canceled"):
+                assert job.status == "success", job.metadata.error
+                return job_id
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"job {job_id} did not finish")
+
+    try:
+        return await asyncio.gather(*(one(n) for n in range(runs)))
+    finally:
+        for client in clients:
+            await client.close()
+
+
+def test_two_servers_and_a_late_third_on_one_database_run_every_node_once(
+    database: str, tmp_path: Path
+) -> None:
+    latency = ("--latency", "0.1", "--max-concurrency", "8")
+    with (
+        running_server(tmp_path / "a", *latency, db_url=database) as a,
+        running_server(tmp_path / "b", *latency, db_url=database) as b,
+    ):
+
+        async def with_a_late_server() -> list[str]:
+            runs = asyncio.create_task(run_all([a, b], 200))
+            await asyncio.sleep(1.0)
+            # a third server starts while jobs run: it must not take over jobs others hold
+            with running_server(tmp_path / "c", *latency, db_url=database):
+                await asyncio.sleep(2.0)
+            return await runs
+
+        job_ids = asyncio.run(with_a_late_server())
+    assert len(set(job_ids)) == 200
+    store = PostgresStore(database)
+    try:
+        for job_id in job_ids:
+            outcomes = store.outcomes(job_id)
+            calls = Counter(o.node_id for o in outcomes if o.kind == "call")
+            completed = Counter(
+                o.node_id for o in outcomes if o.kind == "completed" and o.payload["assets"]
+            )
+            assert len(calls) == MODEL_NODES_PER_JOB, (job_id, [(o.node_id, o.kind) for o in outcomes])
+            assert set(calls.values()) == {1}, (job_id, calls)
+            assert set(completed.values()) == {1} and len(completed) == MODEL_NODES_PER_JOB, (
+                job_id, [(o.node_id, o.kind) for o in outcomes])
+            assert store.get_job(job_id).status == "success"  # type: ignore[union-attr]
+    finally:
+        store.close()
