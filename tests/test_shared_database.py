@@ -86,7 +86,16 @@ def test_two_servers_and_a_late_third_on_one_database_run_every_node_once(
 
         async def with_a_late_server() -> list[str]:
             runs = asyncio.create_task(run_all([a, b], 200))
-            await asyncio.sleep(1.0)
+            probe = PostgresStore(database)
+            try:
+                for _ in range(200):  # until most runs are in: the SDK import takes a while
+                    if len(probe.list_jobs(status="queued", limit=1000)[0]) >= 100:
+                        break
+                    await asyncio.sleep(0.05)
+                unfinished = len(probe.list_jobs(status="queued", limit=1000)[0])
+            finally:
+                probe.close()
+            assert unfinished >= 100
             # a third server starts while jobs run: it must not take over jobs others hold
             with running_server(tmp_path / "c", *latency, db_url=database):
                 await asyncio.sleep(2.0)
@@ -102,10 +111,15 @@ def test_two_servers_and_a_late_third_on_one_database_run_every_node_once(
             completed = Counter(
                 o.node_id for o in outcomes if o.kind == "completed" and o.payload["assets"]
             )
-            assert len(calls) == MODEL_NODES_PER_JOB, (job_id, [(o.node_id, o.kind) for o in outcomes])
+            assert len(calls) == MODEL_NODES_PER_JOB, (
+                job_id,
+                [(o.node_id, o.kind) for o in outcomes],
+            )
             assert set(calls.values()) == {1}, (job_id, calls)
             assert set(completed.values()) == {1} and len(completed) == MODEL_NODES_PER_JOB, (
-                job_id, [(o.node_id, o.kind) for o in outcomes])
+                job_id,
+                [(o.node_id, o.kind) for o in outcomes],
+            )
             assert store.get_job(job_id).status == "success"  # type: ignore[union-attr]
     finally:
         store.close()
