@@ -78,7 +78,8 @@ class DryRunExecutor:
         if call.node_id in self.fail_nodes or call.template_id in self.fail_nodes:
             raise RuntimeError(f"dry-run failure injected for `{call.template_id}` (--fail)")
         digest = self.asset_digest(call)
-        if self.failure_rate and random.Random(digest).random() < self.failure_rate:
+        roll = random.Random(f"{digest}:{call.retry}").random()
+        if self.failure_rate and roll < self.failure_rate:
             raise TransientExecutorError(
                 f"dry-run simulated failure (rate {self.failure_rate}) on attempt {call.attempt}"
             )
@@ -264,7 +265,7 @@ async def call_executor(
                     f"(gave up after {tries} attempt{'s' if tries > 1 else ''})"
                 )
             await anyio.sleep(min(policy.max_backoff, policy.backoff * 2**attempt))
-            call.attempt += 1
+            call.retry += 1
             continue
         except Exception as error:  # an executor's own error fails the node, never the engine
             return Failed(f"executor `{executor.name}`: {error}")

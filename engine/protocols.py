@@ -73,6 +73,9 @@ class NodeCall:
     node: Any  # the flow node as compiled (engine.models.FlowNode)
     iteration_index: int | None = None
     attempt: int = 1
+    # transient errors retried within this attempt (the idempotency key stays the same, so a
+    # remote service that honours it does not start the work twice)
+    retry: int = 0
     seed: int = 0
 
     @property

@@ -141,23 +141,24 @@ class Flaky:
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
-        self.attempts: list[int] = []
+        self.attempts: list[tuple[int, int, str]] = []
 
     async def run(self, call: NodeCall) -> ExecutorResult:
-        self.attempts.append(call.attempt)
+        self.attempts.append((call.attempt, call.retry, call.idempotency_key))
         if len(self.attempts) <= self.failures:
             raise TransientExecutorError("rate limited")
-        return ExecutorResult(outputs={"attempt": call.attempt})
+        return ExecutorResult(outputs={"retry": call.retry})
 
 
-async def test_transient_errors_are_retried_with_the_attempt_counted() -> None:
+async def test_transient_errors_are_retried_under_one_idempotency_key() -> None:
     flaky = Flaky(failures=2)
     engine = make_engine(
         executors=ExecutorRouter(default=flaky), policy=CallPolicy(retries=2, backoff=0)
     )
     job = await engine.run(ONE_MODEL)
-    assert flaky.attempts == [1, 2, 3]
-    assert nodes(job)["gen"]["output"] == {"attempt": 3}
+    key = f"{job.job_id}:gen:1"
+    assert flaky.attempts == [(1, 0, key), (1, 1, key), (1, 2, key)]
+    assert nodes(job)["gen"]["output"] == {"retry": 2}
     flaky = Flaky(failures=5)
     engine = make_engine(
         executors=ExecutorRouter(default=flaky), policy=CallPolicy(retries=1, backoff=0)

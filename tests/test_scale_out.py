@@ -213,3 +213,95 @@ def test_serve_with_a_configuration_file(tmp_path: Path) -> None:
 
     result = flowgraph("serve", "--config", str(broken), "--db", str(tmp_path / "x.db"))
     assert result.returncode == 2 and "configuration is invalid" in result.stderr
+
+
+def test_cancelling_a_job_cancels_its_dask_task() -> None:
+    async def go() -> tuple[Any, list[Any], float]:
+        cluster = DaskExecutor(workers=1, settings={"latency": 30})
+        try:
+            engine = Engine(executors=ExecutorRouter(default=cluster))
+            job = engine.prepare({"flow": [{"id": "slow", "type": "custom-model", "modelId": "m"}]})
+            client = await cluster.client()
+            started = anyio.current_time()
+
+            async def cancel_when_running() -> None:
+                while not client.futures:
+                    await anyio.sleep(0.05)
+                await anyio.sleep(0.5)
+                await engine.cancel(job.job_id)
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(cancel_when_running)
+                await job.runner.run()
+            for _ in range(100):  # the scheduler forgets a cancelled task
+                processing = [key for keys in (await client.processing()).values() for key in keys]
+                if not processing:
+                    break
+                await anyio.sleep(0.05)
+            return job, processing, anyio.current_time() - started
+        finally:
+            await cluster.close()
+
+    job, processing, seconds = anyio.run(go)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    assert job.document()["status"] == "canceled"
+    assert nodes(job)["slow"]["statusReason"] == "canceled"
+    assert processing == [] and seconds < 20
+
+
+def test_the_http_executor_retries_transient_errors_with_one_idempotency_key() -> None:
+    from engine import NodeCall
+
+    seen: list[tuple[str, str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, request.headers.get("idempotency-key")))
+        path = request.url.path
+        if request.method == "POST" and path.endswith("/workflows"):
+            return httpx.Response(200, json={"workflow": {"id": "wflow_r"}})
+        if request.method == "PUT" and path.endswith("/run"):
+            runs = sum(1 for m, p, _ in seen if m == "PUT" and p.endswith("/run"))
+            if runs == 1:
+                return httpx.Response(
+                    503, json={"statusCode": 503, "error": "x", "message": "busy"}
+                )
+            return httpx.Response(200, json={"job": {"jobId": "job_r", "status": "in-progress"}})
+        if request.method == "GET" and path.endswith("/jobs/job_r"):
+            node = {
+                "id": "node",
+                "status": "success",
+                "assets": [{"assetId": "asset_remote", "url": "https://x/a.png"}],
+            }
+            return httpx.Response(
+                200,
+                json={"job": {"jobId": "job_r", "status": "success", "metadata": {"flow": [node]}}},
+            )
+        return httpx.Response(200, json={"workflow": {"id": "wflow_r"}})
+
+    executor = HttpExecutor(
+        "http://remote.test/v1", poll_interval=0, transport=httpx.MockTransport(handler)
+    )
+    call = NodeCall(
+        job_id="job_local",
+        node_id="gen",
+        template_id="gen",
+        node_type="custom-model",
+        model_id="model_x",
+        inputs={"prompt": "a fox"},
+        node=None,
+    )
+
+    async def go() -> Any:
+        from engine.executors import call_executor
+
+        try:
+            return await call_executor(executor, call, CallPolicy(retries=2, backoff=0))
+        finally:
+            await executor.close()
+
+    outcome = anyio.run(go)
+    assert outcome.assets[0].asset_id == "asset_remote"
+    run_keys = [key for method, path, key in seen if method == "PUT" and path.endswith("/run")]
+    assert run_keys == ["job_local:gen:1", "job_local:gen:1"]  # the retry: the same key
