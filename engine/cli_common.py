@@ -170,7 +170,10 @@ def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
     """Print the job (envelope or summary), say how to continue a parked job, pick the exit."""
     document = job.document()
     if as_json:
-        sys.stdout.write('{"job": ' + job.document_json() + "}\n")
+        # three writes, not one concatenated string: the document can be tens of megabytes
+        sys.stdout.write('{"job": ')
+        sys.stdout.write(job.document_json())
+        sys.stdout.write("}\n")
     else:
         print_summary(out_console(), job, document)
     if job.status is JobStatus.SUCCESS:
