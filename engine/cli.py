@@ -156,8 +156,10 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run a workflow offline; model nodes go to the dry-run executor. The job is kept in the
-    store, so a run that stops at a gate can be continued later."""
+    """Run a workflow offline (model nodes go to the dry-run executor).
+
+    The job is kept in the store, so a run that stops at a gate can be continued later.
+    """
     options: dict[str, Any] = {
         "seed": seed,
         "keepGoing": keep_going,
@@ -250,9 +252,11 @@ def serve(
         int | None, typer.Option(min=1024, help="Largest request body, in bytes [10 MiB]")
     ] = None,
 ) -> None:
-    """Serve Scenario's Workflows API under /v1 (point the official SDK at
-    http://HOST:PORT/v1); jobs run on this machine and live in the store. Options given here
-    win over the configuration file."""
+    """Serve Scenario's Workflows API under /v1 for the official SDK.
+
+    Point the SDK at http://HOST:PORT/v1; jobs run on this machine and live in the store.
+    Options given here win over the configuration file.
+    """
     from .api import Engine
     from .config import load_config
     from .server import build_state
@@ -321,8 +325,10 @@ def serve(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(context: typer.Context) -> None:
-    """Run the benchmarks (the options of `python -m benchmarks`, e.g. --iterations, --json,
-    --plot FILE.png): every scenario next to its baseline, in one process."""
+    """Run the benchmarks: every scenario next to its baseline, in one process.
+
+    Takes the options of `python -m benchmarks`, e.g. --iterations, --json, --plot FILE.png.
+    """
     try:
         from benchmarks.__main__ import main as run_benchmarks
     except ImportError:

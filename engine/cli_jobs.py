@@ -84,8 +84,11 @@ def select(
 
 
 def resume(job_id: JobArgument, as_json: JsonOption = False, db: DbOption = None) -> None:
-    """Continue a job after a stop or a crash: finished nodes keep their results, interrupted
-    model calls run again (with the same idempotency key), gates keep waiting."""
+    """Continue a job after a stop or a crash.
+
+    Finished nodes keep their results, interrupted model calls run again (with the same
+    idempotency key), gates keep waiting.
+    """
     _, engine, job = load(db, job_id)
     drive(engine, job, as_json=as_json)
     raise finish(job, as_json=as_json, db=db)
