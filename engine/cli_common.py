@@ -123,7 +123,11 @@ def drive(
                 job.scheduler, decide, decisions, auto_approve=auto_approve, report=report
             )
             if not progressed and interactive:
+                if display is not None:
+                    display.progress.stop()  # the live bar would scribble over the prompt
                 progressed = ask_decisions(engine, job)
+                if display is not None:
+                    display.progress.start()
             if not progressed:
                 break
             await engine.advance(job)
