@@ -124,6 +124,7 @@ def drive(
             )
             if not progressed and interactive:
                 if display is not None:
+                    display.update()
                     display.progress.stop()  # the live bar would scribble over the prompt
                 progressed = ask_decisions(engine, job)
                 if display is not None:
