@@ -27,7 +27,8 @@ demo: $(VENV)/.installed
 		--input style=watercolor --decisions examples/creative-app.decisions.json
 
 test: $(VENV)/.installed-dev
-	bash tests/ensure-chromium.sh
+	bash tests/ensure-package.sh chromium 'command -v chromium' 'the browser test'
+	bash tests/ensure-package.sh postgresql 'ls /usr/lib/postgresql/*/bin/initdb' 'the PostgreSQL tests'
 	$(BIN)/ruff check engine nodes tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

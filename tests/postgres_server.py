@@ -21,7 +21,7 @@ def binaries() -> str | None:
 
 def unavailable_reason() -> str | None:
     if binaries() is None:
-        return "PostgreSQL is not installed (tests/ensure-postgres.sh installs it as root)"
+        return "PostgreSQL is not installed (make test installs it as root)"
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         return "running as root without `runuser`: cannot start PostgreSQL as another user"
     return None

@@ -36,6 +36,16 @@ ONE_MODEL = {
 }
 
 
+def model_loop(count: int) -> dict[str, Any]:
+    """A for-each of `count` iterations, each one `model` node (`gen`)."""
+    return {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": count, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "model", "modelId": "m"},
+        ]
+    }
+
+
 def asset_ids(job: Any) -> dict[str, list[str]]:
     return {i: [a["assetId"] for a in n.get("assets", [])] for i, n in nodes(job).items()}
 
@@ -204,12 +214,7 @@ async def test_timeouts_fail_the_node() -> None:
 
 async def test_the_concurrency_limit_bounds_executor_calls() -> None:
     sleeper = Sleeper(0.01)
-    document = {
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": 20, "loopBodyNodeIds": ["gen"]},
-            {"id": "gen", "type": "model", "modelId": "m"},
-        ]
-    }
+    document = model_loop(20)
     engine = make_engine(
         executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=3)
     )
@@ -220,18 +225,10 @@ async def test_the_concurrency_limit_bounds_executor_calls() -> None:
 
 async def test_cancel_reaches_running_calls() -> None:
     sleeper = Sleeper(30)
-    document = {
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": 4, "loopBodyNodeIds": ["gen"]},
-            {"id": "gen", "type": "model", "modelId": "m"},
-            {
-                "id": "after",
-                "type": "transform",
-                "logic": {"transform": "1"},
-                "dependsOn": ["loop"],
-            },
-        ]
-    }
+    document = model_loop(4)
+    document["flow"].append(
+        {"id": "after", "type": "transform", "logic": {"transform": "1"}, "dependsOn": ["loop"]}
+    )
     engine = make_engine(
         executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=2)
     )
@@ -269,12 +266,7 @@ async def test_routes_match_node_type_and_model_id_globs() -> None:
 
 async def test_the_limit_is_shared_by_every_job_of_an_engine() -> None:
     sleeper = Sleeper(0.01)
-    document = {
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": 6, "loopBodyNodeIds": ["gen"]},
-            {"id": "gen", "type": "model", "modelId": "m"},
-        ]
-    }
+    document = model_loop(6)
     engine = make_engine(
         executors=ExecutorRouter(default=sleeper), policy=CallPolicy(concurrency=2)
     )

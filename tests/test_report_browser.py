@@ -41,7 +41,7 @@ def test_the_report_shows_every_node_with_its_status(
 ) -> None:
     if CHROMIUM is None:
         pytest.skip(
-            "Debian's chromium is not installed (tests/ensure-chromium.sh installs it as root)"
+            "Debian's chromium is not installed (make test installs it as root)"
         )
     from playwright.sync_api import sync_playwright
 
