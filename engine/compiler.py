@@ -16,7 +16,7 @@ import networkx as nx
 from .errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
 from .expressions import Expression, compile_expression
 from .gc_tuning import quiet_gc
-from .models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Workflow
+from .models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Ref, Workflow
 from .protocols import NodeKind
 
 WORKFLOW_REF = "workflow"
@@ -122,24 +122,15 @@ def compile_flow(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
 def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
     problems: list[Problem] = []
     flow = workflow.flow
-    positions: dict[str, int] = {}
-    for position, node in enumerate(flow):
-        if node.id in positions:
-            problems.append(
-                Problem(
-                    f"duplicate node id `{node.id}` (first at flow[{positions[node.id]}])",
-                    path=f"flow[{position}].id",
-                    node_id=node.id,
-                )
-            )
-        else:
-            positions[node.id] = position
+    positions = {node.id: position for position, node in enumerate(flow)}
+    if len(positions) != len(flow):
+        positions = _first_positions(flow, problems)
     declared_inputs = _check_workflow_inputs(workflow, problems)
 
-    edges = Edges()
+    edges = Edges(positions)
     templates: dict[str, TemplateNode] = {}
     for position, node in enumerate(flow):
-        if positions.get(node.id) != position:
+        if positions[node.id] != position:
             continue
         template = _compile_node(node, position, kinds, positions, declared_inputs, edges, problems)
         if template is not None:
@@ -149,7 +140,7 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(positions)
     graph.add_edges_from((s, t, {"kinds": kinds}) for (s, t), kinds in edges.kinds.items())
-    if not edges.acyclic(positions):
+    if not edges.acyclic():
         _check_cycles(graph, positions, problems)
     if problems:
         if any(p.message.startswith("cycle:") for p in problems):
@@ -162,21 +153,56 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
     return Plan(workflow=workflow, nodes=templates, graph=graph, top_level=top_level)
 
 
-class Edges:
-    """The flow's edges while compiling: kinds per (source, target), and adjacency both ways."""
+def _first_positions(flow: list[FlowNode], problems: list[Problem]) -> dict[str, int]:
+    """Each id's first position in the flow; every later duplicate is a problem."""
+    positions: dict[str, int] = {}
+    for position, node in enumerate(flow):
+        if node.id in positions:
+            problems.append(
+                Problem(
+                    f"duplicate node id `{node.id}` (first at flow[{positions[node.id]}])",
+                    path=f"flow[{position}].id",
+                    node_id=node.id,
+                )
+            )
+        else:
+            positions[node.id] = position
+    return positions
 
-    def __init__(self) -> None:
+
+class Edges:
+    """The flow's edges while compiling: kinds per (source, target), adjacency both ways, and
+    what the plan derives from them (referenced nodes, branch sources) gathered as they come."""
+
+    def __init__(self, positions: Mapping[str, int]) -> None:
+        self.positions = positions
         self.kinds: dict[tuple[str, str], set[str]] = {}
         self.successors: dict[str, dict[str, set[str]]] = {}
         self.predecessors: dict[str, dict[str, set[str]]] = {}
+        self.referencing: set[str] = set()  # sources of a data, conditional or order edge
+        self.branch_sources: dict[str, set[str]] = {}  # target -> logic nodes naming it
+        self.backward = 0  # edges that do not point forward in flow order
 
     def add(self, source: str, target: str, kind: str) -> None:
-        kinds = self.kinds.get((source, target))
+        key = (source, target)
+        kinds = self.kinds.get(key)
         if kinds is None:
-            kinds = self.kinds[(source, target)] = set()
-            self.successors.setdefault(source, {})[target] = kinds
-            self.predecessors.setdefault(target, {})[source] = kinds
+            kinds = self.kinds[key] = set()
+            successors = self.successors.get(source)
+            if successors is None:
+                successors = self.successors[source] = {}
+            successors[target] = kinds
+            predecessors = self.predecessors.get(target)
+            if predecessors is None:
+                predecessors = self.predecessors[target] = {}
+            predecessors[source] = kinds
+            if self.positions[source] >= self.positions[target]:
+                self.backward += 1
         kinds.add(kind)
+        if kind in REFERENCE_EDGES:
+            self.referencing.add(source)
+        elif kind == "branch":
+            self.branch_sources.setdefault(target, set()).add(source)
 
     def out(self, node_id: str) -> dict[str, set[str]]:
         return self.successors.get(node_id, {})
@@ -184,9 +210,12 @@ class Edges:
     def into(self, node_id: str) -> dict[str, set[str]]:
         return self.predecessors.get(node_id, {})
 
-    def acyclic(self, nodes: Mapping[str, int]) -> bool:
-        """Kahn's algorithm: True when every node can be ordered."""
-        waiting = {node: len(self.into(node)) for node in nodes}
+    def acyclic(self) -> bool:
+        """True when the nodes can be ordered: at once when every edge points forward in the
+        flow (the flow order is then a topological order), else by Kahn's algorithm."""
+        if not self.backward:
+            return True
+        waiting = {node: len(self.into(node)) for node in self.positions}
         ready = [node for node, count in waiting.items() if count == 0]
         ordered = 0
         while ready:
@@ -217,6 +246,14 @@ def _unknown_input_type(name: str) -> str:
     return f"unknown input type `{name}`; expected one of: {', '.join(INPUT_TYPES)}"
 
 
+def _report(
+    problems: list[Problem], node: FlowNode, position: int, message: str, path: str
+) -> None:
+    """A problem of the node at flow[position]; `path` is below the node ("" for the node)."""
+    base = f"flow[{position}]"
+    problems.append(Problem(message, path=f"{base}.{path}" if path else base, node_id=node.id))
+
+
 def _compile_node(
     node: FlowNode,
     position: int,
@@ -226,94 +263,111 @@ def _compile_node(
     edges: Edges,
     problems: list[Problem],
 ) -> TemplateNode | None:
-    base = f"flow[{position}]"
-
-    def report(message: str, path: str) -> None:
-        problems.append(Problem(message, path=f"{base}.{path}" if path else base, node_id=node.id))
-
-    def known(target: str, path: str, what: str) -> bool:
-        if target in positions:
-            return True
-        report(f"unknown node `{target}` in {what}", path)
-        return False
-
+    node_id = node.id
     kind = kinds.get(node.type)
     if kind is None:
         expected = ", ".join(t for t in NODE_TYPES if t in kinds) or "none registered"
-        report(f"unknown node type `{node.type}`; expected one of: {expected}", "type")
-    inputs: list[CompiledInput] = []
-    for index, node_input in enumerate(node.inputs or []):
-        path = "inputs[%d]" % index  # noqa: UP031 (cheapest on the hot path)
-        if node_input.type not in INPUT_TYPES:
-            report(_unknown_input_type(node_input.type), f"{path}.type")
-        fields = node_input.model_fields_set
-        compiled = CompiledInput(
-            name=node_input.name,
-            type=node_input.type,
-            position=index,
-            value=node_input.value,
-            has_value="value" in fields and node_input.value is not None,
-            default=node_input.default,
+        _report(
+            problems,
+            node,
+            position,
+            f"unknown node type `{node.type}`; expected one of: {expected}",
+            "type",
         )
+    inputs: list[CompiledInput] = []
+    for index, node_input in enumerate(node.inputs or ()):
+        if node_input.type not in INPUT_TYPES:
+            _report(
+                problems,
+                node,
+                position,
+                _unknown_input_type(node_input.type),
+                f"inputs[{index}].type",
+            )
+        value = node_input.value  # an unset value is None
         ref = node_input.ref
-        if ref is not None:
-            compiled.has_ref = True
-            compiled.ref_node, compiled.ref_name = ref.node, ref.name
-            compiled.has_equal = "equal" in ref.model_fields_set
-            compiled.ref_equal = ref.equal
-            compiled.conditional = tuple(ref.conditional or ())
-            if ref.node is None and not ref.conditional:
-                report(
-                    "`ref` has neither `node` nor `conditional`; set at least one", f"{path}.ref"
+        if ref is None:
+            inputs.append(
+                CompiledInput(
+                    node_input.name,
+                    node_input.type,
+                    index,
+                    value=value,
+                    has_value=value is not None,
+                    default=node_input.default,
                 )
-            if ref.node == WORKFLOW_REF:
-                if not ref.name:
-                    report(
-                        "a ref to `workflow` needs `name`: the run input to read",
-                        f"{path}.ref.name",
-                    )
-                elif ref.name not in declared_inputs:
-                    report(
-                        f"ref to undeclared workflow input `{ref.name}`; declare it in the "
-                        "workflow's `inputs`",
-                        f"{path}.ref.name",
-                    )
-            elif ref.node is not None:
-                if ref.node in positions:
-                    edges.add(ref.node, node.id, "data")
-                else:
-                    known(ref.node, f"{path}.ref.node", "`ref.node`")
-            for entry_index, entry in enumerate(compiled.conditional):
-                if known(entry, f"{path}.ref.conditional[{entry_index}]", "`ref.conditional`"):
-                    edges.add(entry, node.id, "conditional")
-        inputs.append(compiled)
-    for index, target in enumerate(node.depends_on or []):
-        if known(target, f"dependsOn[{index}]", "`dependsOn`"):
-            edges.add(target, node.id, "order")
-    for index, member in enumerate(node.loop_body_node_ids or []):
-        if member == node.id:
-            report(f"for-each `{node.id}` lists itself in its body", f"loopBodyNodeIds[{index}]")
+            )
+            continue
+        ref_node, conditional = ref.node, ref.conditional
+        inputs.append(
+            CompiledInput(
+                node_input.name,
+                node_input.type,
+                index,
+                ref_node,
+                ref.name,
+                ref.equal,
+                "equal" in ref.__pydantic_fields_set__,
+                tuple(conditional) if conditional else (),
+                True,
+                value,
+                value is not None,
+                node_input.default,
+            )
+        )
+        if ref_node is not None and ref_node != WORKFLOW_REF and ref_node in positions:
+            edges.add(ref_node, node_id, "data")
         else:
-            known(member, f"loopBodyNodeIds[{index}]", "`loopBodyNodeIds`")
-    if node.type == "logic" and node.logic is not None:
-        for case in node.logic.cases or []:
-            if isinstance(case.value, str) and case.value in positions and case.value != node.id:
-                edges.add(node.id, case.value, "branch")
+            _check_ref(ref, f"inputs[{index}].ref", node, position, declared_inputs, problems)
+        for entry_index, entry in enumerate(conditional or ()):
+            if entry in positions:
+                edges.add(entry, node_id, "conditional")
+            else:
+                _report(
+                    problems,
+                    node,
+                    position,
+                    f"unknown node `{entry}` in `ref.conditional`",
+                    f"inputs[{index}].ref.conditional[{entry_index}]",
+                )
+    for index, target in enumerate(node.depends_on or ()):
+        if target in positions:
+            edges.add(target, node_id, "order")
+        else:
+            _report(
+                problems,
+                node,
+                position,
+                f"unknown node `{target}` in `dependsOn`",
+                f"dependsOn[{index}]",
+            )
+    for index, member in enumerate(node.loop_body_node_ids or ()):
+        if member == node_id:
+            message = f"for-each `{node_id}` lists itself in its body"
+        elif member not in positions:
+            message = f"unknown node `{member}` in `loopBodyNodeIds`"
+        else:
+            continue
+        _report(problems, node, position, message, f"loopBodyNodeIds[{index}]")
+    if node.logic is not None and node.type == "logic":
+        for case in node.logic.cases or ():
+            if isinstance(case.value, str) and case.value in positions and case.value != node_id:
+                edges.add(node_id, case.value, "branch")
         default = node.logic.default
-        if isinstance(default, str) and default in positions and default != node.id:
-            edges.add(node.id, default, "branch")
+        if isinstance(default, str) and default in positions and default != node_id:
+            edges.add(node_id, default, "branch")
     if kind is None:
         return None
     for message, path in kind.check(node):
-        report(message, path)
+        _report(problems, node, position, message, path)
     expressions: dict[str, Expression] = {}
     for key, (source, path) in kind.expressions(node).items():
         try:
             expressions[key] = compile_expression(source)
         except ExpressionSyntaxError as error:
-            report(str(error), path)
+            _report(problems, node, position, str(error), path)
     return TemplateNode(
-        id=node.id,
+        id=node_id,
         position=position,
         type=node.type,
         node=node,
@@ -325,10 +379,39 @@ def _compile_node(
     )
 
 
+def _check_ref(
+    ref: Ref,
+    path: str,
+    node: FlowNode,
+    position: int,
+    declared_inputs: set[str],
+    problems: list[Problem],
+) -> None:
+    """The rarer refs: to a run input, to no node at all, to an unknown node."""
+    if ref.node is None:
+        if not ref.conditional:
+            message = "`ref` has neither `node` nor `conditional`; set at least one"
+            _report(problems, node, position, message, path)
+    elif ref.node == WORKFLOW_REF:
+        if not ref.name:
+            message = "a ref to `workflow` needs `name`: the run input to read"
+            _report(problems, node, position, message, f"{path}.name")
+        elif ref.name not in declared_inputs:
+            message = (
+                f"ref to undeclared workflow input `{ref.name}`; declare it in the workflow's "
+                "`inputs`"
+            )
+            _report(problems, node, position, message, f"{path}.name")
+    else:
+        message = f"unknown node `{ref.node}` in `ref.node`"
+        _report(problems, node, position, message, f"{path}.node")
+
+
 def _resolve_loops(
     flow: list[FlowNode], positions: dict[str, int], edges: Edges, problems: list[Problem]
 ) -> dict[str, tuple[str, ...]]:
-    """Each node's enclosing loops (outermost first); a node belongs to the innermost lister."""
+    """The enclosing loops (outermost first) of each node in a loop; a node belongs to the
+    innermost for-each that lists it."""
     listed: dict[str, set[str]] = {}
     for node in flow:
         if node.type == "for-each" and positions.get(node.id) is not None:
@@ -376,7 +459,7 @@ def _resolve_loops(
         chains[node_id] = result
         return result
 
-    return {node_id: chain(node_id) for node_id in positions}
+    return {node_id: chain(node_id) for node_id in owner}
 
 
 def _check_cycles(graph: nx.DiGraph, positions: dict[str, int], problems: list[Problem]) -> None:
@@ -395,25 +478,26 @@ def _link(
     templates: dict[str, TemplateNode], loops: dict[str, tuple[str, ...]], edges: Edges
 ) -> None:
     """Fill in the derived fields: loop chains, bodies, sinks, branch sources, referenced."""
-    for template in templates.values():
-        template.loops = loops.get(template.id, ())
     bodies: dict[str, list[str]] = {}
     descendants: dict[str, list[str]] = {}
-    for template in templates.values():
-        if template.loops:
-            bodies.setdefault(template.loops[-1], []).append(template.id)
-            for loop in template.loops:
-                descendants.setdefault(loop, []).append(template.id)
-    for template in templates.values():
-        template.referenced = any(
-            kinds & REFERENCE_EDGES for kinds in edges.out(template.id).values()
-        )
-        # sorted by id, not flow position, so that reordering the flow changes nothing
-        template.branch_sources = tuple(
-            sorted(source for source, kinds in edges.into(template.id).items() if "branch" in kinds)
-        )
-        if template.type != "for-each":
-            continue
+    for_eaches: list[TemplateNode] = []
+    referencing, branch_sources = edges.referencing, edges.branch_sources
+    for node_id, template in templates.items():
+        chain = loops.get(node_id)
+        if chain:
+            template.loops = chain
+            bodies.setdefault(chain[-1], []).append(node_id)
+            for loop in chain:
+                descendants.setdefault(loop, []).append(node_id)
+        if node_id in referencing:
+            template.referenced = True
+        sources = branch_sources.get(node_id)
+        if sources:
+            # sorted by id, not flow position, so that reordering the flow changes nothing
+            template.branch_sources = tuple(sorted(sources))
+        if template.type == "for-each":
+            for_eaches.append(template)
+    for template in for_eaches:
         template.body = tuple(bodies.get(template.id, ()))
         template.descendants = tuple(descendants.get(template.id, ()))
         inside = set(template.descendants)
