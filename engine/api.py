@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import orjson
 from anyio.lowlevel import RunVar
 
 from .compiler import Plan, compile_flow
@@ -18,7 +17,7 @@ from .errors import UnknownJobError
 from .executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
 from .gc_tuning import quiet_gc
 from .instances import Instance
-from .job import job_document
+from .job import job_document, job_document_json
 from .models import Workflow
 from .persistence import Recorder, restore
 from .protocols import (
@@ -59,7 +58,7 @@ class JobRun:
     extra_metadata: dict[str, Any] = field(default_factory=dict)
     _document: dict[str, Any] | None = field(default=None, repr=False)
     _document_key: tuple[int, JobStatus] | None = field(default=None, repr=False)
-    _document_text: tuple[dict[str, Any], str] | None = field(default=None, repr=False)
+    _document_json: tuple[tuple[int, JobStatus], bytes] | None = field(default=None, repr=False)
 
     @property
     def job_id(self) -> str:
@@ -74,19 +73,30 @@ class JobRun:
         """Gates waiting for a decision."""
         return list(self.scheduler.waiting.values())
 
-    def document_json(self) -> str:
-        """The document as JSON text, encoded once per change (checkpoints and the CLI share
-        it)."""
-        document = self.document()
-        if self._document_text is None or self._document_text[0] is not document:
+    def document_json(self) -> bytes:
+        """The document as UTF-8 JSON, encoded node by node (the node dicts of a large job
+        never exist all at once) and once per change: checkpoints and the CLI share it."""
+        key = self._key()
+        if self._document_json is None or self._document_json[0] != key:
+            self._document_json = None  # let the old encoding go before making the new one
             with quiet_gc():
-                self._document_text = (document, orjson.dumps(document).decode())
-        return self._document_text[1]
+                encoded = job_document_json(
+                    self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
+                )
+            self._document_json = (key, encoded)
+        return self._document_json[1]
+
+    def _key(self) -> tuple[int, JobStatus]:
+        return (self.scheduler.transition_count, self.scheduler.status)
+
+    @property
+    def updated_at(self) -> str:
+        return self.scheduler.updated_at or self.created_at
 
     def document(self) -> dict[str, Any]:
         """The job as Scenario's API shows it (no envelope). Built again only when something
         changed since the last call; treat it as read-only."""
-        key = (len(self.scheduler.transitions), self.scheduler.status)
+        key = self._key()
         if self._document is None or self._document_key != key:
             with quiet_gc():
                 self._document = job_document(
@@ -300,16 +310,13 @@ class Engine:
         """Store the job's status and its whole document."""
         if self.store is None:
             return
-        document = job.document()
-        text = job.document_json()
+        encoded = job.document_json()
+        status, updated_at = job.status.value, job.updated_at
         store = self.store
 
         def write() -> None:
             store.checkpoint(
-                job.job_id,
-                status=document["status"],
-                updated_at=document["updatedAt"],
-                document_json=text,
+                job.job_id, status=status, updated_at=updated_at, document_json=encoded
             )
 
         await anyio.to_thread.run_sync(write)

@@ -173,20 +173,32 @@ def ask_decisions(engine: Engine, job: JobRun) -> bool:
 
 def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
     """Print the job (envelope or summary), say how to continue a parked job, pick the exit."""
-    document = job.document()
     if as_json:
-        # three writes, not one concatenated string: the document can be tens of megabytes
-        sys.stdout.write('{"job": ')
-        sys.stdout.write(job.document_json())
-        sys.stdout.write("}\n")
+        write_envelope(job.document_json())
     else:
-        print_summary(out_console(), job, document)
+        print_summary(out_console(), job, job.document())
     if job.status is JobStatus.SUCCESS:
         return typer.Exit(EXIT_OK)
     if job.status in (JobStatus.FAILURE, JobStatus.CANCELED):
         return typer.Exit(EXIT_JOB_FAILED)
     print_continue_hints(job, db)
     return typer.Exit(EXIT_WAITING)
+
+
+def write_envelope(document_json: bytes) -> None:
+    """`{"job": ...}` on stdout. The encoded document (tens of megabytes for a large job) goes
+    to the binary stream as it is: no concatenated copy and no decoded text of it."""
+    binary = getattr(sys.stdout, "buffer", None)
+    if binary is None:  # a text-only stream (captured output)
+        sys.stdout.write('{"job": ')
+        sys.stdout.write(document_json.decode())
+        sys.stdout.write("}\n")
+        return
+    sys.stdout.flush()
+    binary.write(b'{"job": ')
+    binary.write(document_json)
+    binary.write(b"}\n")
+    binary.flush()
 
 
 def print_continue_hints(job: JobRun, db: str | None) -> None:

@@ -8,6 +8,8 @@ each input, `dependsOn` entry and branch source of an instance points in that ru
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .compiler import CompiledInput, Plan, TemplateNode
@@ -22,6 +24,10 @@ ITEM = 2  # the current item (or index) of an enclosing loop
 COLLECTION = 3  # the clones of a template below a loop instance, collected in iteration order
 
 Link = tuple[int, Any, Any]  # (mode, instance-or-scope, template id or input name)
+
+# What an instance has before anything is set: shared, immutable (a large fan-out creates
+# hundreds of thousands of instances, most of which never get dependents or order links).
+NO_OUTPUTS: Mapping[str, Any] = MappingProxyType({})
 
 
 class Scope:
@@ -70,6 +76,7 @@ class Instance:
         "attempt",
         "is_template_copy",
         "cause",
+        "handed_out",
     )
 
     def __init__(
@@ -81,16 +88,17 @@ class Instance:
         self.status = NodeStatus.PENDING
         self.reason: str | None = None
         self.values: dict[str, Any] | None = None
-        self.outputs: dict[str, Any] = {}
-        self.assets: list[Any] = []
+        self.outputs: Mapping[str, Any] = NO_OUTPUTS
+        self.assets: list[Any] | tuple[()] = ()
         self.details: dict[str, Any] | None = None
         self.items: list[Any] | None = None
-        self.input_links: list[Link | None] = []
-        self.conditional_links: list[list[Link]] = []
-        self.order_links: list[Link] = []
-        self.branch_links: list[Instance] = []
+        # filled once by the scheduler when the instance is wired
+        self.input_links: tuple[Link | None, ...] = ()
+        self.conditional_links: tuple[tuple[Link, ...], ...] = ()
+        self.order_links: tuple[Link, ...] = ()
+        self.branch_links: tuple[Instance, ...] = ()
         self.blocked = 0
-        self.dependents: list[Instance] = []
+        self.dependents: list[Instance] | tuple[()] = ()
         self.iterations: list[Scope] | None = None
         self.children_left = 0
         self.failed_child: Instance | None = None
@@ -98,6 +106,7 @@ class Instance:
         self.attempt = 0
         self.is_template_copy = template_copy
         self.cause: dict[str, Any] | None = None  # decisive values of a skip, failure or reject
+        self.handed_out = False  # by `ready()`, its outcome not applied yet
 
     @property
     def iteration_index(self) -> int | None:
@@ -144,7 +153,7 @@ def link_id(link: Link) -> str:
     return str(link[1].loop.id)
 
 
-def output_value(outputs: dict[str, Any], name: str | None) -> Any:
+def output_value(outputs: Mapping[str, Any], name: str | None) -> Any:
     """A ref without `name` takes `output`; `all` takes the whole mapping."""
     if name is None:
         return outputs.get("output")

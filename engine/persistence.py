@@ -75,7 +75,7 @@ class Recorder:
         self.store = store
         self.pending: list[OutcomeRecord] = []
         # a restored job's replayed transitions are in the store already
-        self.flushed_transitions = len(scheduler.transitions) if restored else 0
+        self.flushed_transitions = scheduler.transition_count if restored else 0
 
     def add(self, instance: Instance, outcome: Outcome) -> None:
         if self.store is not None:
@@ -88,8 +88,10 @@ class Recorder:
     def take(self) -> tuple[list[OutcomeRecord], list[Transition], int]:
         """Pending outcomes, unflushed transitions, and the transition count they reach."""
         outcomes, self.pending = self.pending, []
-        end = len(self.scheduler.transitions)
-        transitions = self.scheduler.transitions[self.flushed_transitions : end]
+        scheduler = self.scheduler
+        end = scheduler.transition_count
+        dropped = scheduler.transitions_dropped
+        transitions = scheduler.transitions[self.flushed_transitions - dropped : end - dropped]
         return outcomes, transitions, end
 
     def write(self, outcomes: list[OutcomeRecord], transitions: list[Transition], end: int) -> None:

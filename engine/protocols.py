@@ -281,8 +281,10 @@ class Store(Protocol):
         """Append outcomes and transitions in one transaction."""
         ...
 
-    def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
-        """Replace the job's status and latest document (given as JSON text)."""
+    def checkpoint(
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+    ) -> None:
+        """Replace the job's status and latest document (given as UTF-8 JSON)."""
         ...
 
     def get_job(self, job_id: str) -> JobRecord | None: ...

@@ -189,13 +189,16 @@ class Runner:
 
     def announce(self, end: int | None = None) -> None:
         """Hand the written transitions not yet announced to every sink, in order."""
-        transitions = self.scheduler.transitions
-        end = len(transitions) if end is None else end
+        scheduler = self.scheduler
+        end = scheduler.transition_count if end is None else end
         if self.sinks:
-            for transition in transitions[self._announced : end]:
+            dropped = scheduler.transitions_dropped
+            for transition in scheduler.transitions[self._announced - dropped : end - dropped]:
                 for sink in self.sinks:
                     sink(transition)
         self._announced = max(self._announced, end)
+        # written and announced: nothing needs them in memory any more
+        scheduler.drop_transitions(min(self._announced, self.recorder.flushed_transitions))
 
     def _call(self, instance: Instance) -> NodeCall:
         template = instance.template

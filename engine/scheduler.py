@@ -9,7 +9,8 @@ The caller drives it, like the stdlib's `graphlib.TopologicalSorter`:
             scheduler.apply(instance, outcome)     # Completed, Failed, Expand, Wait, ...
         ...                                        # delegated calls: scheduler.finish_call()
 
-Every status change is appended to `transitions` (an outbox the runner drains).
+Every status change is appended to `transitions`, an outbox: the runner writes them to the
+store, tells its sinks, then drops them (`drop_transitions`); `transition_count` keeps counting.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ class Scheduler:
         self.keep_going = keep_going
         self.clock = clock
         self.instances: dict[str, Instance] = {}
-        self.transitions: list[Transition] = []
+        self.transitions: list[Transition] = []  # the outbox; see drop_transitions()
+        self.transitions_dropped = 0
+        self._dropped_at: str | None = None  # time of the last dropped transition
         self.status = JobStatus.QUEUED
         self.status_history: list[tuple[str, JobStatus]] = [(clock(), JobStatus.QUEUED)]
         self.error: str | None = None
@@ -100,7 +103,7 @@ class Scheduler:
         self.waiting: dict[str, Instance] = {}
         self.terminal_count = 0
         self._ready: deque[Instance] = deque()
-        self._started: set[str] = set()  # handed out by ready(), outcome not applied yet
+        self._started = 0  # instances handed out by ready() whose outcome is not applied yet
         self._closing = False  # while the job is being closed, terminal states do not propagate
         top = Scope(None, None, None, None)
         created = [self._create(plan.nodes[node_id], top) for node_id in plan.top_level]
@@ -117,6 +120,25 @@ class Scheduler:
 
     # ----- public API --------------------------------------------------------------------------
 
+    @property
+    def transition_count(self) -> int:
+        """Transitions recorded so far, dropped ones included."""
+        return self.transitions_dropped + len(self.transitions)
+
+    @property
+    def updated_at(self) -> str | None:
+        """Time of the latest transition (None before the first)."""
+        return self.transitions[-1].at if self.transitions else self._dropped_at
+
+    def drop_transitions(self, upto: int) -> None:
+        """Forget the transitions before position `upto` (counted from the first ever): they
+        have been written and announced. A large job would otherwise hold every one."""
+        count = upto - self.transitions_dropped
+        if count > 0:
+            self._dropped_at = self.transitions[count - 1].at
+            del self.transitions[:count]
+            self.transitions_dropped = upto
+
     def start(self) -> None:
         """Move the job to `in-progress`."""
         if self.status is not JobStatus.QUEUED:
@@ -130,8 +152,9 @@ class Scheduler:
             return []
         batch = list(self._ready)
         self._ready.clear()
+        self._started += len(batch)
         for instance in batch:
-            self._started.add(instance.id)
+            instance.handed_out = True
             self._set(instance, NodeStatus.PROCESSING, None)
         return batch
 
@@ -139,7 +162,7 @@ class Scheduler:
         """Record what a started instance's node kind decided."""
         if instance.status is not NodeStatus.PROCESSING:
             raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
-        self._started.discard(instance.id)
+        self._take_back(instance)
         kind = type(outcome)
         if kind is Delegate or kind is RunChild:
             instance.attempt += 1
@@ -180,8 +203,13 @@ class Scheduler:
         the node stays unfinished and is skipped when the job closes."""
         self.in_flight.pop(instance.id, None)
         self.running.discard(instance.id)
-        self._started.discard(instance.id)
+        self._take_back(instance)
         self._settle_job()
+
+    def _take_back(self, instance: Instance) -> None:
+        if instance.handed_out:
+            instance.handed_out = False
+            self._started -= 1
 
     @property
     def halting(self) -> bool:
@@ -288,6 +316,7 @@ class Scheduler:
 
     def _link(self, instance: Instance) -> None:
         plan, instances, scope = self.plan, self.instances, instance.scope
+        template = instance.template
         waits_on: dict[str, Instance] = {}
 
         def track(link: Link) -> Link:
@@ -295,28 +324,37 @@ class Scheduler:
                 waits_on[link[1].id] = link[1]
             return link
 
-        for compiled in instance.template.inputs:
-            if compiled.ref_node == "workflow":
-                instance.input_links.append((WORKFLOW, None, compiled.ref_name))
-            elif compiled.ref_node is not None:
-                instance.input_links.append(
-                    track(locate(plan, instances, compiled.ref_node, scope))
+        if template.inputs:
+            input_links: list[Link | None] = []
+            conditional_links: list[tuple[Link, ...]] = []
+            for compiled in template.inputs:
+                if compiled.ref_node == "workflow":
+                    input_links.append((WORKFLOW, None, compiled.ref_name))
+                elif compiled.ref_node is not None:
+                    input_links.append(track(locate(plan, instances, compiled.ref_node, scope)))
+                else:
+                    input_links.append(None)
+                conditional_links.append(
+                    tuple(track(locate(plan, instances, e, scope)) for e in compiled.conditional)
+                    if compiled.conditional
+                    else ()
                 )
-            else:
-                instance.input_links.append(None)
-            instance.conditional_links.append(
-                [track(locate(plan, instances, entry, scope)) for entry in compiled.conditional]
+            instance.input_links = tuple(input_links)
+            instance.conditional_links = tuple(conditional_links)
+        if template.depends_on:
+            instance.order_links = tuple(
+                track(locate(plan, instances, target, scope)) for target in template.depends_on
             )
-        for target in instance.template.depends_on:
-            instance.order_links.append(track(locate(plan, instances, target, scope)))
-        for source in instance.template.branch_sources:
-            link = locate(plan, instances, source, scope)
-            if link[0] == INSTANCE:
-                instance.branch_links.append(track(link)[1])
+        if template.branch_sources:
+            branches = [locate(plan, instances, s, scope) for s in template.branch_sources]
+            instance.branch_links = tuple(track(b)[1] for b in branches if b[0] == INSTANCE)
         for dependency in waits_on.values():
             if not dependency.status.terminal:
                 instance.blocked += 1
-                dependency.dependents.append(instance)
+                if dependency.dependents:
+                    dependency.dependents.append(instance)
+                else:
+                    dependency.dependents = [instance]
 
     def _expand(self, loop: Instance, items: list[Any]) -> None:
         template = loop.template
@@ -408,10 +446,10 @@ class Scheduler:
                 self._finish_loop(loop)
 
     def _succeed(self, instance: Instance, outcome: Completed) -> None:
-        instance.outputs = outcome.outputs
+        outputs = instance.outputs = outcome.outputs
         if outcome.assets:
             instance.assets = outcome.assets
-            instance.outputs.setdefault("output", [a.asset_id for a in outcome.assets])
+            outputs.setdefault("output", [a.asset_id for a in outcome.assets])
         instance.details = outcome.details
         self._set(instance, NodeStatus.SUCCESS, None, outcome.details)
 
@@ -442,7 +480,10 @@ class Scheduler:
             s: link_value(self.plan, self.instances, (COLLECTION, loop, s), None, flatten=False)
             for s in sinks
         }
-        loop.outputs["output"] = collected[sinks[0]] if len(sinks) == 1 else collected
+        loop.outputs = {
+            **loop.outputs,
+            "output": collected[sinks[0]] if len(sinks) == 1 else collected,
+        }
         self._set(loop, NodeStatus.SUCCESS, None, loop.details)
 
     def _settle(self, instance: Instance) -> None:
@@ -513,8 +554,9 @@ class Scheduler:
         self._closing = True
         self.waiting.clear()
         self._ready.clear()
-        self._started.clear()
+        self._started = 0
         for instance in list(self.instances.values()):
+            instance.handed_out = False
             if not instance.status.terminal:
                 self._set(instance, NodeStatus.SKIPPED, reason, details)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from conftest import decide, flow, run
+import anyio
+from conftest import decide, flow, make_engine, run
 from test_cli import flowgraph
 
 from engine import DryRunExecutor
@@ -105,10 +106,11 @@ def test_rejected_gate_and_loop_summaries() -> None:
 
 
 def test_transitions_carry_the_decisive_values() -> None:
-    job = run("explain-cases.json")
-    transitions = {
-        t.node_id: t for t in job.scheduler.transitions if t.to_status in ("success", "skipped")
-    }
+    heard: list[Any] = []
+    engine = make_engine()
+    engine.subscribe(heard.append)
+    anyio.run(engine.run, flow("explain-cases.json"), {})
+    transitions = {t.node_id: t for t in heard if t.to_status in ("success", "skipped")}
     assert transitions["check"].details == {
         "form": "literal",
         "condition": "quality",

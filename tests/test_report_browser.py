@@ -40,9 +40,7 @@ def test_the_report_shows_every_node_with_its_status(
     report: tuple[Path, Any], tmp_path: Path
 ) -> None:
     if CHROMIUM is None:
-        pytest.skip(
-            "Debian's chromium is not installed (make test installs it as root)"
-        )
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
     from playwright.sync_api import sync_playwright
 
     path, job = report

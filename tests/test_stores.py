@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,7 +115,7 @@ def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
         "job_1",
         status="success",
         updated_at="2026-01-02T00:00:00.000Z",
-        document_json='{"done": true}',
+        document_json=b'{"done": true}',
     )
     job = store.get_job("job_1")
     assert job is not None
@@ -129,7 +130,21 @@ def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
     with pytest.raises(KeyError):
         store.record("job_missing", first, [])
     with pytest.raises(KeyError):
-        store.checkpoint("job_missing", status="success", updated_at="x", document_json="{}")
+        store.checkpoint("job_missing", status="success", updated_at="x", document_json=b"{}")
+
+
+def test_a_document_of_several_megabytes_round_trips(store: Store) -> None:
+    """The SQLite store writes a document a megabyte at a time: the pieces must add up."""
+    store.create_job(record("job_big", "2026-01-01T00:00:00.000Z"))
+    document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(30_000)]}
+    encoded = json.dumps(document, ensure_ascii=False).encode()
+    assert len(encoded) > 3 * (1 << 20)
+    store.checkpoint("job_big", status="success", updated_at="x", document_json=encoded)
+    job = store.get_job("job_big")
+    assert job is not None and job.document == document
+    store.checkpoint("job_big", status="failure", updated_at="y", document_json=b'{"small": 1}')
+    job = store.get_job("job_big")
+    assert job is not None and (job.status, job.document) == ("failure", {"small": 1})
 
 
 def test_jobs_list_newest_first_with_filters_and_pages(store: Store) -> None:
@@ -305,3 +320,33 @@ def test_leases_let_one_owner_at_a_time_run_a_job(store: Store) -> None:
     assert store.orphans() == ["job_1"]
     store.renew("server-a", 30)
     assert store.orphans() == []
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_run_keeps_no_written_transitions_in_memory(tmp_path: Path, durable: bool) -> None:
+    """Written and announced transitions are dropped from the job (a 100,000-node job would
+    hold every one); the store and the sinks still get each of them, in order."""
+    store = SQLiteStore(tmp_path / "jobs.db") if durable else None
+    engine = make_engine(store=store)
+    heard: list[Transition] = []
+    engine.subscribe(heard.append)
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 300, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "custom-model", "modelId": "m"},
+        ]
+    }
+    job = anyio.run(engine.run, document)
+    assert job.status.value == "success"
+    assert job.scheduler.transitions == []
+    count = job.scheduler.transition_count
+    assert count == len(heard) > 2 * 300
+    assert [t.to_status for t in heard if t.node_id == "gen#299"] == [
+        "processing",
+        "success",
+    ]
+    assert job.document()["updatedAt"] == heard[-1].at
+    if store is not None:
+        assert [(t.node_id, t.to_status) for t in store.events(job.job_id)] == [
+            (t.node_id, t.to_status) for t in heard
+        ]

@@ -24,7 +24,7 @@ class MemoryStore:
         self._jobs: dict[str, JobRecord] = {}
         self._outcomes: dict[str, list[OutcomeRecord]] = {}
         self._events: dict[str, list[Transition]] = {}
-        self._documents: dict[str, str] = {}
+        self._documents: dict[str, bytes] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # job id -> (owner, monotonic expiry)
 
     def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
@@ -51,7 +51,7 @@ class MemoryStore:
             stored = copy.copy(record)
             stored.document = None
             self._jobs[record.job_id] = stored
-            self._documents[record.job_id] = json.dumps(record.document)
+            self._documents[record.job_id] = json.dumps(record.document).encode()
             self._outcomes[record.job_id] = []
             self._events[record.job_id] = []
 
@@ -63,7 +63,9 @@ class MemoryStore:
             self._outcomes[job_id].extend(outcomes)
             self._events[job_id].extend(transitions)
 
-    def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
+    def checkpoint(
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+    ) -> None:
         with self._lock:
             job = self._require(job_id)
             job.status, job.updated_at = status, updated_at

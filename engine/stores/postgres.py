@@ -137,11 +137,13 @@ class PostgresStore:
         except psycopg.errors.ForeignKeyViolation:
             raise KeyError(f"no job `{job_id}` in the store") from None
 
-    def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
+    def checkpoint(
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+    ) -> None:
         cursor = self._execute(
             "UPDATE flowgraph_jobs SET status = %s, updated_at = %s, document = %s "
             "WHERE job_id = %s",
-            (status, updated_at, document_json, job_id),
+            (status, updated_at, document_json.decode(), job_id),
         )
         if not cursor.rowcount:
             raise KeyError(f"no job `{job_id}` in the store")

@@ -28,6 +28,7 @@ from .sql import (
 )
 
 SCHEMA_VERSION = 2
+BLOB_PIECE = 1 << 20  # bytes of a job document written at a time
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workflows (
@@ -143,13 +144,31 @@ class SQLiteStore:
             )
             self._next_seq[job_id] = seq + 1
 
-    def checkpoint(self, job_id: str, *, status: str, updated_at: str, document_json: str) -> None:
+    def checkpoint(
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+    ) -> None:
+        """One transaction: the status, and the document written into its row a piece at a time
+        (SQLite's incremental blob I/O), so that a document of tens of megabytes is not copied
+        whole into a statement."""
         with self._lock:
-            cursor = self._connection.execute(
-                "UPDATE jobs SET status = ?, updated_at = ?, document = ? WHERE job_id = ?",
-                (status, updated_at, document_json, job_id),
-            )
-        if cursor.rowcount == 0:
+            connection = self._connection
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                row = connection.execute(
+                    "UPDATE jobs SET status = ?, updated_at = ?, document = zeroblob(?) "
+                    "WHERE job_id = ? RETURNING rowid",
+                    (status, updated_at, len(document_json), job_id),
+                ).fetchone()
+                if row is not None and document_json:
+                    view = memoryview(document_json)
+                    with connection.blobopen("jobs", "document", row[0]) as blob:
+                        for start in range(0, len(view), BLOB_PIECE):
+                            blob.write(view[start : start + BLOB_PIECE])
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        if row is None:
             raise KeyError(f"no job `{job_id}` in the store")
 
     def get_job(self, job_id: str) -> JobRecord | None:
