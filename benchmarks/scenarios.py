@@ -306,40 +306,44 @@ def compile_seconds(count: int) -> float:
 
 def peak_memory_per_node(iterations: int) -> tuple[float, int]:
     """Bytes of peak resident memory per node of the final job, for the fan-out run through
-    the CLI in a fresh process (minus the same process's footprint before the run)."""
+    the CLI as a user runs it (`flowgraph run flow.json --json > job.json`) in a fresh process:
+    its peak, minus the peak of the same command on a 10-iteration fan-out (the interpreter,
+    the imports and everything else that does not grow with the job)."""
+    with tempfile.TemporaryDirectory() as folder:
+        small, _ = _cli_peak_kib(Path(folder), 10)
+        big, nodes = _cli_peak_kib(Path(folder), iterations)
+    return (big - small) * 1024 / nodes, nodes
+
+
+def _cli_peak_kib(folder: Path, iterations: int) -> tuple[int, int]:
+    """Peak resident KiB (VmHWM) of a `flowgraph run --json` process, and the job's nodes."""
+    flow = folder / f"flow-{iterations}.json"
+    flow.write_text(json.dumps(fan_out_workflow(iterations)))
+    output = folder / f"job-{iterations}.json"
+    report = folder / f"peak-{iterations}.txt"
     script = f"""
-import contextlib, io, json, resource, sys, tempfile
-from pathlib import Path
-import engine.cli
-from benchmarks.scenarios import fan_out_workflow
-def high_water():  # VmHWM: this process's own peak (ru_maxrss can carry a parent's over exec)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-before = high_water()
-folder = tempfile.mkdtemp()
-path = Path(folder) / "flow.json"
-path.write_text(json.dumps(fan_out_workflow({iterations})))
-sink = io.StringIO()
-with contextlib.redirect_stdout(sink), contextlib.suppress(SystemExit):
-    engine.cli.app(["run", str(path), "--json", "--db", str(Path(folder) / "jobs.db"),
-                    "--assets-dir", str(Path(folder) / "assets")], standalone_mode=False)
-after = high_water()
-nodes = len(json.loads(sink.getvalue())["job"]["metadata"]["flow"])
-print(json.dumps({{"kib": after - before, "nodes": nodes}}))
+import sys, engine.cli
+try:
+    engine.cli.app(sys.argv[1:], standalone_mode=False)
+finally:
+    status = open("/proc/self/status").read()
+    peak = next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]
+    open({str(report)!r}, "w").write(peak)
 """
     root = Path(__file__).resolve().parent.parent
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    return report["kib"] * 1024 / report["nodes"], report["nodes"]
+    with output.open("wb") as stdout:
+        subprocess.run(
+            [sys.executable, "-c", script, "run", str(flow), "--json"]
+            + ["--db", str(folder / f"jobs-{iterations}.db")]
+            + ["--assets-dir", str(folder / "assets")],
+            cwd=root,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(root)},
+        )
+    nodes = len(json.loads(output.read_bytes())["job"]["metadata"]["flow"])
+    return int(report.read_text()), nodes
 
 
 # ----- the suite ---------------------------------------------------------------------------------

@@ -86,6 +86,9 @@ class Runner:
         # delegated calls waiting for a worker; a plain deque, so that handing a call over costs
         # no trip through the event loop
         self._queue: deque[tuple[Instance, NodeCall, object]] = deque()
+        # Calls started ahead of a free worker, at most. The rest of a large fan-out stays
+        # `pending` in the scheduler: no call, outcome record or transition exists for it yet.
+        self.queue_ahead = max(64, 4 * policy.concurrency)
         self._has_work = anyio.Event()
         self._closed = False
 
@@ -138,10 +141,11 @@ class Runner:
     def pump(self) -> None:
         """Start every ready node: control nodes inline, the rest handed to the workers."""
         scheduler = self.scheduler
-        batch = scheduler.ready()
-        while batch:
+        while (room := self.queue_ahead - len(self._queue)) > 0:
+            batch = scheduler.ready(room)
+            if not batch:
+                break
             self._start_batch(batch)
-            batch = scheduler.ready()
         if not self.durable:
             self._flush_now()
         if scheduler.finished and self._group is not None:

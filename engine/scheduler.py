@@ -146,12 +146,17 @@ class Scheduler:
         self._job_status(JobStatus.IN_PROGRESS)
         self._settle_job()
 
-    def ready(self) -> list[Instance]:
-        """Instances whose inputs resolved, now `processing`; the caller must `apply` each."""
+    def ready(self, limit: int | None = None) -> list[Instance]:
+        """Instances whose inputs resolved (at most `limit`, first resolved first), now
+        `processing`; the caller must `apply` each. The others stay `pending` until asked for."""
         if self.status is not JobStatus.IN_PROGRESS or self.halting:
             return []
-        batch = list(self._ready)
-        self._ready.clear()
+        queued = self._ready
+        if limit is None or limit >= len(queued):
+            batch = list(queued)
+            queued.clear()
+        else:
+            batch = [queued.popleft() for _ in range(limit)]
         self._started += len(batch)
         for instance in batch:
             instance.handed_out = True
