@@ -78,8 +78,10 @@ class DryRunExecutor:
         if call.node_id in self.fail_nodes or call.template_id in self.fail_nodes:
             raise RuntimeError(f"dry-run failure injected for `{call.template_id}` (--fail)")
         digest = self.asset_digest(call)
-        roll = random.Random(f"{digest}:{call.retry}").random()
-        if self.failure_rate and roll < self.failure_rate:
+        if (
+            self.failure_rate
+            and random.Random(f"{digest}:{call.retry}").random() < self.failure_rate
+        ):
             raise TransientExecutorError(
                 f"dry-run simulated failure (rate {self.failure_rate}) on attempt {call.attempt}"
             )
