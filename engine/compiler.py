@@ -171,31 +171,25 @@ def _first_positions(flow: list[FlowNode], problems: list[Problem]) -> dict[str,
 
 
 class Edges:
-    """The flow's edges while compiling: kinds per (source, target), adjacency both ways, and
-    what the plan derives from them (referenced nodes, branch sources) gathered as they come."""
+    """The flow's edges while compiling: kinds per (source, target), and what the plan derives
+    from them (referenced nodes, branch sources) gathered as they come. Adjacency lists are
+    built only when something asks for them (a cycle search, loop sinks)."""
 
     def __init__(self, positions: Mapping[str, int]) -> None:
         self.positions = positions
         self.kinds: dict[tuple[str, str], set[str]] = {}
-        self.successors: dict[str, dict[str, set[str]]] = {}
-        self.predecessors: dict[str, dict[str, set[str]]] = {}
         self.referencing: set[str] = set()  # sources of a data, conditional or order edge
         self.branch_sources: dict[str, set[str]] = {}  # target -> logic nodes naming it
         self.backward = 0  # edges that do not point forward in flow order
+        self._successors: dict[str, dict[str, set[str]]] | None = None
+        self._predecessors: dict[str, dict[str, set[str]]] | None = None
 
     def add(self, source: str, target: str, kind: str) -> None:
         key = (source, target)
         kinds = self.kinds.get(key)
         if kinds is None:
             kinds = self.kinds[key] = set()
-            successors = self.successors.get(source)
-            if successors is None:
-                successors = self.successors[source] = {}
-            successors[target] = kinds
-            predecessors = self.predecessors.get(target)
-            if predecessors is None:
-                predecessors = self.predecessors[target] = {}
-            predecessors[source] = kinds
+            self._successors = self._predecessors = None
             if self.positions[source] >= self.positions[target]:
                 self.backward += 1
         kinds.add(kind)
@@ -204,11 +198,21 @@ class Edges:
         elif kind == "branch":
             self.branch_sources.setdefault(target, set()).add(source)
 
+    def _adjacency(self) -> tuple[dict[str, dict[str, set[str]]], dict[str, dict[str, set[str]]]]:
+        if self._successors is None or self._predecessors is None:
+            successors: dict[str, dict[str, set[str]]] = {}
+            predecessors: dict[str, dict[str, set[str]]] = {}
+            for (source, target), kinds in self.kinds.items():
+                successors.setdefault(source, {})[target] = kinds
+                predecessors.setdefault(target, {})[source] = kinds
+            self._successors, self._predecessors = successors, predecessors
+        return self._successors, self._predecessors
+
     def out(self, node_id: str) -> dict[str, set[str]]:
-        return self.successors.get(node_id, {})
+        return self._adjacency()[0].get(node_id, {})
 
     def into(self, node_id: str) -> dict[str, set[str]]:
-        return self.predecessors.get(node_id, {})
+        return self._adjacency()[1].get(node_id, {})
 
     def acyclic(self) -> bool:
         """True when the nodes can be ordered: at once when every edge points forward in the
