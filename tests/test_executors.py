@@ -223,6 +223,32 @@ async def test_the_concurrency_limit_bounds_executor_calls() -> None:
     assert sleeper.peak == 3
 
 
+async def test_a_large_fan_out_is_started_a_bounded_amount_ahead_of_the_workers() -> None:
+    """Only a few calls per worker wait, `processing`, for a free worker; the rest of the
+    fan-out stays `pending` (nothing is built for it yet), and every clone still runs once."""
+    engine = make_engine(
+        executors=ExecutorRouter(default=Sleeper(0.001)), policy=CallPolicy(concurrency=2)
+    )
+    started = finished = peak = 0
+
+    def watch(transition: Any) -> None:
+        nonlocal started, finished, peak
+        if transition.template_id != "gen":
+            return
+        if transition.to_status == "processing":
+            started += 1
+        elif transition.to_status == "success":
+            finished += 1
+        peak = max(peak, started - finished)
+
+    engine.subscribe(watch)
+    job = await engine.run(model_loop(600))
+    assert job.status.value == "success"
+    assert started == finished == 600
+    ahead = job.runner.queue_ahead
+    assert ahead < 600 and peak <= ahead + 2
+
+
 async def test_cancel_reaches_running_calls() -> None:
     sleeper = Sleeper(30)
     document = model_loop(4)
