@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import io
 from typing import Any
 
@@ -65,7 +64,7 @@ def node_document(plan: Plan, instance: Instance) -> dict[str, Any]:
             node["assets"] = [
                 {"assetId": a.asset_id, "url": a.url, "kind": a.kind} for a in instance.assets
             ]
-        extra = {k: v for k, v in outputs.items() if k != "output"}
+        extra = {k: v for k, v in outputs.items() if k != "output"} if len(outputs) > 1 else {}
         if template.type == "workflow" and "all" in outputs:
             extra = outputs["all"]
         if extra:
@@ -89,10 +88,11 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
             if position < len(instance.conditional_links)
             else []
         )
-        if instance.scope.suffix and ("ref" in item) and (link is not None or conditional):
-            ref = copy.copy(item["ref"])
-            if link is not None and link[0] == INSTANCE:
-                ref["node"] = link[1].id
+        source = link[1] if link is not None and link[0] == INSTANCE else None
+        if instance.scope.suffix and ("ref" in item) and (source is not None or conditional):
+            ref = dict(item["ref"])  # the wire form is shared: never changed in place
+            if source is not None:
+                ref["node"] = source.id
             if conditional:
                 ref["conditional"] = [
                     entry[1].id if entry[0] == INSTANCE else original
