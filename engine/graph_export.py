@@ -29,7 +29,7 @@ def _label(plan: Plan, node_id: str) -> str:
     return f"{node_id}<br/><small>{template.type}{extra}</small>".replace('"', "'")
 
 
-def _edge_label(plan: Plan, source: str, target: str, kinds: set[str]) -> str:
+def _edge_label(plan: Plan, source: str, target: str, kinds: frozenset[str]) -> str:
     if "branch" in kinds:
         logic = plan.nodes[source].node.logic
         for index, case in enumerate(logic.cases or [] if logic else []):
