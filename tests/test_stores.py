@@ -350,3 +350,36 @@ def test_a_run_keeps_no_written_transitions_in_memory(tmp_path: Path, durable: b
         assert [(t.node_id, t.to_status) for t in store.events(job.job_id)] == [
             (t.node_id, t.to_status) for t in heard
         ]
+
+
+class BatchSpy(SQLiteStore):
+    """The SQLite store, noting the size of every log batch it is given."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.batches: list[int] = []
+
+    def record(self, job_id: str, outcomes: Any, transitions: Any) -> None:
+        self.batches.append(len(outcomes))
+        super().record(job_id, outcomes, transitions)
+
+
+def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path) -> None:
+    """When outcome records pile up faster than the store writes them, workers wait for a
+    flush: no batch is much larger than the backlog, and nothing is lost."""
+    store = BatchSpy(tmp_path / "jobs.db")
+    engine = make_engine(store=store)
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 2000, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "custom-model", "modelId": "m"},
+        ]
+    }
+    job = engine.prepare(document)
+    job.runner.backlog = 50
+    job.runner.flush_interval = 60.0  # only the backlog makes it flush while running
+    anyio.run(engine.advance, job)
+    assert job.status.value == "success"
+    bound = job.runner.backlog + job.runner.queue_ahead + engine.policy.concurrency
+    assert max(store.batches) <= bound
+    assert sum(store.batches) == len(store.outcomes(job.job_id)) >= 2 * 2000
