@@ -15,6 +15,11 @@ would make its next young collection walk every one of them once more (0.6 s for
 the interpreter's next full collection, on its own schedule: garbage cycles among them are still
 collected, only later. A program that froze objects itself (`gc.freeze()` before forking, say)
 keeps its frozen set: the collector is then simply switched back on.
+
+The interpreter collects its oldest generation when the objects that reached it since its last
+full collection exceed a quarter of those it kept then; promoted objects do not count there. A
+long-lived process that runs job after job (the server) calls `collect_promoted()` when it has
+nothing running: it applies the same rule, counting the promoted objects too.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 COLLECT_EVERY = 30.0  # seconds of continuous running between two collections
+PROMOTED_AT_LEAST = 100_000  # promoted objects before `collect_promoted` considers collecting
 
 _lock = threading.Lock()
 _depth = 0
 _paused = False
 _promote = False
 _last_collect = 0.0
+_promoted = 0  # objects promoted since the last full collection `collect_promoted` made
+_kept = 0  # objects alive after it
 
 
 @contextmanager
@@ -59,8 +67,23 @@ def quiet_gc() -> Iterator[None]:
 
 def promote_survivors() -> None:
     """Move every object of the young generations into the oldest one, without examining them."""
+    global _promoted
+    _promoted += gc.get_count()[0]  # while paused: the objects allocated and still alive
     gc.freeze()
     gc.unfreeze()
+
+
+def collect_promoted() -> bool:
+    """A full collection, if no block is paused and the objects promoted since the last one
+    exceed a quarter of those it kept (and PROMOTED_AT_LEAST); True when it collected."""
+    global _promoted, _kept
+    with _lock:
+        if _depth or _promoted < max(PROMOTED_AT_LEAST, _kept // 4):
+            return False
+        gc.collect()
+        _kept = len(gc.get_objects())
+        _promoted = 0
+        return True
 
 
 def collect_if_due() -> None:

@@ -64,3 +64,23 @@ def test_a_frozen_set_of_the_program_is_left_alone(collector_on):
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_many_promoted_objects_are_collected_when_asked_while_idle(collector_on, monkeypatch):
+    from engine import gc_tuning
+
+    gc.collect()
+    monkeypatch.setattr(gc_tuning, "_promoted", 0)
+    monkeypatch.setattr(gc_tuning, "_kept", 0)  # as if no full collection had been made yet
+    with quiet_gc():
+        probes = []
+        for _ in range(gc_tuning.PROMOTED_AT_LEAST // 2):
+            a, b = Cell(), Cell()
+            a.other, b.other = b, a
+            probes.append(weakref.ref(a))
+        del a, b
+        assert not gc_tuning.collect_promoted()  # not while a block is paused
+    assert all(p() is not None for p in probes[:10])  # promoted, not examined
+    assert gc_tuning.collect_promoted()
+    assert all(p() is None for p in probes)
+    assert not gc_tuning.collect_promoted()  # nothing promoted since

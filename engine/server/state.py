@@ -17,6 +17,7 @@ from fastapi import HTTPException, Request
 
 from ..api import Engine, JobRun
 from ..errors import Problem, ValidationError
+from ..gc_tuning import collect_promoted
 from ..protocols import Store
 from ..scheduler import utc_now
 
@@ -134,12 +135,15 @@ class ServerState:
         return True
 
     async def keep_leases(self) -> None:
-        """Renew this server's leases, and take over jobs whose server stopped renewing."""
+        """Renew this server's leases, and take over jobs whose server stopped renewing; when
+        nothing runs here, let the garbage collector catch up (see engine/gc_tuning.py)."""
         while True:
             await anyio.sleep(LEASE_SECONDS / 3)
             self.store.renew(self.owner, LEASE_SECONDS)
             for job_id in self.store.orphans():
                 self.take_over(job_id)
+            if not any(job.runner.active for job in self.engine.jobs.values()):
+                collect_promoted()  # idle: collect what finished jobs left in the old generation
 
     def workflow(self, workflow_id: str) -> dict[str, Any]:
         found = self.store.get_workflow(workflow_id)
