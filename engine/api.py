@@ -379,6 +379,17 @@ class Engine:
             raise UnknownJobError(f"no job `{job_id}`{suffix}")
         return self._restore(record)
 
+    def document_json(self, job_id: str) -> bytes:
+        """`document(job_id)` as UTF-8 JSON: encoded node by node when live, else the stored
+        bytes as they are (nothing parsed: a 100,000-node job is tens of megabytes)."""
+        live = self.jobs.get(job_id)
+        if live is not None:
+            return live.document_json()
+        found = self.store.document_json(job_id) if self.store is not None else None
+        if found is None:
+            raise UnknownJobError(f"no job `{job_id}`")
+        return found
+
     def document(self, job_id: str) -> dict[str, Any]:
         """The job's document: live, or the latest one the store holds."""
         live = self.jobs.get(job_id)

@@ -222,6 +222,18 @@ def test_cancel_a_waiting_job(client: Scenario) -> None:
         client.jobs.retrieve("job_does_not_exist")
 
 
+def test_jobs_list_page_by_page(client: Scenario) -> None:
+    workflow_id = ready_workflow(client, GATED, name="paged")
+    started = [client.workflows.run(workflow_id, body={}).job.job_id for _ in range(3)]
+    for job_id in started:
+        wait_job(client, job_id, waiting("review"))
+    one_per_page = [j.job_id for j in client.jobs.list(page_size=1)]  # follows every token
+    assert set(started) <= set(one_per_page) and len(set(one_per_page)) == len(one_per_page)
+    assert one_per_page == [j.job_id for j in client.jobs.list(page_size=100)]
+    first = client.jobs.list(page_size=2)
+    assert len(first.jobs) == 2 and first.next_pagination_token
+
+
 def test_drafts_do_not_run_and_inputs_are_checked(client: Scenario) -> None:
     draft = client.workflows.create(name="draft", description="d").workflow.id
     with pytest.raises(scenario_sdk.BadRequestError) as caught:

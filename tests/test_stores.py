@@ -142,6 +142,8 @@ def test_a_document_of_several_megabytes_round_trips(store: Store) -> None:
     store.checkpoint("job_big", status="success", updated_at="x", document_json=encoded)
     job = store.get_job("job_big")
     assert job is not None and job.document == document
+    assert store.document_json("job_big") == encoded  # as stored, not parsed and encoded again
+    assert store.document_json("job_missing") is None
     store.checkpoint("job_big", status="failure", updated_at="y", document_json=b'{"small": 1}')
     job = store.get_job("job_big")
     assert job is not None and (job.status, job.document) == ("failure", {"small": 1})

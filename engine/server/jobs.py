@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query
 
 from ..errors import DecisionError
 from .schemas import JobAction, JobEnvelope, JobList
-from .state import LEASE_SECONDS, ServerState, bad_request, state_of
+from .state import LEASE_SECONDS, ServerState, bad_request, json_envelope, state_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 State = Annotated[ServerState, Depends(state_of)]
@@ -34,18 +35,18 @@ async def list_jobs(
     jobs = []
     for record in records:
         try:
-            jobs.append(state.engine.document(record.job_id))
+            jobs.append(state.engine.document_json(record.job_id))
         except LookupError:
             continue  # created but not yet written: it shows on the next page load
-    answer: dict[str, Any] = {"jobs": jobs}
+    pieces = [b'{"jobs":[', b",".join(jobs), b"]"]
     if cursor is not None:
-        answer["nextPaginationToken"] = cursor
-    return answer
+        pieces.append(b',"nextPaginationToken":' + orjson.dumps(cursor))
+    return json_envelope([*pieces, b"}"])
 
 
 @router.get("/{job_id}", responses={200: {"model": JobEnvelope}})
 async def get_job(job_id: str, state: State, project_id: ProjectId = None) -> Any:
-    return {"job": state.job_document(job_id)}
+    return json_envelope([b'{"job":', state.job_json(job_id), b"}"])
 
 
 @router.post("/{job_id}/action", responses={200: {"model": JobEnvelope}})
@@ -66,4 +67,4 @@ async def job_action(
         if not running_here:
             state.store.release(job_id, state.owner)
             state.engine.forget(job_id)
-    return {"job": job.document()}
+    return json_envelope([b'{"job":', job.document_json(), b"}"])

@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Request, Response
 
 from ..api import Engine, JobRun
 from ..errors import Problem, ValidationError
@@ -162,6 +162,18 @@ class ServerState:
             return self.engine.document(job_id)
         except LookupError:
             raise not_found(f"job `{job_id}` not found") from None
+
+    def job_json(self, job_id: str) -> bytes:
+        try:
+            return self.engine.document_json(job_id)
+        except LookupError:
+            raise not_found(f"job `{job_id}` not found") from None
+
+
+def json_envelope(pieces: list[bytes]) -> Response:
+    """A JSON response assembled from already encoded pieces (job documents can be tens of
+    megabytes: encoding them again through FastAPI took seconds)."""
+    return Response(content=b"".join(pieces), media_type="application/json")
 
 
 def state_of(request: Request) -> ServerState:

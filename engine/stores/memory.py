@@ -80,6 +80,11 @@ class MemoryStore:
             job.document = json.loads(self._documents[job_id])
             return job
 
+    def document_json(self, job_id: str) -> bytes | None:
+        with self._lock:
+            found = self._documents.get(job_id)
+        return None if found is None or found == b"null" else found
+
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
         with self._lock:
             return list(self._outcomes.get(job_id, []))

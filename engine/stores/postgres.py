@@ -154,6 +154,12 @@ class PostgresStore:
         ).fetchone()
         return job_from_row(row) if row is not None else None
 
+    def document_json(self, job_id: str) -> bytes | None:
+        row = self._execute(
+            "SELECT document FROM flowgraph_jobs WHERE job_id = %s", (job_id,)
+        ).fetchone()
+        return row[0].encode() if row is not None and row[0] is not None else None
+
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
         return outcomes_of(self._batches(job_id, "outcomes"))
 

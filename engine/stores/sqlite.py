@@ -178,6 +178,15 @@ class SQLiteStore:
             ).fetchone()
         return job_from_row(row) if row is not None else None
 
+    def document_json(self, job_id: str) -> bytes | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT document FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return row[0] if isinstance(row[0], bytes) else row[0].encode()
+
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
         return outcomes_of(self._batches(job_id, "outcomes"))
 
