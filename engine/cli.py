@@ -27,6 +27,7 @@ from .cli_common import (
     finish,
     open_db,
 )
+from .config import CONFIG_VARIABLE, load_config
 from .decisions import check_decisions
 from .document import parse_json, read_document
 from .errors import FlowgraphError, Problem, ValidationError
@@ -82,7 +83,6 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
 
 
 @app.command()
-@app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
 ) -> None:
@@ -93,6 +93,15 @@ def validate(
         raise fail_invalid(error) from None
     loops = sum(1 for t in plan.nodes.values() if t.type == "for-each")
     err.print(f"valid: {file} ({len(plan.nodes)} nodes, {loops} loops)")
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A TOML file: executors, routing, store, limits (see engine/config.py); "
+        "default $FLOWGRAPH_CONFIG"
+    ),
+]
 
 
 @app.command()
@@ -115,17 +124,19 @@ def run(
     keep_going: Annotated[
         bool, typer.Option("--keep-going", help="Let independent branches finish after a failure")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed for dry-run asset ids")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for dry-run asset ids [0]")] = None,
     max_concurrency: Annotated[
-        int, typer.Option("--max-concurrency", min=1, help="Executor calls at once")
-    ] = 8,
+        int | None, typer.Option("--max-concurrency", min=1, help="Executor calls at once [8]")
+    ] = None,
     latency: Annotated[
         float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")
     ] = 0.0,
     failure_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Simulated transient failure rate")
     ] = 0.0,
-    retries: Annotated[int, typer.Option(min=0, help="Retries for transient executor errors")] = 2,
+    retries: Annotated[
+        int | None, typer.Option(min=0, help="Retries for transient executor errors [2]")
+    ] = None,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds before a model call times out")
     ] = None,
@@ -155,10 +166,14 @@ def run(
             "each file named by its workflow id (wflow_x.json)",
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Run a workflow offline (model nodes go to the dry-run executor).
+    """Run a workflow offline (model nodes go to the dry-run executor, or to the executors of
+    a configuration file).
 
-    The job is kept in the store, so a run that stops at a gate can be continued later.
+    The job is kept in the store, so a run that stops at a gate can be continued later (with
+    the same configuration file: its path is kept with the job). Options given here win over
+    the file.
     """
     options: dict[str, Any] = {
         "seed": seed,
@@ -172,6 +187,25 @@ def run(
         "assetsDir": str((assets_dir or default_assets_dir()).resolve()),
     }
     try:
+        config_path = config or os.environ.get(CONFIG_VARIABLE)
+        settings = load_config(config_path)
+        if config_path is not None:
+            options["config"] = str(Path(config_path).resolve())
+            dry_run_only = [
+                flag
+                for flag, given in (
+                    ("--latency", latency),
+                    ("--failure-rate", failure_rate),
+                    ("--fail", fail),
+                )
+                if given
+            ]
+            if settings.executors and dry_run_only:
+                err.print(
+                    f"warning: {', '.join(dry_run_only)} shape the built-in dry-run executor; "
+                    "the configuration file's executors serve this run",
+                    markup=False,
+                )
         inputs = parse_inputs(input_pairs, inputs_file)
         decisions: dict[str, Any] = {}
         if decisions_file is not None:
@@ -182,7 +216,7 @@ def run(
                     [Problem(f"cannot read `{decisions_file}`: {error.strerror}")], what="decisions"
                 ) from None
             decisions = check_decisions(parse_json(text, source=str(decisions_file)))
-        engine = build_engine(open_db(db), options)
+        engine = build_engine(open_db(db or settings.store_location), options, settings)
         if workflows_dir is not None:
             engine.workflows.update(load_workflow_folder(workflows_dir))
         job = engine.prepare(file, inputs)
@@ -197,7 +231,7 @@ def run(
     if report is not None:
         report.write_text(job_page(job.scheduler, title=f"job {job.job_id}"), encoding="utf-8")
         err.print(f"report: {report}", markup=False)
-    raise finish(job, as_json=as_json, db=db)
+    raise finish(job, as_json=as_json, db=db or settings.store_location)
 
 
 def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
@@ -223,13 +257,7 @@ def serve(
         int | None, typer.Option(min=1, max=65535, help="Port to listen on [8787]")
     ] = None,
     db: DbOption = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            help="A TOML file: executors, routing, store, limits (see engine/config.py); "
-            "default $FLOWGRAPH_CONFIG"
-        ),
-    ] = None,
+    config: ConfigOption = None,
     costs: Annotated[
         Path | None,
         typer.Option(
@@ -241,7 +269,7 @@ def serve(
         Path | None,
         typer.Option("--workflows", help="Load these workflow files into the store on start"),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for dry-run asset ids")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for dry-run asset ids [0]")] = None,
     latency: Annotated[
         float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")
     ] = 0.0,
@@ -257,8 +285,6 @@ def serve(
     Point the SDK at http://HOST:PORT/v1; jobs run on this machine and live in the store.
     Options given here win over the configuration file.
     """
-    from .api import Engine
-    from .config import load_config
     from .server import build_state
     from .server import serve as run_server
 
@@ -289,17 +315,8 @@ def serve(
                 document = {**workflow.to_wire(), "id": workflow_id}
                 document.setdefault("status", "ready")
                 store.put_workflow(workflow_id, document)
-        if settings.executors or settings.engine:
-            engine = Engine(
-                executors=settings.router(),
-                policy=settings.policy(),
-                store=store,
-                keep_going=bool(settings.engine.get("keep_going", False)),
-                seed=int(settings.engine.get("seed", seed)),
-            )
-        else:
-            options = {"seed": seed, "latency": latency, "maxConcurrency": max_concurrency or 8}
-            engine = build_engine(store, options)
+        options = {"seed": seed, "latency": latency, "maxConcurrency": max_concurrency}
+        engine = build_engine(store, options, settings)
         state = build_state(
             engine,
             store,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 
 from .api import Engine, JobRun
+from .config import Config, load_config
 from .decisions import DecisionReport, apply_decisions, unused_entries
 from .errors import DecisionError, FlowgraphError, Problem, ValidationError
 from .executors import CallPolicy, DryRunExecutor
@@ -68,26 +70,52 @@ def open_db(db: str | None) -> Store:
         raise fail_invalid(error) from None
 
 
-def build_engine(store: Store, options: dict[str, Any]) -> Engine:
-    """An engine whose dry-run executor and policy follow the run's options (stored with the
-    job, so that approving or resuming later runs the rest the same way)."""
+def build_engine(store: Store, options: dict[str, Any], settings: Config | None = None) -> Engine:
+    """An engine whose executors and policy follow the run's options (stored with the job, so
+    that approving or resuming later runs the rest the same way).
+
+    With a configuration file (`settings`, or the file named by `options["config"]`) that has
+    executors or an `[engine]` section, its executors, routing and limits are used; options
+    given on the command line (concurrency, retries, timeout, seed, keep-going) win over it.
+    Otherwise the built-in dry-run executor serves every model node, shaped by the options.
+    """
+    if settings is None and options.get("config"):
+        settings = load_config(options["config"])
+    run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing")}
+    if settings is not None and (settings.executors or settings.engine):
+        section = settings.engine
+        given = {
+            "concurrency": options.get("maxConcurrency"),
+            "retries": options.get("retries"),
+            "timeout": options.get("timeout"),
+        }
+        policy = replace(settings.policy(), **{k: v for k, v in given.items() if v is not None})
+        seed = options.get("seed")
+        return Engine(
+            executors=settings.router(),
+            seed=int(seed if seed is not None else section.get("seed", 0)),
+            keep_going=bool(options.get("keepGoing") or section.get("keep_going", False)),
+            policy=policy,
+            store=store,
+            run_options=run_options,
+        )
     dry_run = DryRunExecutor(
-        seed=int(options.get("seed", 0)),
-        latency=float(options.get("latency", 0.0)),
-        failure_rate=float(options.get("failureRate", 0.0)),
+        seed=int(options.get("seed") or 0),
+        latency=float(options.get("latency") or 0.0),
+        failure_rate=float(options.get("failureRate") or 0.0),
         fail_nodes=options.get("fail", ()),
         assets_dir=options.get("assetsDir") or default_assets_dir(),
     )
+    timeout = options.get("timeout")
     policy = CallPolicy(
-        concurrency=int(options.get("maxConcurrency", 8)),
-        retries=int(options.get("retries", 2)),
-        timeout=options.get("timeout"),
+        concurrency=int(options.get("maxConcurrency") or 8),
+        retries=int(2 if options.get("retries") is None else options["retries"]),
+        timeout=timeout,
         backoff=0.05,
     )
-    run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing")}
     return Engine(
         dry_run=dry_run,
-        seed=int(options.get("seed", 0)),
+        seed=int(options.get("seed") or 0),
         keep_going=bool(options.get("keepGoing", False)),
         policy=policy,
         store=store,

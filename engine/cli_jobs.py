@@ -38,8 +38,8 @@ def load(db: str | None, job_id: str) -> tuple[Store, Engine, JobRun]:
     if record is None:
         err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`", markup=False)
         raise typer.Exit(EXIT_INVALID)
-    engine = build_engine(store, record.options)
     try:
+        engine = build_engine(store, record.options)  # with the run's configuration file, if any
         return store, engine, engine.get(job_id)
     except FlowgraphError as error:
         raise fail_invalid(error) from None

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from conftest import EXAMPLES, flow, nodes
+from conftest import EXAMPLES, FLOWS, flow, nodes
 
 from engine import CallPolicy, DryRunExecutor, Engine, ExecutorRouter, ValidationError
 from engine.config import load_config
@@ -213,6 +213,60 @@ def test_serve_with_a_configuration_file(tmp_path: Path) -> None:
 
     result = flowgraph("serve", "--config", str(broken), "--db", str(tmp_path / "x.db"))
     assert result.returncode == 2 and "configuration is invalid" in result.stderr
+
+
+def test_run_with_a_configuration_file_and_decide_later_with_the_same_executors(
+    tmp_path: Path,
+) -> None:
+    """`run --config`: the file's executor serves the model nodes and its store keeps the job;
+    `approve` and `select` later rebuild the engine from the same file."""
+    from test_cli import flowgraph, job_of
+
+    gates = str(Path(FLOWS) / "gates.json")
+    store = tmp_path / "configured.db"
+    config = tmp_path / "flowgraph.toml"
+    config.write_text(
+        f"""
+[engine]
+max_concurrency = 3
+[store]
+url = "sqlite:///{store}"
+[executors.offline]
+type = "dry-run"
+seed = 7
+assets_dir = "{tmp_path / "assets"}"
+[routing]
+default = "offline"
+"""
+    )
+
+    def assets(job: dict[str, Any], node_id: str) -> list[str]:
+        found = next(n for n in job["metadata"]["flow"] if n["id"] == node_id)
+        return [a["assetId"] for a in found.get("assets", [])]
+
+    first = flowgraph("run", gates, "--config", str(config), "--json")
+    assert first.returncode == 3, first.stderr  # waiting at `review`
+    job = job_of(first)
+    assert f"--db {store}" in first.stderr  # the hints name the configuration's store
+    approved = flowgraph("approve", job["jobId"], "review", "--db", str(store), "--json")
+    assert approved.returncode == 3, approved.stderr  # now waiting at `choose`
+    done = flowgraph("select", job["jobId"], "choose", "0", "--db", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    configured = job_of(done)
+    assert configured["status"] == "success"
+
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text('{"review": "approve", "choose": {"select": [0]}}')
+    same = ("--decisions", str(decisions), "--db", ":memory:", "--json")
+    seed_7 = job_of(flowgraph("run", gates, "--seed", "7", *same))
+    seed_0 = job_of(flowgraph("run", gates, *same))
+    for node_id in ("draft", "final"):
+        assert assets(configured, node_id) == assets(seed_7, node_id) != assets(seed_0, node_id)
+    assert any((tmp_path / "assets").iterdir())
+
+    config.unlink()
+    gone = flowgraph("resume", job["jobId"], "--db", str(store))
+    assert gone.returncode == 2 and f"no such file `{config}`" in gone.stderr
 
 
 def test_cancelling_a_job_cancels_its_dask_task() -> None:
