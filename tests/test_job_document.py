@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -42,3 +43,63 @@ def test_the_encoding_follows_changes() -> None:
     after = json.loads(job.document_json())
     assert after["status"] == "canceled"
     assert after == job.document()
+
+
+@pytest.mark.anyio
+async def test_a_polled_running_job_lags_by_at_most_twice_its_encoding_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Readers that poll (the server's job routes) may get a running job's previous encoding
+    while it is younger than twice what it took to make; everyone else gets the exact state."""
+    from conftest import make_engine
+
+    from engine import api
+
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 1.0  # each reading one second later: every encoding "takes" a second
+        return now[0]
+
+    monkeypatch.setattr(api, "monotonic", clock)
+    seen: dict[str, bytes] = {}
+    holder: list[api.JobRun] = []
+
+    def first(call: Any) -> list[str]:
+        seen["first"] = holder[0].document_json(may_lag=True)  # made at t=2, took 1 s
+        return ["asset_first"]
+
+    def second(call: Any) -> list[str]:
+        job = holder[0]
+        seen["lagging"] = job.document_json(may_lag=True)  # t=3: 1 s old, under 2 s: reused
+        now[0] += 10
+        seen["late"] = job.document_json(may_lag=True)  # too old: encoded again
+        seen["exact"] = job.document_json()  # nothing changed since: the same encoding
+        return ["asset_second"]
+
+    engine = make_engine(python_models={"m_first": first, "m_second": second})
+    job = engine.prepare(
+        {
+            "flow": [
+                {"id": "a", "type": "custom-model", "modelId": "m_first"},
+                {
+                    "id": "b",
+                    "type": "custom-model",
+                    "modelId": "m_second",
+                    "inputs": [{"name": "image", "type": "file", "ref": {"node": "a"}}],
+                },
+            ]
+        }
+    )
+    holder.append(job)
+    await engine.advance(job)
+
+    def status_of(encoded: bytes, node_id: str) -> str:
+        flow = json.loads(encoded)["metadata"]["flow"]
+        return str(next(n["status"] for n in flow if n["id"] == node_id))
+
+    assert status_of(seen["first"], "a") == "processing"
+    assert seen["lagging"] is seen["first"]  # `a` has succeeded since, but it is recent
+    assert status_of(seen["late"], "a") == "success"
+    assert seen["exact"] is seen["late"]
+    assert json.loads(job.document_json(may_lag=True))["status"] == "success"  # not running

@@ -35,7 +35,7 @@ async def list_jobs(
     jobs = []
     for record in records:
         try:
-            jobs.append(state.engine.document_json(record.job_id))
+            jobs.append(state.engine.document_json(record.job_id, may_lag=True))
         except LookupError:
             continue  # created but not yet written: it shows on the next page load
     pieces = [b'{"jobs":[', b",".join(jobs), b"]"]

@@ -165,7 +165,7 @@ class ServerState:
 
     def job_json(self, job_id: str) -> bytes:
         try:
-            return self.engine.document_json(job_id)
+            return self.engine.document_json(job_id, may_lag=True)
         except LookupError:
             raise not_found(f"job `{job_id}` not found") from None
 
