@@ -326,4 +326,13 @@ class Store(Protocol):
         """Jobs whose lease expired: their server stopped without giving them back."""
         ...
 
+    def remember_key(self, key: str, job_id: str) -> str:
+        """Bind an idempotency key to `job_id` unless it is bound already; the job id the key
+        is bound to now (atomic: of two servers binding one key, one wins)."""
+        ...
+
+    def forget_key(self, key: str, job_id: str) -> None:
+        """Unbind a key from `job_id` (a run that failed to start); a no-op otherwise."""
+        ...
+
     def close(self) -> None: ...

@@ -142,6 +142,27 @@ def test_runs_with_the_same_idempotency_key_start_one_job(tmp_path: Path) -> Non
         assert first.json()["job"]["jobId"] == again.json()["job"]["jobId"]
         assert other.json()["job"]["jobId"] != first.json()["job"]["jobId"]
         assert len(client.get("/jobs", params={"workflowId": workflow_id}).json()["jobs"]) == 2
+        refused = client.put(
+            f"/workflows/{workflow_id}/run",
+            json={"nope": 1},
+            headers={"Idempotency-Key": "job:n:3"},
+        )
+        assert refused.status_code == 400
+    # the keys are in the store: a restarted server (or another one on the database) knows them
+    with (
+        running_server(tmp_path / "db") as url,
+        httpx.Client(base_url=url, auth=("k", "s")) as client,
+    ):
+        retried = client.put(
+            f"/workflows/{workflow_id}/run", json={}, headers={"Idempotency-Key": "job:n:1"}
+        )
+        assert retried.json()["job"]["jobId"] == first.json()["job"]["jobId"]
+        corrected = client.put(
+            f"/workflows/{workflow_id}/run", json={}, headers={"Idempotency-Key": "job:n:3"}
+        )
+        assert corrected.status_code == 200  # the refused run bound nothing
+        jobs = client.get("/jobs", params={"workflowId": workflow_id}).json()["jobs"]
+        assert len(jobs) == 3
 
 
 def test_configuration_file_builds_executors_routes_and_store(tmp_path: Path) -> None:

@@ -149,6 +149,16 @@ def test_a_document_of_several_megabytes_round_trips(store: Store) -> None:
     assert job is not None and (job.status, job.document) == ("failure", {"small": 1})
 
 
+def test_idempotency_keys_bind_once(store: Store) -> None:
+    assert store.remember_key("k1", "job_a") == "job_a"
+    assert store.remember_key("k1", "job_b") == "job_a"  # bound already: the first job
+    assert store.remember_key("k2", "job_b") == "job_b"
+    store.forget_key("k1", "job_b")  # not its job: nothing happens
+    assert store.remember_key("k1", "job_c") == "job_a"
+    store.forget_key("k1", "job_a")
+    assert store.remember_key("k1", "job_c") == "job_c"
+
+
 def test_jobs_list_newest_first_with_filters_and_pages(store: Store) -> None:
     for n in range(5):
         store.create_job(

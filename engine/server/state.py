@@ -74,7 +74,6 @@ class ServerState:
     api_secret: str | None = None
     max_body: int = DEFAULT_MAX_BODY
     group: TaskGroup | None = None
-    idempotent_runs: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> job id
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
@@ -201,17 +202,35 @@ async def run_workflow(
         answer = {"creativeUnitsCost": cost, "creativeUnitsDiscount": 0, "job": {}}
         return JSONResponse(answer, status_code=269)
     key = request.headers.get("idempotency-key")
-    if key and key in state.idempotent_runs:
-        # the same run asked again (a client retry): the job it started, not a second one
-        return {"job": state.job_document(state.idempotent_runs[key]), "workflow": document}
-    try:
-        job = state.engine.prepare(workflow, body)
-    except ValidationError as error:
-        raise bad_request(problems_message(error)) from None
+    job_id = state.engine.job_ids()
     if key:
-        state.idempotent_runs[key] = job.job_id
+        bound = state.store.remember_key(key, job_id)  # kept in the store: any server, any time
+        if bound != job_id:
+            # the same run asked again (a client retry): the job it started, not a second one
+            return {"job": await started_job(state, bound), "workflow": document}
+    try:
+        job = state.engine.prepare(workflow, body, job_id=job_id)
+    except ValidationError as error:
+        if key:
+            state.store.forget_key(key, job_id)  # nothing started: a corrected retry may run
+        raise bad_request(problems_message(error)) from None
     state.start(job)
     return {"job": job.document(), "workflow": document}
+
+
+async def started_job(state: ServerState, job_id: str, wait: float = 5.0) -> dict[str, Any]:
+    """The document of a job another request bound its key to; that request may still be
+    creating it (on another server), so wait a little for it to appear."""
+    deadline = anyio.current_time() + wait
+    while True:
+        try:
+            return state.engine.document(job_id)
+        except LookupError:
+            if anyio.current_time() > deadline:
+                raise bad_request(
+                    f"the run with this Idempotency-Key (job `{job_id}`) has not started; try again"
+                ) from None
+            await anyio.sleep(0.05)
 
 
 @router.put("/{workflow_id}/user-approval", responses={200: {"model": JobEnvelope}})

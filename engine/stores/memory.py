@@ -26,6 +26,7 @@ class MemoryStore:
         self._events: dict[str, list[Transition]] = {}
         self._documents: dict[str, bytes] = {}
         self._leases: dict[str, tuple[str, float]] = {}  # job id -> (owner, monotonic expiry)
+        self._keys: dict[str, str] = {}  # idempotency key -> job id
 
     def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
         with self._lock:
@@ -124,6 +125,15 @@ class MemoryStore:
                 for j in matching
             ]
         return page(summaries, limit=limit, cursor=cursor)
+
+    def remember_key(self, key: str, job_id: str) -> str:
+        with self._lock:
+            return self._keys.setdefault(key, job_id)
+
+    def forget_key(self, key: str, job_id: str) -> None:
+        with self._lock:
+            if self._keys.get(key) == job_id:
+                del self._keys[key]
 
     def claim(self, job_id: str, owner: str, ttl: float) -> bool:
         with self._lock:

@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS flowgraph_leases (
     owner TEXT NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL
 );
+CREATE TABLE IF NOT EXISTS flowgraph_idempotency_keys (
+    key TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS flowgraph_log_batches (
     job_id TEXT NOT NULL REFERENCES flowgraph_jobs (job_id) ON DELETE CASCADE,
     seq BIGSERIAL,
@@ -190,6 +194,22 @@ class PostgresStore:
             cursor=cursor,
         )
         return page_of(self._execute(query, parameters).fetchall(), limit)
+
+    def remember_key(self, key: str, job_id: str) -> str:
+        self._execute(
+            "INSERT INTO flowgraph_idempotency_keys VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+            (key, job_id),
+        )
+        row = self._execute(
+            "SELECT job_id FROM flowgraph_idempotency_keys WHERE key = %s", (key,)
+        ).fetchone()
+        return str(row[0])
+
+    def forget_key(self, key: str, job_id: str) -> None:
+        self._execute(
+            "DELETE FROM flowgraph_idempotency_keys WHERE key = %s AND job_id = %s",
+            (key, job_id),
+        )
 
     def claim(self, job_id: str, owner: str, ttl: float) -> bool:
         # one statement: the row lock taken by the upsert decides between competing servers

@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log_batches (
     job_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -213,6 +217,23 @@ class SQLiteStore:
         with self._lock:
             rows = self._connection.execute(query, parameters).fetchall()
         return page_of(rows, limit)
+
+    def remember_key(self, key: str, job_id: str) -> str:
+        with self._lock:
+            self._connection.execute(
+                "INSERT INTO idempotency_keys VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, job_id),
+            )
+            row = self._connection.execute(
+                "SELECT job_id FROM idempotency_keys WHERE key = ?", (key,)
+            ).fetchone()
+        return str(row[0])
+
+    def forget_key(self, key: str, job_id: str) -> None:
+        with self._lock:
+            self._connection.execute(
+                "DELETE FROM idempotency_keys WHERE key = ? AND job_id = ?", (key, job_id)
+            )
 
     def claim(self, job_id: str, owner: str, ttl: float) -> bool:
         now = time.time()
