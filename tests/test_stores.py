@@ -395,3 +395,34 @@ def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path)
     bound = job.runner.backlog + job.runner.queue_ahead + engine.policy.concurrency
     assert max(store.batches) <= bound
     assert sum(store.batches) == len(store.outcomes(job.job_id)) >= 2 * 2000
+
+
+def test_a_running_job_is_written_now_and_then_for_readers_of_the_store(tmp_path: Path) -> None:
+    """While a job runs, its document reaches the store every `checkpoint_every` seconds (so
+    another server or `flowgraph jobs` sees it progress), not only when the run stops."""
+    store = SQLiteStore(tmp_path / "jobs.db")
+    reader = SQLiteStore(tmp_path / "jobs.db")  # another connection, as another process has
+    seen: dict[str, Any] = {}
+
+    async def slow(call: NodeCall) -> list[str]:
+        await anyio.sleep(0.6)  # `first` has succeeded; a checkpoint falls in this time
+        record = reader.get_job(call.job_id)
+        assert record is not None and record.document is not None
+        seen.update(record.document)
+        return ["asset_slow"]
+
+    engine = make_engine(store=store, python_models={"m_slow": slow}, checkpoint_every=0.1)
+    document = {
+        "flow": [
+            {"id": "first", "type": "custom-model", "modelId": "m"},
+            {"id": "second", "type": "custom-model", "modelId": "m_slow", "dependsOn": ["first"]},
+        ]
+    }
+    job = anyio.run(engine.run, document)
+    assert job.status.value == "success"
+    assert seen["status"] == "in-progress"
+    states = {n["id"]: n["status"] for n in seen["metadata"]["flow"]}
+    assert states == {"first": "success", "second": "processing"}
+    final = reader.get_job(job.job_id)
+    assert final is not None and final.document is not None
+    assert final.document["status"] == "success"
