@@ -171,7 +171,8 @@ class Runner:
             self._flush_lock = None
 
     def pump(self) -> None:
-        """Start every ready node: control nodes inline, the rest handed to the workers."""
+        """Start ready nodes: control nodes inline, the rest handed to the workers, until
+        `queue_ahead` calls wait for a worker (the others stay ready, `pending`, for later)."""
         scheduler = self.scheduler
         while (room := self.queue_ahead - len(self._queue)) > 0:
             batch = scheduler.ready(room)
