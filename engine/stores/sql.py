@@ -76,24 +76,12 @@ def summary_from_row(row: Sequence[Any]) -> JobRecord:
 def encode_batch(
     outcomes: Sequence[OutcomeRecord], transitions: Sequence[Transition]
 ) -> tuple[str, str]:
-    """One log batch as two compact JSON arrays: outcomes, then transitions."""
+    """One log batch as two compact JSON arrays: outcomes (node id, kind, payload), then
+    transitions (every field but the job id). Both are named tuples: a slice of one is a plain
+    tuple, which orjson writes as an array without a Python list built per record."""
     return (
-        dumps([[o.node_id, o.kind, o.payload] for o in outcomes]),
-        dumps(
-            [
-                [
-                    t.node_id,
-                    t.template_id,
-                    t.iteration_index,
-                    t.from_status,
-                    t.to_status,
-                    t.reason,
-                    t.at,
-                    t.details,
-                ]
-                for t in transitions
-            ]
-        ),
+        dumps([o[0:3] for o in outcomes]),
+        dumps([t[1:] for t in transitions]),
     )
 
 
