@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -145,7 +146,9 @@ def job_document_json(
     document = _document(scheduler, ordered, STREAMED_FLOW, created_at, extra_metadata)
     out = io.BytesIO()
 
-    def write_object(value: dict[str, Any], special: str, write_special: Any) -> None:
+    def write_object(
+        value: dict[str, Any], special: str, write_special: Callable[[Any], None]
+    ) -> None:
         out.write(b"{")
         for index, (key, item) in enumerate(value.items()):
             out.write(b',"' if index else b'"')
