@@ -1,8 +1,7 @@
 """Compile a workflow's flow into a plan: a networkx DAG plus per-node compiled templates.
 
 Every problem is collected before anything is raised, each with the node id and JSON path.
-Edge kinds: `data` (ref.node), `conditional` (ref.conditional), `order` (dependsOn), `branch`
-(a logic case value naming a node) and `loop` (a for-each to each node of its body).
+The edges and their kinds are gathered in `engine/edges.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from typing import Any
 
 import networkx as nx
 
+from .edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
 from .errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
 from .expressions import Expression, compile_expression
 from .gc_tuning import quiet_gc
@@ -22,7 +22,6 @@ from .protocols import NodeKind
 WORKFLOW_REF = "workflow"
 GATE_TYPES = frozenset({"user-approval", "user-selection"})
 ASSET_TYPES = MODEL_NODE_TYPES | {"workflow"}
-REFERENCE_EDGES = frozenset({"data", "conditional", "order"})
 
 
 @dataclass(slots=True)
@@ -136,12 +135,12 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
         if template is not None:
             templates[node.id] = template
 
-    loops = _resolve_loops(flow, positions, edges, problems)
+    loops = resolve_loops(flow, positions, edges, problems)
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(positions)
     graph.add_edges_from((s, t, {"kinds": kinds}) for (s, t), kinds in edges.kinds.items())
     if not edges.acyclic():
-        _check_cycles(graph, positions, problems)
+        check_cycles(graph, positions, problems)
     if problems:
         if any(p.message.startswith("cycle:") for p in problems):
             cycle = next(p.message for p in problems if p.message.startswith("cycle:"))
@@ -168,84 +167,6 @@ def _first_positions(flow: list[FlowNode], problems: list[Problem]) -> dict[str,
         else:
             positions[node.id] = position
     return positions
-
-
-_KIND_SETS: dict[tuple[frozenset[str], str], frozenset[str]] = {}
-
-
-def _kinds(kinds: frozenset[str], kind: str) -> frozenset[str]:
-    """`kinds` plus `kind`, one shared frozenset per combination (a flow has a handful)."""
-    found = _KIND_SETS.get((kinds, kind))
-    if found is None:
-        found = _KIND_SETS[(kinds, kind)] = kinds | {kind}
-    return found
-
-
-class Edges:
-    """The flow's edges while compiling: kinds per (source, target), and what the plan derives
-    from them (referenced nodes, branch sources) gathered as they come. Adjacency lists are
-    built only when something asks for them (a cycle search, loop sinks)."""
-
-    def __init__(self, positions: Mapping[str, int]) -> None:
-        self.positions = positions
-        self.kinds: dict[tuple[str, str], frozenset[str]] = {}
-        self.referencing: set[str] = set()  # sources of a data, conditional or order edge
-        self.branch_sources: dict[str, set[str]] = {}  # target -> logic nodes naming it
-        self.backward = 0  # edges that do not point forward in flow order
-        self._successors: dict[str, dict[str, frozenset[str]]] | None = None
-        self._predecessors: dict[str, dict[str, frozenset[str]]] | None = None
-
-    def add(self, source: str, target: str, kind: str) -> None:
-        key = (source, target)
-        kinds = self.kinds.get(key)
-        if kinds is None:
-            self.kinds[key] = _kinds(frozenset(), kind)
-            if self._successors is not None:
-                self._successors = self._predecessors = None
-            if self.positions[source] >= self.positions[target]:
-                self.backward += 1
-        elif kind not in kinds:
-            self.kinds[key] = _kinds(kinds, kind)
-            self._successors = self._predecessors = None
-        if kind in REFERENCE_EDGES:
-            self.referencing.add(source)
-        elif kind == "branch":
-            self.branch_sources.setdefault(target, set()).add(source)
-
-    def _adjacency(
-        self,
-    ) -> tuple[dict[str, dict[str, frozenset[str]]], dict[str, dict[str, frozenset[str]]]]:
-        if self._successors is None or self._predecessors is None:
-            successors: dict[str, dict[str, frozenset[str]]] = {}
-            predecessors: dict[str, dict[str, frozenset[str]]] = {}
-            for (source, target), kinds in self.kinds.items():
-                successors.setdefault(source, {})[target] = kinds
-                predecessors.setdefault(target, {})[source] = kinds
-            self._successors, self._predecessors = successors, predecessors
-        return self._successors, self._predecessors
-
-    def out(self, node_id: str) -> dict[str, frozenset[str]]:
-        return self._adjacency()[0].get(node_id, {})
-
-    def into(self, node_id: str) -> dict[str, frozenset[str]]:
-        return self._adjacency()[1].get(node_id, {})
-
-    def acyclic(self) -> bool:
-        """True when the nodes can be ordered: at once when every edge points forward in the
-        flow (the flow order is then a topological order), else by Kahn's algorithm."""
-        if not self.backward:
-            return True
-        waiting = {node: len(self.into(node)) for node in self.positions}
-        ready = [node for node, count in waiting.items() if count == 0]
-        ordered = 0
-        while ready:
-            node = ready.pop()
-            ordered += 1
-            for target in self.out(node):
-                waiting[target] -= 1
-                if waiting[target] == 0:
-                    ready.append(target)
-        return ordered == len(waiting)
 
 
 def _check_workflow_inputs(workflow: Workflow, problems: list[Problem]) -> set[str]:
@@ -426,73 +347,6 @@ def _check_ref(
     else:
         message = f"unknown node `{ref.node}` in `ref.node`"
         _report(problems, node, position, message, f"{path}.node")
-
-
-def _resolve_loops(
-    flow: list[FlowNode], positions: dict[str, int], edges: Edges, problems: list[Problem]
-) -> dict[str, tuple[str, ...]]:
-    """The enclosing loops (outermost first) of each node in a loop; a node belongs to the
-    innermost for-each that lists it."""
-    listed: dict[str, set[str]] = {}
-    for node in flow:
-        if node.type == "for-each" and positions.get(node.id) is not None:
-            listed[node.id] = {
-                m for m in node.loop_body_node_ids or [] if m in positions and m != node.id
-            }
-
-    def contains(outer: str, inner: str, seen: frozenset[str] = frozenset()) -> bool:
-        if outer in seen:
-            return False
-        body = listed.get(outer, set())
-        return inner in body or any(contains(m, inner, seen | {outer}) for m in body if m in listed)
-
-    listed_by: dict[str, list[str]] = {}
-    for loop, body in listed.items():
-        for member in body:
-            listed_by.setdefault(member, []).append(loop)
-    owner: dict[str, str] = {}
-    for member, listers in listed_by.items():
-        innermost = [a for a in listers if all(a == b or contains(b, a) for b in listers)]
-        if len(innermost) != 1:
-            first, second = sorted(listers, key=positions.__getitem__)[:2]
-            problems.append(
-                Problem(
-                    f"node `{member}` is claimed by two sibling loops `{first}` and `{second}`; "
-                    "a node belongs to one loop",
-                    path=f"flow[{positions[member]}]",
-                    node_id=member,
-                )
-            )
-            continue
-        owner[member] = innermost[0]
-        edges.add(innermost[0], member, "loop")
-
-    chains: dict[str, tuple[str, ...]] = {}
-
-    def chain(node_id: str, seen: tuple[str, ...] = ()) -> tuple[str, ...]:
-        if node_id in chains:
-            return chains[node_id]
-        parent = owner.get(node_id)
-        if parent is None or parent in seen:
-            result: tuple[str, ...] = ()
-        else:
-            result = (*chain(parent, (*seen, node_id)), parent)
-        chains[node_id] = result
-        return result
-
-    return {node_id: chain(node_id) for node_id in owner}
-
-
-def _check_cycles(graph: nx.DiGraph, positions: dict[str, int], problems: list[Problem]) -> None:
-    for component in nx.strongly_connected_components(graph):
-        first = min(component, key=positions.__getitem__)
-        if len(component) == 1 and not graph.has_edge(first, first):
-            continue
-        cycle_edges = nx.find_cycle(graph.subgraph(component), source=first)
-        names = [edge[0] for edge in cycle_edges] + [first]
-        problems.append(
-            Problem(f"cycle: {' -> '.join(names)}", path=f"flow[{positions[first]}]", node_id=first)
-        )
 
 
 def _link(
