@@ -88,11 +88,8 @@ class Recorder:
     def take(self) -> tuple[list[OutcomeRecord], list[Transition], int]:
         """Pending outcomes, unflushed transitions, and the transition count they reach."""
         outcomes, self.pending = self.pending, []
-        scheduler = self.scheduler
-        end = scheduler.transition_count
-        dropped = scheduler.transitions_dropped
-        transitions = scheduler.transitions[self.flushed_transitions - dropped : end - dropped]
-        return outcomes, transitions, end
+        end = self.scheduler.transition_count
+        return outcomes, self.scheduler.transitions_between(self.flushed_transitions, end), end
 
     def write(self, outcomes: list[OutcomeRecord], transitions: list[Transition], end: int) -> None:
         """Write one batch (may run in a worker thread); then it counts as flushed."""

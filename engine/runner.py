@@ -239,8 +239,7 @@ class Runner:
         scheduler = self.scheduler
         end = scheduler.transition_count if end is None else end
         if self.sinks:
-            dropped = scheduler.transitions_dropped
-            for transition in scheduler.transitions[self._announced - dropped : end - dropped]:
+            for transition in scheduler.transitions_between(self._announced, end):
                 for sink in self.sinks:
                     sink(transition)
         self._announced = max(self._announced, end)

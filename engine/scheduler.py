@@ -130,6 +130,12 @@ class Scheduler:
         """Time of the latest transition (None before the first)."""
         return self.transitions[-1].at if self.transitions else self._dropped_at
 
+    def transitions_between(self, start: int, end: int) -> list[Transition]:
+        """The transitions from position `start` to `end` (counted from the first ever); the
+        dropped ones are gone, so `start` must not be before `transitions_dropped`."""
+        dropped = self.transitions_dropped
+        return self.transitions[start - dropped : end - dropped]
+
     def drop_transitions(self, upto: int) -> None:
         """Forget the transitions before position `upto` (counted from the first ever): they
         have been written and announced. A large job would otherwise hold every one."""
