@@ -96,13 +96,17 @@ class JobRun:
             return cached[1]
         self._document_json = None  # let the old encoding go before making the new one
         started = monotonic()
-        with quiet_gc():
-            encoded = job_document_json(
-                self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
-            )
+        encoded = self.encode()
         finished = monotonic()
         self._document_json = (key, encoded, finished, finished - started)
         return encoded
+
+    def encode(self) -> bytes:
+        """The document as UTF-8 JSON, encoded now and not kept (see `document_json`)."""
+        with quiet_gc():
+            return job_document_json(
+                self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
+            )
 
     def _key(self) -> tuple[int, JobStatus]:
         return (self.scheduler.transition_count, self.scheduler.status)
@@ -337,8 +341,7 @@ class Engine:
         """Write the document while the job runs, so that readers of the store (another
         server, `flowgraph jobs`) see it progress: at most every `checkpoint_every` seconds
         and, as encoding a 100,000-node job takes half a second, at most a tenth of the time
-        (the cost per node is measured as it goes; 5 µs to begin with). The encoding is not
-        kept: a running job would hold tens of megabytes for it."""
+        (the cost per node is measured as it goes; 5 µs to begin with)."""
         assert self.store is not None and self.checkpoint_every
         every = self.checkpoint_every
         store, written, per_node, last = self.store, job._key(), 5e-6, monotonic()
@@ -348,9 +351,7 @@ class Engine:
             if monotonic() - last < max(every, 10 * per_node * nodes) or job._key() == written:
                 continue
             key, started = job._key(), monotonic()
-            encoded = job_document_json(
-                job.scheduler, created_at=job.created_at, extra_metadata=job.extra_metadata
-            )
+            encoded = job.encode()  # not kept: a running job would hold tens of megabytes
             per_node = (monotonic() - started) / max(nodes, 1)
             await self._write_checkpoint(store, job, encoded)
             del encoded

@@ -156,12 +156,6 @@ class ServerState:
         except LookupError:
             raise not_found(f"job `{job_id}` not found") from None
 
-    def job_document(self, job_id: str) -> dict[str, Any]:
-        try:
-            return self.engine.document(job_id)
-        except LookupError:
-            raise not_found(f"job `{job_id}` not found") from None
-
     def job_json(self, job_id: str) -> bytes:
         try:
             return self.engine.document_json(job_id, may_lag=True)
