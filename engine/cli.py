@@ -216,7 +216,8 @@ def run(
                     [Problem(f"cannot read `{decisions_file}`: {error.strerror}")], what="decisions"
                 ) from None
             decisions = check_decisions(parse_json(text, source=str(decisions_file)))
-        engine = build_engine(open_db(db or settings.store_location), options, settings)
+        db = db or settings.store_location
+        engine = build_engine(open_db(db), options, settings)
         if workflows_dir is not None:
             engine.workflows.update(load_workflow_folder(workflows_dir))
         job = engine.prepare(file, inputs)
@@ -231,7 +232,7 @@ def run(
     if report is not None:
         report.write_text(job_page(job.scheduler, title=f"job {job.job_id}"), encoding="utf-8")
         err.print(f"report: {report}", markup=False)
-    raise finish(job, as_json=as_json, db=db or settings.store_location)
+    raise finish(job, as_json=as_json, db=db)
 
 
 def load_workflow_folder(folder: Path) -> dict[str, Workflow]:

@@ -106,11 +106,10 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
         fail_nodes=options.get("fail", ()),
         assets_dir=options.get("assetsDir") or default_assets_dir(),
     )
-    timeout = options.get("timeout")
     policy = CallPolicy(
         concurrency=int(options.get("maxConcurrency") or 8),
         retries=int(2 if options.get("retries") is None else options["retries"]),
-        timeout=timeout,
+        timeout=options.get("timeout"),
         backoff=0.05,
     )
     return Engine(

@@ -118,18 +118,20 @@ def test_a_node_runs_on_a_second_flowgraph_server(tmp_path: Path) -> None:
         assert len(workflows) == 2  # one remote workflow per kind of node, reused
 
 
+def ready_workflow(client: httpx.Client, fixture: str) -> str:
+    """Create a workflow over HTTP with the flow of a fixture, ready to run; its id."""
+    created = client.post("/workflows", json={"name": "w", "description": "d"})
+    workflow_id: str = created.json()["workflow"]["id"]
+    client.put(f"/workflows/{workflow_id}", json={"flow": flow(fixture)["flow"], "status": "ready"})
+    return workflow_id
+
+
 def test_runs_with_the_same_idempotency_key_start_one_job(tmp_path: Path) -> None:
     with (
         running_server(tmp_path / "db") as url,
         httpx.Client(base_url=url, auth=("k", "s")) as client,
     ):
-        workflow_id = client.post("/workflows", json={"name": "w", "description": "d"}).json()[
-            "workflow"
-        ]["id"]
-        client.put(
-            f"/workflows/{workflow_id}",
-            json={"flow": flow("list-node.json")["flow"], "status": "ready"},
-        )
+        workflow_id = ready_workflow(client, "list-node.json")
         first = client.put(
             f"/workflows/{workflow_id}/run", json={}, headers={"Idempotency-Key": "job:n:1"}
         )
@@ -218,13 +220,7 @@ def test_serve_with_a_configuration_file(tmp_path: Path) -> None:
         running_server(tmp_path / "db", "--config", str(config)) as url,
         httpx.Client(base_url=url, auth=("k", "s")) as client,
     ):
-        workflow_id = client.post("/workflows", json={"name": "w", "description": "d"}).json()[
-            "workflow"
-        ]["id"]
-        client.put(
-            f"/workflows/{workflow_id}",
-            json={"flow": flow("coercion.json")["flow"], "status": "ready"},
-        )
+        workflow_id = ready_workflow(client, "coercion.json")
         estimate = client.put(f"/workflows/{workflow_id}/run", params={"dryRun": "true"}, json={})
         assert estimate.status_code == 269
         assert estimate.json()["creativeUnitsCost"] == 3.0
