@@ -9,7 +9,7 @@ import platform
 import sys
 from pathlib import Path
 
-from .scenarios import Measurement, plot_scaling, run_suite, scaling, server_load
+from benchmarks.scenarios import Measurement, plot_scaling, run_suite, scaling, server_load
 
 
 def machine() -> str:

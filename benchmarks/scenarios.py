@@ -542,7 +542,7 @@ def plot_scaling(sizes: list[int], series: dict[str, list[float]], path: Path) -
 
 def server_load(runs: int = 50) -> Measurement:
     """Concurrent gated runs through the SDK; raises if any run is lost, duplicated or failed."""
-    from .server_load import run_load
+    from benchmarks.server_load import run_load
 
     report = run_load(runs)
     if not (report["allSucceeded"] and report["distinctJobs"] == runs and report["listedMatches"]):

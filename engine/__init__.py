@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .api import Engine, JobRun, new_job_id
-from .compiler import Plan, compile_flow
-from .document import load_workflow, read_document
-from .errors import (
+from engine.api import Engine, JobRun, new_job_id
+from engine.compiler import Plan, compile_flow
+from engine.document import load_workflow, read_document
+from engine.errors import (
     CycleError,
     DecisionError,
     DocumentError,
@@ -17,9 +17,9 @@ from .errors import (
     UnknownJobError,
     ValidationError,
 )
-from .executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
-from .models import FlowNode, Job, NodeInput, Ref, Workflow
-from .protocols import (
+from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
+from engine.models import FlowNode, Job, NodeInput, Ref, Workflow
+from engine.protocols import (
     Asset,
     Executor,
     ExecutorResult,
@@ -28,7 +28,7 @@ from .protocols import (
     NodeStatus,
     Transition,
 )
-from .scheduler import Scheduler
+from engine.scheduler import Scheduler
 
 __all__ = [
     "Asset",

@@ -13,16 +13,16 @@ from typing import Any
 import anyio
 from anyio.lowlevel import RunVar
 
-from .compiler import Plan, compile_flow
-from .document import load_workflow, read_document
-from .errors import UnknownJobError
-from .executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
-from .gc_tuning import quiet_gc
-from .instances import Instance
-from .job import job_document, job_document_json
-from .models import Workflow
-from .persistence import Recorder, restore
-from .protocols import (
+from engine.compiler import Plan, compile_flow
+from engine.document import load_workflow, read_document
+from engine.errors import UnknownJobError
+from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
+from engine.gc_tuning import quiet_gc
+from engine.instances import Instance
+from engine.job import job_document, job_document_json
+from engine.models import Workflow
+from engine.persistence import Recorder, restore
+from engine.protocols import (
     Completed,
     EventSink,
     Executor,
@@ -35,9 +35,9 @@ from .protocols import (
     PythonModelFunction,
     Store,
 )
-from .run_inputs import validate_run_inputs
-from .runner import Runner
-from .scheduler import Clock, Scheduler, utc_now
+from engine.run_inputs import validate_run_inputs
+from engine.runner import Runner
+from engine.scheduler import Clock, Scheduler, utc_now
 
 MAX_WORKFLOW_DEPTH = 8
 CHECKPOINT_EVERY = 5.0  # seconds, at least, between two documents written while a job runs

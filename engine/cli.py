@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 import typer
 
-from . import cli_debug, cli_jobs
-from .api import Engine
-from .cli_common import (
+from engine import cli_debug, cli_jobs
+from engine.api import Engine
+from engine.cli_common import (
     EXIT_INVALID,
     DbOption,
     JsonOption,
@@ -27,13 +27,13 @@ from .cli_common import (
     finish,
     open_db,
 )
-from .config import CONFIG_VARIABLE, load_config
-from .decisions import check_decisions
-from .document import parse_json, read_document
-from .errors import FlowgraphError, Problem, ValidationError
-from .events import logging_sink
-from .models import Workflow
-from .report import job_page
+from engine.config import CONFIG_VARIABLE, load_config
+from engine.decisions import check_decisions
+from engine.document import parse_json, read_document
+from engine.errors import FlowgraphError, Problem, ValidationError
+from engine.events import logging_sink
+from engine.models import Workflow
+from engine.report import job_page
 
 app = typer.Typer(
     add_completion=False,
@@ -286,8 +286,8 @@ def serve(
     Point the SDK at http://HOST:PORT/v1; jobs run on this machine and live in the store.
     Options given here win over the configuration file.
     """
-    from .server import build_state
-    from .server import serve as run_server
+    from engine.server import build_state
+    from engine.server import serve as run_server
 
     try:
         settings = load_config(config)

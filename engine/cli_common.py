@@ -11,14 +11,14 @@ import anyio
 import typer
 from rich.console import Console
 
-from .api import Engine, JobRun
-from .config import Config, load_config
-from .decisions import DecisionReport, apply_decisions, unused_entries
-from .errors import DecisionError, FlowgraphError, Problem, ValidationError
-from .executors import CallPolicy, DryRunExecutor
-from .protocols import JobStatus, Store
-from .stores import default_db_path, open_store
-from .terminal import ProgressDisplay, ask_decision, print_summary
+from engine.api import Engine, JobRun
+from engine.config import Config, load_config
+from engine.decisions import DecisionReport, apply_decisions, unused_entries
+from engine.errors import DecisionError, FlowgraphError, Problem, ValidationError
+from engine.executors import CallPolicy, DryRunExecutor
+from engine.protocols import JobStatus, Store
+from engine.stores import default_db_path, open_store
+from engine.terminal import ProgressDisplay, ask_decision, print_summary
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3
 

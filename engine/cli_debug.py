@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from . import graph_export
-from .api import Engine, JobRun
-from .cli_common import (
+from engine import graph_export
+from engine.api import Engine, JobRun
+from engine.cli_common import (
     EXIT_INVALID,
     DbOption,
     build_engine,
@@ -24,11 +24,11 @@ from .cli_common import (
     open_db,
     out_console,
 )
-from .decisions import DecisionReport, apply_decisions
-from .errors import FlowgraphError, ValidationError
-from .executors import DryRunExecutor
-from .explain import Explainer, explain_text
-from .report import job_page, plan_page
+from engine.decisions import DecisionReport, apply_decisions
+from engine.errors import FlowgraphError, ValidationError
+from engine.executors import DryRunExecutor
+from engine.explain import Explainer, explain_text
+from engine.report import job_page, plan_page
 
 
 class GraphFormat(StrEnum):
@@ -102,7 +102,7 @@ def explain(
     db: DbOption = None,
 ) -> None:
     """Why each node ran, waited or was skipped, back to the decision that caused it."""
-    from .cli import parse_inputs
+    from engine.cli import parse_inputs
 
     job = stored_job(target, db)
     if job is None:

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .api import Engine, JobRun
-from .cli_common import (
+from engine.api import Engine, JobRun
+from engine.cli_common import (
     EXIT_INVALID,
     EXIT_OK,
     DbOption,
@@ -24,8 +24,8 @@ from .cli_common import (
     open_db,
     out_console,
 )
-from .errors import DecisionError, FlowgraphError
-from .protocols import Store
+from engine.errors import DecisionError, FlowgraphError
+from engine.protocols import Store
 
 JobArgument = Annotated[str, typer.Argument(help="The job id (`flowgraph jobs` lists them)")]
 NodeArgument = Annotated[str, typer.Argument(help="The gate: a node id, a template id or a prefix")]

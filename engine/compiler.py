@@ -12,12 +12,12 @@ from typing import Any
 
 import networkx as nx
 
-from .edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
-from .errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
-from .expressions import Expression, compile_expression
-from .gc_tuning import quiet_gc
-from .models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Ref, Workflow
-from .protocols import NodeKind
+from engine.edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
+from engine.errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
+from engine.expressions import Expression, compile_expression
+from engine.gc_tuning import quiet_gc
+from engine.models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Ref, Workflow
+from engine.protocols import NodeKind
 
 WORKFLOW_REF = "workflow"
 GATE_TYPES = frozenset({"user-approval", "user-selection"})

@@ -48,9 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import Problem, ValidationError
-from .executors import CallPolicy, DryRunExecutor, ExecutorRouter, Route
-from .protocols import Executor
+from engine.errors import Problem, ValidationError
+from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, Route
+from engine.protocols import Executor
 
 CONFIG_VARIABLE = "FLOWGRAPH_CONFIG"
 EXECUTOR_TYPES = ("dry-run", "http", "dask")
@@ -110,7 +110,7 @@ def build_executor(name: str, spec: dict[str, Any]) -> Executor:
             assets_dir=spec.get("assets_dir"),
         )
     if kind == "http":
-        from .http_executor import HttpExecutor
+        from engine.http_executor import HttpExecutor
 
         return HttpExecutor(
             spec["base_url"],
@@ -119,7 +119,7 @@ def build_executor(name: str, spec: dict[str, Any]) -> Executor:
             poll_interval=float(spec.get("poll_interval", 0.1)),
         )
     if kind == "dask":
-        from .distributed import DaskExecutor
+        from engine.distributed import DaskExecutor
 
         return DaskExecutor(
             address=spec.get("address"),

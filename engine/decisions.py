@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DecisionError, Problem, ValidationError
-from .instances import Instance
+from engine.errors import DecisionError, Problem, ValidationError
+from engine.instances import Instance
 
 APPROVE, REJECT = "approve", "reject"
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import anyio
 
-from .executors import DryRunExecutor
-from .protocols import Asset, ExecutorResult, NodeCall
+from engine.executors import DryRunExecutor
+from engine.protocols import Asset, ExecutorResult, NodeCall
 
 DEFAULT_TASK = "engine.distributed:dry_run_task"
 

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import structlog
 
-from .protocols import EventSink, Transition
+from engine.protocols import EventSink, Transition
 
 
 def event_fields(transition: Transition) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import anyio
 
-from .errors import TransientExecutorError
-from .protocols import (
+from engine.errors import TransientExecutorError
+from engine.protocols import (
     Asset,
     Completed,
     Executor,

@@ -17,7 +17,7 @@ import jinja2
 from cel import stdlib
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .errors import ExpressionEvaluationError, ExpressionSyntaxError
+from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
 
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 

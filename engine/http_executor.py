@@ -17,8 +17,8 @@ from typing import Any
 import anyio
 import httpx
 
-from .errors import TransientExecutorError
-from .protocols import Asset, ExecutorResult, NodeCall
+from engine.errors import TransientExecutorError
+from engine.protocols import Asset, ExecutorResult, NodeCall
 
 REMOTE_NODE = "node"
 TERMINAL = {"success", "failure", "canceled"}

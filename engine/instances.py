@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .compiler import CompiledInput, Plan, TemplateNode
-from .protocols import NodeStatus
+from engine.compiler import CompiledInput, Plan, TemplateNode
+from engine.protocols import NodeStatus
 
 BAD_STATUSES = frozenset({NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED})
 

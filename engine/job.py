@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from .compiler import Plan
-from .instances import INSTANCE, Instance
-from .protocols import NodeStatus
-from .scheduler import Scheduler
+from engine.compiler import Plan
+from engine.instances import INSTANCE, Instance
+from engine.protocols import NodeStatus
+from engine.scheduler import Scheduler
 
 _REASON_STATUSES = frozenset({NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED})
 _OUTPUT_TYPES = frozenset({"logic", "transform", "list", "for-each", "user-selection"})

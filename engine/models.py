@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from .protocols import JobStatus, NodeStatus
+from engine.protocols import JobStatus, NodeStatus
 
 NODE_TYPES: tuple[str, ...] = (
     "custom-model",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .compiler import Plan
-from .errors import FlowgraphError
-from .instances import Instance
-from .protocols import (
+from engine.compiler import Plan
+from engine.errors import FlowgraphError
+from engine.instances import Instance
+from engine.protocols import (
     Asset,
     Completed,
     Delegate,
@@ -22,7 +22,7 @@ from .protocols import (
     Transition,
     Wait,
 )
-from .scheduler import Clock, Scheduler
+from engine.scheduler import Clock, Scheduler
 
 
 def outcome_record(instance: Instance, outcome: Outcome) -> OutcomeRecord:

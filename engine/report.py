@@ -12,10 +12,10 @@ from typing import Any
 
 import jinja2
 
-from .compiler import Plan
-from .explain import Explainer
-from .instances import COLLECTION, INSTANCE, Instance
-from .scheduler import Scheduler
+from engine.compiler import Plan
+from engine.explain import Explainer
+from engine.instances import COLLECTION, INSTANCE, Instance
+from engine.scheduler import Scheduler
 
 NODE_WIDTH, NODE_HEIGHT, COLUMN, ROW = 190, 54, 250, 74
 MAX_DRAWN = 400  # past this many nodes, clones are drawn as one node per template

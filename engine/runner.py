@@ -17,11 +17,11 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-from .executors import CallPolicy, ExecutorRouter, call_executor
-from .gc_tuning import collect_if_due, quiet_gc
-from .instances import Instance
-from .persistence import Recorder
-from .protocols import (
+from engine.executors import CallPolicy, ExecutorRouter, call_executor
+from engine.gc_tuning import collect_if_due, quiet_gc
+from engine.instances import Instance
+from engine.persistence import Recorder
+from engine.protocols import (
     Completed,
     Delegate,
     EventSink,
@@ -31,7 +31,7 @@ from .protocols import (
     OutcomeRecord,
     RunChild,
 )
-from .scheduler import Scheduler
+from engine.scheduler import Scheduler
 
 ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[Completed | Failed]]
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from .compiler import Plan, TemplateNode
-from .errors import DecisionError
-from .instances import (
+from engine.compiler import Plan, TemplateNode
+from engine.errors import DecisionError
+from engine.instances import (
     BAD_STATUSES,
     COLLECTION,
     INSTANCE,
@@ -35,7 +35,7 @@ from .instances import (
     link_value,
     locate,
 )
-from .protocols import (
+from engine.protocols import (
     TERMINAL_NODE_STATUSES,
     Completed,
     Delegate,
@@ -49,7 +49,7 @@ from .protocols import (
     Transition,
     Wait,
 )
-from .skips import matched, skip_cause
+from engine.skips import matched, skip_cause
 
 Clock = Callable[[], str]
 TERMINAL_JOB = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .compiler import CompiledInput
-from .instances import (
+from engine.compiler import CompiledInput
+from engine.instances import (
     BAD_STATUSES,
     COLLECTION,
     INSTANCE,
@@ -17,7 +17,7 @@ from .instances import (
     json_text,
     output_value,
 )
-from .protocols import NodeStatus
+from engine.protocols import NodeStatus
 
 Cause = tuple[str, dict[str, Any]]
 

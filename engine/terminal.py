@@ -13,11 +13,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import Prompt
 from rich.table import Table
 
-from .instances import Instance
-from .protocols import NodeStatus, Transition
+from engine.instances import Instance
+from engine.protocols import NodeStatus, Transition
 
 if TYPE_CHECKING:
-    from .api import JobRun
+    from engine.api import JobRun
 
 STATUS_STYLE = {
     "success": "green",

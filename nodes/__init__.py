@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from engine.protocols import NodeKind
-
-from .for_each import ForEachKind
-from .list import ListKind
-from .logic import LogicKind
-from .model import ModelKind
-from .transform import TransformKind
-from .user_approval import UserApprovalKind
-from .user_selection import UserSelectionKind
-from .workflow import WorkflowKind
+from nodes.for_each import ForEachKind
+from nodes.list import ListKind
+from nodes.logic import LogicKind
+from nodes.model import ModelKind
+from nodes.transform import TransformKind
+from nodes.user_approval import UserApprovalKind
+from nodes.user_selection import UserSelectionKind
+from nodes.workflow import WorkflowKind
 
 NodeKindRegistry = dict[str, NodeKind]
 

@@ -11,8 +11,7 @@ from typing import Any
 
 from engine.models import FlowNode
 from engine.protocols import CompiledExpression, Expand, Failed, NodeCall, Outcome
-
-from ._base import BaseKind
+from nodes._base import BaseKind
 
 
 class ForEachKind(BaseKind):

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 
 from engine.models import FlowNode
 from engine.protocols import CompiledExpression, Completed, NodeCall, Outcome
-
-from ._base import BaseKind
+from nodes._base import BaseKind
 
 
 class ListKind(BaseKind):

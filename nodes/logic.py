@@ -13,8 +13,7 @@ from typing import Any
 from engine.errors import ExpressionEvaluationError
 from engine.models import FlowNode
 from engine.protocols import CompiledExpression, Completed, Failed, NodeCall, Outcome
-
-from ._base import BaseKind, json_text
+from nodes._base import BaseKind, json_text
 
 
 def uses_literal_condition(node: FlowNode) -> bool:

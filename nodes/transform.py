@@ -7,8 +7,7 @@ from collections.abc import Mapping
 from engine.errors import ExpressionEvaluationError
 from engine.models import FlowNode
 from engine.protocols import CompiledExpression, Completed, Failed, NodeCall, Outcome
-
-from ._base import BaseKind
+from nodes._base import BaseKind
 
 
 class TransformKind(BaseKind):

@@ -15,8 +15,7 @@ from engine.protocols import (
     Reject,
     Wait,
 )
-
-from ._base import BaseKind
+from nodes._base import BaseKind
 
 
 class UserApprovalKind(BaseKind):

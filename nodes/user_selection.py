@@ -17,8 +17,7 @@ from engine.protocols import (
     Reject,
     Wait,
 )
-
-from ._base import BaseKind
+from nodes._base import BaseKind
 
 DEFAULT_MIN = 1
 DEFAULT_MAX = 100

@@ -6,8 +6,7 @@ from collections.abc import Mapping
 
 from engine.models import FlowNode
 from engine.protocols import CompiledExpression, NodeCall, Outcome, RunChild
-
-from ._base import BaseKind
+from nodes._base import BaseKind
 
 
 class WorkflowKind(BaseKind):

@@ -6,11 +6,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..api import Engine
-from ..errors import FlowgraphError
-from ..protocols import Store
-from .app import create_app, is_loopback
-from .state import DEFAULT_MAX_BODY, ServerState
+from engine.api import Engine
+from engine.errors import FlowgraphError
+from engine.protocols import Store
+from engine.server.app import create_app, is_loopback
+from engine.server.state import DEFAULT_MAX_BODY, ServerState
 
 KEY_VARIABLE, SECRET_VARIABLE = "FLOWGRAPH_API_KEY", "FLOWGRAPH_API_SECRET"
 

@@ -18,10 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import FlowgraphError
-from . import jobs, workflows
-from .schemas import ErrorEnvelope
-from .state import ApiError, ServerState
+from engine.errors import FlowgraphError
+from engine.server import jobs, workflows
+from engine.server.schemas import ErrorEnvelope
+from engine.server.state import ApiError, ServerState
 
 log = structlog.get_logger("flowgraph.server")
 Scope = MutableMapping[str, Any]

@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from ..api import Engine
-from ..executors import DryRunExecutor
-from ..models import Workflow
-from ..protocols import ExecutorResult, NodeCall
+from engine.api import Engine
+from engine.executors import DryRunExecutor
+from engine.models import Workflow
+from engine.protocols import ExecutorResult, NodeCall
 
 DEFAULT_COST_PER_CALL = 1.0
 

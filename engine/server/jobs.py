@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Query
 
-from ..errors import DecisionError
-from .schemas import JobAction, JobEnvelope, JobList
-from .state import LEASE_SECONDS, ServerState, bad_request, json_envelope, state_of
+from engine.errors import DecisionError
+from engine.server.schemas import JobAction, JobEnvelope, JobList
+from engine.server.state import LEASE_SECONDS, ServerState, bad_request, json_envelope, state_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 State = Annotated[ServerState, Depends(state_of)]

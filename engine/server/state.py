@@ -15,11 +15,11 @@ import anyio
 from anyio.abc import TaskGroup
 from fastapi import HTTPException, Request, Response
 
-from ..api import Engine, JobRun
-from ..errors import Problem, ValidationError
-from ..gc_tuning import collect_promoted
-from ..protocols import Store
-from ..scheduler import utc_now
+from engine.api import Engine, JobRun
+from engine.errors import Problem, ValidationError
+from engine.gc_tuning import collect_promoted
+from engine.protocols import Store
+from engine.scheduler import utc_now
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 LEASE_SECONDS = 6.0  # a server that stops renewing loses its jobs to the others after this

@@ -8,13 +8,13 @@ import anyio
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from ..compiler import compile_flow
-from ..document import load_workflow
-from ..errors import DecisionError, ValidationError
-from ..models import Workflow
-from ..run_inputs import validate_run_inputs
-from .costs import estimate
-from .schemas import (
+from engine.compiler import compile_flow
+from engine.document import load_workflow
+from engine.errors import DecisionError, ValidationError
+from engine.models import Workflow
+from engine.run_inputs import validate_run_inputs
+from engine.server.costs import estimate
+from engine.server.schemas import (
     Deleted,
     DryRunResponse,
     JobEnvelope,
@@ -27,7 +27,7 @@ from .schemas import (
     WorkflowList,
     WorkflowUpdate,
 )
-from .state import (
+from engine.server.state import (
     ServerState,
     bad_request,
     decode_offset,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..protocols import Store
-from .memory import MemoryStore
-from .sqlite import SQLiteStore
+from engine.protocols import Store
+from engine.stores.memory import MemoryStore
+from engine.stores.sqlite import SQLiteStore
 
 DB_ENVIRONMENT_VARIABLE = "FLOWGRAPH_DB"
 
@@ -28,7 +28,7 @@ def open_store(location: str | Path | None = None) -> Store:
     if str(location) == ":memory:":
         return MemoryStore()
     if str(location).startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
+        from engine.stores.postgres import PostgresStore
 
         return PostgresStore(str(location))
     return SQLiteStore(Path(location) if location is not None else default_db_path())

@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from ..protocols import JobRecord, OutcomeRecord, Transition
-from .paging import page
+from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.stores.paging import page
 
 
 class MemoryStore:

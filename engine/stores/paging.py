@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
-from ..protocols import JobRecord
+from engine.protocols import JobRecord
 
 
 def encode_cursor(created_at: str, job_id: str) -> str:

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from ..errors import FlowgraphError
-from ..protocols import JobRecord, OutcomeRecord, Transition
-from .sql import (
+from engine.errors import FlowgraphError
+from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.stores.sql import (
     JOB_COLUMNS,
     dumps,
     encode_batch,

@@ -10,8 +10,8 @@ from typing import Any
 
 import orjson
 
-from ..protocols import JobRecord, OutcomeRecord, Transition
-from .paging import decode_cursor, encode_cursor
+from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.stores.paging import decode_cursor, encode_cursor
 
 JOB_COLUMNS = (
     "job_id, workflow_id, parent_job_id, status, created_at, updated_at, workflow, inputs, "

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import FlowgraphError
-from ..protocols import JobRecord, OutcomeRecord, Transition
-from .sql import (
+from engine.errors import FlowgraphError
+from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.stores.sql import (
     JOB_COLUMNS,
     encode_batch,
     events_of,
