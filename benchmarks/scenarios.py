@@ -188,7 +188,7 @@ def compile_workflow(count: int) -> dict[str, Any]:
 def cli_run(path: Path, *extra: str) -> tuple[float, dict[str, Any]]:
     """`flowgraph run PATH --json ...` in this process: its seconds (the command only, not the
     reading of its output afterwards) and the job it printed."""
-    from engine.cli import app
+    from engine.cli.app import app
 
     sink = io.StringIO()
     gc.collect()
@@ -322,9 +322,9 @@ def _cli_peak_kib(folder: Path, iterations: int) -> tuple[int, int]:
     output = folder / f"job-{iterations}.json"
     report = folder / f"peak-{iterations}.txt"
     script = f"""
-import sys, engine.cli
+import sys, engine.cli.app
 try:
-    engine.cli.app(sys.argv[1:], standalone_mode=False)
+    engine.cli.app.app(sys.argv[1:], standalone_mode=False)
 finally:
     status = open("/proc/self/status").read()
     peak = next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]

@@ -14,7 +14,7 @@ import typer
 
 from engine import graph_export
 from engine.api import Engine, JobRun
-from engine.cli_common import (
+from engine.cli.common import (
     EXIT_INVALID,
     DbOption,
     build_engine,
@@ -102,7 +102,7 @@ def explain(
     db: DbOption = None,
 ) -> None:
     """Why each node ran, waited or was skipped, back to the decision that caused it."""
-    from engine.cli import parse_inputs
+    from engine.cli.app import parse_inputs
 
     job = stored_job(target, db)
     if job is None:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from engine.api import Engine, JobRun
-from engine.cli_common import (
+from engine.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
     DbOption,

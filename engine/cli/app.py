@@ -12,9 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from engine import cli_debug, cli_jobs
 from engine.api import Engine
-from engine.cli_common import (
+from engine.cli import debug as cli_debug
+from engine.cli import jobs as cli_jobs
+from engine.cli.common import (
     EXIT_INVALID,
     DbOption,
     JsonOption,
