@@ -10,7 +10,7 @@ from conftest import decide, flow, make_engine, run
 from test_cli import flowgraph
 
 from engine import DryRunExecutor
-from engine.explain import Explainer
+from engine.views.explain import Explainer
 
 
 def lines(job: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ import pytest
 from conftest import EXAMPLES
 
 from engine import Engine
-from engine.report import job_page
+from engine.views.report import job_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LAUNCH_FLAGS = [

@@ -34,7 +34,7 @@ from engine.document import parse_json, read_document
 from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.events import logging_sink
 from engine.models import Workflow
-from engine.report import job_page
+from engine.views.report import job_page
 
 app = typer.Typer(
     add_completion=False,

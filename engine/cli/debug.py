@@ -12,7 +12,6 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from engine import graph_export
 from engine.api import Engine, JobRun
 from engine.cli.common import (
     EXIT_INVALID,
@@ -27,8 +26,9 @@ from engine.cli.common import (
 from engine.decisions import DecisionReport, apply_decisions
 from engine.errors import FlowgraphError, ValidationError
 from engine.executors import DryRunExecutor
-from engine.explain import Explainer, explain_text
-from engine.report import job_page, plan_page
+from engine.views import graph as graph_export
+from engine.views.explain import Explainer, explain_text
+from engine.views.report import job_page, plan_page
 
 
 class GraphFormat(StrEnum):

@@ -13,9 +13,9 @@ from typing import Any
 import jinja2
 
 from engine.compiler import Plan
-from engine.explain import Explainer
 from engine.instances import COLLECTION, INSTANCE, Instance
 from engine.scheduler import Scheduler
+from engine.views.explain import Explainer
 
 NODE_WIDTH, NODE_HEIGHT, COLUMN, ROW = 190, 54, 250, 74
 MAX_DRAWN = 400  # past this many nodes, clones are drawn as one node per template
@@ -37,7 +37,7 @@ class Box:
 
 
 def _template() -> jinja2.Template:
-    text = resources.files("engine").joinpath("templates/report.html.j2").read_text("utf-8")
+    text = resources.files("engine.views").joinpath("templates/report.html.j2").read_text("utf-8")
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return environment.from_string(text)
 
