@@ -262,7 +262,7 @@ def distributed_against_local(
     (`slots` threads in all) and in process (`slots` at once). The cluster starts before the
     clock does. None when distributed is not installed."""
     try:
-        from engine.distributed import DaskExecutor
+        from engine.executors.dask import DaskExecutor
     except ImportError:
         return None
     import anyio

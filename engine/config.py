@@ -110,7 +110,7 @@ def build_executor(name: str, spec: dict[str, Any]) -> Executor:
             assets_dir=spec.get("assets_dir"),
         )
     if kind == "http":
-        from engine.http_executor import HttpExecutor
+        from engine.executors.http import HttpExecutor
 
         return HttpExecutor(
             spec["base_url"],
@@ -119,13 +119,13 @@ def build_executor(name: str, spec: dict[str, Any]) -> Executor:
             poll_interval=float(spec.get("poll_interval", 0.1)),
         )
     if kind == "dask":
-        from engine.distributed import DaskExecutor
+        from engine.executors.dask import DaskExecutor
 
         return DaskExecutor(
             address=spec.get("address"),
             workers=int(spec.get("workers", 2)),
             threads_per_worker=int(spec.get("threads_per_worker", 1)),
-            task=spec.get("task", "engine.distributed:dry_run_task"),
+            task=spec.get("task", "engine.executors.dask:dry_run_task"),
             settings=spec.get("settings"),
         )
     raise ValueError(f"executor `{name}`: unknown type `{kind}`")

@@ -15,8 +15,8 @@ from conftest import EXAMPLES, FLOWS, flow, nodes
 
 from engine import CallPolicy, DryRunExecutor, Engine, ExecutorRouter, ValidationError
 from engine.config import load_config
-from engine.distributed import DaskExecutor
-from engine.http_executor import HttpExecutor
+from engine.executors.dask import DaskExecutor
+from engine.executors.http import HttpExecutor
 from engine.server.launcher import running_server
 
 

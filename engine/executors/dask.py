@@ -18,10 +18,10 @@ from typing import Any
 
 import anyio
 
-from engine.executors import DryRunExecutor
+from engine.executors.dry_run import DryRunExecutor
 from engine.protocols import Asset, ExecutorResult, NodeCall
 
-DEFAULT_TASK = "engine.distributed:dry_run_task"
+DEFAULT_TASK = "engine.executors.dask:dry_run_task"
 
 
 def call_payload(call: NodeCall) -> str:
