@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from engine.api import Engine, JobRun, new_job_id
-from engine.compiler import Plan, compile_flow
-from engine.document import load_workflow, read_document
+from engine.compile.compiler import Plan, compile_flow
+from engine.compile.document import load_workflow, read_document
+from engine.compile.models import FlowNode, Job, NodeInput, Ref, Workflow
 from engine.errors import (
     CycleError,
     DecisionError,
@@ -18,7 +19,6 @@ from engine.errors import (
     ValidationError,
 )
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
-from engine.models import FlowNode, Job, NodeInput, Ref, Workflow
 from engine.protocols import (
     Asset,
     Executor,

@@ -13,14 +13,15 @@ from typing import Any
 import anyio
 from anyio.lowlevel import RunVar
 
-from engine.compiler import Plan, compile_flow
-from engine.document import load_workflow, read_document
+from engine.compile.compiler import Plan, compile_flow
+from engine.compile.document import load_workflow, read_document
+from engine.compile.models import Workflow
+from engine.compile.run_inputs import validate_run_inputs
 from engine.errors import UnknownJobError
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
 from engine.gc_tuning import quiet_gc
 from engine.instances import Instance
 from engine.job import job_document, job_document_json
-from engine.models import Workflow
 from engine.persistence import Recorder, restore
 from engine.protocols import (
     Completed,
@@ -35,7 +36,6 @@ from engine.protocols import (
     PythonModelFunction,
     Store,
 )
-from engine.run_inputs import validate_run_inputs
 from engine.runner import Runner
 from engine.scheduler import Clock, Scheduler, utc_now
 

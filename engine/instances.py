@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from engine.compiler import CompiledInput, Plan, TemplateNode
+from engine.compile.compiler import CompiledInput, Plan, TemplateNode
 from engine.protocols import NodeStatus
 
 BAD_STATUSES = frozenset({NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED})

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from engine.compiler import Plan
+from engine.compile.compiler import Plan
 from engine.instances import INSTANCE, Instance
 from engine.protocols import NodeStatus
 from engine.scheduler import Scheduler

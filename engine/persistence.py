@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.compiler import Plan
+from engine.compile.compiler import Plan
 from engine.errors import FlowgraphError
 from engine.instances import Instance
 from engine.protocols import (

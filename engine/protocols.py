@@ -70,7 +70,7 @@ class NodeCall:
     node_type: str
     model_id: str | None
     inputs: dict[str, JSON]
-    node: Any  # the flow node as compiled (engine.models.FlowNode)
+    node: Any  # the flow node as compiled (engine.compile.models.FlowNode)
     iteration_index: int | None = None
     attempt: int = 1
     # transient errors retried within this attempt (the idempotency key stays the same, so a

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.compiler import Plan, TemplateNode
+from engine.compile.compiler import Plan, TemplateNode
 from engine.errors import DecisionError
 from engine.instances import (
     BAD_STATUSES,

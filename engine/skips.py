@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.compiler import CompiledInput
+from engine.compile.compiler import CompiledInput
 from engine.instances import (
     BAD_STATUSES,
     COLLECTION,

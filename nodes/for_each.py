@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.models import FlowNode
+from engine.compile.models import FlowNode
 from engine.protocols import CompiledExpression, Expand, Failed, NodeCall, Outcome
 from nodes._base import BaseKind
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.compile.models import FlowNode
 from engine.errors import ExpressionEvaluationError
-from engine.models import FlowNode
 from engine.protocols import CompiledExpression, Completed, Failed, NodeCall, Outcome
 from nodes._base import BaseKind, json_text
 

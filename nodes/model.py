@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from engine.models import FlowNode
+from engine.compile.models import FlowNode
 from engine.protocols import CompiledExpression, Delegate, NodeCall, Outcome
 from nodes._base import BaseKind
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.compile.models import FlowNode
 from engine.errors import DecisionError
-from engine.models import FlowNode
 from engine.protocols import (
     JSON,
     CompiledExpression,

@@ -8,7 +8,7 @@ import pytest
 from conftest import flow, make_engine
 
 from engine import CycleError, DocumentError, ValidationError
-from engine.document import load_workflow
+from engine.compile.document import load_workflow
 
 
 def problems(document: dict[str, Any]) -> list[str]:

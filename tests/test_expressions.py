@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from engine.compile.expressions import compile_expression
 from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
-from engine.expressions import compile_expression
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine import InputError, Workflow
-from engine.run_inputs import validate_run_inputs
+from engine.compile.run_inputs import validate_run_inputs
 
 
 def workflow(*inputs: dict[str, Any]) -> Workflow:

@@ -28,12 +28,12 @@ from engine.cli.common import (
     finish,
     open_db,
 )
+from engine.compile.document import parse_json, read_document
+from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.decisions import check_decisions
-from engine.document import parse_json, read_document
 from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.events import logging_sink
-from engine.models import Workflow
 from engine.views.report import job_page
 
 app = typer.Typer(

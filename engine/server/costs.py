@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.api import Engine
+from engine.compile.models import Workflow
 from engine.executors import DryRunExecutor
-from engine.models import Workflow
 from engine.protocols import ExecutorResult, NodeCall
 
 DEFAULT_COST_PER_CALL = 1.0

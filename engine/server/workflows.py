@@ -8,11 +8,11 @@ import anyio
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from engine.compiler import compile_flow
-from engine.document import load_workflow
+from engine.compile.compiler import compile_flow
+from engine.compile.document import load_workflow
+from engine.compile.models import Workflow
+from engine.compile.run_inputs import validate_run_inputs
 from engine.errors import DecisionError, ValidationError
-from engine.models import Workflow
-from engine.run_inputs import validate_run_inputs
 from engine.server.costs import estimate
 from engine.server.schemas import (
     Deleted,

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from engine.compiler import Plan
+from engine.compile.compiler import Plan
 
 _EDGE_STYLE = {"data": "-->", "conditional": "-.->", "order": "==>", "branch": "-->", "loop": "-.-"}
 _SHAPES = {

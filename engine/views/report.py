@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from engine.compiler import Plan
+from engine.compile.compiler import Plan
 from engine.instances import COLLECTION, INSTANCE, Instance
 from engine.scheduler import Scheduler
 from engine.views.explain import Explainer

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import networkx as nx
 
+from engine.compile.models import FlowNode
 from engine.errors import Problem
-from engine.models import FlowNode
 
 REFERENCE_EDGES = frozenset({"data", "conditional", "order"})
 

@@ -1,7 +1,7 @@
 """Compile a workflow's flow into a plan: a networkx DAG plus per-node compiled templates.
 
 Every problem is collected before anything is raised, each with the node id and JSON path.
-The edges and their kinds are gathered in `engine/edges.py`.
+The edges and their kinds are gathered in `engine/compile/edges.py`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import Any
 
 import networkx as nx
 
-from engine.edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
+from engine.compile.edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
+from engine.compile.expressions import Expression, compile_expression
+from engine.compile.models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Ref, Workflow
 from engine.errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
-from engine.expressions import Expression, compile_expression
 from engine.gc_tuning import quiet_gc
-from engine.models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Ref, Workflow
 from engine.protocols import NodeKind
 
 WORKFLOW_REF = "workflow"

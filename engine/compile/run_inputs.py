@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.compile.models import NodeInput, RequiredRules, Workflow
 from engine.errors import InputError, Problem
-from engine.models import NodeInput, RequiredRules, Workflow
 
 _SCALAR_CHECKS = {
     "boolean": lambda v: isinstance(v, bool),

@@ -8,9 +8,9 @@ from typing import Any
 
 import pydantic
 
+from engine.compile.models import Workflow
 from engine.errors import DocumentError, Problem
 from engine.gc_tuning import quiet_gc
-from engine.models import Workflow
 
 # Fields a job writes into its flow nodes; a replayed job starts from the flow without them.
 RUNTIME_NODE_FIELDS = ("status", "output", "assets", "jobId", "statusReason")
