@@ -1,4 +1,16 @@
-"""flowgraph: a local execution engine for Scenario workflows."""
+"""flowgraph: a local execution engine for Scenario workflows.
+
+This module is the public surface: `Engine` (in `api`) and the types a caller handles.
+`protocols` holds the contracts between the parts (executor, store, transitions, statuses);
+`errors` the exceptions. The parts, in the order a workflow meets them:
+
+- `compile/`: read and check a document, compile its flow into a plan (a networkx DAG)
+- `run/`: instances and loop clones, the scheduler, the anyio runner, gates, persistence
+- `executors/`: where model nodes run (dry-run, Python functions, HTTP, Dask)
+- `stores/`: where workflows and jobs are kept (SQLite, PostgreSQL, memory)
+- `views/`: explain, graph drawings, the HTML report
+- `cli/` and `server/`: the `flowgraph` command and the Workflows HTTP API
+"""
 
 from __future__ import annotations
 
@@ -28,7 +40,7 @@ from engine.protocols import (
     NodeStatus,
     Transition,
 )
-from engine.scheduler import Scheduler
+from engine.run.scheduler import Scheduler
 
 __all__ = [
     "Asset",

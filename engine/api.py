@@ -20,9 +20,6 @@ from engine.compile.run_inputs import validate_run_inputs
 from engine.errors import UnknownJobError
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
 from engine.gc_tuning import quiet_gc
-from engine.instances import Instance
-from engine.job import job_document, job_document_json
-from engine.persistence import Recorder, restore
 from engine.protocols import (
     Completed,
     EventSink,
@@ -36,8 +33,11 @@ from engine.protocols import (
     PythonModelFunction,
     Store,
 )
-from engine.runner import Runner
-from engine.scheduler import Clock, Scheduler, utc_now
+from engine.run.instances import Instance
+from engine.run.job import job_document, job_document_json
+from engine.run.persistence import Recorder, restore
+from engine.run.runner import Runner
+from engine.run.scheduler import Clock, Scheduler, utc_now
 
 MAX_WORKFLOW_DEPTH = 8
 CHECKPOINT_EVERY = 5.0  # seconds, at least, between two documents written while a job runs

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from conftest import FLOWS, run
 
-from engine import job as job_module
+from engine.run import job as job_module
 
 FLOW_FILES = sorted(path.name for path in Path(FLOWS).glob("*.json"))
 

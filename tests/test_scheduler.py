@@ -9,8 +9,8 @@ from conftest import fixed_clock, flow, make_engine
 
 from engine import DecisionError, Scheduler
 from engine.compile.run_inputs import validate_run_inputs
-from engine.instances import Instance
 from engine.protocols import Asset, Completed, Failed, NodeCall
+from engine.run.instances import Instance
 
 
 def scheduler_for(name: str, inputs: dict[str, Any] | None = None, **options: Any) -> Scheduler:

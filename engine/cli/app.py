@@ -31,9 +31,9 @@ from engine.cli.common import (
 from engine.compile.document import parse_json, read_document
 from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
-from engine.decisions import check_decisions
 from engine.errors import FlowgraphError, Problem, ValidationError
-from engine.events import logging_sink
+from engine.run.decisions import check_decisions
+from engine.run.events import logging_sink
 from engine.views.report import job_page
 
 app = typer.Typer(

@@ -14,10 +14,10 @@ from rich.console import Console
 from engine.api import Engine, JobRun
 from engine.cli.terminal import ProgressDisplay, ask_decision, print_summary
 from engine.config import Config, load_config
-from engine.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.errors import DecisionError, FlowgraphError, Problem, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor
 from engine.protocols import JobStatus, Store
+from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.stores import default_db_path, open_store
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3

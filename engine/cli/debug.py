@@ -23,9 +23,9 @@ from engine.cli.common import (
     open_db,
     out_console,
 )
-from engine.decisions import DecisionReport, apply_decisions
 from engine.errors import FlowgraphError, ValidationError
 from engine.executors import DryRunExecutor
+from engine.run.decisions import DecisionReport, apply_decisions
 from engine.views import graph as graph_export
 from engine.views.explain import Explainer, explain_text
 from engine.views.report import job_page, plan_page

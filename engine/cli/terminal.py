@@ -13,8 +13,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import Prompt
 from rich.table import Table
 
-from engine.instances import Instance
 from engine.protocols import NodeStatus, Transition
+from engine.run.instances import Instance
 
 if TYPE_CHECKING:
     from engine.api import JobRun

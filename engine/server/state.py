@@ -19,7 +19,7 @@ from engine.api import Engine, JobRun
 from engine.errors import Problem, ValidationError
 from engine.gc_tuning import collect_promoted
 from engine.protocols import Store
-from engine.scheduler import utc_now
+from engine.run.scheduler import utc_now
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 LEASE_SECONDS = 6.0  # a server that stops renewing loses its jobs to the others after this

@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.instances import COLLECTION, INSTANCE, Instance, json_text
 from engine.protocols import NodeStatus
-from engine.scheduler import Scheduler
+from engine.run.instances import COLLECTION, INSTANCE, Instance, json_text
+from engine.run.scheduler import Scheduler
 
 ARROW = " ← "
 MAX_DEPTH = 12

@@ -13,8 +13,8 @@ from typing import Any
 import jinja2
 
 from engine.compile.compiler import Plan
-from engine.instances import COLLECTION, INSTANCE, Instance
-from engine.scheduler import Scheduler
+from engine.run.instances import COLLECTION, INSTANCE, Instance
+from engine.run.scheduler import Scheduler
 from engine.views.explain import Explainer
 
 NODE_WIDTH, NODE_HEIGHT, COLUMN, ROW = 190, 54, 250, 74

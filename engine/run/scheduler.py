@@ -23,18 +23,6 @@ from typing import Any
 
 from engine.compile.compiler import Plan, TemplateNode
 from engine.errors import DecisionError
-from engine.instances import (
-    BAD_STATUSES,
-    COLLECTION,
-    INSTANCE,
-    WORKFLOW,
-    Instance,
-    Link,
-    Scope,
-    coerce,
-    link_value,
-    locate,
-)
 from engine.protocols import (
     TERMINAL_NODE_STATUSES,
     Completed,
@@ -49,7 +37,19 @@ from engine.protocols import (
     Transition,
     Wait,
 )
-from engine.skips import matched, skip_cause
+from engine.run.instances import (
+    BAD_STATUSES,
+    COLLECTION,
+    INSTANCE,
+    WORKFLOW,
+    Instance,
+    Link,
+    Scope,
+    coerce,
+    link_value,
+    locate,
+)
+from engine.run.skips import matched, skip_cause
 
 Clock = Callable[[], str]
 TERMINAL_JOB = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED})

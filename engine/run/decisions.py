@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import DecisionError, Problem, ValidationError
-from engine.instances import Instance
+from engine.run.instances import Instance
 
 APPROVE, REJECT = "approve", "reject"
 

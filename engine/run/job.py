@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 
 from engine.compile.compiler import Plan
-from engine.instances import INSTANCE, Instance
 from engine.protocols import NodeStatus
-from engine.scheduler import Scheduler
+from engine.run.instances import INSTANCE, Instance
+from engine.run.scheduler import Scheduler
 
 _REASON_STATUSES = frozenset({NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED})
 _OUTPUT_TYPES = frozenset({"logic", "transform", "list", "for-each", "user-selection"})

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.compile.compiler import CompiledInput
-from engine.instances import (
+from engine.protocols import NodeStatus
+from engine.run.instances import (
     BAD_STATUSES,
     COLLECTION,
     INSTANCE,
@@ -17,7 +18,6 @@ from engine.instances import (
     json_text,
     output_value,
 )
-from engine.protocols import NodeStatus
 
 Cause = tuple[str, dict[str, Any]]
 

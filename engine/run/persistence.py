@@ -7,7 +7,6 @@ from typing import Any
 
 from engine.compile.compiler import Plan
 from engine.errors import FlowgraphError
-from engine.instances import Instance
 from engine.protocols import (
     Asset,
     Completed,
@@ -22,7 +21,8 @@ from engine.protocols import (
     Transition,
     Wait,
 )
-from engine.scheduler import Clock, Scheduler
+from engine.run.instances import Instance
+from engine.run.scheduler import Clock, Scheduler
 
 
 def outcome_record(instance: Instance, outcome: Outcome) -> OutcomeRecord:

@@ -19,8 +19,6 @@ from anyio.abc import TaskGroup
 
 from engine.executors import CallPolicy, ExecutorRouter, call_executor
 from engine.gc_tuning import collect_if_due, quiet_gc
-from engine.instances import Instance
-from engine.persistence import Recorder
 from engine.protocols import (
     Completed,
     Delegate,
@@ -31,7 +29,9 @@ from engine.protocols import (
     OutcomeRecord,
     RunChild,
 )
-from engine.scheduler import Scheduler
+from engine.run.instances import Instance
+from engine.run.persistence import Recorder
+from engine.run.scheduler import Scheduler
 
 ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[Completed | Failed]]
 
