@@ -33,10 +33,9 @@ def table(results: list[Measurement]) -> str:
             detail = f"{r.extra['runsPerSecond']} runs/s"
         if r.extra and "nodesPerSecond" in r.extra:
             detail = f"{r.extra['nodesPerSecond']} nodes/s" + (f"; {detail}" if detail else "")
-        if r.extra and r.extra.get("versusDask"):
-            detail += f"; {r.extra['versusDask']:.2f}x dask"
         if r.target:
-            detail += f"  [{'met' if r.met else 'NOT MET'}: {r.target}]"
+            verdict = "not measured" if r.met is None else "met" if r.met else "NOT MET"
+            detail += f"  [{verdict}: {r.target}]"
         seconds = f"{r.seconds:8.3f}" if r.seconds else f"{'-':>8}"
         per_node = f"{r.micros_per_node:8.1f}" if r.seconds else f"{'-':>8}"
         lines.append(f"{r.name:<66} {r.nodes:>8} {seconds} {per_node}  {detail}")

@@ -378,11 +378,21 @@ def run_suite(
         seconds,
         baseline=FLOOR,
         ratio=seconds / floor,
-        target="faster than dask sync; within 5x of the floor",
-        met=seconds / floor <= 5 and (dask is None or seconds < dask),
-        extra={"versusDask": round(seconds / dask, 3) if dask else None},
+        target="within 5x of the floor",
+        met=seconds / floor <= 5,
     )
     results.append(one_body)
+    results.append(
+        Measurement(
+            f"for-each x{iterations}, 1 model node, CLI + SQLite, against dask",
+            nodes,
+            seconds,
+            baseline="dask synchronous scheduler",
+            ratio=seconds / dask if dask else None,
+            target="faster than dask sync",
+            met=seconds < dask if dask else None,  # None: dask is not installed, not measured
+        )
+    )
 
     if heavy:
         seconds3, nodes3 = engine_through_cli(fan_out_workflow(iterations, body=3))

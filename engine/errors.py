@@ -5,11 +5,35 @@ Every message names the offending thing in backticks and, where it can, says how
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from types import ModuleType
 
 
 class FlowgraphError(Exception):
     """Root of every error flowgraph raises on purpose."""
+
+
+class MissingExtraError(FlowgraphError, ImportError):
+    """A feature needs a package of an optional extra that is not installed."""
+
+    def __init__(self, module: str, *, extra: str, purpose: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the `{module}` package, which is not installed; "
+            f"install it with: pip install 'flowgraph[{extra}]'"
+        )
+
+
+def import_extra(module: str, *, extra: str, purpose: str) -> ModuleType:
+    """Import `module`, which comes with the optional extra `extra`, or say how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name is not None and module.split(".")[0] != error.name.split(".")[0]:
+            raise  # the package is there, but something it needs is broken: not ours to hide
+        raise MissingExtraError(module, extra=extra, purpose=purpose) from None
 
 
 @dataclass(frozen=True, slots=True)

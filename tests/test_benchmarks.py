@@ -40,6 +40,7 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
         "bare asyncio.gather (floor)",
         "dask synchronous scheduler, same fan-out",
         "for-each x60, 1 model node, CLI + SQLite",
+        "for-each x60, 1 model node, CLI + SQLite, against dask",
         "for-each x60, transform + model + logic, CLI + SQLite",
         "compile + validate a 60-node flow",
         "peak memory, for-each x60 through the CLI",
@@ -61,6 +62,28 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
     )
     for row in report["results"]:
         assert row["target"] is None or isinstance(row["met"], bool)
+
+
+def test_a_target_whose_baseline_did_not_run_is_not_measured() -> None:
+    """Without dask, the row comparing with dask says so instead of claiming the target."""
+    script = (
+        "import sys; sys.modules['dask'] = None\n"  # as if dask were not installed
+        "from benchmarks.__main__ import main\n"
+        "sys.exit(main(['--iterations', '30', '--chain', '10', '--latency-nodes', '10',"
+        " '--server-runs', '0', '--distributed-nodes', '0', '--quick']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    rows = [line for line in result.stdout.splitlines() if "against dask" in line]
+    assert len(rows) == 1, result.stdout
+    assert "[not measured: faster than dask sync]" in rows[0]
+    assert "dask synchronous scheduler, same fan-out" not in result.stdout
 
 
 def test_the_server_load_test_completes_every_run_once() -> None:

@@ -37,11 +37,39 @@ from engine.run.events import logging_sink
 from engine.views.report import job_page
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="flowgraph: run Scenario workflows locally.",
 )
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("flowgraph")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "unknown (not installed)"
+        sys.stdout.write(f"flowgraph {number}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=show_version,
+            is_eager=True,
+            help="Print flowgraph's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """flowgraph: run Scenario workflows locally."""
 
 
 class LogFormat(StrEnum):
@@ -344,19 +372,23 @@ def serve(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(context: typer.Context) -> None:
-    """Run the benchmarks: every scenario next to its baseline, in one process.
+    """Run the benchmarks of a flowgraph checkout (`python -m benchmarks` there).
 
     Takes the options of `python -m benchmarks`, e.g. --iterations, --json, --plot FILE.png.
+    The benchmarks are not part of the installed package: they run from the repository.
     """
-    try:
-        from benchmarks.__main__ import main as run_benchmarks
-    except ImportError:
+    import subprocess
+
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "benchmarks" / "__main__.py").is_file():
         err.print(
-            "error: the benchmarks are not installed; run `make bench` in a flowgraph checkout",
+            "error: the benchmarks run from a flowgraph checkout (`make bench` there); "
+            f"this flowgraph is installed from a package ({checkout})",
             markup=False,
         )
-        raise typer.Exit(EXIT_INVALID) from None
-    raise typer.Exit(run_benchmarks(list(context.args)))
+        raise typer.Exit(EXIT_INVALID)
+    command = [sys.executable, "-m", "benchmarks", *context.args]
+    raise typer.Exit(subprocess.call(command, cwd=checkout))
 
 
 for command in (

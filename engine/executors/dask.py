@@ -12,12 +12,14 @@ Dask distributed needs the asyncio backend of anyio.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import time
 from typing import Any
 
 import anyio
 
+from engine.errors import MissingExtraError
 from engine.executors.dry_run import DryRunExecutor
 from engine.protocols import Asset, ExecutorResult, NodeCall
 
@@ -104,6 +106,8 @@ class DaskExecutor:
         task: str = DEFAULT_TASK,
         settings: dict[str, Any] | None = None,
     ) -> None:
+        if importlib.util.find_spec("distributed") is None:  # imported on first use: it is slow
+            raise MissingExtraError("distributed", extra="distributed", purpose="the dask executor")
         self.address = address
         self.workers = workers
         self.threads_per_worker = threads_per_worker

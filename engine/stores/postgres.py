@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from engine.errors import FlowgraphError
+from engine.errors import FlowgraphError, import_extra
 from engine.protocols import JobRecord, OutcomeRecord, Transition
 from engine.stores.sql import (
     JOB_COLUMNS,
@@ -70,7 +70,7 @@ class PostgresStoreError(FlowgraphError, RuntimeError):
 
 class PostgresStore:
     def __init__(self, url: str) -> None:
-        import psycopg
+        psycopg = import_extra("psycopg", extra="postgres", purpose="a PostgreSQL store")
 
         self.url = url
         try:
