@@ -66,7 +66,9 @@ def test_the_wheel_declares_what_it_imports_and_its_license(wheel: zipfile.ZipFi
 
 
 def run(*args: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "engine", *args]
+    command = (
+        [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "engine", *args]
+    )
     return subprocess.run(
         command,
         cwd=ROOT,
