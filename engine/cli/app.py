@@ -233,7 +233,6 @@ def run(
                 err.print(
                     f"warning: {', '.join(dry_run_only)} shape the built-in dry-run executor; "
                     "the configuration file's executors serve this run",
-                    markup=False,
                 )
         inputs = parse_inputs(input_pairs, inputs_file)
         decisions: dict[str, Any] = {}
@@ -254,13 +253,13 @@ def run(
         raise fail_invalid(error) from None
     unknown = [node for node in fail if node not in job.plan.nodes and "#" not in node]
     for node in unknown:
-        err.print(f"warning: `--fail {node}` names no node of this flow", markup=False)
+        err.print(f"warning: `--fail {node}` names no node of this flow")
     if log_format is not None:
         engine.subscribe(logging_sink(log_format=log_format.value))
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
     if report is not None:
         report.write_text(job_page(job.scheduler, title=f"job {job.job_id}"), encoding="utf-8")
-        err.print(f"report: {report}", markup=False)
+        err.print(f"report: {report}")
     raise finish(job, as_json=as_json, db=db)
 
 
@@ -365,7 +364,6 @@ def serve(
     err.print(
         f"flowgraph serving Scenario's Workflows API at http://{host}:{port}/v1 "
         f"(store: {describe_db(location)})",
-        markup=False,
     )
     run_server(state, host=host, port=port)
 
@@ -384,7 +382,6 @@ def bench(context: typer.Context) -> None:
         err.print(
             "error: the benchmarks run from a flowgraph checkout (`make bench` there); "
             f"this flowgraph is installed from a package ({checkout})",
-            markup=False,
         )
         raise typer.Exit(EXIT_INVALID)
     command = [sys.executable, "-m", "benchmarks", *context.args]
@@ -409,7 +406,7 @@ def main() -> None:
     try:
         app()
     except FlowgraphError as error:
-        err.print(f"error: {error}", markup=False)
+        err.print(f"error: {error}")
         sys.exit(EXIT_INVALID)
     except Exception as error:  # a bug of ours: say so plainly; the traceback on request
         if os.environ.get("FLOWGRAPH_DEBUG"):
@@ -417,6 +414,5 @@ def main() -> None:
         err.print(
             f"internal error: {type(error).__name__}: {error}. This is a flowgraph bug; "
             "run again with FLOWGRAPH_DEBUG=1 to see the traceback.",
-            markup=False,
         )
         sys.exit(70)

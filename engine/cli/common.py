@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from engine.api import Engine, JobRun
 from engine.cli.terminal import ProgressDisplay, ask_decision, print_summary
@@ -22,14 +23,16 @@ from engine.stores import default_db_path, open_store
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Nothing printed is read as rich markup: ids, prompts, reasons and outputs are the user's
+# text, shown as typed. Styles are given as Text spans (see terminal.py).
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def out_console() -> Console:
     """Stdout; when it is no terminal, wide enough that ids are never cut."""
-    console = Console(highlight=False)
+    console = Console(highlight=False, markup=False, emoji=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=160)
+        console = Console(highlight=False, markup=False, emoji=False, width=160)
     return console
 
 
@@ -55,11 +58,11 @@ def default_assets_dir() -> Path:
 def fail_invalid(error: FlowgraphError) -> typer.Exit:
     """Print every problem (one a line, on stderr) and exit 2."""
     if isinstance(error, ValidationError):
-        err.print(f"[bold red]error:[/] {error.what} is invalid", markup=True)
+        err.print(Text.assemble(("error:", "bold red"), f" {error.what} is invalid"))
         for problem in error.problems:
-            err.print(str(problem), markup=False)
+            err.print(str(problem))
     else:
-        err.print(f"error: {error}", markup=False)
+        err.print(f"error: {error}")
     return typer.Exit(EXIT_INVALID)
 
 
@@ -170,13 +173,12 @@ def drive(
         err.print(
             f"interrupted: job {job.job_id} is kept in the store; continue it with "
             f"`flowgraph resume {job.job_id}`",
-            markup=False,
         )
         raise typer.Exit(130) from None
     for message in report.refused:
-        err.print(f"refused: {message}", markup=False)
+        err.print(f"refused: {message}")
     for key in unused_entries(decisions, report):
-        err.print(f"warning: decision for `{key}` was not used (no such gate waited)", markup=False)
+        err.print(f"warning: decision for `{key}` was not used (no such gate waited)")
 
 
 def ask_decisions(engine: Engine, job: JobRun) -> bool:
@@ -191,7 +193,7 @@ def ask_decisions(engine: Engine, job: JobRun) -> bool:
             try:
                 engine.decide_now(job, gate.id, decision)
             except DecisionError as error:
-                err.print(f"refused: {error}", markup=False)
+                err.print(f"refused: {error}")
                 continue
             decided = True
             break
@@ -233,7 +235,6 @@ def print_continue_hints(job: JobRun, db: str | None) -> None:
         err.print(
             f"job {job.job_id} is waiting at a gate; with `--db :memory:` it is not kept, "
             "so run again with --decisions FILE.json or --auto-approve",
-            markup=False,
         )
         return
     where = f" --db {db}" if db else ""
@@ -257,7 +258,7 @@ def print_continue_hints(job: JobRun, db: str | None) -> None:
         "or run again with --decisions FILE.json (node id -> approve | reject | "
         '{"select": [i, ...]}) or --auto-approve'
     )
-    err.print("\n".join(lines), markup=False)
+    err.print("\n".join(lines))
 
 
 def describe_db(db: str | None) -> str:

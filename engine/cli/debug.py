@@ -52,7 +52,6 @@ def stored_job(target: str, db: str | None) -> JobRun | None:
     if record is None:
         err.print(
             f"error: `{target}` is neither a file nor a job in the store `{describe_db(db)}`",
-            markup=False,
         )
         raise typer.Exit(EXIT_INVALID)
     try:
@@ -115,7 +114,7 @@ def explain(
     try:
         explanations = [explainer.explain(node)] if node else explainer.explain_all()
     except KeyError as error:
-        err.print(f"error: {error.args[0]}", markup=False)
+        err.print(f"error: {error.args[0]}")
         raise typer.Exit(EXIT_INVALID) from None
     if as_json:
         payload = {
@@ -125,7 +124,7 @@ def explain(
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    out_console().print(f"job {job.job_id}: {job.status.value}", markup=False)
+    out_console().print(f"job {job.job_id}: {job.status.value}")
     out_console().print(
         explain_text(explanations, drill_down=node is not None), markup=False, soft_wrap=True
     )
@@ -163,6 +162,6 @@ def graph(
         text = graph_export.to_mermaid(plan)
     if output is not None:
         output.write_text(text, encoding="utf-8")
-        err.print(f"wrote {output}", markup=False)
+        err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)

@@ -36,7 +36,7 @@ def load(db: str | None, job_id: str) -> tuple[Store, Engine, JobRun]:
     store = open_db(db)
     record = store.get_job(job_id)
     if record is None:
-        err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`", markup=False)
+        err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`")
         raise typer.Exit(EXIT_INVALID)
     try:
         engine = build_engine(store, record.options)  # with the run's configuration file, if any
@@ -52,7 +52,7 @@ def decide_and_continue(
     try:
         engine.decide_now(job, node_id, decision)
     except DecisionError as error:
-        err.print(f"refused: {error}", markup=False)
+        err.print(f"refused: {error}")
         raise typer.Exit(EXIT_INVALID) from None
     drive(engine, job, as_json=as_json)
     raise finish(job, as_json=as_json, db=db)
@@ -102,7 +102,7 @@ def cancel(job_id: JobArgument, as_json: JsonOption = False, db: DbOption = None
     try:
         anyio.run(engine.cancel, job_id)
     except DecisionError as error:
-        err.print(f"refused: {error}", markup=False)
+        err.print(f"refused: {error}")
         raise typer.Exit(EXIT_INVALID) from None
     finish(job, as_json=as_json, db=db)
     raise typer.Exit(EXIT_OK)
@@ -121,7 +121,7 @@ def jobs(
     if job_id is not None:
         record = store.get_job(job_id)
         if record is None or record.document is None:
-            err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`", markup=False)
+            err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`")
             raise typer.Exit(EXIT_INVALID)
         if as_json:
             sys.stdout.write(json.dumps({"job": record.document}, ensure_ascii=False) + "\n")
@@ -149,7 +149,7 @@ def jobs(
         table.add_row(r.job_id, r.workflow_id or "-", r.status, r.created_at, r.updated_at)
     out_console().print(table)
     if not records:
-        err.print(f"no jobs in `{describe_db(db)}`", markup=False)
+        err.print(f"no jobs in `{describe_db(db)}`")
 
 
 def show(document: dict[str, Any]) -> None:
@@ -171,4 +171,4 @@ def show(document: dict[str, Any]) -> None:
     if waiting:
         console.print("waiting at: " + ", ".join(waiting))
     if document["metadata"].get("error"):
-        console.print(f"error: {document['metadata']['error']}", markup=False)
+        console.print(f"error: {document['metadata']['error']}")

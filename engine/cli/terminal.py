@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import Prompt
 from rich.table import Table
+from rich.text import Text
 
 from engine.protocols import NodeStatus, Transition
 from engine.run.instances import Instance
@@ -41,7 +42,7 @@ class ProgressDisplay:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} nodes"),
-            TextColumn("{task.fields[detail]}"),
+            TextColumn("{task.fields[detail]}", markup=False),  # loop ids are user text
             TimeElapsedColumn(),
             console=console,
             transient=True,
@@ -127,19 +128,27 @@ def print_summary(console: Console, job: JobRun, document: dict[str, Any]) -> No
             result = ", ".join(a["assetId"] for a in node["assets"][:3])
         elif "output" in node and not result:
             result = _short(node["output"])
-        style = STATUS_STYLE.get(str(node.get("status")), "")
-        table.add_row(node["id"], node["type"], f"[{style}]{node.get('status')}[/]", result)
+        status = str(node.get("status") or "")
+        table.add_row(
+            Text(node["id"]),
+            Text(node["type"]),
+            Text(status, style=STATUS_STYLE.get(status, "")),
+            Text(result),
+        )
     console.print(table)
     status = document["status"]
     style = {"success": "bold green", "failure": "bold red", "canceled": "bold magenta"}.get(
         status, "bold yellow"
     )
     console.print(
-        f"job {document['jobId']}: [{style}]{status}[/]  "
-        f"assets: {len(document['metadata']['assetIds'])}"
+        Text.assemble(
+            f"job {document['jobId']}: ",
+            (status, style),
+            f"  assets: {len(document['metadata']['assetIds'])}",
+        )
     )
     if document["metadata"].get("error"):
-        console.print(f"[red]error:[/] {document['metadata']['error']}", markup=True)
+        console.print(Text.assemble(("error:", "red"), " ", str(document["metadata"]["error"])))
 
 
 def _summarised(flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -172,12 +181,14 @@ def _summarised(flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def ask_decision(console: Console, gate: Instance) -> Any:
     """Ask at a terminal what to do with a waiting gate; None when the person declines."""
-    console.print(f"\n[bold]gate {gate.id}[/] ({gate.template.type}) is waiting")
+    console.print(
+        Text.assemble("\n", (f"gate {gate.id}", "bold"), f" ({gate.template.type}) is waiting")
+    )
     for name, value in (gate.values or {}).items():
-        console.print(f"  input {name}: {_short(value, 100)}", markup=False)
+        console.print(f"  input {name}: {_short(value, 100)}")
     if gate.template.type == "user-selection":
         for index, item in enumerate(gate.items or []):
-            console.print(f"  [{index}] {_short(item, 100)}", markup=False)
+            console.print(f"  [{index}] {_short(item, 100)}")
         answer = Prompt.ask(
             "indices (space separated), 'reject', or empty to stop", console=console, default=""
         )
