@@ -56,8 +56,13 @@ class ValidationError(FlowgraphError, ValueError):
         self.problems = list(problems)
         self.what = what
         count = len(self.problems)
-        header = f"{what} is invalid ({count} problem{'s' if count != 1 else ''})"
+        header = f"{self.headline} ({count} problem{'s' if count != 1 else ''})"
         super().__init__("\n".join([header, *(f"  {p}" for p in self.problems)]))
+
+    @property
+    def headline(self) -> str:
+        """`workflow is invalid`, `run inputs are invalid`."""
+        return f"{self.what} {'are' if self.what.endswith('s') else 'is'} invalid"
 
 
 class DocumentError(ValidationError):

@@ -43,7 +43,8 @@ def test_validate_accepts_every_example() -> None:
             continue
         result = flowgraph("validate", str(example))
         assert result.returncode == 0, result.stderr
-        assert result.stderr.startswith(f"valid: {example}")
+        assert result.stdout.startswith(f"valid: {example}")
+        assert result.stderr == ""  # no warnings: every declared input is read
 
 
 def test_validate_lists_every_problem_one_a_line_and_exits_2(tmp_path: Path) -> None:
@@ -187,7 +188,7 @@ def test_a_job_waiting_at_a_gate_exits_3_and_says_how_to_continue() -> None:
 
 def test_decisions_file_template_ids_prefixes_refusals_and_unused_entries(tmp_path: Path) -> None:
     decisions = tmp_path / "decisions.json"
-    decisions.write_text(json.dumps({"gate": "approve", "gate#1": "reject", "nobody": "approve"}))
+    decisions.write_text(json.dumps({"gate": "approve", "gate#1": "reject"}))
     result = flowgraph(
         "run", str(FLOWS / "gates-in-loop.json"), "--decisions", str(decisions), "--json"
     )
@@ -195,7 +196,11 @@ def test_decisions_file_template_ids_prefixes_refusals_and_unused_entries(tmp_pa
     statuses = {n["id"]: n["status"] for n in job["metadata"]["flow"]}
     assert statuses["gate#1"] == "rejected"
     assert job["status"] == "canceled" and result.returncode == 1
-    assert "decision for `nobody` was not used" in result.stderr
+    # a real gate that never waited: a warning
+    decisions.write_text(json.dumps({"review": "reject", "choose": {"select": [0]}}))
+    result = flowgraph("run", str(FLOWS / "gates.json"), "--decisions", str(decisions), "--json")
+    assert result.returncode == 1
+    assert "decision for `choose` was not used (no such gate waited)" in result.stderr
     decisions.write_text(json.dumps({"review": "approve", "choose": {"select": [7]}}))
     result = flowgraph("run", str(FLOWS / "gates.json"), "--decisions", str(decisions), "--json")
     assert result.returncode == 3
@@ -207,6 +212,97 @@ def test_decisions_file_template_ids_prefixes_refusals_and_unused_entries(tmp_pa
     result = flowgraph("run", str(FLOWS / "gates.json"), "--decisions", str(decisions))
     assert result.returncode == 2
     assert "review: decision `maybe` is not `approve`, `reject`" in result.stderr
+
+
+def test_decisions_that_name_no_gate_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(
+        json.dumps({"reveiw": "approve", "draft": "approve", "choose#1": {"select": [0]}})
+    )
+    db = tmp_path / "jobs.db"
+    result = flowgraph(
+        "run", str(FLOWS / "gates.json"), "--decisions", str(decisions), "--db", str(db)
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "error: decisions are invalid",
+        "reveiw: names no node of the workflow; did you mean `review`?",
+        "draft: `draft` is a custom-model node; decisions are for gates "
+        "(user-approval, user-selection): review, choose",
+        "choose#1: `choose` is in no for-each: it has no clones; name it `choose`",
+    ]
+    assert "no jobs" in flowgraph("jobs", "--db", str(db)).stderr  # nothing was created
+
+
+def test_a_declared_input_no_node_reads_is_a_warning(tmp_path: Path) -> None:
+    document = json.loads((EXAMPLES / "fan-out.json").read_text())
+    document["inputs"].append({"name": "variations", "type": "number", "default": 4})
+    path = tmp_path / "unused.json"
+    path.write_text(json.dumps(document))
+    warning = (
+        "warning: inputs[2]: workflow input `variations` is declared but no node reads it "
+        '(no input has `"ref": {"node": "workflow", "name": "variations"}`)'
+    )
+    result = flowgraph("validate", str(path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [warning]
+    assert result.stdout.startswith(f"valid: {path} (4 nodes, 1 loop)")
+    as_json = json.loads(flowgraph("validate", str(path), "--json").stdout)
+    assert as_json["valid"] is True
+    assert as_json["warnings"] == [
+        {"path": "inputs[2]", "nodeId": None, "message": warning.split(": ", 2)[2]}
+    ]
+    result = flowgraph("run", str(path), "--db", ":memory:", "--json")
+    assert result.returncode == 0
+    assert warning in result.stderr.splitlines()
+
+
+def test_validate_json_lists_the_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "flow": [
+                    {
+                        "id": "a",
+                        "type": "transform",
+                        "inputs": [{"name": "subject", "type": "string", "value": "a fox"}],
+                        "logic": {"transform": "subjet + '!'"},
+                    }
+                ]
+            }
+        )
+    )
+    result = flowgraph("validate", str(bad), "--json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout) == {
+        "valid": False,
+        "problems": [
+            {
+                "path": "flow[0].logic.transform",
+                "nodeId": "a",
+                "message": "`subjet` is not an input of this node; did you mean `subject`?",
+            }
+        ],
+    }
+
+
+def test_jobs_refuses_an_unknown_status_and_lists_the_jobs_waiting_at_a_gate(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "jobs.db")
+    parked = flowgraph("run", "examples/approval.json", "--db", db, "--json")
+    assert parked.returncode == 3
+    parked_id = job_of(parked)["jobId"]
+    assert flowgraph("run", "examples/fan-out.json", "--db", db).returncode == 0
+    result = flowgraph("jobs", "--status", "bogus", "--db", db)
+    assert result.returncode == 2
+    assert "'bogus' is not one of" in result.stderr
+    waiting = json.loads(flowgraph("jobs", "--status", "waiting", "--json", "--db", db).stdout)
+    assert [(j["jobId"], j["waitingAt"]) for j in waiting["jobs"]] == [(parked_id, ["review"])]
+    listed = flowgraph("jobs", "--db", db).stdout
+    assert "waiting at" in listed and "review" in listed
+    assert len(json.loads(flowgraph("jobs", "--json", "--db", db).stdout)["jobs"]) == 2
 
 
 def test_graph_formats() -> None:

@@ -169,3 +169,44 @@ def test_accepts_workflow_envelope_and_job_envelope() -> None:
     assert "a workflow needs a `flow` array of nodes" in str(caught.value)
     with pytest.raises(DocumentError):
         load_workflow([1, 2])
+
+
+def test_expression_variables_that_name_no_input_are_refused_at_compile_time() -> None:
+    def transform(node_id: str, source: str, *names: str) -> dict[str, Any]:
+        return {
+            "id": node_id,
+            "type": "transform",
+            "inputs": [{"name": n, "type": "string", "value": "x"} for n in names],
+            "logic": {"transform": source},
+        }
+
+    found = problems(
+        {
+            "flow": [
+                transform("typo", "subjct + ', ' + style", "subject", "style"),
+                transform("none", "size(missing)"),
+                transform("other", "a + b", "a", "zzz"),
+                transform("tmpl", "{{ subjects | join(', ') }} {{ ghost }}", "subjects"),
+                # bound by a macro, inside a string, a template's own loop: all fine
+                transform("ok1", "xs.map(x, x + k).filter(y, y != 'a.map(q, q)')", "xs", "k"),
+                transform(
+                    "ok2", "{% for s in subjects %}{{ loop.index }} {{ s }}{% endfor %}", "subjects"
+                ),
+                {
+                    "id": "pick",
+                    "type": "logic",
+                    "inputs": [{"name": "mode", "type": "string", "value": "fast"}],
+                    "logic": {"cases": [{"condition": "mod == 'fast'", "value": "typo"}]},
+                },
+            ]
+        }
+    )
+    assert found == [
+        "flow[0].logic.transform: `subjct` is not an input of this node; did you mean `subject`?",
+        "flow[1].logic.transform: `missing` is not an input of this node: it has no inputs "
+        "(an expression reads the node's inputs by name)",
+        "flow[2].logic.transform: `b` is not an input of this node (its inputs: a, zzz)",
+        "flow[3].logic.transform: `ghost` is not an input of this node (its inputs: subjects)",
+        "flow[6].logic.cases[0].condition: `mod` is not an input of this node; "
+        "did you mean `mode`?",
+    ]

@@ -245,7 +245,7 @@ def test_drafts_do_not_run_and_inputs_are_checked(client: Scenario) -> None:
     with pytest.raises(scenario_sdk.BadRequestError) as invalid:
         client.workflows.run(branching, body={"mode": "slow", "extra": True})
     message = invalid.value.body["message"]  # type: ignore[index]
-    assert message.startswith("run inputs is invalid:")
+    assert message.startswith("run inputs are invalid:")
     assert "unknown input `extra`" in message and "input `mode` must be one of" in message
     job_id = client.workflows.run(branching, body={"mode": "fast", "prompt": "a kite"}).job.job_id
     job = wait_job(client, job_id, lambda j: j.status == "success")

@@ -27,12 +27,13 @@ from engine.cli.common import (
     fail_invalid,
     finish,
     open_db,
+    out_console,
 )
 from engine.compile.document import parse_json, read_document
 from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
-from engine.run.decisions import check_decisions
+from engine.run.decisions import check_decision_targets, check_decisions
 from engine.run.events import logging_sink
 from engine.views.report import job_page
 
@@ -114,14 +115,53 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='Print {"valid": ..., "problems": [...], "warnings": [...]}'),
+    ] = False,
 ) -> None:
-    """Check a workflow document and its flow; every problem is listed, one a line."""
+    """Check a workflow document and its flow; every problem is listed, one a line.
+
+    The verdict goes to stdout; problems and warnings to stderr. Exit 0 when valid, 2 when not.
+    """
     try:
         plan = Engine().compile(file)
     except ValidationError as error:
+        if as_json:
+            write_json({"valid": False, "problems": [problem_json(p) for p in error.problems]})
+            raise typer.Exit(EXIT_INVALID) from None
         raise fail_invalid(error) from None
+    warnings = plan.warnings()
     loops = sum(1 for t in plan.nodes.values() if t.type == "for-each")
-    err.print(f"valid: {file} ({len(plan.nodes)} nodes, {loops} loops)")
+    if as_json:
+        write_json(
+            {
+                "valid": True,
+                "nodes": len(plan.nodes),
+                "loops": loops,
+                "problems": [],
+                "warnings": [problem_json(w) for w in warnings],
+            }
+        )
+        return
+    print_warnings(warnings)
+    out_console().print(
+        f"valid: {file} ({len(plan.nodes)} node{'s' if len(plan.nodes) != 1 else ''}, "
+        f"{loops} loop{'s' if loops != 1 else ''})"
+    )
+
+
+def problem_json(problem: Problem) -> dict[str, Any]:
+    return {"path": problem.path, "nodeId": problem.node_id, "message": problem.message}
+
+
+def write_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False) + "\n")
+
+
+def print_warnings(warnings: list[Problem]) -> None:
+    for warning in warnings:
+        err.print(f"warning: {warning}")
 
 
 ConfigOption = Annotated[
@@ -248,9 +288,13 @@ def run(
         engine = build_engine(open_db(db), options, settings)
         if workflows_dir is not None:
             engine.workflows.update(load_workflow_folder(workflows_dir))
-        job = engine.prepare(file, inputs)
+        workflow = engine.load(file)
+        if decisions:
+            check_decision_targets(decisions, engine.compile(workflow))
+        job = engine.prepare(workflow, inputs)
     except ValidationError as error:
         raise fail_invalid(error) from None
+    print_warnings(job.plan.warnings())
     unknown = [node for node in fail if node not in job.plan.nodes and "#" not in node]
     for node in unknown:
         err.print(f"warning: `--fail {node}` names no node of this flow")

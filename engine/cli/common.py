@@ -58,7 +58,7 @@ def default_assets_dir() -> Path:
 def fail_invalid(error: FlowgraphError) -> typer.Exit:
     """Print every problem (one a line, on stderr) and exit 2."""
     if isinstance(error, ValidationError):
-        err.print(Text.assemble(("error:", "bold red"), f" {error.what} is invalid"))
+        err.print(Text.assemble(("error:", "bold red"), f" {error.headline}"))
         for problem in error.problems:
             err.print(str(problem))
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -25,7 +26,8 @@ from engine.cli.common import (
     out_console,
 )
 from engine.errors import DecisionError, FlowgraphError
-from engine.protocols import Store
+from engine.protocols import JobRecord, JobStatus, Store
+from engine.run.decisions import GATE_TYPES
 
 JobArgument = Annotated[str, typer.Argument(help="The job id (`flowgraph jobs` lists them)")]
 NodeArgument = Annotated[str, typer.Argument(help="The gate: a node id, a template id or a prefix")]
@@ -108,15 +110,35 @@ def cancel(job_id: JobArgument, as_json: JsonOption = False, db: DbOption = None
     raise typer.Exit(EXIT_OK)
 
 
+class StatusFilter(StrEnum):
+    """A job status, or `waiting`: in progress and parked at a gate."""
+
+    pending = "pending"
+    queued = "queued"
+    warming_up = "warming-up"
+    in_progress = "in-progress"
+    finalizing = "finalizing"
+    success = "success"
+    failure = "failure"
+    canceled = "canceled"
+    waiting = "waiting"
+
+
 def jobs(
     job_id: Annotated[str | None, typer.Argument(help="Show this job")] = None,
-    status: Annotated[str | None, typer.Option(help="Only jobs with this status")] = None,
+    status: Annotated[
+        StatusFilter | None,
+        typer.Option(help="Only jobs with this status; `waiting`: parked at a gate"),
+    ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only jobs of this workflow id")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
     db: DbOption = None,
 ) -> None:
-    """List the jobs in the store (newest first), or show one."""
+    """List the jobs in the store (newest first), or show one.
+
+    A job in progress that is parked at a gate shows the gates it waits at.
+    """
     store = open_db(db)
     if job_id is not None:
         record = store.get_job(job_id)
@@ -128,28 +150,75 @@ def jobs(
             return
         show(record.document)
         return
-    records, _ = store.list_jobs(status=status, workflow_id=workflow, limit=limit)
+    listed = list_with_gates(store, status, workflow, limit)
     if as_json:
         rows = [
             {
                 "jobId": r.job_id,
                 "workflowId": r.workflow_id,
                 "status": r.status,
+                "waitingAt": gates,
                 "createdAt": r.created_at,
                 "updatedAt": r.updated_at,
             }
-            for r in records
+            for r, gates in listed
         ]
-        sys.stdout.write(json.dumps({"jobs": rows}) + "\n")
+        sys.stdout.write(json.dumps({"jobs": rows}, ensure_ascii=False) + "\n")
         return
     table = Table(show_edge=False, header_style="bold")
-    for column in ("job", "workflow", "status", "created", "updated"):
+    for column in ("job", "workflow", "status", "waiting at", "created", "updated"):
         table.add_column(column)
-    for r in records:
-        table.add_row(r.job_id, r.workflow_id or "-", r.status, r.created_at, r.updated_at)
+    for r, gates in listed:
+        table.add_row(
+            r.job_id,
+            r.workflow_id or "-",
+            r.status,
+            ", ".join(gates) or "-",
+            r.created_at,
+            r.updated_at,
+        )
     out_console().print(table)
-    if not records:
-        err.print(f"no jobs in `{describe_db(db)}`")
+    if not listed:
+        which = f" with status `{status.value}`" if status else ""
+        err.print(f"no jobs{which} in `{describe_db(db)}`")
+
+
+def list_with_gates(
+    store: Store, status: StatusFilter | None, workflow: str | None, limit: int
+) -> list[tuple[JobRecord, list[str]]]:
+    """Up to `limit` jobs, newest first, each with the gates it waits at (read from the job's
+    document: only for jobs in progress)."""
+    wanted = (
+        JobStatus.IN_PROGRESS.value if status is StatusFilter.waiting else status and status.value
+    )
+    listed: list[tuple[JobRecord, list[str]]] = []
+    cursor = None
+    while len(listed) < limit:
+        records, cursor = store.list_jobs(
+            status=wanted, workflow_id=workflow, limit=limit, cursor=cursor
+        )
+        for record in records:
+            gates: list[str] = []
+            if record.status == JobStatus.IN_PROGRESS:
+                full = store.get_job(record.job_id)
+                if full is not None and full.document is not None:
+                    gates = waiting_gates(full.document)
+            if status is StatusFilter.waiting and not gates:
+                continue
+            listed.append((record, gates))
+            if len(listed) == limit:
+                break
+        if cursor is None:
+            break
+    return listed
+
+
+def waiting_gates(document: dict[str, Any]) -> list[str]:
+    return [
+        n["id"]
+        for n in document["metadata"]["flow"]
+        if n["status"] == "processing" and n["type"] in GATE_TYPES
+    ]
 
 
 def show(document: dict[str, Any]) -> None:
@@ -163,11 +232,7 @@ def show(document: dict[str, Any]) -> None:
         f"{document['progress']:.0%}  nodes: "
         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     )
-    waiting = [
-        n["id"]
-        for n in flow
-        if n["status"] == "processing" and n["type"] in ("user-approval", "user-selection")
-    ]
+    waiting = waiting_gates(document)
     if waiting:
         console.print("waiting at: " + ", ".join(waiting))
     if document["metadata"].get("error"):

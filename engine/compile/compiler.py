@@ -6,6 +6,7 @@ The edges and their kinds are gathered in `engine/compile/edges.py`.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,24 @@ class Plan:
     nodes: dict[str, TemplateNode]
     graph: nx.DiGraph
     top_level: list[str]
+
+    def warnings(self) -> list[Problem]:
+        """What is valid but most likely a mistake: a declared workflow input no node reads."""
+        read = {
+            i.ref_name
+            for template in self.nodes.values()
+            for i in template.inputs
+            if i.ref_node == WORKFLOW_REF
+        }
+        return [
+            Problem(
+                f"workflow input `{declared.name}` is declared but no node reads it "
+                f'(no input has `"ref": {{"node": "workflow", "name": "{declared.name}"}}`)',
+                path=f"inputs[{index}]",
+            )
+            for index, declared in enumerate(self.workflow.inputs)
+            if declared.name not in read
+        ]
 
     def loop_output_is_assets(self, loop_id: str) -> bool:
         """Whether a for-each's collected output is asset ids (every sink produces assets)."""
@@ -304,9 +323,14 @@ def _compile_node(
     expressions: dict[str, Expression] = {}
     for key, (source, path) in kind.expressions(node).items():
         try:
-            expressions[key] = compile_expression(source)
+            expression = compile_expression(source)
         except ExpressionSyntaxError as error:
             _report(problems, node, position, str(error), path)
+            continue
+        expressions[key] = expression
+        unknown = expression.variables().difference(i.name for i in inputs)
+        for name in sorted(unknown):
+            _report(problems, node, position, _unknown_variable(name, inputs), path)
     # positional, in field order: half the cost of keywords, 100,000 times
     return TemplateNode(
         node_id,
@@ -319,6 +343,17 @@ def _compile_node(
         tuple(node.depends_on) if node.depends_on else (),
         expressions,
     )
+
+
+def _unknown_variable(name: str, inputs: list[CompiledInput]) -> str:
+    names = [i.name for i in inputs]
+    message = f"`{name}` is not an input of this node"
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return f"{message}; did you mean `{close[0]}`?"
+    if names:
+        return f"{message} (its inputs: {', '.join(names)})"
+    return f"{message}: it has no inputs (an expression reads the node's inputs by name)"
 
 
 def _check_ref(

@@ -15,6 +15,7 @@ from typing import Any
 import cel
 import jinja2
 from cel import stdlib
+from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
@@ -68,11 +69,16 @@ class Expression:
                 f"expression `{self.source}` failed: {_clean_message(error)}"
             ) from None
 
-    def variables(self) -> list[str]:
-        """The names the expression reads (CEL only; jinja templates report none)."""
-        if self.language == "cel":
-            return list(self._program.variables())
-        return []
+    def variables(self) -> frozenset[str]:
+        """The names the expression reads from its variables (the node's inputs): for CEL the
+        identifiers not bound by a macro (`xs.map(x, ...)` binds `x`), for a template the names
+        it neither sets nor takes from the sandbox's globals."""
+        names = _free_names.get(self.source)
+        if names is None:
+            names = _free_variables(self)
+            if len(_free_names) < _CACHE_LIMIT:
+                _free_names[self.source] = names
+        return names
 
 
 def is_template(source: str) -> bool:
@@ -94,7 +100,25 @@ def compile_expression(source: str) -> Expression:
 
 
 _compiled: dict[str, Expression] = {}
+_free_names: dict[str, frozenset[str]] = {}
 _CACHE_LIMIT = 10_000
+
+# CEL string literals (removed before looking for macros) and the single-variable macros, whose
+# first argument names the element: `xs.map(x, x + 1)`, `xs.exists(x, x > 2)`.
+_CEL_STRING = re.compile(
+    r"""[rRbB]{0,2}("{3}[\s\S]*?"{3}|'{3}[\s\S]*?'{3}|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')"""
+)
+_CEL_MACRO = re.compile(
+    r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
+)
+
+
+def _free_variables(expression: Expression) -> frozenset[str]:
+    if expression.language == "jinja":
+        parsed = _jinja.parse(expression.source)
+        return frozenset(meta.find_undeclared_variables(parsed) - set(_jinja.globals))
+    bound = set(_CEL_MACRO.findall(_CEL_STRING.sub('""', expression.source)))
+    return frozenset(set(expression._program.variables()) - bound)
 
 
 def _compile(source: str) -> Expression:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.compile.compiler import Plan
 from engine.errors import DecisionError, Problem, ValidationError
 from engine.run.instances import Instance
 
@@ -42,6 +44,46 @@ def check_decisions(raw: Any) -> dict[str, Any]:
     if problems:
         raise ValidationError(problems, what="decisions")
     return dict(raw)
+
+
+GATE_TYPES = ("user-approval", "user-selection")
+
+
+def check_decision_targets(decisions: Mapping[str, Any], plan: Plan) -> None:
+    """Every entry names a gate of the plan: its id, a clone of it (`gate#2`) or, in nested
+    loops, a clone prefix (`gate#1`). Raises ValidationError naming each entry that does not,
+    with the closest gate id."""
+    gates = [node_id for node_id, t in plan.nodes.items() if t.type in GATE_TYPES]
+    problems = []
+    for key in decisions:
+        template, _, suffix = key.partition("#")
+        node = plan.nodes.get(template)
+        if node is None:
+            close = difflib.get_close_matches(template, gates, n=1) or difflib.get_close_matches(
+                template, list(plan.nodes), n=1
+            )
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            listed = f" (its gates: {', '.join(gates)})" if gates and not close else ""
+            message = f"names no node of the workflow{hint}{listed}"
+        elif node.type not in GATE_TYPES:
+            message = (
+                f"`{template}` is a {node.type} node; decisions are for gates "
+                f"(user-approval, user-selection){': ' + ', '.join(gates) if gates else ''}"
+            )
+        elif suffix and not all(part.isdigit() for part in suffix.split("#")):
+            message = "a clone id is the gate's id and iteration indices: `gate#2`, `gate#1#0`"
+        elif suffix and len(suffix.split("#")) > len(node.loops):
+            depth = len(node.loops)
+            message = (
+                f"`{template}` is in no for-each: it has no clones; name it `{template}`"
+                if depth == 0
+                else f"`{template}` is in {depth} for-each: its clones have {depth} index(es)"
+            )
+        else:
+            continue
+        problems.append(Problem(message, path=key))
+    if problems:
+        raise ValidationError(problems, what="decisions")
 
 
 def entry_for(gate: Instance, decisions: Mapping[str, Any]) -> str | None:

@@ -42,7 +42,7 @@ def not_found(message: str) -> ApiError:
 
 def problems_message(error: ValidationError) -> str:
     """Every problem in one message (a client sees all of them at once)."""
-    return f"{error.what} is invalid: " + "; ".join(str(p) for p in error.problems)
+    return f"{error.headline}: " + "; ".join(str(p) for p in error.problems)
 
 
 def new_workflow_id() -> str:
