@@ -180,7 +180,7 @@ def test_a_job_waiting_at_a_gate_exits_3_and_says_how_to_continue() -> None:
     result = flowgraph("run", "examples/approval.json", "--json")
     assert result.returncode == 3
     assert job_of(result)["status"] == "in-progress"
-    assert "waiting at `review`" in result.stderr
+    assert "waiting at a gate:\ngate `review` (user-approval) is waiting" in result.stderr
     result = flowgraph("run", "examples/approval.json", "--auto-approve", "--json")
     assert result.returncode == 0
     assert job_of(result)["status"] == "success"
@@ -373,3 +373,106 @@ def test_run_loads_sub_workflows_from_a_folder(tmp_path: Path) -> None:
     (folder / "broken.json").write_text("{")
     broken = flowgraph("run", str(parent), "--workflows", str(folder))
     assert broken.returncode == 2 and "broken.json" in broken.stderr
+
+
+def test_a_waiting_gate_says_what_it_decides_and_how_to_continue(tmp_path: Path) -> None:
+    """Candidates with their files and the rule; what an approval approves and holds back;
+    one command a line, each of which works as printed."""
+    db = str(tmp_path / "jobs.db")
+    assets = tmp_path / "assets"
+    result = flowgraph(
+        "run", str(FLOWS / "gates.json"), "--db", db, "--assets-dir", str(assets), "--json"
+    )
+    assert result.returncode == 3
+    job_id = job_of(result)["jobId"]
+    lines = result.stderr.splitlines()
+    assert lines[:4] == [
+        f"job {job_id} is waiting at a gate:",
+        "gate `review` (user-approval) is waiting",
+        lines[2],
+        "  holds back: choose",
+    ]
+    assert lines[2].startswith("  approves: draft (custom-model): asset_")
+    assert f"{assets.resolve().as_uri()}/dry-run-" in lines[2]
+    commands = [line.strip() for line in lines if line.startswith("  flowgraph ")]
+    assert commands == [
+        f"flowgraph approve {job_id} review --db {db}",
+        f"flowgraph reject {job_id} review --db {db}",
+        f"flowgraph jobs {job_id} --db {db}",
+        f"flowgraph resume {job_id} --db {db}",
+        f"flowgraph cancel {job_id} --db {db}",
+    ]
+    approved = flowgraph(*commands[0].split()[1:])
+    assert approved.returncode == 3, approved.stderr
+    lines = approved.stderr.splitlines()
+    assert "gate `choose` (user-selection) is waiting: choose 1 to 2 of 3 items" in lines
+    candidates = [line for line in lines if line.startswith("  [")]
+    assert len(candidates) == 3
+    for index, line in enumerate(candidates):
+        assert line.startswith(f"  [{index}] asset_")
+        url = line.split("  ")[-1]
+        assert url.startswith("file://") and Path(url.removeprefix("file://")).is_file()
+    select = next(line.strip() for line in lines if line.strip().startswith("flowgraph select"))
+    assert select == f"flowgraph select {job_id} choose 0 1 --db {db}"
+    shown = flowgraph("jobs", job_id, "--db", db).stdout
+    assert "gate `choose` (user-selection) is waiting: choose 1 to 2 of 3 items" in shown
+    explained = flowgraph("explain", job_id, "--node", "choose", "--db", db)
+    assert candidates[2].strip() in explained.stdout
+    as_json = json.loads(
+        flowgraph("explain", job_id, "--node", "choose", "--db", db, "--json").stdout
+    )
+    assert as_json["gates"]["choose"][0].startswith("gate `choose`")
+    assert flowgraph(*select.split()[1:]).returncode == 0
+
+
+def test_loop_templates_are_counted_apart_from_skipped_nodes() -> None:
+    result = flowgraph(
+        "run",
+        "examples/creative-app.json",
+        "--input",
+        "subject=a kite",
+        "--input",
+        "style=watercolor",
+        "--db",
+        ":memory:",
+    )
+    assert result.returncode == 3
+    # 4 upscale_photo clones were skipped by the branch; 6 templates are not "skipped"
+    assert "nodes: 22 success, 4 skipped, 1 processing, 1 pending; 6 loop templates" in (
+        result.stdout
+    )
+    assert "│ template   │ loop template of `variations`" in result.stdout
+
+
+def test_log_format_json_keeps_stderr_one_json_event_a_line(tmp_path: Path) -> None:
+    report = tmp_path / "job.html"
+    result = flowgraph(
+        "run",
+        "examples/fan-out.json",
+        "--db",
+        ":memory:",
+        "--log-format",
+        "json",
+        "--report",
+        str(report),
+        "--json",
+    )
+    assert result.returncode == 0
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    assert events[-1]["event"] == "report" and events[-1]["path"] == str(report)
+    assert report.is_file()
+
+
+def test_serve_on_a_port_in_use_says_so_and_exits_4() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = flowgraph("serve", "--port", str(port), "--db", ":memory:")
+    assert result.returncode == 4
+    assert result.stderr.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use; "
+        "is another `flowgraph serve` running? Choose another port with --port"
+    )

@@ -57,11 +57,13 @@ def test_a_gate_asks_at_a_terminal_and_the_answer_decides_it(tmp_path: Path) -> 
     os.close(secondary)
     try:
         shown = read_until(main, "approve or reject")
-        assert "gate review (user-approval) is waiting" in shown
+        assert "gate `review` (user-approval) is waiting" in shown
+        assert "approves: draft (custom-model): asset_" in shown
+        assert "holds back: choose" in shown
         os.write(main, b"approve\n")
         shown = read_until(main, "indices (space separated)")
-        assert "gate choose (user-selection) is waiting" in shown
-        assert "[2] asset_" in shown
+        assert "gate `choose` (user-selection) is waiting: choose 1 to 2 of 3 items" in shown
+        assert re.search(r"\[2\] asset_\w+  file://\S+\.png", shown), shown
         os.write(main, b"7\n")  # out of range: refused, asked again
         shown = read_until(main, "indices (space separated)")
         assert "refused: user-selection `choose`: index `7` is out of range" in shown

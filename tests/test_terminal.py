@@ -36,9 +36,10 @@ def command(tmp_path: Path) -> list[str]:
 
 def check(shown: str) -> None:
     assert "internal error" not in shown
-    assert f"echo    │ transform    │ success │ {NOTE}" in shown  # as typed, unstyled
-    assert "gen#* │ custom-model │         │ 50 clones: 50 success" in shown
-    assert ": success  assets: 50" in shown
+    assert f"echo    │ transform    │ success  │ {NOTE}" in shown  # as typed, unstyled
+    assert "gen     │ custom-model │ template │ loop template of `loop`" in shown
+    assert "gen#* │ custom-model │          │ 50 clones: 50 success" in shown
+    assert ": success  nodes: 52 success; 1 loop template  assets: 50" in shown
 
 
 def test_through_a_pipe(tmp_path: Path) -> None:
@@ -76,3 +77,24 @@ def test_on_a_terminal(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
         os.close(main)
+
+
+def test_the_live_line_says_what_is_running_and_what_is_done() -> None:
+    import io
+
+    import anyio
+    from rich.console import Console
+
+    from engine import DryRunExecutor, Engine
+    from engine.cli.terminal import ProgressDisplay
+
+    engine = Engine(dry_run=DryRunExecutor(assets_dir=None, latency=0.01))
+    job = engine.prepare(ROOT / "examples" / "fan-out.json", {})
+    display = ProgressDisplay(Console(file=io.StringIO()), job)
+    seen: list[str] = []
+    engine.subscribe(display)
+    engine.subscribe(lambda transition: seen.append(display.detail()))
+    anyio.run(engine.advance, job)
+    assert any(line.startswith("running: ") for line in seen)  # before anything finished
+    assert "done: transform 3, custom-model 1 | running: 3 | loop loop: 1/3 iterations" in seen
+    assert display.detail() == "done: custom-model 4, transform 3, for-each 1"

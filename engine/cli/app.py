@@ -16,6 +16,8 @@ from engine.api import Engine
 from engine.cli import debug as cli_debug
 from engine.cli import jobs as cli_jobs
 from engine.cli.common import (
+    EXIT_CANNOT_SERVE,
+    EXIT_INTERNAL,
     EXIT_INVALID,
     DbOption,
     JsonOption,
@@ -34,7 +36,7 @@ from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.run.decisions import check_decision_targets, check_decisions
-from engine.run.events import logging_sink
+from engine.run.events import event_logger, logging_sink
 from engine.views.report import job_page
 
 app = typer.Typer(
@@ -298,12 +300,17 @@ def run(
     unknown = [node for node in fail if node not in job.plan.nodes and "#" not in node]
     for node in unknown:
         err.print(f"warning: `--fail {node}` names no node of this flow")
+    logger = None
     if log_format is not None:
-        engine.subscribe(logging_sink(log_format=log_format.value))
+        logger = event_logger(log_format=log_format.value)
+        engine.subscribe(logging_sink(logger=logger))
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
     if report is not None:
         report.write_text(job_page(job.scheduler, title=f"job {job.job_id}"), encoding="utf-8")
-        err.print(f"report: {report}")
+        if logger is not None:  # one event a line on stderr: the report is one more event
+            logger.info("report", job_id=job.job_id, path=str(report))
+        else:
+            err.print(f"report: {report}")
     raise finish(job, as_json=as_json, db=db)
 
 
@@ -358,7 +365,7 @@ def serve(
     Point the SDK at http://HOST:PORT/v1; jobs run on this machine and live in the store.
     Options given here win over the configuration file.
     """
-    from engine.server import build_state
+    from engine.server import ListenError, build_state, listen
     from engine.server import serve as run_server
 
     try:
@@ -405,11 +412,18 @@ def serve(
         ) from None
     except FlowgraphError as error:
         raise fail_invalid(error) from None
+    try:
+        sock = listen(host, port)
+    except ListenError as error:
+        err.print(f"error: {error}")
+        raise typer.Exit(EXIT_CANNOT_SERVE) from None
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
     err.print(
-        f"flowgraph serving Scenario's Workflows API at http://{host}:{port}/v1 "
+        f"flowgraph serving Scenario's Workflows API at http://{shown}:{bound}/v1 "
         f"(store: {describe_db(location)})",
     )
-    run_server(state, host=host, port=port)
+    run_server(state, sock=sock)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -459,4 +473,4 @@ def main() -> None:
             f"internal error: {type(error).__name__}: {error}. This is a flowgraph bug; "
             "run again with FLOWGRAPH_DEBUG=1 to see the traceback.",
         )
-        sys.exit(70)
+        sys.exit(EXIT_INTERNAL)

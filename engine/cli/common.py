@@ -20,8 +20,12 @@ from engine.executors import CallPolicy, DryRunExecutor
 from engine.protocols import JobStatus, Store
 from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.stores import default_db_path, open_store
+from engine.views.gates import describe_gate
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING = 0, 1, 2, 3
+# 0 success; 1 the job failed or was canceled; 2 invalid input or usage; 3 the job waits at a
+# gate; 4 `serve` cannot listen; 70 a flowgraph bug (main); 130 interrupted (the job is kept)
+EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING, EXIT_CANNOT_SERVE = 0, 1, 2, 3, 4
+EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
 
 # Nothing printed is read as rich markup: ids, prompts, reasons and outputs are the user's
 # text, shown as typed. Styles are given as Text spans (see terminal.py).
@@ -174,7 +178,7 @@ def drive(
             f"interrupted: job {job.job_id} is kept in the store; continue it with "
             f"`flowgraph resume {job.job_id}`",
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     for message in report.refused:
         err.print(f"refused: {message}")
     for key in unused_entries(decisions, report):
@@ -186,8 +190,9 @@ def ask_decisions(engine: Engine, job: JobRun) -> bool:
     for gate in list(job.waiting):
         if job.scheduler.finished:
             break
+        description = describe_gate(job.document(), gate.id)
         while True:
-            decision = ask_decision(err, gate)
+            decision = ask_decision(err, gate, description)
             if decision is None:
                 return decided
             try:
@@ -238,26 +243,31 @@ def print_continue_hints(job: JobRun, db: str | None) -> None:
         )
         return
     where = f" --db {db}" if db else ""
-    gates = job.waiting
-    listed = ", ".join(f"`{g.id}` ({g.template.type})" for g in gates)
-    lines = [f"job {job.job_id} is waiting at {listed}. Continue with:"]
-    for gate in gates[:5]:
+    document = job.document()
+    count = len(job.waiting)
+    lines = [f"job {job.job_id} is waiting at {'a gate' if count == 1 else f'{count} gates'}:"]
+    for gate in job.waiting[:5]:
+        lines += describe_gate(document, gate.id)
+    lines.append("continue with one of:")
+    for gate in job.waiting[:5]:
         if gate.template.type == "user-selection":
-            lines.append(
-                f"  flowgraph select {job.job_id} {gate.id} 0{where}   "
-                f"# indices of its {len(gate.items or [])} items"
-            )
+            indices = " ".join(str(i) for i in range(min(len(gate.items or []), 2))) or "0"
+            lines.append(f"  flowgraph select {job.job_id} {gate.id} {indices}{where}")
         else:
             lines.append(f"  flowgraph approve {job.job_id} {gate.id}{where}")
         lines.append(f"  flowgraph reject {job.job_id} {gate.id}{where}")
-    lines.append(
-        f"  flowgraph resume {job.job_id}{where}    flowgraph cancel {job.job_id}{where}"
-        f"    flowgraph jobs {job.job_id}{where}"
-    )
-    lines.append(
+    if count > 5:
+        lines.append(
+            f"  (and {len(job.waiting) - 5} more gates: flowgraph jobs {job.job_id}{where})"
+        )
+    lines += [
+        "or see the job, resume it after a stop, or cancel it:",
+        f"  flowgraph jobs {job.job_id}{where}",
+        f"  flowgraph resume {job.job_id}{where}",
+        f"  flowgraph cancel {job.job_id}{where}",
         "or run again with --decisions FILE.json (node id -> approve | reject | "
-        '{"select": [i, ...]}) or --auto-approve'
-    )
+        '{"select": [i, ...]}) or --auto-approve',
+    ]
     err.print("\n".join(lines))
 
 

@@ -28,6 +28,7 @@ from engine.executors import DryRunExecutor
 from engine.run.decisions import DecisionReport, apply_decisions
 from engine.views import graph as graph_export
 from engine.views.explain import Explainer, explain_text
+from engine.views.gates import describe_gate, waiting_gates
 from engine.views.report import job_page, plan_page
 
 
@@ -116,18 +117,25 @@ def explain(
     except KeyError as error:
         err.print(f"error: {error.args[0]}")
         raise typer.Exit(EXIT_INVALID) from None
+    gates: dict[str, list[str]] = {}
+    if node is not None and job.waiting:  # what the gate (or its waiting clones) asks
+        document = job.document()
+        for gate in waiting_gates(document):
+            if gate == node or gate.startswith(node + "#"):
+                gates[gate] = describe_gate(document, gate)
     if as_json:
         payload = {
             "jobId": job.job_id,
             "status": job.status.value,
             "nodes": [e.to_json() for e in explanations],
+            "gates": gates,
         }
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
     out_console().print(f"job {job.job_id}: {job.status.value}")
-    out_console().print(
-        explain_text(explanations, drill_down=node is not None), markup=False, soft_wrap=True
-    )
+    out_console().print(explain_text(explanations, drill_down=node is not None), soft_wrap=True)
+    for lines in gates.values():
+        out_console().print("\n".join(lines), soft_wrap=True)
 
 
 def graph(

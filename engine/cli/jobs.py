@@ -25,9 +25,10 @@ from engine.cli.common import (
     open_db,
     out_console,
 )
+from engine.cli.terminal import count_nodes
 from engine.errors import DecisionError, FlowgraphError
 from engine.protocols import JobRecord, JobStatus, Store
-from engine.run.decisions import GATE_TYPES
+from engine.views.gates import describe_gate, waiting_gates
 
 JobArgument = Annotated[str, typer.Argument(help="The job id (`flowgraph jobs` lists them)")]
 NodeArgument = Annotated[str, typer.Argument(help="The gate: a node id, a template id or a prefix")]
@@ -213,27 +214,13 @@ def list_with_gates(
     return listed
 
 
-def waiting_gates(document: dict[str, Any]) -> list[str]:
-    return [
-        n["id"]
-        for n in document["metadata"]["flow"]
-        if n["status"] == "processing" and n["type"] in GATE_TYPES
-    ]
-
-
 def show(document: dict[str, Any]) -> None:
     console = out_console()
-    flow = document["metadata"]["flow"]
-    counts: dict[str, int] = {}
-    for node in flow:
-        counts[node["status"]] = counts.get(node["status"], 0) + 1
     console.print(
         f"job {document['jobId']}: {document['status']}  progress "
-        f"{document['progress']:.0%}  nodes: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        f"{document['progress']:.0%}  {count_nodes(document['metadata']['flow'])}"
     )
-    waiting = waiting_gates(document)
-    if waiting:
-        console.print("waiting at: " + ", ".join(waiting))
+    for gate in waiting_gates(document):
+        console.print("\n".join(describe_gate(document, gate)))
     if document["metadata"].get("error"):
         console.print(f"error: {document['metadata']['error']}")

@@ -15,12 +15,13 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.protocols import NodeStatus, Transition
-from engine.run.instances import Instance
+from engine.run.instances import Instance, is_loop_template
 
 if TYPE_CHECKING:
     from engine.api import JobRun
 
 STATUS_STYLE = {
+    "template": "dim",
     "success": "green",
     "failure": "red",
     "skipped": "dim",
@@ -48,15 +49,21 @@ class ProgressDisplay:
             transient=True,
         )
         self.task = self.progress.add_task("running", total=1, detail="")
-        self.types: Counter[str] = Counter()
+        self.types: Counter[str] = Counter()  # finished nodes by type
+        self.running = 0  # nodes processing now (gates waiting included)
         self._last = 0.0
 
     def __call__(self, transition: Transition) -> None:
         scheduler = self.job.scheduler
-        if transition.node_id is not None and transition.to_status == "success":
-            instance = scheduler.instances.get(transition.node_id)
-            if instance is not None:
-                self.types[instance.template.type] += 1
+        if transition.node_id is not None:
+            if transition.to_status == "processing":
+                self.running += 1
+            elif transition.from_status == "processing":
+                self.running -= 1
+            if transition.to_status == "success":
+                instance = scheduler.instances.get(transition.node_id)
+                if instance is not None:
+                    self.types[instance.template.type] += 1
         now = time.monotonic()
         if now - self._last < self.refresh and transition.node_id is not None:
             return
@@ -66,7 +73,10 @@ class ProgressDisplay:
     def detail(self) -> str:
         """The text beside the bar: per-type counts, loops, gates."""
         scheduler = self.job.scheduler
-        parts = [", ".join(f"{t} {n}" for t, n in self.types.most_common(4))]
+        done = ", ".join(f"{t} {n}" for t, n in self.types.most_common(4))
+        waiting = len(scheduler.waiting)
+        running = self.running - waiting
+        parts = [f"done: {done}" if done else "", f"running: {running}" if running > 0 else ""]
         loops = [
             i
             for i in scheduler.instances.values()
@@ -82,7 +92,6 @@ class ProgressDisplay:
             }
             total = len(loop.iterations or [])
             parts.append(f"loop {loop.id}: {total - len(unfinished)}/{total} iterations")
-        waiting = len(scheduler.waiting)
         if waiting:
             parts.append(f"{waiting} gate{'s' if waiting > 1 else ''} waiting")
         return " | ".join(p for p in parts if p)
@@ -129,6 +138,8 @@ def print_summary(console: Console, job: JobRun, document: dict[str, Any]) -> No
         elif "output" in node and not result:
             result = _short(node["output"])
         status = str(node.get("status") or "")
+        if is_loop_template(node):
+            status = "template"  # skipped by construction: its clones run
         table.add_row(
             Text(node["id"]),
             Text(node["type"]),
@@ -144,11 +155,27 @@ def print_summary(console: Console, job: JobRun, document: dict[str, Any]) -> No
         Text.assemble(
             f"job {document['jobId']}: ",
             (status, style),
-            f"  assets: {len(document['metadata']['assetIds'])}",
+            f"  {count_nodes(flow)}  assets: {len(document['metadata']['assetIds'])}",
         )
     )
     if document["metadata"].get("error"):
         console.print(Text.assemble(("error:", "red"), " ", str(document["metadata"]["error"])))
+
+
+def count_nodes(flow: list[dict[str, Any]]) -> str:
+    """`nodes: 22 success, 4 skipped; 6 loop templates`: templates are counted apart from
+    the nodes a branch, a failure or a rejection skipped."""
+    counts: Counter[str] = Counter()
+    templates = 0
+    for node in flow:
+        if is_loop_template(node):
+            templates += 1
+        else:
+            counts[node["status"]] += 1
+    text = "nodes: " + ", ".join(f"{n} {status}" for status, n in counts.most_common())
+    if templates:
+        text += f"; {templates} loop template{'s' if templates != 1 else ''}"
+    return text
 
 
 def _summarised(flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -179,28 +206,28 @@ def _summarised(flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def ask_decision(console: Console, gate: Instance) -> Any:
-    """Ask at a terminal what to do with a waiting gate; None when the person declines."""
-    console.print(
-        Text.assemble("\n", (f"gate {gate.id}", "bold"), f" ({gate.template.type}) is waiting")
-    )
-    for name, value in (gate.values or {}).items():
-        console.print(f"  input {name}: {_short(value, 100)}")
+def ask_decision(console: Console, gate: Instance, description: list[str]) -> Any:
+    """Ask at a terminal what to do with a waiting gate (described by `describe_gate`);
+    None when the person declines."""
+    headline, *details = description
+    console.print(Text.assemble("\n", (headline, "bold")))
+    for line in details:
+        console.print(line)
     if gate.template.type == "user-selection":
-        for index, item in enumerate(gate.items or []):
-            console.print(f"  [{index}] {_short(item, 100)}")
-        answer = Prompt.ask(
-            "indices (space separated), 'reject', or empty to stop", console=console, default=""
-        )
-        if not answer.strip():
-            return None
-        if answer.strip() == "reject":
-            return "reject"
-        try:
-            return {"select": [int(part) for part in answer.replace(",", " ").split()]}
-        except ValueError:
-            console.print("indices are whole numbers, like: 2 0")
-            return ask_decision(console, gate)
+        while True:
+            answer = Prompt.ask(
+                "indices (space separated), 'reject', or empty to stop",
+                console=console,
+                default="",
+            ).strip()
+            if not answer:
+                return None
+            if answer == "reject":
+                return "reject"
+            try:
+                return {"select": [int(part) for part in answer.replace(",", " ").split()]}
+            except ValueError:
+                console.print("indices are whole numbers, like: 2 0")
     answer = Prompt.ask(
         "approve or reject",
         choices=["approve", "reject", "stop"],

@@ -29,17 +29,24 @@ def event_fields(transition: Transition) -> dict[str, Any]:
     return fields
 
 
-def logging_sink(*, log_format: str = "json", stream: TextIO | None = None) -> EventSink:
-    """A sink that writes every transition as a structlog event (`json` or `text`)."""
+def event_logger(*, log_format: str = "json", stream: TextIO | None = None) -> Any:
+    """A structlog logger writing one event a line (`json` or `text`) to `stream` (stderr)."""
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    logger = structlog.wrap_logger(
+    return structlog.wrap_logger(
         structlog.PrintLogger(stream or sys.stderr),
         processors=[structlog.processors.add_log_level, renderer],
     )
+
+
+def logging_sink(
+    *, log_format: str = "json", stream: TextIO | None = None, logger: Any = None
+) -> EventSink:
+    """A sink that writes every transition as a structlog event (`json` or `text`)."""
+    logger = logger or event_logger(log_format=log_format, stream=stream)
 
     def sink(transition: Transition) -> None:
         event = "job" if transition.node_id is None else "node"

@@ -29,6 +29,15 @@ Link = tuple[int, Any, Any]  # (mode, instance-or-scope, template id or input na
 # hundreds of thousands of instances, most of which never get dependents or order links).
 NO_OUTPUTS: Mapping[str, Any] = MappingProxyType({})
 
+LOOP_TEMPLATE = "loop template of"  # the start of a loop template's skip reason
+
+
+def is_loop_template(node: Mapping[str, Any]) -> bool:
+    """Whether a node of a job document is a loop template (skipped by construction: its
+    clones run), not a node skipped by a branch, a failure or a rejection."""
+    reason = node.get("statusReason")
+    return isinstance(reason, str) and reason.startswith(LOOP_TEMPLATE)
+
 
 class Scope:
     """One loop iteration (or the top level, with no loop): where clone ids get their suffix."""

@@ -41,6 +41,7 @@ from engine.run.instances import (
     BAD_STATUSES,
     COLLECTION,
     INSTANCE,
+    LOOP_TEMPLATE,
     WORKFLOW,
     Instance,
     Link,
@@ -113,7 +114,7 @@ class Scheduler:
                 self._set(
                     copy,
                     NodeStatus.SKIPPED,
-                    f"loop template of `{template.owner}`",
+                    f"{LOOP_TEMPLATE} `{template.owner}`",
                     {"cause": "template", "loop": template.owner},
                 )
         self._wire(created)
@@ -386,7 +387,7 @@ class Scheduler:
                     self._set(
                         copy,
                         NodeStatus.SKIPPED,
-                        f"loop template of `{owner}`",
+                        f"{LOOP_TEMPLATE} `{owner}`",
                         {"cause": "template", "loop": owner},
                     )
         loop.children_left = len(created)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,12 +49,51 @@ def build_state(
     )
 
 
-def serve(state: ServerState, *, host: str, port: int, log_level: str = "info") -> None:
-    """Run the server until interrupted."""
+class ListenError(FlowgraphError, OSError):
+    """The server cannot listen on the address it was given."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` and listening (port 0: any free port); raises
+    ListenError saying why not (the address is in use, or not this machine's)."""
+    try:
+        family, kind, protocol, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        sock = socket.socket(family, kind, protocol)
+    except OSError as error:
+        raise ListenError(f"cannot listen on `{host}`: {error.strerror or error}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        why = error.strerror or str(error)
+        hint = (
+            "; is another `flowgraph serve` running? Choose another port with --port"
+            if error.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise ListenError(f"cannot listen on {host}:{port}: {why.lower()}{hint}") from None
+    return sock
+
+
+def serve(state: ServerState, *, sock: socket.socket, log_level: str = "info") -> None:
+    """Run the server on a listening socket (see `listen`) until interrupted."""
     import uvicorn
 
     app: Any = create_app(state)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    config = uvicorn.Config(app, log_level=log_level)
+    uvicorn.Server(config).run(sockets=[sock])
 
 
-__all__ = ["ServerConfigError", "ServerState", "build_state", "create_app", "serve"]
+__all__ = [
+    "ListenError",
+    "ServerConfigError",
+    "ServerState",
+    "build_state",
+    "create_app",
+    "listen",
+    "serve",
+]

@@ -1,0 +1,108 @@
+"""What a waiting gate asks a person to decide, read from the job document.
+
+A user-selection gate lists its candidates, each with the file or URL it stands for, and the
+rule for how many to choose. A user-approval gate names what it approves (the outputs of the
+nodes before it) and what it holds back (the nodes that wait for it).
+
+    gate `choose` (user-selection) is waiting: choose 1 to 2 of 3 items
+      [0] asset_ba02…  file:///…/dry-run-186.png
+    gate `review` (user-approval) is waiting
+      approves: draft (custom-model): asset_4f1c…  file:///…/dry-run-034.png
+      holds back: final
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.compile.models import FlowNode
+from engine.run.decisions import GATE_TYPES
+from nodes.user_selection import selection_bounds
+
+SHOWN = 20  # items, predecessors and held-back nodes listed before "and N more"
+
+
+def waiting_gates(document: dict[str, Any]) -> list[str]:
+    """The ids of the gates the job is parked at, in flow order."""
+    return [
+        node["id"]
+        for node in document["metadata"]["flow"]
+        if node["status"] == "processing" and node["type"] in GATE_TYPES
+    ]
+
+
+def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
+    """Lines for a person deciding `gate_id`: a headline, then indented details."""
+    flow: list[dict[str, Any]] = document["metadata"]["flow"]
+    nodes = {node["id"]: node for node in flow}
+    gate = nodes[gate_id]
+    urls = {a["assetId"]: a.get("url", "") for node in flow for a in node.get("assets") or ()}
+    headline = f"gate `{gate_id}` ({gate['type']}) is waiting"
+    if gate["type"] == "user-selection":
+        items = gate.get("items") or []
+        low, high = selection_bounds(FlowNode.model_validate(gate))
+        high = min(high, len(items))
+        count = str(low) if low == high else f"{low} to {high}"
+        lines = [f"{headline}: choose {count} of {_plural(len(items), 'item')}"]
+        lines += [f"  [{i}] {_item(item, urls)}" for i, item in enumerate(items[:SHOWN])]
+        lines += _more(len(items))
+        return lines
+    lines = [headline]
+    sources = _sources(gate)
+    if not sources:
+        lines.append("  approves: nothing before it (no dependsOn or inputs)")
+    for source in sources[:SHOWN]:
+        node = nodes.get(source)
+        if node is None:
+            continue
+        lines.append(f"  approves: {source} ({node['type']}): {_output(node, urls)}")
+    lines += _more(len(sources))
+    held = [node["id"] for node in flow if gate_id in _sources(node)]
+    shown = ", ".join(held[:SHOWN])
+    if len(held) > SHOWN:
+        shown += f" and {len(held) - SHOWN} more"
+    lines.append(f"  holds back: {shown or 'nothing (no node waits for it)'}")
+    return lines
+
+
+def _sources(node: dict[str, Any]) -> list[str]:
+    """The nodes `node` reads or waits for: refs, conditional entries, dependsOn."""
+    found: list[str] = []
+    for node_input in node.get("inputs") or ():
+        ref = node_input.get("ref") or {}
+        if ref.get("node") and ref["node"] != "workflow":
+            found.append(ref["node"])
+        found.extend(ref.get("conditional") or ())
+    found.extend(node.get("dependsOn") or ())
+    return list(dict.fromkeys(found))
+
+
+def _item(item: Any, urls: dict[str, str]) -> str:
+    if isinstance(item, str) and item in urls:
+        return f"{item}  {urls[item]}"
+    return _short(item)
+
+
+def _output(node: dict[str, Any], urls: dict[str, str]) -> str:
+    assets = node.get("assets") or []
+    if assets:
+        shown = [f"{a['assetId']}  {a.get('url', '')}" for a in assets[:3]]
+        more = f" (and {len(assets) - 3} more)" if len(assets) > 3 else ""
+        return ", ".join(shown) + more
+    if "output" in node:
+        return _short(node["output"])
+    return f"no output ({node.get('status')})"
+
+
+def _short(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def _more(count: int) -> list[str]:
+    return [f"  … and {count - SHOWN} more"] if count > SHOWN else []
