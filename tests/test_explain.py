@@ -168,9 +168,12 @@ def test_the_terminal_progress_shows_types_loops_and_gates() -> None:
     job = engine.prepare(flow("gates-in-loop.json"))
     display = ProgressDisplay(Console(file=io.StringIO(), force_terminal=True, width=200), job)
     engine.subscribe(display)
+    seen: list[str] = []
+    engine.subscribe(lambda transition: seen.append(display.detail()))
     anyio.run(engine.advance, job)
+    assert "running: 3 | loop loop: 0/3 iterations" in seen  # the three generations at once
     display.update()
-    assert display.detail() == "custom-model 3 | loop loop: 0/3 iterations | 3 gates waiting"
+    assert display.detail() == "done: custom-model 3 | loop loop: 0/3 iterations | 3 gates waiting"
     task = display.progress.tasks[0]
     assert (
         task.total == len(job.scheduler.instances)

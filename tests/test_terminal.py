@@ -96,5 +96,5 @@ def test_the_live_line_says_what_is_running_and_what_is_done() -> None:
     engine.subscribe(lambda transition: seen.append(display.detail()))
     anyio.run(engine.advance, job)
     assert any(line.startswith("running: ") for line in seen)  # before anything finished
-    assert "done: transform 3, custom-model 1 | running: 3 | loop loop: 1/3 iterations" in seen
+    assert "done: transform 3, custom-model 1 | running: 2 | loop loop: 1/3 iterations" in seen
     assert display.detail() == "done: custom-model 4, transform 3, for-each 1"

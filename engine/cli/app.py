@@ -169,7 +169,7 @@ def print_warnings(warnings: list[Problem]) -> None:
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
-        help="A TOML file: executors, routing, store, limits (see engine/config.py); "
+        help="A TOML file: executors, routing, store, limits (see docs/configuration.md); "
         "default $FLOWGRAPH_CONFIG"
     ),
 ]
@@ -239,8 +239,7 @@ def run(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run a workflow offline (model nodes go to the dry-run executor, or to the executors of
-    a configuration file).
+    """Run a workflow offline: model nodes go to the dry-run executor or configured executors.
 
     The job is kept in the store, so a run that stops at a gate can be continued later (with
     the same configuration file: its path is kept with the job). Options given here win over

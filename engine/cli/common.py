@@ -20,7 +20,7 @@ from engine.executors import CallPolicy, DryRunExecutor
 from engine.protocols import JobStatus, Store
 from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.stores import default_db_path, open_store
-from engine.views.gates import describe_gate
+from engine.views.gates import describe_gate, example_selection
 
 # 0 success; 1 the job failed or was canceled; 2 invalid input or usage; 3 the job waits at a
 # gate; 4 `serve` cannot listen; 70 a flowgraph bug (main); 130 interrupted (the job is kept)
@@ -251,7 +251,7 @@ def print_continue_hints(job: JobRun, db: str | None) -> None:
     lines.append("continue with one of:")
     for gate in job.waiting[:5]:
         if gate.template.type == "user-selection":
-            indices = " ".join(str(i) for i in range(min(len(gate.items or []), 2))) or "0"
+            indices = " ".join(str(i) for i in example_selection(document, gate.id))
             lines.append(f"  flowgraph select {job.job_id} {gate.id} {indices}{where}")
         else:
             lines.append(f"  flowgraph approve {job.job_id} {gate.id}{where}")

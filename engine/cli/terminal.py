@@ -50,20 +50,21 @@ class ProgressDisplay:
         )
         self.task = self.progress.add_task("running", total=1, detail="")
         self.types: Counter[str] = Counter()  # finished nodes by type
-        self.running = 0  # nodes processing now (gates waiting included)
+        self.running = 0  # nodes processing now, loops apart (waiting gates included)
         self._last = 0.0
 
     def __call__(self, transition: Transition) -> None:
         scheduler = self.job.scheduler
-        if transition.node_id is not None:
-            if transition.to_status == "processing":
-                self.running += 1
-            elif transition.from_status == "processing":
-                self.running -= 1
+        instance = scheduler.instances.get(transition.node_id or "")
+        # a gate's own update (processing -> processing) is not a start; a loop is shown apart
+        if instance is not None and transition.from_status != transition.to_status:
+            if instance.template.type != "for-each":
+                if transition.to_status == "processing":
+                    self.running += 1
+                elif transition.from_status == "processing":
+                    self.running -= 1
             if transition.to_status == "success":
-                instance = scheduler.instances.get(transition.node_id)
-                if instance is not None:
-                    self.types[instance.template.type] += 1
+                self.types[instance.template.type] += 1
         now = time.monotonic()
         if now - self._last < self.refresh and transition.node_id is not None:
             return

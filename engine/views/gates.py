@@ -66,6 +66,13 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
     return lines
 
 
+def example_selection(document: dict[str, Any], gate_id: str) -> list[int]:
+    """Indices a selection gate's rule accepts: the first `min` items (at least one)."""
+    gate = next(node for node in document["metadata"]["flow"] if node["id"] == gate_id)
+    low, _ = selection_bounds(FlowNode.model_validate(gate))
+    return list(range(max(1, min(low, len(gate.get("items") or [])))))
+
+
 def _sources(node: dict[str, Any]) -> list[str]:
     """The nodes `node` reads or waits for: refs, conditional entries, dependsOn."""
     found: list[str] = []
