@@ -257,6 +257,39 @@ def test_a_declared_input_no_node_reads_is_a_warning(tmp_path: Path) -> None:
     assert warning in result.stderr.splitlines()
 
 
+def test_a_workflow_input_value_without_default_is_a_warning(tmp_path: Path) -> None:
+    document = json.loads((EXAMPLES / "fan-out.json").read_text())
+    subjects = document["inputs"][0]
+    subjects["value"] = subjects.pop("default")  # the fallback is `default`; `value` is not
+    path = tmp_path / "value.json"
+    path.write_text(json.dumps(document))
+    result = flowgraph("validate", str(path))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        "warning: inputs[0].value: workflow input `subjects` has a `value` but no `default`: "
+        "a run that does not give it leaves it unset (the fallback of a workflow input is "
+        "`default`)"
+    ]
+    # what the warning foretells: the loop has nothing to iterate
+    result = flowgraph("run", str(path), "--db", ":memory:", "--json")
+    assert result.returncode == 1
+    loop = next(n for n in job_of(result)["metadata"]["flow"] if n["id"] == "loop")
+    assert loop["status"] == "failure"
+    assert "no input holds an array to iterate" in loop["statusReason"]
+
+
+def test_required_true_says_how_to_write_the_rule(tmp_path: Path) -> None:
+    document = json.loads((EXAMPLES / "fan-out.json").read_text())
+    document["inputs"][0]["required"] = True
+    path = tmp_path / "required.json"
+    path.write_text(json.dumps(document))
+    result = flowgraph("validate", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1] == (
+        'inputs[0].required: `required` is an object of rules: write {"always": true} (got `true`)'
+    )
+
+
 def test_validate_json_lists_the_problems(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(

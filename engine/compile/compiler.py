@@ -101,14 +101,15 @@ class Plan:
     top_level: list[str]
 
     def warnings(self) -> list[Problem]:
-        """What is valid but most likely a mistake: a declared workflow input no node reads."""
+        """What is valid but most likely a mistake: a declared workflow input no node reads;
+        a workflow input with a `value` and no `default` (its fallback is `default`)."""
         read = {
             i.ref_name
             for template in self.nodes.values()
             for i in template.inputs
             if i.ref_node == WORKFLOW_REF
         }
-        return [
+        found = [
             Problem(
                 f"workflow input `{declared.name}` is declared but no node reads it "
                 f'(no input has `"ref": {{"node": "workflow", "name": "{declared.name}"}}`)',
@@ -117,6 +118,17 @@ class Plan:
             for index, declared in enumerate(self.workflow.inputs)
             if declared.name not in read
         ]
+        found += [
+            Problem(
+                f"workflow input `{declared.name}` has a `value` but no `default`: a run that "
+                "does not give it leaves it unset (the fallback of a workflow input is "
+                "`default`)",
+                path=f"inputs[{index}].value",
+            )
+            for index, declared in enumerate(self.workflow.inputs)
+            if declared.value is not None and declared.default is None
+        ]
+        return found
 
     def loop_output_is_assets(self, loop_id: str) -> bool:
         """Whether a for-each's collected output is asset ids (every sink produces assets)."""

@@ -95,7 +95,7 @@ def schema_problems(
                 node_id = document["flow"][location[1]].get("id")
             except (KeyError, IndexError, TypeError, AttributeError):
                 node_id = None
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")  # our own validators' words
         if item["type"] == "missing":
             message = f"missing required field `{location[-1]}`"
         elif "input" in item and item["type"] not in ("missing",):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from engine.protocols import JobStatus, NodeStatus
@@ -78,6 +78,15 @@ class RequiredRules(WireModel):
     if_not_defined: dict[str, Any] | None = None
     conditional: RequiredConditional | None = None
     conditional_values: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_bare_bool(cls, data: Any) -> Any:
+        if isinstance(data, bool):
+            raise ValueError(
+                f'`required` is an object of rules: write {{"always": {str(data).lower()}}}'
+            )
+        return data
 
 
 class NodeInput(WireModel):
