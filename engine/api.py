@@ -17,9 +17,10 @@ from engine.compile.compiler import Plan, compile_flow
 from engine.compile.document import load_workflow, read_document
 from engine.compile.models import Workflow
 from engine.compile.run_inputs import validate_run_inputs
-from engine.errors import UnknownJobError
+from engine.errors import FlowgraphError, StoreError, UnknownJobError
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
 from engine.gc_tuning import quiet_gc
+from engine.limits import Limits
 from engine.protocols import (
     Completed,
     EventSink,
@@ -153,6 +154,7 @@ class Engine:
         run_options: Mapping[str, Any] | None = None,
         workflow_source: Callable[[str], Workflow | None] | None = None,
         checkpoint_every: float | None = CHECKPOINT_EVERY,
+        limits: Limits | None = None,
     ) -> None:
         if kinds is None:
             from nodes import default_registry
@@ -179,6 +181,7 @@ class Engine:
         self.store = store
         self.run_options = dict(run_options or {})
         self.checkpoint_every = checkpoint_every
+        self.limits = limits or Limits()
         self.jobs: dict[str, JobRun] = {}
         # one limit on executor calls for all the jobs of this engine, per event loop
         self._limiters: RunVar[anyio.CapacityLimiter] = RunVar(f"flowgraph-limiter-{id(self)}")
@@ -195,7 +198,7 @@ class Engine:
 
     def compile(self, document: Workflow | Mapping[str, Any] | str | Path) -> Plan:
         """Validate and compile; raises ValidationError listing every problem."""
-        return compile_flow(self.load(document), self.kinds)
+        return compile_flow(self.load(document), self.kinds, self.limits)
 
     def limiter(self) -> anyio.CapacityLimiter:
         """The engine-wide limit on concurrent executor calls (one per event loop)."""
@@ -235,7 +238,7 @@ class Engine:
     ) -> JobRun:
         """Compile, check the run inputs and create the job (queued; nothing runs yet)."""
         workflow = self.load(document)
-        plan = compile_flow(workflow, self.kinds)
+        plan = compile_flow(workflow, self.kinds, self.limits)
         values = validate_run_inputs(workflow, inputs or {})
         keep_going = self.keep_going if keep_going is None else keep_going
         scheduler = Scheduler(
@@ -244,6 +247,7 @@ class Engine:
             inputs=values,
             keep_going=keep_going,
             clock=self.clock,
+            limits=self.limits,
         )
         job = self._job(
             workflow,
@@ -328,14 +332,39 @@ class Engine:
         """Run a prepared or restored job as far as it can go, then checkpoint it (and, with
         a store, now and then while it runs)."""
         with quiet_gc():
-            if self.store is None or not self.checkpoint_every:
-                await job.runner.run()
-            else:
-                async with anyio.create_task_group() as group:
-                    group.start_soon(self._checkpoints_while_running, job)
+            try:
+                if self.store is None or not self.checkpoint_every:
                     await job.runner.run()
-                    group.cancel_scope.cancel()
+                else:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(self._checkpoints_while_running, job)
+                        await job.runner.run()
+                        group.cancel_scope.cancel()
+            except Exception as error:  # whatever breaks inside a job ends that job, not us
+                await self._abort(job, error)
+                return
+            try:
+                await self.checkpoint(job)
+            except Exception as error:
+                await self._abort(job, error)
+
+    async def _abort(self, job: JobRun, error: BaseException) -> None:
+        """End `job` as failed with what went wrong, and record that. Raises StoreError when
+        the store cannot record it (the job is failed in memory all the same)."""
+        cause = _first_leaf(error)
+        message = str(cause) if isinstance(cause, FlowgraphError) else _internal(cause)
+        job.runner.abort(message)
+        try:
+            await job.runner.flush()
             await self.checkpoint(job)
+        except Exception as again:
+            cause = _first_leaf(again)
+            if isinstance(cause, StoreError):
+                raise cause from None
+            raise StoreError(
+                f"job `{job.job_id}` failed ({message}) and the store could not record it: "
+                f"{_internal(cause)}"
+            ) from None
 
     async def _checkpoints_while_running(self, job: JobRun) -> None:
         """Write the document while the job runs, so that readers of the store (another
@@ -390,7 +419,10 @@ class Engine:
         job = self.get(job_id)
         self.decide_now(job, node_id, decision)
         if job.runner.active:
-            job.runner.pump()  # the run in progress carries on with what the decision freed
+            try:
+                job.runner.pump()  # the run in progress carries on with what the decision freed
+            except Exception as error:  # ends this job, as in `advance`
+                job.runner.abort(_internal(_first_leaf(error)))
         else:
             await self.advance(job)
         return job
@@ -456,7 +488,7 @@ class Engine:
     def _restore(self, record: JobRecord) -> JobRun:
         assert self.store is not None
         workflow = load_workflow(record.workflow)
-        plan = compile_flow(workflow, self.kinds)
+        plan = compile_flow(workflow, self.kinds, self.limits)
         history = None
         if record.document is not None:
             history = [
@@ -471,6 +503,7 @@ class Engine:
             clock=self.clock,
             outcomes=self.store.outcomes(record.job_id),
             history=history,
+            limits=self.limits,
         )
         job = self._job(
             workflow,
@@ -526,6 +559,20 @@ class Engine:
             f"sub-workflow `{workflow_id}` (job `{child.job_id}`) ended "
             f"{child.status.value}: {document['metadata'].get('error', 'no error')}"
         )
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups: what actually went wrong."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+def _internal(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return "out of memory (MemoryError); the job was too large for this machine"
+    text = str(error).strip()
+    return f"internal error: {type(error).__name__}{': ' + text if text else ''}"
 
 
 def executor_route(

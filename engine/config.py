@@ -8,6 +8,10 @@ stores and limits.
     keep_going = false
     seed = 0
 
+    [limits]                    # what one job may use (see engine/limits.py)
+    max_nodes = 1000000         # nodes per job, loop clones included
+    max_iterations = 1000000    # iterations per for-each
+
     [store]
     url = "sqlite:///var/lib/flowgraph/jobs.db"   # or "memory"; default: $FLOWGRAPH_DB
 
@@ -50,6 +54,7 @@ from typing import Any
 
 from engine.errors import Problem, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, Route
+from engine.limits import LIMIT_NAMES, Limits
 from engine.protocols import Executor
 
 CONFIG_VARIABLE = "FLOWGRAPH_CONFIG"
@@ -63,6 +68,7 @@ class Config:
     server: dict[str, Any] = field(default_factory=dict)
     executors: dict[str, dict[str, Any]] = field(default_factory=dict)
     routing: dict[str, Any] = field(default_factory=dict)
+    limits: dict[str, Any] = field(default_factory=dict)
 
     @property
     def store_location(self) -> str | None:
@@ -75,6 +81,11 @@ class Config:
         if url.startswith("sqlite:///"):
             return url[len("sqlite:///") :]  # sqlite:///relative.db, sqlite:////absolute.db
         return url  # postgresql://..., or a path
+
+    def limits_with(self, **given: int | None) -> Limits:
+        """The file's `[limits]`, with the values given (not None) winning."""
+        values = {**self.limits, **{k: v for k, v in given.items() if v is not None}}
+        return Limits(**values)
 
     def policy(self) -> CallPolicy:
         return CallPolicy(
@@ -144,7 +155,7 @@ def load_config(path: str | Path | None = None) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ValidationError([Problem(f"{file}: {error}")], what="configuration") from None
     problems: list[Problem] = []
-    known = {"engine", "store", "server", "executors", "routing"}
+    known = {"engine", "store", "server", "executors", "routing", "limits"}
     for section in data:
         if section not in known:
             problems.append(
@@ -183,6 +194,22 @@ def load_config(path: str | Path | None = None) -> Config:
                     path=f"routing.routes[{index}]",
                 )
             )
+    limits = data.get("limits", {})
+    for name, value in limits.items():
+        if name not in LIMIT_NAMES:
+            problems.append(
+                Problem(
+                    f"unknown limit `{name}`; expected one of: {', '.join(LIMIT_NAMES)}",
+                    path=f"limits.{name}",
+                )
+            )
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(
+                Problem(
+                    f"`{name}` must be a whole number of 1 or more, got `{value}`",
+                    path=f"limits.{name}",
+                )
+            )
     if problems:
         raise ValidationError(problems, what="configuration")
     return Config(
@@ -191,4 +218,5 @@ def load_config(path: str | Path | None = None) -> Config:
         server=data.get("server", {}),
         executors=executors,
         routing=routing,
+        limits=limits,
     )

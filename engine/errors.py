@@ -114,3 +114,7 @@ class DecisionError(FlowgraphError, ValueError):
 
 class UnknownJobError(FlowgraphError, LookupError):
     """No job with the given id is known to the engine or its store."""
+
+
+class StoreError(FlowgraphError, RuntimeError):
+    """The store cannot be opened, read or written (a missing directory, a full disk, ...)."""

@@ -206,7 +206,7 @@ model_id = "model_flux*"
         load_config(bad)
     messages = [str(p) for p in caught.value.problems]
     assert (
-        "unknown section `[extra]`; expected one of: engine, executors, routing, server, store"
+        "unknown section `[extra]`; expected one of: engine, executors, limits, routing, server, store"
         in messages
     )
     assert "executors.x.type: executor `x` needs `type` = one of: dry-run, http, dask" in messages

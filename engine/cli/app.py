@@ -21,6 +21,8 @@ from engine.cli.common import (
     EXIT_INVALID,
     DbOption,
     JsonOption,
+    MaxIterationsOption,
+    MaxNodesOption,
     build_engine,
     default_assets_dir,
     describe_db,
@@ -237,6 +239,8 @@ def run(
             "each file named by its workflow id (wflow_x.json)",
         ),
     ] = None,
+    max_nodes: MaxNodesOption = None,
+    max_iterations: MaxIterationsOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Run a workflow offline: model nodes go to the dry-run executor or configured executors.
@@ -255,6 +259,8 @@ def run(
         "timeout": timeout,
         "maxConcurrency": max_concurrency,
         "assetsDir": str((assets_dir or default_assets_dir()).resolve()),
+        "maxNodes": max_nodes,
+        "maxIterations": max_iterations,
     }
     try:
         config_path = config or os.environ.get(CONFIG_VARIABLE)
@@ -358,6 +364,8 @@ def serve(
     max_body: Annotated[
         int | None, typer.Option(min=1024, help="Largest request body, in bytes [10 MiB]")
     ] = None,
+    max_nodes: MaxNodesOption = None,
+    max_iterations: MaxIterationsOption = None,
 ) -> None:
     """Serve Scenario's Workflows API under /v1 for the official SDK.
 
@@ -394,7 +402,13 @@ def serve(
                 document = {**workflow.to_wire(), "id": workflow_id}
                 document.setdefault("status", "ready")
                 store.put_workflow(workflow_id, document)
-        options = {"seed": seed, "latency": latency, "maxConcurrency": max_concurrency}
+        options = {
+            "seed": seed,
+            "latency": latency,
+            "maxConcurrency": max_concurrency,
+            "maxNodes": max_nodes,
+            "maxIterations": max_iterations,
+        }
         engine = build_engine(store, options, settings)
         state = build_state(
             engine,

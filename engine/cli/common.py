@@ -15,7 +15,7 @@ from rich.text import Text
 from engine.api import Engine, JobRun
 from engine.cli.terminal import ProgressDisplay, ask_decision, print_summary
 from engine.config import Config, load_config
-from engine.errors import DecisionError, FlowgraphError, Problem, ValidationError
+from engine.errors import DecisionError, FlowgraphError, Problem, StoreError, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor
 from engine.protocols import JobStatus, Store
 from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
@@ -47,6 +47,14 @@ DbOption = Annotated[
         help="The job store: a SQLite file (default: $FLOWGRAPH_DB, else flowgraph.db in the "
         "user data directory); `:memory:` keeps nothing.",
     ),
+]
+MaxNodesOption = Annotated[
+    int | None,
+    typer.Option("--max-nodes", min=1, help="Nodes per job, loop clones included [1000000]"),
+]
+MaxIterationsOption = Annotated[
+    int | None,
+    typer.Option("--max-iterations", min=1, help="Iterations per for-each [1000000]"),
 ]
 JsonOption = Annotated[
     bool, typer.Option("--json", help='Print only the {"job": ...} envelope on stdout')
@@ -88,6 +96,12 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
     """
     if settings is None and options.get("config"):
         settings = load_config(options["config"])
+    try:
+        limits = (settings or Config()).limits_with(
+            max_nodes=options.get("maxNodes"), max_iterations=options.get("maxIterations")
+        )
+    except ValueError as error:
+        raise ValidationError([Problem(str(error))], what="options") from None
     run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing")}
     if settings is not None and (settings.executors or settings.engine):
         section = settings.engine
@@ -105,6 +119,7 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
             policy=policy,
             store=store,
             run_options=run_options,
+            limits=limits,
         )
     dry_run = DryRunExecutor(
         seed=int(options.get("seed") or 0),
@@ -126,6 +141,7 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
         policy=policy,
         store=store,
         run_options=run_options,
+        limits=limits,
     )
 
 
@@ -173,6 +189,9 @@ def drive(
                 anyio.run(go)
         else:
             anyio.run(go)
+    except StoreError as error:  # the job failed: the store could not record its progress
+        err.print(f"error: {error}")
+        raise typer.Exit(EXIT_JOB_FAILED) from None
     except KeyboardInterrupt:
         err.print(
             f"interrupted: job {job.job_id} is kept in the store; continue it with "

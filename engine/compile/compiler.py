@@ -18,6 +18,7 @@ from engine.compile.expressions import Expression, compile_expression
 from engine.compile.models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Ref, Workflow
 from engine.errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
 from engine.gc_tuning import quiet_gc
+from engine.limits import Limits
 from engine.protocols import NodeKind
 
 WORKFLOW_REF = "workflow"
@@ -140,16 +141,18 @@ class Plan:
         )
 
 
-def compile_flow(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
-    """Compile and validate `workflow`.
+def compile_flow(
+    workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits | None = None
+) -> Plan:
+    """Compile and validate `workflow`; a flow whose own numbers exceed `limits` is refused.
 
     Raises ValidationError (CycleError for cycles) listing every problem found.
     """
     with quiet_gc():
-        return _compile(workflow, kinds)
+        return _compile(workflow, kinds, limits or Limits())
 
 
-def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
+def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits) -> Plan:
     problems: list[Problem] = []
     flow = workflow.flow
     positions = {node.id: position for position, node in enumerate(flow)}
@@ -167,6 +170,8 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
             templates[node.id] = template
 
     loops = resolve_loops(flow, positions, edges, problems)
+    _check_clone_ids(flow, positions, loops, problems)
+    _check_limits(flow, positions, loops, limits, problems)
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(positions)
     graph.add_edges_from((s, t, {"kinds": kinds}) for (s, t), kinds in edges.kinds.items())
@@ -181,6 +186,64 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind]) -> Plan:
     _link(templates, loops, edges)
     top_level = [t.id for t in templates.values() if not t.loops]
     return Plan(workflow=workflow, nodes=templates, graph=graph, top_level=top_level)
+
+
+def _check_clone_ids(
+    flow: list[FlowNode],
+    positions: dict[str, int],
+    loops: Mapping[str, tuple[str, ...]],
+    problems: list[Problem],
+) -> None:
+    """A node id may not be the id of a clone (`gen#0` beside `gen` in a for-each)."""
+    for node_id, position in positions.items():
+        base = node_id.split("#", 1)[0]
+        if base != node_id and loops.get(base):
+            problems.append(
+                Problem(
+                    f"node id `{node_id}` is the id of a clone of `{base}` (in for-each "
+                    f"`{loops[base][-1]}`, `{base}` runs as `{base}#0`, `{base}#1`, ...); "
+                    "rename it",
+                    path=f"flow[{position}].id",
+                    node_id=node_id,
+                )
+            )
+
+
+def _check_limits(
+    flow: list[FlowNode],
+    positions: dict[str, int],
+    loops: Mapping[str, tuple[str, ...]],
+    limits: Limits,
+    problems: list[Problem],
+) -> None:
+    """Refuse, before anything runs, a for-each `count` above the iteration limit and a flow
+    whose fixed counts alone make more nodes than the node limit."""
+    counts: dict[str, int] = {}
+    for node_id, position in positions.items():
+        count = flow[position].count
+        if flow[position].type != "for-each" or count is None:
+            continue
+        counts[node_id] = count
+        if count > limits.max_iterations:
+            problems.append(
+                Problem(
+                    limits.exceeded("max_iterations", count, f"for-each `{node_id}`"),
+                    path=f"flow[{position}].count",
+                    node_id=node_id,
+                )
+            )
+    if any(count > limits.max_iterations for count in counts.values()):
+        return  # said above; the total would only repeat it
+    total = 0
+    for node_id in positions:
+        clones = 1
+        for loop in loops.get(node_id, ()):
+            clones *= counts.get(loop, 1)  # an array's length is known only when it runs
+        total += clones + (1 if node_id in loops else 0)  # a loop body node has a template
+    if total > limits.max_nodes:
+        problems.append(
+            Problem(limits.exceeded("max_nodes", total, "the flow (by its for-each counts)"))
+        )
 
 
 def _first_positions(flow: list[FlowNode], problems: list[Problem]) -> dict[str, int]:

@@ -16,11 +16,54 @@ from engine.gc_tuning import quiet_gc
 RUNTIME_NODE_FIELDS = ("status", "output", "assets", "jobId", "statusReason")
 
 
+MAX_DEPTH = 64  # levels of nested arrays and objects; a Scenario workflow uses about 8
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
+    """The JSON path of an array or object nested more than `limit` levels deep, or None.
+    Iterative: a hostile document must not exhaust the interpreter's stack."""
+    if _deeper_than(value, limit) is False:
+        return None
+    path = ""
+    for level in range(limit, -1, -1):  # follow a child that is still too deep
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, child in pairs:
+            if isinstance(child, dict | list) and _deeper_than(child, level - 1):
+                path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
+                value = child
+                break
+    return path or "<document>"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def depth_problem(value: Any, where: str = "") -> Problem | None:
+    """A problem for a value nested deeper than MAX_DEPTH levels, naming where."""
+    found = too_deep(value)
+    if found is None:
+        return None
+    path = f"{where}.{found}" if where and found != "<document>" else (where or found)
+    return Problem(f"nested more than {MAX_DEPTH} levels deep", path=path)
+
+
 def parse_json(text: str, *, source: str = "<document>") -> Any:
     """Parse JSON text, turning a syntax error into a `DocumentError` with line and column."""
     try:
         with quiet_gc():
             return json.loads(text)
+    except RecursionError:
+        raise DocumentError(
+            [Problem(f"nested more than {MAX_DEPTH} levels deep", path=source)]
+        ) from None
     except json.JSONDecodeError as error:
         raise DocumentError(
             [
@@ -50,6 +93,10 @@ def load_workflow(document: Any) -> Workflow:
     A job envelope is replayed from its `metadata.flow`: clones are dropped and the fields the
     run wrote (`status`, `output`, `assets`, ...) are removed.
     """
+    if isinstance(document, dict | list):
+        deep = depth_problem(document)
+        if deep is not None:
+            raise DocumentError([deep])
     prefix = ""
     if isinstance(document, dict) and isinstance(document.get("workflow"), dict):
         document, prefix = document["workflow"], "workflow."

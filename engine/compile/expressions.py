@@ -7,9 +7,11 @@ is CEL, evaluated by the Rust-backed `common-expression-language` package with S
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import cel
@@ -63,7 +65,8 @@ class Expression:
             if self._context is None:
                 self._context = _cel_context()
             self._context.update(dict(variables))
-            return self._program.execute(self._context)
+            result = self._program.execute(self._context)
+            return result if type(result) in _JSON_SCALARS else json_value(result)
         except Exception as error:  # every library error becomes one clear message
             raise ExpressionEvaluationError(
                 f"expression `{self.source}` failed: {_clean_message(error)}"
@@ -79,6 +82,41 @@ class Expression:
             if len(_free_names) < _CACHE_LIMIT:
                 _free_names[self.source] = names
         return names
+
+
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def json_value(value: Any) -> Any:
+    """A CEL value as JSON, by CEL's JSON mapping: a duration is `"1.5s"`, a timestamp RFC 3339,
+    bytes base64, map keys strings, an optional its value or null. A node's output is JSON."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return value
+    if kind is list or kind is tuple:
+        return [json_value(item) for item in value]
+    if kind is dict:
+        return {_json_key(key): json_value(item) for key, item in value.items()}
+    if isinstance(value, timedelta):
+        seconds = f"{value.total_seconds():.9f}".rstrip("0").rstrip(".")
+        return f"{seconds}s"
+    if isinstance(value, datetime | date):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if kind.__name__ == "OptionalValue":
+        return json_value(value.value()) if value.has_value() else None
+    raise TypeError(f"a value of type `{kind.__name__}` cannot be a node's output (not JSON)")
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, int | float):
+        return str(key)
+    raise TypeError(f"a map key of type `{type(key).__name__}` cannot be a JSON key")
 
 
 def is_template(source: str) -> bool:
@@ -112,12 +150,17 @@ _CEL_MACRO = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )
 
+# CEL's function namespaces (`optional.of(1)`, `math.greatest(a, b)`): not variables
+_CEL_NAMESPACE_CALL = re.compile(
+    r"(?<![.\w])(optional|math|strings|base64|sets|lists|encoders)\s*\.\s*[A-Za-z_]\w*\s*\("
+)
 
 def _free_variables(expression: Expression) -> frozenset[str]:
     if expression.language == "jinja":
         parsed = _jinja.parse(expression.source)
         return frozenset(meta.find_undeclared_variables(parsed) - set(_jinja.globals))
-    bound = set(_CEL_MACRO.findall(_CEL_STRING.sub('""', expression.source)))
+    code = _CEL_STRING.sub('""', expression.source)
+    bound = set(_CEL_MACRO.findall(code)) | set(_CEL_NAMESPACE_CALL.findall(code))
     return frozenset(set(expression._program.variables()) - bound)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.compile.document import depth_problem
 from engine.compile.models import NodeInput, RequiredRules, Workflow
 from engine.errors import InputError, Problem
 
@@ -39,7 +40,11 @@ def validate_run_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[st
     """Return the inputs with defaults applied, or raise InputError listing every problem."""
     problems: list[Problem] = []
     declared = {item.name: item for item in workflow.inputs}
-    for name in given:
+    for name, value in given.items():
+        if isinstance(value, dict | list):
+            deep = depth_problem(value, f"inputs.{name}")
+            if deep is not None:
+                problems.append(deep)
         if name not in declared:
             known = ", ".join(f"`{n}`" for n in declared) or "none"
             problems.append(

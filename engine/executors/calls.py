@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import orjson
 
 from engine.errors import TransientExecutorError
 from engine.protocols import Asset, Completed, Executor, ExecutorResult, Failed, NodeCall
@@ -127,5 +128,9 @@ async def call_executor(
             return Failed(f"executor `{executor.name}`: {error}")
         outputs = dict(normalized.outputs)
         outputs["output"] = [asset.asset_id for asset in normalized.assets]
+        try:
+            orjson.dumps(outputs)  # a node's outputs are kept and served as JSON
+        except TypeError as error:
+            return Failed(f"executor `{executor.name}` answered outputs that are not JSON: {error}")
         return Completed(outputs, assets=list(normalized.assets))
     raise AssertionError("unreachable: the loop returns on its last attempt")

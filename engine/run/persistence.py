@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.compile.compiler import Plan
 from engine.errors import FlowgraphError
+from engine.limits import Limits
 from engine.protocols import (
     Asset,
     Completed,
@@ -94,7 +95,11 @@ class Recorder:
     def write(self, outcomes: list[OutcomeRecord], transitions: list[Transition], end: int) -> None:
         """Write one batch (may run in a worker thread); then it counts as flushed."""
         if self.store is not None:
-            self.store.record(self.scheduler.job_id, outcomes, transitions)
+            try:
+                self.store.record(self.scheduler.job_id, outcomes, transitions)
+            except BaseException:
+                self.pending[:0] = outcomes  # not written: the next flush tries them again
+                raise
         self.flushed_transitions = end
 
 
@@ -107,6 +112,7 @@ def restore(
     clock: Clock,
     outcomes: list[OutcomeRecord],
     history: list[tuple[str, JobStatus]] | None,
+    limits: Limits | None = None,
 ) -> tuple[Scheduler, list[Instance]]:
     """Rebuild a scheduler by replaying recorded outcomes in the order they were applied.
 
@@ -114,7 +120,9 @@ def restore(
     runner must start those (delegated calls among them keep their recorded attempt, so the
     executor sees the same idempotency key).
     """
-    scheduler = Scheduler(plan, job_id=job_id, inputs=inputs, keep_going=keep_going, clock=clock)
+    scheduler = Scheduler(
+        plan, job_id=job_id, inputs=inputs, keep_going=keep_going, clock=clock, limits=limits
+    )
     scheduler.start()
     started: dict[str, Instance] = {}
     called: dict[str, dict[str, Any]] = {}
@@ -137,6 +145,8 @@ def restore(
             scheduler.decide(record.node_id, record.payload["decision"])
         elif record.kind == "cancel":
             scheduler.cancel(record.payload["reason"])
+        elif record.kind == "abort":
+            scheduler.abort(record.payload["message"])
         elif record.kind == "call":
             instance = take(record.node_id)
             instance.attempt = int(record.payload["attempt"])

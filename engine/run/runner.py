@@ -191,7 +191,10 @@ class Runner:
         for instance in batch:
             template = instance.template
             call = self._call(instance)
-            outcome = template.kind.start(call, template.expressions)
+            try:
+                outcome = template.kind.start(call, template.expressions)
+            except Exception as error:  # a node kind's own error fails its node, not the job
+                outcome = Failed(f"{template.type} node: {type(error).__name__}: {error}")
             if isinstance(outcome, Delegate | RunChild):
                 instance.job_id = instance.job_id or self.node_job_ids()
             scheduler.apply(instance, outcome)
@@ -331,6 +334,17 @@ class Runner:
                 "registry (give Engine(workflows=...) or `--workflows DIR`)"
             )
         return await self.child_runner(instance, call, workflow_id)
+
+    def abort(self, message: str) -> None:
+        """End the job as failed with `message` (see `Scheduler.abort`); recorded, so that a
+        job rebuilt from the store ends the same way."""
+        if self.scheduler.finished:
+            return
+        self.scheduler.abort(message)
+        self.recorder.add_record(OutcomeRecord("", "abort", {"message": message}))
+        self._wake.set()  # a run in progress ends
+        if self._group is not None:
+            self._group.cancel_scope.cancel()
 
     def cancel(self, reason: str = "job canceled") -> None:
         """Cancel the job and every executor call in flight."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from engine.compile.compiler import Plan, TemplateNode
 from engine.errors import DecisionError
+from engine.limits import Limits
 from engine.protocols import (
     TERMINAL_NODE_STATUSES,
     Completed,
@@ -84,8 +85,10 @@ class Scheduler:
         inputs: Mapping[str, Any],
         keep_going: bool = False,
         clock: Clock = utc_now,
+        limits: Limits | None = None,
     ) -> None:
         self.plan = plan
+        self.limits = limits or Limits()
         self.job_id = job_id
         self.inputs = dict(inputs)
         self.keep_going = keep_going
@@ -184,7 +187,11 @@ class Scheduler:
         elif isinstance(outcome, Failed):
             self._fail(instance, outcome.message)
         elif isinstance(outcome, Expand):
-            self._expand(instance, outcome.items)
+            refused = self._over_limits(instance, len(outcome.items))
+            if refused is None:
+                self._expand(instance, outcome.items)
+            else:
+                self._fail(instance, refused, {"cause": "limit", "message": refused})
         elif isinstance(outcome, Wait):
             instance.items = outcome.items
             self.waiting[instance.id] = instance
@@ -308,6 +315,23 @@ class Scheduler:
         self._close(reason, details or {"cause": "canceled"})
         self._job_status(JobStatus.CANCELED)
 
+    def abort(self, message: str) -> None:
+        """End the job as failed for a reason outside the nodes' own rules (an error of the
+        engine, a limit, the store refusing a write): calls in flight fail, everything else
+        unfinished is skipped, and `message` is the job's error. A finished job is left as is."""
+        if self.finished:
+            return
+        self.error = message
+        self._closing = True
+        details = {"cause": "aborted", "message": message}
+        for instance in list(self.in_flight.values()):
+            if instance.id in self.running:
+                self._set(instance, NodeStatus.FAILURE, message, details)
+        self.in_flight.clear()
+        self.running.clear()
+        self._close(f"job failed: {message}", details)
+        self._job_status(JobStatus.FAILURE)
+
     # ----- building the runtime graph ---------------------------------------------------------
 
     def _create(
@@ -367,6 +391,17 @@ class Scheduler:
                     dependency.dependents.append(instance)
                 else:
                     dependency.dependents = [instance]
+
+    def _over_limits(self, loop: Instance, iterations: int) -> str | None:
+        """Why `loop` may not expand into `iterations` iterations, or None."""
+        limits = self.limits
+        what = f"for-each `{loop.id}`"
+        if iterations > limits.max_iterations:
+            return limits.exceeded("max_iterations", iterations, what)
+        nodes = len(self.instances) + iterations * len(loop.template.descendants)
+        if nodes > limits.max_nodes:
+            return limits.exceeded("max_nodes", nodes, f"{what} ({iterations:,} iterations)")
+        return None
 
     def _expand(self, loop: Instance, items: list[Any]) -> None:
         template = loop.template

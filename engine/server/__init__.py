@@ -31,6 +31,13 @@ def build_state(
 ) -> ServerState:
     """The server's state; refuses a non-loopback host without configured credentials."""
     key, secret = os.environ.get(KEY_VARIABLE), os.environ.get(SECRET_VARIABLE)
+    given = ((KEY_VARIABLE, key), (SECRET_VARIABLE, secret))
+    empty = [name for name, value in given if value == ""]
+    if empty:
+        raise ServerConfigError(
+            f"{' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} set but empty: give "
+            "credentials, or unset both to serve on loopback without them"
+        )
     if (key is None) != (secret is None):
         raise ServerConfigError(f"set both {KEY_VARIABLE} and {SECRET_VARIABLE}, or neither")
     if key is None and not is_loopback(host):

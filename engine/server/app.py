@@ -12,18 +12,18 @@ from http import HTTPStatus
 from typing import Any
 
 import anyio
-import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import FlowgraphError
+from engine.run.events import event_logger
 from engine.server import jobs, workflows
 from engine.server.schemas import ErrorEnvelope
 from engine.server.state import ApiError, ServerState
 
-log = structlog.get_logger("flowgraph.server")
+log = event_logger()  # one JSON line an event, on stderr
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -46,16 +46,20 @@ def check_credentials(request: Request) -> None:
         return
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
+    # compared as bytes: compare_digest refuses str with characters beyond ASCII
+    expected_key = (state.api_key or "").encode()
+    expected_secret = (state.api_secret or "").encode()
     if scheme.lower() == "basic":
         try:
-            key, _, secret = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+            key, _, secret = base64.b64decode(value, validate=True).partition(b":")
+        except (binascii.Error, ValueError):
             raise ApiError(401, "malformed Basic credentials") from None
-        if hmac.compare_digest(key, state.api_key or "") and hmac.compare_digest(
-            secret, state.api_secret or ""
-        ):
+        key_ok = hmac.compare_digest(key, expected_key)
+        if hmac.compare_digest(secret, expected_secret) and key_ok:
             return
-    elif scheme.lower() == "bearer" and hmac.compare_digest(value, state.api_secret or ""):
+    elif scheme.lower() == "bearer" and hmac.compare_digest(
+        value.encode("latin-1"), expected_secret  # header bytes, as the client sent them
+    ):
         return
     raise ApiError(401, "invalid or missing credentials: use Basic base64(key:secret) or Bearer")
 
@@ -74,6 +78,31 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._too_large(scope, receive, send)
+            return
+        if declared is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+            # chunked: read it all first (at most the limit), so the app never sees a part
+            chunks, size, more = [], 0, True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.limit:
+                    await self._too_large(scope, receive, send)
+                    return
+                more = message.get("more_body", False)
+            body = b"".join(chunks)
+            replayed = False
+
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send)
             return
         seen = 0
 
@@ -150,13 +179,44 @@ def create_app(state: ServerState) -> FastAPI:
     async def flowgraph_error(request: Request, error: FlowgraphError) -> JSONResponse:
         return envelope(400, str(error))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error", path=request.url.path)
-        return envelope(500, f"internal error: {type(error).__name__}")
-
+    app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, limit=state.max_body)
     return app
+
+
+class CatchAll:
+    """An error no route handled: answer 500 with the envelope and log one line (the error's
+    type and message, never a traceback with local values: they hold credentials and bodies)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as error:
+            log.error(
+                "unexpected error",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                error=type(error).__name__,
+                message=str(error)[:300],
+            )
+            if not started:
+                await envelope(500, f"internal error: {type(error).__name__}")(
+                    scope, receive, send
+                )
 
 
 def is_loopback(host: str) -> bool:

@@ -19,9 +19,12 @@ from engine.api import Engine, JobRun
 from engine.errors import Problem, ValidationError
 from engine.gc_tuning import collect_promoted
 from engine.protocols import Store
+from engine.run.events import event_logger
 from engine.run.scheduler import utc_now
+from engine.stores.paging import MAX_TOKEN, shown_token
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
+log = event_logger()
 LEASE_SECONDS = 6.0  # a server that stops renewing loses its jobs to the others after this
 
 
@@ -56,12 +59,15 @@ def encode_offset(offset: int) -> str:
 def decode_offset(token: str | None) -> int:
     if not token:
         return 0
+    invalid = bad_request(f"invalid paginationToken `{shown_token(token)}`")
+    if len(token) > MAX_TOKEN:
+        raise invalid
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except (ValueError, KeyError, TypeError):
-        raise bad_request(f"invalid paginationToken `{token}`") from None
-    if not isinstance(offset, int) or offset < 0:
-        raise bad_request(f"invalid paginationToken `{token}`")
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise invalid from None
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise invalid
     return offset
 
 
@@ -97,14 +103,24 @@ class ServerState:
         self.group.start_soon(self._advance, job)
 
     async def _advance(self, job: JobRun) -> None:
+        """Run the job; whatever goes wrong ends this job (the engine fails it), never the
+        task group the other jobs run in."""
         try:
             await self.engine.advance(job)
+        except Exception as error:  # the store could not record the failure, or worse
+            job.runner.abort(f"internal error: {type(error).__name__}: {error}")
+            log.error(
+                "job failed", jobId=job.job_id, error=type(error).__name__, message=str(error)[:300]
+            )
         finally:
             if not job.runner.active:
                 # parked or finished: give the job back, so that a decision sent to any server
                 # rebuilds it from the store
-                self.store.release(job.job_id, self.owner)
                 self.engine.forget(job.job_id)
+                try:
+                    self.store.release(job.job_id, self.owner)
+                except Exception as error:  # the lease runs out by itself
+                    log.error("cannot release a job", jobId=job.job_id, message=str(error)[:300])
 
     def resume_unfinished(self) -> list[str]:
         """On start: unfinished jobs in the store that no server holds (this one stopped or
@@ -138,9 +154,14 @@ class ServerState:
         nothing runs here, let the garbage collector catch up (see engine/gc_tuning.py)."""
         while True:
             await anyio.sleep(LEASE_SECONDS / 3)
-            self.store.renew(self.owner, LEASE_SECONDS)
-            for job_id in self.store.orphans():
-                self.take_over(job_id)
+            try:
+                self.store.renew(self.owner, LEASE_SECONDS)
+                for job_id in self.store.orphans():
+                    self.take_over(job_id)
+            except Exception as error:  # a store that fails now may work at the next turn
+                log.error(
+                    "cannot renew leases", error=type(error).__name__, message=str(error)[:300]
+                )
             if not any(job.runner.active for job in self.engine.jobs.values()):
                 collect_promoted()  # idle: collect what finished jobs left in the old generation
 

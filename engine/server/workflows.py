@@ -57,7 +57,7 @@ def workflow_model(document: dict[str, Any]) -> Workflow:
 
 def check_flow(state: ServerState, document: dict[str, Any]) -> None:
     try:
-        compile_flow(workflow_model(document), state.engine.kinds)
+        compile_flow(workflow_model(document), state.engine.kinds, state.engine.limits)
     except ValidationError as error:
         raise bad_request(problems_message(error)) from None
 

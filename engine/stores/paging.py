@@ -12,13 +12,26 @@ def encode_cursor(created_at: str, job_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([created_at, job_id]).encode()).decode()
 
 
+MAX_TOKEN = 256  # characters: the tokens handed out are under 100
+
+
 def decode_cursor(cursor: str) -> tuple[str, str]:
     """Raises ValueError for a cursor this store did not hand out."""
+    invalid = ValueError(f"invalid pagination token `{shown_token(cursor)}`")
+    if len(cursor) > MAX_TOKEN:
+        raise invalid
     try:
         created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"invalid pagination token `{cursor}`") from error
-    return str(created_at), str(job_id)
+    except (ValueError, TypeError, RecursionError):
+        raise invalid from None
+    if not isinstance(created_at, str) or not isinstance(job_id, str):
+        raise invalid
+    return created_at, job_id
+
+
+def shown_token(token: str) -> str:
+    """A token as an error message quotes it: at most 40 characters."""
+    return token if len(token) <= 40 else token[:39] + "…"
 
 
 def page(

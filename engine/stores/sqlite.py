@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import FlowgraphError
+from engine.errors import StoreError
 from engine.protocols import JobRecord, OutcomeRecord, Transition
 from engine.stores.sql import (
     JOB_COLUMNS,
@@ -67,8 +67,21 @@ CREATE TABLE IF NOT EXISTS log_batches (
 """
 
 
-class StoreError(FlowgraphError, RuntimeError):
-    """The store file cannot be opened or used."""
+class _Guard:
+    """The store's lock; an SQLite error raised while it is held becomes a StoreError naming
+    the file and SQLite's reason (`database or disk is full`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        self.lock.release()
+        if isinstance(error, sqlite3.Error):
+            raise StoreError(f"the store `{self.path}` failed: {error}") from None
 
 
 class SQLiteStore:
@@ -87,7 +100,7 @@ class SQLiteStore:
             )
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"cannot open the store `{self.path}`: {error}") from None
-        self._lock = threading.Lock()
+        self._lock = _Guard(self.path)
         self._next_seq: dict[str, int] = {}
 
     # ----- workflows ------------------------------------------------------------------------
@@ -170,7 +183,8 @@ class SQLiteStore:
                             blob.write(view[start : start + BLOB_PIECE])
                 connection.execute("COMMIT")
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # SQLite may have rolled back already (disk full)
+                    connection.execute("ROLLBACK")
                 raise
         if row is None:
             raise KeyError(f"no job `{job_id}` in the store")
