@@ -349,6 +349,66 @@ finally:
 # ----- the suite ---------------------------------------------------------------------------------
 
 
+def transform_fan_out_workflow(iterations: int) -> dict[str, Any]:
+    """A for-each of `iterations` transforms (CEL), each read by a jinja substitution: the
+    expressions a real flow is made of, none of which needs the expression budget."""
+    return {
+        "id": "wflow_bench_transforms",
+        "name": "transform fan-out benchmark",
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": iterations, "loopBodyNodeIds": ["a", "b"]},
+            {
+                "id": "a",
+                "type": "transform",
+                "inputs": [
+                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
+                ],
+                "logic": {"transform": "'item ' + string(i * 2)"},
+            },
+            {
+                "id": "b",
+                "type": "transform",
+                "inputs": [{"name": "text", "type": "string", "ref": {"node": "a"}}],
+                "logic": {"transform": "{{ text }}, in watercolor"},
+            },
+        ],
+    }
+
+
+_RUN_WITHOUT_BUDGET = """
+import sys
+if sys.argv[2] == "baseline":  # every expression inline: the check that routes them, removed
+    import engine.run.runner
+    engine.run.runner.runs_apart = lambda template, inputs: False
+from engine.cli.app import app
+app(["run", sys.argv[1], "--db", sys.argv[3], "--json"], standalone_mode=False)
+"""
+
+
+def expression_budget_overhead(iterations: int, repetitions: int = 5) -> dict[str, list[float]]:
+    """Seconds of whole `flowgraph run` processes over a transform fan-out, with the check
+    that sends long-running expressions to the budget ("budget") and without it
+    ("baseline"), interleaved, each in a fresh process with a fresh SQLite store."""
+    times: dict[str, list[float]] = {"budget": [], "baseline": []}
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "flow.json"
+        path.write_text(json.dumps(transform_fan_out_workflow(iterations)))
+        for repetition in range(repetitions):
+            for mode in ("budget", "baseline") if repetition % 2 == 0 else ("baseline", "budget"):
+                db = Path(folder) / f"{mode}-{repetition}.db"
+                start = time.perf_counter()
+                done = subprocess.run(
+                    [sys.executable, "-c", _RUN_WITHOUT_BUDGET, str(path), mode, str(db)],
+                    capture_output=True,
+                    check=False,
+                )
+                times[mode].append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    raise RuntimeError(f"the {mode} run failed: {done.stderr.decode()[-2000:]}")
+                db.unlink()
+    return times
+
+
 def run_suite(
     iterations: int = 100_000,
     *,
@@ -406,6 +466,26 @@ def run_suite(
                 ratio=per_node_ratio,
                 target="linear in nodes: per-node cost within 1.5x of the one-node body",
                 met=per_node_ratio <= 1.5,
+            )
+        )
+
+    if heavy:
+        times = expression_budget_overhead(iterations)
+        with_budget, without = min(times["budget"], default=0), min(times["baseline"], default=0)
+        results.append(
+            Measurement(
+                f"for-each x{iterations}, 2 transforms, whole `flowgraph run` processes, "
+                "expression budget check",
+                2 * iterations + 3,
+                with_budget,
+                baseline="the same without the check (min of 5, interleaved)",
+                ratio=with_budget / without,
+                target="the check costs under 5%",
+                met=with_budget / without <= 1.05,
+                extra={
+                    "budgetSeconds": [round(t, 3) for t in times["budget"]],
+                    "baselineSeconds": [round(t, 3) for t in times["baseline"]],
+                },
             )
         )
 

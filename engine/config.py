@@ -11,6 +11,8 @@ stores and limits.
     [limits]                    # what one job may use (see engine/limits.py)
     max_nodes = 1000000         # nodes per job, loop clones included
     max_iterations = 1000000    # iterations per for-each
+    expression_seconds = 5.0    # an expression that can run long, in its own process
+    max_value = 10000000        # characters or items an expression may produce
 
     [store]
     url = "sqlite:///var/lib/flowgraph/jobs.db"   # or "memory"; default: $FLOWGRAPH_DB
@@ -54,7 +56,7 @@ from typing import Any
 
 from engine.errors import Problem, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, Route
-from engine.limits import LIMIT_NAMES, Limits
+from engine.limits import LIMIT_NAMES, Limits, limit_problem
 from engine.protocols import Executor
 
 CONFIG_VARIABLE = "FLOWGRAPH_CONFIG"
@@ -82,7 +84,7 @@ class Config:
             return url[len("sqlite:///") :]  # sqlite:///relative.db, sqlite:////absolute.db
         return url  # postgresql://..., or a path
 
-    def limits_with(self, **given: int | None) -> Limits:
+    def limits_with(self, **given: float | None) -> Limits:
         """The file's `[limits]`, with the values given (not None) winning."""
         values = {**self.limits, **{k: v for k, v in given.items() if v is not None}}
         return Limits(**values)
@@ -203,13 +205,8 @@ def load_config(path: str | Path | None = None) -> Config:
                     path=f"limits.{name}",
                 )
             )
-        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append(
-                Problem(
-                    f"`{name}` must be a whole number of 1 or more, got `{value}`",
-                    path=f"limits.{name}",
-                )
-            )
+        elif (problem := limit_problem(name, value)) is not None:
+            problems.append(Problem(problem, path=f"limits.{name}"))
     if problems:
         raise ValidationError(problems, what="configuration")
     return Config(

@@ -17,7 +17,7 @@ HOW_TO_RAISE = (
 )
 
 
-LIMIT_NAMES = ("max_nodes", "max_iterations")
+LIMIT_NAMES = ("max_nodes", "max_iterations", "expression_seconds", "max_value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +26,34 @@ class Limits:
 
     max_nodes: int = 1_000_000
     max_iterations: int = 1_000_000
+    # seconds an expression that can run long (see engine/compile/budget.py) may take
+    expression_seconds: float = 5.0
+    # characters of a string, items of a list or object, that an expression may produce
+    max_value: int = 10_000_000
 
     def __post_init__(self) -> None:
         for name in LIMIT_NAMES:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a whole number of 1 or more, got `{value}`")
+            problem = limit_problem(name, getattr(self, name))
+            if problem:
+                raise ValueError(problem)
+
+    def how_to_raise(self, name: str) -> str:
+        return HOW_TO_RAISE.format(option=name.replace("_", "-"), name=name)
 
     def exceeded(self, name: str, needed: int, what: str) -> str:
         """The message for `what` needing `needed` where limit `name` allows less."""
         limit = getattr(self, name)
         unit = "nodes per job" if name == "max_nodes" else "iterations per loop"
-        how = HOW_TO_RAISE.format(option=name.replace("_", "-"), name=name)
+        how = self.how_to_raise(name)
         return f"{what} needs {needed:,} {unit.split()[0]}; the limit is {limit:,} {unit} ({how})"
+
+
+def limit_problem(name: str, value: object) -> str | None:
+    """Why `value` cannot be limit `name`, or None."""
+    if name == "expression_seconds":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            return f"`{name}` must be a number of seconds above 0, got `{value}`"
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"`{name}` must be a whole number of 1 or more, got `{value}`"
+    return None

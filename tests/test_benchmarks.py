@@ -42,6 +42,7 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
         "for-each x60, 1 model node, CLI + SQLite",
         "for-each x60, 1 model node, CLI + SQLite, against dask",
         "for-each x60, transform + model + logic, CLI + SQLite",
+        "for-each x60, 2 transforms, whole `flowgraph run` processes, expression budget check",
         "compile + validate a 60-node flow",
         "peak memory, for-each x60 through the CLI",
         "asyncio chain of awaited tasks (floor per hop)",
@@ -56,6 +57,10 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
     assert by_name["for-each x60, 1 model node, CLI + SQLite"]["nodes"] == 62
     assert by_name["for-each x60, transform + model + logic, CLI + SQLite"]["nodes"] == 60 * 3 + 4
     assert by_name["chain of 20 model nodes, the run itself (library)"]["nodes"] == 20
+    budget = by_name[
+        "for-each x60, 2 transforms, whole `flowgraph run` processes, expression budget check"
+    ]
+    assert len(budget["extra"]["budgetSeconds"]) == len(budget["extra"]["baselineSeconds"]) == 5
     # at 60 nodes the difference of two processes' peaks is noise (it can even be negative)
     assert isinstance(
         by_name["peak memory, for-each x60 through the CLI"]["extra"]["bytesPerNode"], int

@@ -317,6 +317,7 @@ def test_validate_json_lists_the_problems(tmp_path: Path) -> None:
                 "message": "`subjet` is not an input of this node; did you mean `subject`?",
             }
         ],
+        "warnings": [],  # the same keys as a valid answer
     }
 
 

@@ -71,3 +71,57 @@ def test_one_compiled_expression_serves_many_evaluations() -> None:
     expression = compile_expression("a + b")
     assert [expression.evaluate({"a": i, "b": 1}) for i in range(3)] == [1, 2, 3]
     assert expression.evaluate({"a": "x", "b": "y"}) == "xy"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("duration('1.5s')", "1.5s"),
+        ("duration('90s')", "90s"),
+        ("timestamp('2023-01-01T00:00:00Z')", "2023-01-01T00:00:00Z"),
+        ("b'abc'", "YWJj"),
+        ("{1: 'a', 'k': [b'x']}", {"1": "a", "k": ["eA=="]}),
+        ("optional.of(1)", 1),
+        ("optional.none()", None),
+    ],
+)
+def test_cel_values_map_to_json_as_cel_does(source: str, expected: object) -> None:
+    assert compile_expression(source).evaluate({}) == expected
+
+
+def test_cel_function_namespaces_are_not_variables() -> None:
+    assert compile_expression("optional.of(x).orValue(1)").variables() == {"x"}
+    assert compile_expression("math.greatest(a, b)").variables() == {"a", "b"}
+    assert compile_expression("optional + 1").variables() == {"optional"}  # a variable here
+
+
+@pytest.mark.parametrize(
+    ("source", "variables", "apart"),
+    [
+        ("'item ' + string(i)", {"i": 3}, False),
+        ("{{ name }}, in {{ style }}", {"name": "a fox", "style": "ink"}, False),
+        ("xs.map(x, x * 2)", {"xs": list(range(10))}, False),  # a comprehension over few items
+        ("xs.map(x, x * 2)", {"xs": list(range(1000))}, True),
+        ("xs.map(x, x * 2)", {"xs": [list(range(200)), list(range(200))]}, True),  # nested count
+        ("size(s)", {"s": "x" * 70_000}, True),  # any expression over a large input
+        ("size(xs)", {"xs": list(range(1000))}, False),
+        ("{{ name | upper }}", {"name": "a"}, True),  # a template that computes
+        ("{% for t in tags %}{{ t }}{% endfor %}", {"tags": []}, True),
+    ],
+)
+def test_what_runs_under_the_time_budget(source: str, variables: dict, apart: bool) -> None:
+    assert compile_expression(source).runs_apart(variables) is apart
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ 'a' * 400000000 }}", "`*` would make a value of 400,000,000 characters or items"),
+        ("{{ [1] * 20000000 }}", "`*` would make a value of 20,000,000"),
+        ("{{ 2 ** 100000000 }}", "`**` would make a number of about 100,000,000 bits"),
+        ("s + s", "its value has 12,000,000 characters or items; the limit is 10,000,000"),
+    ],
+)
+def test_values_past_max_value_are_refused(source: str, message: str) -> None:
+    with pytest.raises(ExpressionEvaluationError, match=message.replace("*", r"\*")):
+        compile_expression(source).evaluate({"s": "x" * 6_000_000})

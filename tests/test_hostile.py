@@ -91,6 +91,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "2000",
         "--max-body",
         str(MAX_BODY),
+        "--expression-seconds",
+        "2",
         env=environment,
         memory_limit=3 << 30,
     ) as url:
@@ -181,6 +183,53 @@ def test_a_loop_over_a_long_input_fails_its_job_at_the_limit(server: Server) -> 
     assert "needs 5,000 iterations; the limit is 2,000" in job["metadata"]["error"]
     job = server.finished(server.run(workflow_id, {"xs": list(range(2000))}).json()["job"]["jobId"])
     assert job["status"] == "success"
+    server.alive()
+
+
+def test_runaway_expressions_fail_within_the_budget_while_the_server_answers(
+    server: Server,
+) -> None:
+    xs = {"name": "xs", "type": "number_array", "ref": {"node": "workflow", "name": "xs"}}
+    runaway = {
+        "cel": (
+            {**transform("xs.map(a, xs.map(b, a + b)).size()"), "inputs": [xs]},
+            {"xs": list(range(5000))},
+        ),
+        "jinja": (
+            transform(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                "{% endfor %}done"
+            ),
+            {},
+        ),
+    }
+    jobs = {}
+    for name, (node, body) in runaway.items():
+        inputs = [{"name": "xs", "type": "number_array"}] if body else []
+        updated = server.workflow([node], inputs)
+        assert updated.status_code == 200, updated.text  # compiling it takes no time
+        jobs[name] = server.run(updated.json()["workflow"]["id"], body).json()["job"]["jobId"]
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:  # the event loop stays free meanwhile
+        server.alive()
+        time.sleep(0.1)
+    for name, job_id in jobs.items():
+        job = server.finished(job_id, timeout=20)
+        assert job["status"] == "failure", name
+        error = job["metadata"]["error"]
+        # the CEL one may reach the worker's memory cap before the 2 s (it allocates fast)
+        assert "ran longer than 2s and was stopped" in error or (
+            name == "cel" and "worker process died, most likely out of memory" in error
+        ), (name, error)
+    assert time.monotonic() - started < 15
+    for expression, message in (
+        ("{{ 'a' * 400000000 }}", "`*` would make a value of 400,000,000 characters"),
+        ("{{ 2 ** 100000000 }}", "`**` would make a number of about 100,000,000 bits"),
+    ):
+        updated = server.workflow([transform(expression)])
+        assert updated.status_code == 200, updated.text  # not folded at compile time
+        job = server.finished(server.run(updated.json()["workflow"]["id"]).json()["job"]["jobId"])
+        assert job["status"] == "failure" and message in job["metadata"]["error"]
     server.alive()
 
 

@@ -20,9 +20,11 @@ from engine.cli.common import (
     EXIT_INTERNAL,
     EXIT_INVALID,
     DbOption,
+    ExpressionSecondsOption,
     JsonOption,
     MaxIterationsOption,
     MaxNodesOption,
+    MaxValueOption,
     build_engine,
     default_assets_dir,
     describe_db,
@@ -132,7 +134,8 @@ def validate(
         plan = Engine().compile(file)
     except ValidationError as error:
         if as_json:
-            write_json({"valid": False, "problems": [problem_json(p) for p in error.problems]})
+            problems = [problem_json(p) for p in error.problems]
+            write_json({"valid": False, "problems": problems, "warnings": []})
             raise typer.Exit(EXIT_INVALID) from None
         raise fail_invalid(error) from None
     warnings = plan.warnings()
@@ -218,7 +221,7 @@ def run(
     ] = None,
     decisions_file: Annotated[
         Path | None,
-        typer.Option("--decisions", help='JSON: node id -> approve | reject | {"select": [i]}'),
+        typer.Option("--decisions", help='JSON: node id -> approve | reject | {"select": [0, 2]}'),
     ] = None,
     auto_approve: Annotated[
         bool, typer.Option("--auto-approve", help="Approve every user-approval gate")
@@ -241,6 +244,8 @@ def run(
     ] = None,
     max_nodes: MaxNodesOption = None,
     max_iterations: MaxIterationsOption = None,
+    expression_seconds: ExpressionSecondsOption = None,
+    max_value: MaxValueOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Run a workflow offline: model nodes go to the dry-run executor or configured executors.
@@ -261,6 +266,8 @@ def run(
         "assetsDir": str((assets_dir or default_assets_dir()).resolve()),
         "maxNodes": max_nodes,
         "maxIterations": max_iterations,
+        "expressionSeconds": expression_seconds,
+        "maxValue": max_value,
     }
     try:
         config_path = config or os.environ.get(CONFIG_VARIABLE)
@@ -366,6 +373,8 @@ def serve(
     ] = None,
     max_nodes: MaxNodesOption = None,
     max_iterations: MaxIterationsOption = None,
+    expression_seconds: ExpressionSecondsOption = None,
+    max_value: MaxValueOption = None,
 ) -> None:
     """Serve Scenario's Workflows API under /v1 for the official SDK.
 
@@ -408,6 +417,8 @@ def serve(
             "maxConcurrency": max_concurrency,
             "maxNodes": max_nodes,
             "maxIterations": max_iterations,
+            "expressionSeconds": expression_seconds,
+            "maxValue": max_value,
         }
         engine = build_engine(store, options, settings)
         state = build_state(

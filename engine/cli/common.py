@@ -56,6 +56,20 @@ MaxIterationsOption = Annotated[
     int | None,
     typer.Option("--max-iterations", min=1, help="Iterations per for-each [1000000]"),
 ]
+ExpressionSecondsOption = Annotated[
+    float | None,
+    typer.Option(
+        "--expression-seconds",
+        min=0.001,
+        help="Seconds an expression that can run long may take, in its own process [5]",
+    ),
+]
+MaxValueOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-value", min=1, help="Characters or items an expression may produce [10000000]"
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help='Print only the {"job": ...} envelope on stdout')
 ]
@@ -98,7 +112,10 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
         settings = load_config(options["config"])
     try:
         limits = (settings or Config()).limits_with(
-            max_nodes=options.get("maxNodes"), max_iterations=options.get("maxIterations")
+            max_nodes=options.get("maxNodes"),
+            max_iterations=options.get("maxIterations"),
+            expression_seconds=options.get("expressionSeconds"),
+            max_value=options.get("maxValue"),
         )
     except ValueError as error:
         raise ValidationError([Problem(str(error))], what="options") from None

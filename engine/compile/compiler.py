@@ -165,7 +165,9 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits) 
     for position, node in enumerate(flow):
         if positions[node.id] != position:
             continue
-        template = _compile_node(node, position, kinds, positions, declared_inputs, edges, problems)
+        template = _compile_node(
+            node, position, kinds, positions, declared_inputs, edges, problems, limits
+        )
         if template is not None:
             templates[node.id] = template
 
@@ -297,6 +299,7 @@ def _compile_node(
     declared_inputs: set[str],
     edges: Edges,
     problems: list[Problem],
+    limits: Limits,
 ) -> TemplateNode | None:
     node_id = node.id
     kind = kinds.get(node.type)
@@ -402,6 +405,7 @@ def _compile_node(
         except ExpressionSyntaxError as error:
             _report(problems, node, position, str(error), path)
             continue
+        expression.max_value = limits.max_value
         expressions[key] = expression
         unknown = expression.variables().difference(i.name for i in inputs)
         for name in sorted(unknown):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ import cel
 import jinja2
 from cel import stdlib
 from jinja2 import meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
@@ -43,7 +45,40 @@ def _cel_context() -> cel.Context:
     return context
 
 
-_jinja = ImmutableSandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
+MAX_VALUE = 10_000_000  # characters or items an expression may produce (Limits.max_value)
+# Above these sizes of its inputs (characters and items, counted through nested values), an
+# expression is evaluated in a worker process under the time budget (see engine/compile/budget.py)
+INLINE_ITEMS_LOOPING = 256  # for a CEL comprehension (`map`, `filter`, `exists`, ...)
+INLINE_ITEMS = 65_536  # for any expression
+
+_max_value: ContextVar[int] = ContextVar("flowgraph_max_value", default=MAX_VALUE)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """jinja2's immutable sandbox, with `*` and `**` checked before they run (and so never
+    folded at compile time): `'a' * 400000000` and `2 ** 100000000` are refused, not made."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        limit = _max_value.get()
+        if operator == "*":
+            for sized, times in ((left, right), (right, left)):
+                sequence = isinstance(sized, str | list | tuple) and isinstance(times, int)
+                if sequence and len(sized) * times > limit:
+                    raise SecurityError(
+                        f"`*` would make a value of {len(sized) * times:,} characters or "
+                        f"items; the limit is {limit:,} (max_value)"
+                    )
+            return left * right
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            bits = max(abs(left).bit_length() - 1, 0) * right
+            if bits > 4 * limit:  # a number of more digits than the limit allows
+                raise SecurityError(f"`**` would make a number of about {bits:,} bits")
+        return left**right
+
+
+_jinja = _Sandbox(autoescape=False, undefined=jinja2.StrictUndefined)
 
 
 @dataclass(slots=True)
@@ -56,21 +91,52 @@ class Expression:
     # One context per expression, refilled before each evaluation: evaluation is synchronous
     # and a node's variables are always the same names, so nothing stale can be read.
     _context: Any = None
+    # a CEL comprehension or a jinja template that computes (statements, filters, calls,
+    # operators): its cost can grow faster than its inputs
+    may_loop: bool = False
+    max_value: int = MAX_VALUE
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
         """Evaluate against `variables`; raises ExpressionEvaluationError with the message."""
         try:
             if self.language == "jinja":
-                return self._program.render(**variables)
-            if self._context is None:
-                self._context = _cel_context()
-            self._context.update(dict(variables))
-            result = self._program.execute(self._context)
-            return result if type(result) in _JSON_SCALARS else json_value(result)
+                token = _max_value.set(self.max_value)
+                try:
+                    result: Any = self._program.render(**variables)
+                finally:
+                    _max_value.reset(token)
+            else:
+                if self._context is None:
+                    self._context = _cel_context()
+                self._context.update(dict(variables))
+                result = self._program.execute(self._context)
+                if type(result) not in _JSON_SCALARS:
+                    result = json_value(result)
+            sized = type(result) is str or type(result) is list or type(result) is dict
+            if sized and len(result) > self.max_value:
+                raise ValueError(
+                    f"its value has {len(result):,} characters or items; the limit is "
+                    f"{self.max_value:,} (max_value)"
+                )
+            return result
         except Exception as error:  # every library error becomes one clear message
             raise ExpressionEvaluationError(
                 f"expression `{self.source}` failed: {_clean_message(error)}"
             ) from None
+
+    def runs_apart(self, variables: Mapping[str, Any]) -> bool:
+        """Whether evaluating against `variables` can take long enough to need the time
+        budget: a computing template; a CEL comprehension over more than a few hundred items;
+        any expression over inputs of more than 65,536 characters or items."""
+        if self.may_loop:
+            if self.language == "jinja":
+                return True
+            return _larger_than(variables.values(), INLINE_ITEMS_LOOPING)
+        for value in variables.values():  # most inputs are small scalars: look no further
+            kind = type(value)
+            if (kind is str or kind is list or kind is dict) and len(value) > INLINE_ITEMS_LOOPING:
+                return _larger_than(variables.values(), INLINE_ITEMS)
+        return False
 
     def variables(self) -> frozenset[str]:
         """The names the expression reads from its variables (the node's inputs): for CEL the
@@ -95,8 +161,9 @@ def json_value(value: Any) -> Any:
         return value
     if kind is list or kind is tuple:
         return [json_value(item) for item in value]
-    if kind is dict:
-        return {_json_key(key): json_value(item) for key, item in value.items()}
+    if kind is dict:  # a CEL map has no order: its keys are sorted, so runs agree
+        pairs = sorted(((_json_key(key), item) for key, item in value.items()), key=_first)
+        return {key: json_value(item) for key, item in pairs}
     if isinstance(value, timedelta):
         seconds = f"{value.total_seconds():.9f}".rstrip("0").rstrip(".")
         return f"{seconds}s"
@@ -109,6 +176,10 @@ def json_value(value: Any) -> Any:
     raise TypeError(f"a value of type `{kind.__name__}` cannot be a node's output (not JSON)")
 
 
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
 def _json_key(key: Any) -> str:
     if isinstance(key, str):
         return key
@@ -117,6 +188,29 @@ def _json_key(key: Any) -> str:
     if isinstance(key, int | float):
         return str(key)
     raise TypeError(f"a map key of type `{type(key).__name__}` cannot be a JSON key")
+
+
+def _larger_than(values: Any, limit: int) -> bool:
+    """Whether `values` hold more than `limit` characters and items, nested ones counted."""
+    total = 0
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is str:
+            total += len(value)
+        elif kind is list or kind is dict:
+            total += len(value)
+            if total > limit:
+                return True
+            stack.extend(value.values() if kind is dict else value)
+        if total > limit:
+            return True
+    return False
+
+
+# a template that only substitutes values (`{{ name }}`, `{{ a.b }}`) runs inline
+_JINJA_COMPUTES = re.compile(r"\{%|[|(*]|\brange\b")
 
 
 def is_template(source: str) -> bool:
@@ -134,7 +228,7 @@ def compile_expression(source: str) -> Expression:
         cached = _compile(source)
         if len(_compiled) < _CACHE_LIMIT:
             _compiled[source] = cached
-    return Expression(cached.source, cached.language, cached._program)
+    return Expression(cached.source, cached.language, cached._program, may_loop=cached.may_loop)
 
 
 _compiled: dict[str, Expression] = {}
@@ -167,15 +261,19 @@ def _free_variables(expression: Expression) -> frozenset[str]:
 def _compile(source: str) -> Expression:
     if is_template(source):
         try:
-            return Expression(source, "jinja", _jinja.from_string(source))
+            template = _jinja.from_string(source)
         except jinja2.TemplateSyntaxError as error:
             raise ExpressionSyntaxError(
                 f"template `{source}` does not parse at line {error.lineno}: {error.message}"
             ) from None
+        computes = bool(_JINJA_COMPUTES.search(source))
+        return Expression(source, "jinja", template, may_loop=computes)
     try:
-        return Expression(source, "cel", cel.compile(source))
+        program = cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
+    loops = bool(_CEL_MACRO.search(_CEL_STRING.sub('""', source))) or len(source) > 2000
+    return Expression(source, "cel", program, may_loop=loops)
 
 
 def _cel_syntax_message(source: str, raw: str) -> str:

@@ -17,6 +17,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from engine.compile.budget import runs_apart, start_apart
 from engine.executors import CallPolicy, ExecutorRouter, call_executor
 from engine.gc_tuning import collect_if_due, quiet_gc
 from engine.protocols import (
@@ -191,6 +192,13 @@ class Runner:
         for instance in batch:
             template = instance.template
             call = self._call(instance)
+            if (
+                template.expressions
+                and self._group is not None
+                and runs_apart(template, call.inputs)
+            ):
+                self._group.start_soon(self._start_apart, instance, call)  # under the budget
+                continue
             try:
                 outcome = template.kind.start(call, template.expressions)
             except Exception as error:  # a node kind's own error fails its node, not the job
@@ -203,6 +211,16 @@ class Runner:
                 call.attempt = instance.attempt
                 self._queue.append((instance, call, outcome))
                 self._has_work.set()
+
+    async def _start_apart(self, instance: Instance, call: NodeCall) -> None:
+        """Start a node whose expressions can run long in a worker process (see
+        engine/compile/budget.py); the job waits for it as for an inline start."""
+        outcome = await start_apart(instance.template, call, self.scheduler.limits)
+        if instance.status is not NodeStatus.PROCESSING or not instance.handed_out:
+            return  # the job was canceled or closed meanwhile
+        self.scheduler.apply(instance, outcome)
+        self.recorder.add(instance, outcome)
+        self.pump()
 
     async def flush(self, *, backlog: int = 0) -> None:
         """Write what is pending (in a worker thread), then tell the sinks. One flush at a time

@@ -1,0 +1,95 @@
+"""The time budget of expressions that can run long.
+
+CEL (the Rust `cel` package) holds the interpreter for the whole of an evaluation and has no
+limit of its own on time or memory; a comprehension over a few thousand items can take
+minutes. jinja2's sandbox bounds `range` to 100,000 items and, here, `*` and `**` to the
+`max_value` limit, but nested loops still take as long as they take. Neither can be
+interrupted from the event loop, so an expression that *can* run long (see
+`Expression.runs_apart`: a computing template, a CEL comprehension over more than 256 items,
+inputs over 65,536 characters or items) is evaluated in a worker process: its node fails
+when it takes more than `Limits.expression_seconds` (the process is killed) or more memory
+than `WORKER_MEMORY`, and the event loop stays free meanwhile. Everything else (a substitution,
+arithmetic, a comprehension over a few items) runs inline, as its cost is bounded by its
+inputs' size.
+"""
+
+from __future__ import annotations
+
+import pickle
+import resource
+import sys
+from typing import Any
+
+import anyio
+import anyio.to_process
+
+from engine.compile.compiler import TemplateNode
+from engine.compile.expressions import compile_expression
+from engine.limits import Limits
+from engine.protocols import Completed, Failed, NodeCall, Outcome
+
+WORKER_MEMORY = 2 << 30  # bytes of address space a worker may add to what it holds at start
+_capped = False
+
+
+def runs_apart(template: TemplateNode, inputs: dict[str, Any]) -> bool:
+    """Whether the node's expressions need the budget with these inputs."""
+    for expression in template.expressions.values():  # noqa: SIM110 (no generator: hot path)
+        if expression.runs_apart(inputs):
+            return True
+    return False
+
+
+async def start_apart(template: TemplateNode, call: NodeCall, limits: Limits) -> Outcome:
+    """`template.kind.start(call)` in a worker process, within `limits.expression_seconds`."""
+    try:
+        kind = pickle.dumps(template.kind)  # a kind defined inside a function cannot travel
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return template.kind.start(call, template.expressions)
+    seconds = limits.expression_seconds
+    try:
+        with anyio.fail_after(seconds):
+            outcome: Outcome = await anyio.to_process.run_sync(
+                _start, kind, call, limits.max_value, cancellable=True
+            )
+    except TimeoutError:
+        return Failed(
+            f"its expression ran longer than {seconds:g}s and was stopped "
+            f"(expression_seconds; {limits.how_to_raise('expression_seconds')})"
+        )
+    except anyio.BrokenWorkerProcess:
+        return Failed(
+            "its expression's worker process died, most likely out of memory (a worker may "
+            f"use {WORKER_MEMORY >> 20} MiB)"
+        )
+    return outcome
+
+
+def _start(kind_bytes: bytes, call: NodeCall, max_value: int) -> Completed | Failed:
+    """In the worker: compile the node's expressions and start it."""
+    _cap_memory()
+    kind = pickle.loads(kind_bytes)
+    expressions = {}
+    for name, (source, _) in kind.expressions(call.node).items():
+        expression = compile_expression(source)
+        expression.max_value = max_value
+        expressions[name] = expression
+    try:
+        outcome: Completed | Failed = kind.start(call, expressions)
+    except MemoryError:
+        return Failed(f"its expression needed more than {WORKER_MEMORY >> 20} MiB of memory")
+    return outcome
+
+
+def _cap_memory() -> None:
+    global _capped
+    if _capped or not sys.platform.startswith("linux"):
+        return
+    with open("/proc/self/statm") as statm:
+        held = int(statm.read().split()[0]) * resource.getpagesize()
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = held + WORKER_MEMORY
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    _capped = True
