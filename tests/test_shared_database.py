@@ -123,3 +123,72 @@ def test_two_servers_and_a_late_third_on_one_database_run_every_node_once(
             assert store.get_job(job_id).status == "success"  # type: ignore[union-attr]
     finally:
         store.close()
+
+
+TWO_GATES: dict[str, Any] = {
+    "flow": [
+        {"id": "draft", "type": "custom-model", "modelId": "model_a"},
+        {"id": "g1", "type": "user-approval", "dependsOn": ["draft"]},
+        {"id": "g2", "type": "user-approval", "dependsOn": ["draft"]},
+        {"id": "after1", "type": "custom-model", "modelId": "model_b", "dependsOn": ["g1"]},
+        {"id": "after2", "type": "custom-model", "modelId": "model_c", "dependsOn": ["g2"]},
+    ]
+}
+
+
+def test_decisions_through_two_servers_on_one_sqlite_file_are_all_kept(tmp_path: Path) -> None:
+    """Approve g1 through server B, then g2 through server A; a refused decision through A
+    must not leave A a stale copy of the job that a later decision acts on."""
+    import time
+
+    from scenario_sdk import APIStatusError, Scenario
+
+    db = tmp_path / "shared.db"
+    with running_server(db) as url_a, running_server(db) as url_b:
+        a, b = (
+            Scenario(api_key="k", api_secret="s", base_url=u, max_retries=0) for u in (url_a, url_b)
+        )
+        workflow_id = a.workflows.create(name="two gates", description="d").workflow.id
+        a.workflows.update(workflow_id, flow=TWO_GATES["flow"], status="ready")
+        job_id = a.workflows.run(workflow_id, body={}).job.job_id
+
+        def statuses() -> dict[str, str]:
+            job = a.jobs.retrieve(job_id).job
+            return {n.id: n.status for n in job.metadata.flow}
+
+        def wait(until: Any) -> dict[str, str]:
+            deadline = time.monotonic() + 30
+            while not until(found := statuses()):
+                assert time.monotonic() < deadline, found
+                time.sleep(0.05)
+            return found
+
+        wait(lambda s: s["g1"] == s["g2"] == "processing")
+        # A reads the job (and so may keep a copy), then a decision A refuses
+        with pytest.raises(APIStatusError) as refused:
+            a.workflows.user_approval(
+                workflow_id, project_id="p", node_id="after1", workflow_job_id=job_id
+            )
+        assert refused.value.status_code == 400
+        b.workflows.user_approval(workflow_id, project_id="p", node_id="g1", workflow_job_id=job_id)
+        wait(lambda s: s["after1"] == "success")
+        a.workflows.user_approval(workflow_id, project_id="p", node_id="g2", workflow_job_id=job_id)
+        final = wait(lambda s: s["after2"] in ("success", "failure", "skipped"))
+        assert final == {
+            "draft": "success",
+            "g1": "success",
+            "g2": "success",
+            "after1": "success",
+            "after2": "success",
+        }
+        assert a.jobs.retrieve(job_id).job.status == "success"
+        # g1 was decided through B: A, asked again, answers from the store, not a stale copy
+        with pytest.raises(APIStatusError) as again:
+            a.workflows.user_approval(
+                workflow_id, project_id="p", node_id="g1", workflow_job_id=job_id
+            )
+        assert again.value.status_code == 400
+        assert "finished" in again.value.body["message"]  # type: ignore[index]
+    for log in tmp_path.glob("shared.db.*.log"):
+        text = log.read_text()
+        assert "UNIQUE constraint" not in text and "Traceback" not in text, text[-2000:]

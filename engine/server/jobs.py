@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from engine.errors import DecisionError
 from engine.server.schemas import JobAction, JobEnvelope, JobList
-from engine.server.state import LEASE_SECONDS, ServerState, bad_request, json_envelope, state_of
+from engine.server.state import ServerState, bad_request, json_envelope, state_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 State = Annotated[ServerState, Depends(state_of)]
@@ -54,17 +54,9 @@ async def job_action(
     job_id: str, body: JobAction, state: State, project_id: ProjectId = None
 ) -> Any:
     """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped."""
-    job = state.job(job_id)
-    running_here = job.runner.active
-    if not running_here and not state.store.claim(job_id, state.owner, LEASE_SECONDS):
-        state.engine.forget(job_id)
-        raise bad_request(f"job `{job_id}` is being run by another server; try again")
-    try:
-        await state.engine.cancel(job_id)
-    except DecisionError as error:
-        raise bad_request(str(error)) from None
-    finally:
-        if not running_here:
-            state.store.release(job_id, state.owner)
-            state.engine.forget(job_id)
-    return json_envelope([b'{"job":', job.document_json(), b"}"])
+    with state.holding(job_id) as job:
+        try:
+            await state.engine.cancel(job_id)
+        except DecisionError as error:
+            raise bad_request(str(error)) from None
+        return json_envelope([b'{"job":', job.document_json(), b"}"])

@@ -7,7 +7,8 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,29 @@ class ServerState:
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     )
+    running: set[str] = field(default_factory=set)  # jobs a task of this server carries on
+
+    @contextmanager
+    def holding(self, job_id: str) -> Iterator[JobRun]:
+        """The job, to change it (a decision, a cancel): the live one when this server runs it,
+        else rebuilt from the store *now*, under its lease, so that what another server did
+        meanwhile is seen. Unless the change started it running here, the lease is given back
+        and the copy dropped afterwards."""
+        live = self.engine.jobs.get(job_id)
+        if live is not None and job_id in self.running:
+            yield live
+            return
+        self.engine.forget(job_id)  # a copy read earlier may be stale
+        if not self.store.claim(job_id, self.owner, LEASE_SECONDS):
+            raise bad_request(
+                f"job `{job_id}` is being run by another server; try again when it waits or ends"
+            )
+        try:
+            yield self.job(job_id)
+        finally:
+            if job_id not in self.running:
+                self.engine.forget(job_id)
+                self.store.release(job_id, self.owner)
 
     def start(self, job: JobRun) -> None:
         """Carry a job on in the background (unless a run of it is already going here).
@@ -90,9 +114,10 @@ class ServerState:
         Only the holder of the job's lease runs it: servers sharing one store never run a job,
         and so a node, twice. Raises a 400 when another server is running the job now.
         """
-        if job.runner.active:
-            job.runner.pump()
-            return
+        if job.job_id in self.running:
+            if job.runner.active:
+                job.runner.pump()
+            return  # a task of this server carries it on, and sees what just changed
         if not self.store.claim(job.job_id, self.owner, LEASE_SECONDS):
             self.engine.forget(job.job_id)
             raise bad_request(
@@ -100,6 +125,7 @@ class ServerState:
                 "when it waits or ends"
             )
         assert self.group is not None, "the server is not running"
+        self.running.add(job.job_id)
         self.group.start_soon(self._advance, job)
 
     async def _advance(self, job: JobRun) -> None:
@@ -107,6 +133,8 @@ class ServerState:
         task group the other jobs run in."""
         try:
             await self.engine.advance(job)
+            while job.scheduler.is_active():  # a decision came while the run was ending
+                await self.engine.advance(job)
         except Exception as error:  # the store could not record the failure, or worse
             job.runner.abort(f"internal error: {type(error).__name__}: {error}")
             log.error(
@@ -116,6 +144,7 @@ class ServerState:
             if not job.runner.active:
                 # parked or finished: give the job back, so that a decision sent to any server
                 # rebuilds it from the store
+                self.running.discard(job.job_id)
                 self.engine.forget(job.job_id)
                 try:
                     self.store.release(job.job_id, self.owner)

@@ -258,15 +258,17 @@ async def user_selection(
 def decide(
     state: ServerState, workflow_id: str, job_id: str, node_id: str, decision: Any, gate_type: str
 ) -> Any:
-    job = state.job(job_id)
-    if job.workflow.id != workflow_id:
-        raise bad_request(f"job `{job_id}` does not belong to workflow `{workflow_id}`")
-    template = job.plan.nodes.get(node_id.split("#", 1)[0])
-    if template is not None and template.type != gate_type:
-        raise bad_request(f"node `{node_id}` is a `{template.type}` node, not a `{gate_type}` node")
-    try:
-        state.engine.decide_now(job, node_id, decision)
-    except DecisionError as error:
-        raise bad_request(str(error)) from None
-    state.start(job)
-    return {"job": job.document()}
+    with state.holding(job_id) as job:
+        if job.workflow.id != workflow_id:
+            raise bad_request(f"job `{job_id}` does not belong to workflow `{workflow_id}`")
+        template = job.plan.nodes.get(node_id.split("#", 1)[0])
+        if template is not None and template.type != gate_type:
+            raise bad_request(
+                f"node `{node_id}` is a `{template.type}` node, not a `{gate_type}` node"
+            )
+        try:
+            state.engine.decide_now(job, node_id, decision)
+        except DecisionError as error:
+            raise bad_request(str(error)) from None
+        state.start(job)
+        return {"job": job.document()}

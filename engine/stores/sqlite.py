@@ -101,7 +101,7 @@ class SQLiteStore:
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"cannot open the store `{self.path}`: {error}") from None
         self._lock = _Guard(self.path)
-        self._next_seq: dict[str, int] = {}
+        self._known_jobs: set[str] = set()  # jobs seen in the store (record checks once)
 
     # ----- workflows ------------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ class SQLiteStore:
                 )
             except sqlite3.IntegrityError:
                 raise ValueError(f"job `{record.job_id}` already exists") from None
-            self._next_seq[record.job_id] = 0
+            self._known_jobs.add(record.job_id)
 
     def record(
         self, job_id: str, outcomes: Sequence[OutcomeRecord], transitions: Sequence[Transition]
@@ -154,12 +154,20 @@ class SQLiteStore:
             return
         outcome_rows, event_rows = encode_batch(outcomes, transitions)
         with self._lock:
-            seq = self._next_batch(job_id)
+            if job_id not in self._known_jobs:
+                found = self._connection.execute(
+                    "SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)
+                ).fetchone()
+                if found is None:
+                    raise KeyError(f"no job `{job_id}` in the store")
+                self._known_jobs.add(job_id)
+            # the next number is read in the statement that takes it: another process (a second
+            # server on this file) may have written batches of this job since
             self._connection.execute(
-                "INSERT INTO log_batches VALUES (?, ?, ?, ?)",
-                (job_id, seq, outcome_rows, event_rows),
+                "INSERT INTO log_batches (job_id, seq, outcomes, events) "
+                "SELECT ?, COALESCE(MAX(seq) + 1, 0), ?, ? FROM log_batches WHERE job_id = ?",
+                (job_id, outcome_rows, event_rows, job_id),
             )
-            self._next_seq[job_id] = seq + 1
 
     def checkpoint(
         self, job_id: str, *, status: str, updated_at: str, document_json: bytes
@@ -282,16 +290,3 @@ class SQLiteStore:
     def close(self) -> None:
         with self._lock:
             self._connection.close()
-
-    def _next_batch(self, job_id: str) -> int:
-        known = self._next_seq.get(job_id)
-        if known is not None:
-            return known
-        row = self._connection.execute(
-            "SELECT (SELECT COUNT(*) FROM jobs WHERE job_id = ?), "
-            "(SELECT COALESCE(MAX(seq) + 1, 0) FROM log_batches WHERE job_id = ?)",
-            (job_id, job_id),
-        ).fetchone()
-        if not row[0]:
-            raise KeyError(f"no job `{job_id}` in the store")
-        return int(row[1])
