@@ -542,3 +542,29 @@ def test_sqlite_errors_name_the_store_and_the_reason(tmp_path: Path) -> None:
     store._connection = sqlite3.connect(":memory:", check_same_thread=False)
     with pytest.raises(StoreError, match=r"the store `.*jobs.db` failed: no such table: workflows"):
         store.put_workflow("w", {"flow": []})
+
+
+def test_a_job_whose_last_checkpoint_was_lost_is_repaired_at_start(tmp_path: Path) -> None:
+    """A server killed inside a job's final checkpoint: the log says finished, the document
+    `queued`. The next server's start writes the document again."""
+    import anyio
+
+    from engine import Engine
+    from engine.stores.sqlite import SQLiteStore
+
+    db = tmp_path / "jobs.db"
+    store = SQLiteStore(db)
+    engine = Engine(store=store)
+    queued = engine.prepare({"flow": [transform("1 + 1", "a")]})
+    created = store.document_json(queued.job_id)
+    assert created is not None
+    anyio.run(engine.advance, queued)
+    assert store.get_job(queued.job_id).status == "success"  # type: ignore[union-attr]
+    store.checkpoint(  # what the lost write leaves: the document as it was created
+        queued.job_id, status="queued", updated_at=queued.created_at, document_json=created
+    )
+    store.close()
+    with running_server(db) as url, httpx.Client(base_url=url, timeout=30) as client:
+        job = client.get(f"/jobs/{queued.job_id}").json()["job"]
+        assert job["status"] == "success"
+        assert job["metadata"]["flow"][0]["output"] == 2

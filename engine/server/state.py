@@ -172,7 +172,17 @@ class ServerState:
             return False  # running here already, or another server runs it
         job = self.engine.get(job_id)
         if job.scheduler.finished or (job.waiting and not job.runner.pending_start):
-            self.store.release(job_id, self.owner)  # parked or ended: nothing to run
+            # parked or ended: nothing to run. A server stopped inside its last checkpoint
+            # leaves a document behind its log (`queued` for a finished job): write it again
+            record = self.store.get_job(job_id)
+            if record is not None and record.status != job.status.value:
+                self.store.checkpoint(
+                    job_id,
+                    status=job.status.value,
+                    updated_at=job.updated_at,
+                    document_json=job.document_json(),
+                )
+            self.store.release(job_id, self.owner)
             self.engine.forget(job_id)
             return False
         self.start(job)
