@@ -159,3 +159,62 @@ def test_flowgraph_db_environment_variable(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert SQLiteStore(db).get_job(job_of(result)["jobId"]) is not None
+
+
+def test_a_resumed_fan_out_re_issues_only_the_calls_in_flight_and_logs_every_start(
+    tmp_path: Path,
+) -> None:
+    """A 2,000-iteration fan-out stopped mid-run: the resume hands out only the calls that were
+    in flight (at most the queue ahead of the workers), the rest as the workers free up, and
+    every node's start is in the event log."""
+    import anyio
+
+    from engine import Engine
+
+    flow = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 2000, "loopBodyNodeIds": ["gen"]},
+            {
+                "id": "gen",
+                "type": "custom-model",
+                "modelId": "m",
+                "inputs": [{"name": "i", "type": "number", "ref": {"node": "loop"}}],
+            },
+        ]
+    }
+    db = tmp_path / "jobs.db"
+
+    async def hang(call: Any) -> list[str]:
+        await anyio.sleep(3600)
+        return []
+
+    async def first() -> str:
+        engine = Engine(store=SQLiteStore(db), python_models={"m": hang})
+        job = engine.prepare(flow)
+        with anyio.move_on_after(1.0):  # the process "stops" with calls in flight
+            await engine.advance(job)
+        return job.job_id
+
+    job_id = anyio.run(first)
+    calls: list[str] = []
+
+    def fast(call: Any) -> list[str]:
+        calls.append(call.node_id)
+        return [f"asset_{call.node_id}"]
+
+    engine = Engine(store=SQLiteStore(db), python_models={"m": fast})
+    job = engine.get(job_id)
+    in_flight = len(job.runner.pending_start)
+    assert 0 < in_flight <= job.runner.queue_ahead + engine.policy.concurrency
+    anyio.run(engine.advance, job)
+    assert job.status.value == "success"
+    assert len(calls) == len(set(calls)) <= 2000
+    events = SQLiteStore(db).events(job_id)
+    reached: dict[str, set[str]] = {}
+    for event in events:
+        if event.node_id is not None:
+            reached.setdefault(event.node_id, set()).add(event.to_status)
+    clones = [f"gen#{i}" for i in range(2000)]
+    assert all({"processing", "success"} <= reached[c] for c in clones), [
+        c for c in clones if not {"processing", "success"} <= reached[c]
+    ][:5]

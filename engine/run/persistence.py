@@ -128,8 +128,14 @@ def restore(
     called: dict[str, dict[str, Any]] = {}
 
     def take(node_id: str) -> Instance:
-        for handed_out in scheduler.ready():
-            started[handed_out.id] = handed_out
+        # hand out in the order the run did (first resolved first), only as far as this node:
+        # what the run had not handed out stays `pending`, for the runner to hand out as it
+        # would have (a bounded number at a time, each with its transition in the event log)
+        while node_id not in started:
+            batch = scheduler.ready(1)
+            if not batch:
+                break
+            started[batch[0].id] = batch[0]
         found = started.pop(node_id, None)
         if found is None:
             raise JobReplayError(
@@ -163,8 +169,6 @@ def restore(
         for instance in list(started.values()):
             scheduler.withdraw(instance)
     elif not scheduler.finished:
-        for instance in scheduler.ready():
-            started[instance.id] = instance
         for instance in started.values():
             if instance.id in called:
                 instance.attempt -= 1  # the runner counts the attempt again when it starts
