@@ -263,6 +263,41 @@ class OutcomeRecord(NamedTuple):
     payload: dict[str, JSON]
 
 
+HEAD_LEAVES_OUT = ("flow", "editorInfo")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowEntry:
+    """What a listing of workflows filters and sorts on, kept beside the document: a listing
+    costs the number of workflows, not their size."""
+
+    workflow_id: str
+    status: str | None
+    privacy: str | None
+    tags: tuple[str, ...]
+    updated_at: str
+
+    @classmethod
+    def of(cls, workflow_id: str, document: dict[str, Any]) -> WorkflowEntry:
+        tags = document.get("tagSet")
+        return cls(
+            workflow_id,
+            _text_or_none(document.get("status")),
+            _text_or_none(document.get("privacy")),
+            tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+            str(document.get("updatedAt") or ""),
+        )
+
+
+def workflow_head(document: dict[str, Any]) -> dict[str, Any]:
+    """A workflow without its flow and editor layout: what `full=false` lists."""
+    return {k: v for k, v in document.items() if k not in HEAD_LEAVES_OUT}
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 class Store(Protocol):
     """Where workflows, jobs and each job's outcome and event logs live."""
 
@@ -271,6 +306,14 @@ class Store(Protocol):
     def get_workflow(self, workflow_id: str) -> dict[str, JSON] | None: ...
 
     def list_workflows(self) -> list[dict[str, JSON]]: ...
+
+    def workflow_entries(self) -> list[WorkflowEntry]:
+        """Every workflow's entry, in the order they were first stored."""
+        ...
+
+    def get_workflow_head(self, workflow_id: str) -> dict[str, JSON] | None:
+        """The workflow without `flow` and `editorInfo` (see `workflow_head`)."""
+        ...
 
     def delete_workflow(self, workflow_id: str) -> bool: ...
 

@@ -568,3 +568,34 @@ def test_a_job_whose_last_checkpoint_was_lost_is_repaired_at_start(tmp_path: Pat
         job = client.get(f"/jobs/{queued.job_id}").json()["job"]
         assert job["status"] == "success"
         assert job["metadata"]["flow"][0]["output"] == 2
+
+
+def test_a_run_that_cannot_start_leaves_no_job_to_run_later(tmp_path: Path) -> None:
+    """Whatever stops a run between creating its job and starting it (here: the server's task
+    group is not running), the answer is a 500 and the job is failed in the store: the SDK
+    retries a 500, and a server starting later must not run the first attempt's job."""
+    import anyio
+
+    from engine import Engine
+    from engine.server import build_state, create_app
+    from engine.stores.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "jobs.db")
+    state = build_state(Engine(store=store), store, host="127.0.0.1")
+    app = create_app(state)  # called without its lifespan: no task group to run jobs in
+    workflow = {**transform("1"), "id": "a"}
+    store.put_workflow("wflow_x", {"id": "wflow_x", "status": "ready", "flow": [workflow]})
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://flowgraph") as client:
+            return await client.put("/v1/workflows/wflow_x/run", json={})
+
+    answer = anyio.run(run)
+    assert answer.status_code == 500
+    assert answer.json()["message"] == "internal error: AssertionError"
+    records, _ = store.list_jobs()
+    assert [r.status for r in records] == ["failure"]
+    assert state.resume_unfinished() == []
+    document = store.get_job(records[0].job_id).document  # type: ignore[union-attr]
+    assert document["metadata"]["error"].startswith("the run could not start")

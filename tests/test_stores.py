@@ -87,6 +87,58 @@ def test_workflows_put_get_list_delete(store: Store) -> None:
     assert store.get_workflow("wflow_a") is None
 
 
+def test_workflow_entries_and_heads_list_without_the_flows(store: Store) -> None:
+    from engine.protocols import WorkflowEntry
+
+    big = {
+        "id": "wflow_a",
+        "status": "ready",
+        "privacy": "private",
+        "tagSet": ["hero", "demo"],
+        "updatedAt": "2026-01-02T00:00:00.000Z",
+        "flow": [{"id": "n", "type": "transform"}],
+        "editorInfo": {"nodes": []},
+        "name": "a",
+    }
+    store.put_workflow("wflow_a", big)
+    store.put_workflow("wflow_b", {"id": "wflow_b", "flow": [], "tagSet": "not a list"})
+    assert store.workflow_entries() == [
+        WorkflowEntry("wflow_a", "ready", "private", ("hero", "demo"), "2026-01-02T00:00:00.000Z"),
+        WorkflowEntry("wflow_b", None, None, (), ""),
+    ]
+    head = {k: v for k, v in big.items() if k not in ("flow", "editorInfo")}
+    assert store.get_workflow_head("wflow_a") == head
+    store.put_workflow("wflow_a", {**big, "status": "draft", "tagSet": []})  # kept in step
+    assert store.workflow_entries()[0] == WorkflowEntry(
+        "wflow_a", "draft", "private", (), "2026-01-02T00:00:00.000Z"
+    )
+    assert store.get_workflow_head("wflow_missing") is None
+    store.delete_workflow("wflow_a")
+    assert [e.workflow_id for e in store.workflow_entries()] == ["wflow_b"]
+
+
+def test_a_sqlite_store_made_before_workflow_entries_gets_them(tmp_path: Path) -> None:
+    import json
+    import sqlite3
+
+    db = tmp_path / "old.db"
+    old = sqlite3.connect(db)
+    old.execute("CREATE TABLE workflows (id TEXT PRIMARY KEY, document TEXT NOT NULL)")
+    document = {"id": "wflow_old", "status": "ready", "tagSet": ["x"], "flow": []}
+    old.execute("INSERT INTO workflows VALUES (?, ?)", ("wflow_old", json.dumps(document)))
+    old.commit()
+    old.close()
+    store = SQLiteStore(db)
+    assert [(e.workflow_id, e.status, e.tags) for e in store.workflow_entries()] == [
+        ("wflow_old", "ready", ("x",))
+    ]
+    assert store.get_workflow_head("wflow_old") == {
+        "id": "wflow_old",
+        "status": "ready",
+        "tagSet": ["x"],
+    }
+
+
 def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
     store.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
     with pytest.raises(ValueError, match="job `job_1` already exists"):

@@ -58,7 +58,8 @@ def check_credentials(request: Request) -> None:
         if hmac.compare_digest(secret, expected_secret) and key_ok:
             return
     elif scheme.lower() == "bearer" and hmac.compare_digest(
-        value.encode("latin-1"), expected_secret  # header bytes, as the client sent them
+        value.encode("latin-1"),
+        expected_secret,  # header bytes, as the client sent them
     ):
         return
     raise ApiError(401, "invalid or missing credentials: use Basic base64(key:secret) or Bearer")
@@ -214,9 +215,7 @@ class CatchAll:
                 message=str(error)[:300],
             )
             if not started:
-                await envelope(500, f"internal error: {type(error).__name__}")(
-                    scope, receive, send
-                )
+                await envelope(500, f"internal error: {type(error).__name__}")(scope, receive, send)
 
 
 def is_loopback(host: str) -> bool:

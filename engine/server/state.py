@@ -128,6 +128,20 @@ class ServerState:
         self.running.add(job.job_id)
         self.group.start_soon(self._advance, job)
 
+    def end_unstarted(self, job: JobRun, message: str) -> None:
+        """A job created whose run never started: failed with `message`, in the store too (a
+        server starting later must not run it)."""
+        job.runner.abort(message)
+        recorder = job.runner.recorder
+        recorder.write(*recorder.take())
+        self.store.checkpoint(
+            job.job_id,
+            status=job.status.value,
+            updated_at=job.updated_at,
+            document_json=job.document_json(),
+        )
+        self.engine.forget(job.job_id)
+
     async def _advance(self, job: JobRun) -> None:
         """Run the job; whatever goes wrong ends this job (the engine fails it), never the
         task group the other jobs run in."""

@@ -102,24 +102,22 @@ async def list_workflows(
     full: bool = True,
     project_id: ProjectId = None,
 ) -> Any:
-    """List workflows, newest update first, a page at a time."""
+    """List workflows, newest update first, a page at a time. Filtered and sorted on the
+    store's entries (not the documents): only the page's workflows are read."""
     wanted_tags = {t.strip() for t in (tags or "").split(",") if t.strip()}
-    workflows = [
-        w
-        for w in state.store.list_workflows()
-        if (status is None or w.get("status") == status)
-        and (privacy is None or w.get("privacy") == privacy)
-        and (not wanted_tags or wanted_tags & set(w.get("tagSet") or []))
+    entries = [
+        e
+        for e in state.store.workflow_entries()
+        if (status is None or e.status == status)
+        and (privacy is None or e.privacy == privacy)
+        and (not wanted_tags or wanted_tags.intersection(e.tags))
     ]
-    workflows.sort(
-        key=lambda w: (w.get("updatedAt", ""), w["id"]), reverse=sort_direction == "desc"
-    )
+    entries.sort(key=lambda e: (e.updated_at, e.workflow_id), reverse=sort_direction == "desc")
     offset = decode_offset(pagination_token)
-    page = workflows[offset : offset + page_size]
-    if not full:
-        page = [{k: v for k, v in w.items() if k not in ("flow", "editorInfo")} for w in page]
-    answer: dict[str, Any] = {"workflows": page}
-    if offset + page_size < len(workflows):
+    read = state.store.get_workflow if full else state.store.get_workflow_head
+    page = [read(e.workflow_id) for e in entries[offset : offset + page_size]]
+    answer: dict[str, Any] = {"workflows": [w for w in page if w is not None]}
+    if offset + page_size < len(entries):
         answer["nextPaginationToken"] = encode_offset(offset + page_size)
     return answer
 
@@ -131,12 +129,7 @@ async def workflow_tags(
     project_id: ProjectId = None,
 ) -> Any:
     """The tags of the workflows with `status` (default ready)."""
-    tags = {
-        t
-        for w in state.store.list_workflows()
-        if w.get("status") == status
-        for t in w.get("tagSet") or []
-    }
+    tags = {t for e in state.store.workflow_entries() if e.status == status for t in e.tags}
     return {"tags": sorted(tags)}
 
 
@@ -214,7 +207,11 @@ async def run_workflow(
         if key:
             state.store.forget_key(key, job_id)  # nothing started: a corrected retry may run
         raise bad_request(problems_message(error)) from None
-    state.start(job)
+    try:
+        state.start(job)
+    except BaseException as error:  # the job row exists: end it, so that nothing runs it later
+        state.end_unstarted(job, f"the run could not start: {error}")
+        raise
     return {"job": job.document(), "workflow": document}
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry, workflow_head
 from engine.stores.paging import page
 
 
@@ -40,6 +40,15 @@ class MemoryStore:
     def list_workflows(self) -> list[dict[str, Any]]:
         with self._lock:
             return [copy.deepcopy(w) for w in self._workflows.values()]
+
+    def workflow_entries(self) -> list[WorkflowEntry]:
+        with self._lock:
+            return [WorkflowEntry.of(i, w) for i, w in self._workflows.items()]
+
+    def get_workflow_head(self, workflow_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._workflows.get(workflow_id)
+            return copy.deepcopy(workflow_head(found)) if found is not None else None
 
     def delete_workflow(self, workflow_id: str) -> bool:
         with self._lock:

@@ -13,11 +13,13 @@ from typing import Any
 import orjson
 
 from engine.errors import FlowgraphError, import_extra
-from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry
 from engine.stores.sql import (
     JOB_COLUMNS,
     dumps,
     encode_batch,
+    entry_columns,
+    entry_of,
     events_of,
     job_from_row,
     job_values,
@@ -32,6 +34,8 @@ CREATE TABLE IF NOT EXISTS flowgraph_workflows (
     position BIGSERIAL,
     document TEXT NOT NULL
 );
+ALTER TABLE flowgraph_workflows ADD COLUMN IF NOT EXISTS entry TEXT;
+ALTER TABLE flowgraph_workflows ADD COLUMN IF NOT EXISTS head TEXT;
 CREATE TABLE IF NOT EXISTS flowgraph_jobs (
     job_id TEXT PRIMARY KEY,
     workflow_id TEXT,
@@ -90,10 +94,36 @@ class PostgresStore:
 
     def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
         self._execute(
-            "INSERT INTO flowgraph_workflows (id, document) VALUES (%s, %s) "
-            "ON CONFLICT (id) DO UPDATE SET document = excluded.document",
-            (workflow_id, dumps(document)),
+            "INSERT INTO flowgraph_workflows (id, document, entry, head) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET document = excluded.document, "
+            "entry = excluded.entry, head = excluded.head",
+            (workflow_id, dumps(document), *entry_columns(workflow_id, document)),
         )
+
+    def workflow_entries(self) -> list[WorkflowEntry]:
+        self._fill_entries()
+        rows = self._execute(
+            "SELECT id, entry FROM flowgraph_workflows ORDER BY position"
+        ).fetchall()
+        return [entry_of(row[0], row[1]) for row in rows]
+
+    def get_workflow_head(self, workflow_id: str) -> dict[str, Any] | None:
+        self._fill_entries()
+        row = self._execute(
+            "SELECT head FROM flowgraph_workflows WHERE id = %s", (workflow_id,)
+        ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def _fill_entries(self) -> None:
+        """Workflows stored before they had entries: fill them (once; then nothing is null)."""
+        missing = self._execute(
+            "SELECT id, document FROM flowgraph_workflows WHERE entry IS NULL OR head IS NULL"
+        ).fetchall()
+        for workflow_id, document in missing:
+            self._execute(
+                "UPDATE flowgraph_workflows SET entry = %s, head = %s WHERE id = %s",
+                (*entry_columns(workflow_id, orjson.loads(document)), workflow_id),
+            )
 
     def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
         row = self._execute(

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry, workflow_head
 from engine.stores.paging import decode_cursor, encode_cursor
 
 JOB_COLUMNS = (
@@ -131,3 +131,15 @@ def page_of(rows: Sequence[Sequence[Any]], limit: int) -> tuple[list[JobRecord],
     jobs = [summary_from_row(row) for row in rows[:limit]]
     more = len(rows) > limit
     return jobs, encode_cursor(jobs[-1].created_at, jobs[-1].job_id) if more and jobs else None
+
+
+def entry_columns(workflow_id: str, document: dict[str, Any]) -> tuple[str, str]:
+    """A workflow's entry and head, as the text columns stored beside its document."""
+    entry = WorkflowEntry.of(workflow_id, document)
+    columns = [entry.status, entry.privacy, list(entry.tags), entry.updated_at]
+    return orjson.dumps(columns).decode(), orjson.dumps(workflow_head(document)).decode()
+
+
+def entry_of(workflow_id: str, column: str) -> WorkflowEntry:
+    status, privacy, tags, updated_at = orjson.loads(column)
+    return WorkflowEntry(workflow_id, status, privacy, tuple(tags), updated_at)

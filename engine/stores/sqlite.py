@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import StoreError
-from engine.protocols import JobRecord, OutcomeRecord, Transition
+from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry
 from engine.stores.sql import (
     JOB_COLUMNS,
     encode_batch,
+    entry_columns,
+    entry_of,
     events_of,
     job_from_row,
     job_values,
@@ -33,7 +35,9 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workflows (
     id TEXT PRIMARY KEY,
-    document TEXT NOT NULL
+    document TEXT NOT NULL,
+    entry TEXT,
+    head TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
@@ -95,6 +99,7 @@ class SQLiteStore:
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.executescript(SCHEMA)
+            self._add_workflow_entries()
             self._connection.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -108,9 +113,40 @@ class SQLiteStore:
     def put_workflow(self, workflow_id: str, document: dict[str, Any]) -> None:
         with self._lock:
             self._connection.execute(
-                "INSERT INTO workflows (id, document) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET document = excluded.document",
-                (workflow_id, json.dumps(document)),
+                "INSERT INTO workflows (id, document, entry, head) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET document = excluded.document, "
+                "entry = excluded.entry, head = excluded.head",
+                (workflow_id, json.dumps(document), *entry_columns(workflow_id, document)),
+            )
+
+    def workflow_entries(self) -> list[WorkflowEntry]:
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT id, entry FROM workflows ORDER BY rowid"
+            ).fetchall()
+        return [entry_of(row[0], row[1]) for row in rows]
+
+    def get_workflow_head(self, workflow_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT head FROM workflows WHERE id = ?", (workflow_id,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _add_workflow_entries(self) -> None:
+        """Stores made before workflows had entries: add the columns and fill them once."""
+        connection = self._connection
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(workflows)")}
+        for column in ("entry", "head"):
+            if column not in columns:
+                connection.execute(f"ALTER TABLE workflows ADD COLUMN {column} TEXT")
+        missing = connection.execute(
+            "SELECT id, document FROM workflows WHERE entry IS NULL OR head IS NULL"
+        ).fetchall()
+        for workflow_id, document in missing:
+            connection.execute(
+                "UPDATE workflows SET entry = ?, head = ? WHERE id = ?",
+                (*entry_columns(workflow_id, json.loads(document)), workflow_id),
             )
 
     def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
