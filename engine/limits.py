@@ -43,9 +43,13 @@ class Limits:
     def exceeded(self, name: str, needed: int, what: str) -> str:
         """The message for `what` needing `needed` where limit `name` allows less."""
         limit = getattr(self, name)
-        unit = "nodes per job" if name == "max_nodes" else "iterations per loop"
+        noun = "node" if name == "max_nodes" else "iteration"
+        per = "per job" if name == "max_nodes" else "per loop"
         how = self.how_to_raise(name)
-        return f"{what} needs {needed:,} {unit.split()[0]}; the limit is {limit:,} {unit} ({how})"
+        return (
+            f"{what} needs {needed:,} {noun}s; the limit is {limit:,} {noun}"
+            f"{'' if limit == 1 else 's'} {per} ({how})"
+        )
 
 
 def limit_problem(name: str, value: object) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,5 +31,5 @@ class UserApprovalKind(BaseKind):
         if decision == "reject":
             return Reject()
         raise DecisionError(
-            f"user-approval `{node.id}` takes `approve` or `reject`, got `{decision}`"
+            f"user-approval `{node.id}` takes `approve` or `reject`, got `{json.dumps(decision)}`"
         )

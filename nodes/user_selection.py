@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,7 @@ class UserSelectionKind(BaseKind):
         if not isinstance(indices, list):
             raise DecisionError(
                 f'user-selection `{node.id}` takes `reject` or `{{"select": [indices]}}`, '
-                f"got `{decision}`"
+                f"got `{json.dumps(decision)}`"
             )
         candidates = items or []
         low, high = selection_bounds(node)

@@ -510,3 +510,32 @@ def test_serve_on_a_port_in_use_says_so_and_exits_4() -> None:
         f"error: cannot listen on 127.0.0.1:{port}: address already in use; "
         "is another `flowgraph serve` running? Choose another port with --port"
     )
+
+
+def test_what_a_new_user_tripped_on(tmp_path: Path) -> None:
+    """Integers stay integers after a job continues; `jobs JOB --json` prints what `run --json`
+    prints; long messages are one line in a pipe; an approval sent to a selection gate says how
+    to select; an empty listing prints nothing on stdout."""
+    db = str(tmp_path / "jobs.db")
+    parked = flowgraph("run", str(FLOWS / "gates.json"), "--db", db, "--auto-approve", "--json")
+    assert parked.returncode == 3
+    job_id = job_of(parked)["jobId"]
+    refused = flowgraph("approve", job_id, "choose", "--db", db)
+    assert refused.returncode == 2
+    assert f"`flowgraph select {job_id} choose INDEX ... --db {db}`" in refused.stderr
+    selected = flowgraph("select", job_id, "choose", "0", "--db", db, "--json")
+    assert selected.returncode == 0, selected.stderr
+    choose = next(n for n in job_of(selected)["metadata"]["flow"] if n["id"] == "choose")
+    bounds = [(i.get("min"), i.get("max")) for i in choose["inputs"] if "min" in i]
+    assert bounds and all(type(v) is int for pair in bounds for v in pair), bounds
+    shown = flowgraph("jobs", job_id, "--db", db, "--json")
+    assert shown.stdout == selected.stdout  # the stored bytes, as the run printed them
+
+    limited = flowgraph("run", "examples/fan-out.json", "--db", ":memory:", "--max-iterations", "1")
+    error = next(line for line in limited.stdout.splitlines() if line.startswith("error:"))
+    assert error.endswith("or Engine(limits=Limits(max_iterations=...)))")  # not broken
+    assert "the limit is 1 iteration per loop" in error
+
+    empty = flowgraph("jobs", "--db", str(tmp_path / "empty.db"), "--status", "waiting")
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert "no jobs with status `waiting`" in empty.stderr

@@ -81,7 +81,7 @@ def test_failure_propagation_names_the_root_error() -> None:
     )
     assert text["loop"] == f"loop failure ← iteration 2 failed at `divide#2` ← {root}"
     assert text["after"] == (
-        f"after skipped ← input `r`: loop `loop` was failure ← loop failure ← iteration 2 failed at `divide#2` ← {root}"
+        f"after skipped ← input `r`: loop `loop` failed ← loop failure ← iteration 2 failed at `divide#2` ← {root}"
     )
     assert text["independent"] == f"independent skipped ← job failed at `divide#2` ← {root}"
     assert text["divide"] == "divide template (4 iterations: 3 success, 1 failure)"

@@ -131,7 +131,7 @@ def test_fail_fast_lets_running_calls_finish_then_skips_the_rest() -> None:
     assert scheduler.error == "node `gen#0`: boom"
     assert scheduler.instances["gen#1"].status.value == "success"
     assert scheduler.instances["loop"].reason == "iteration 0 failed at `gen#0`"
-    assert scheduler.instances["all_shouts"].reason == "input `s`: loop `loop` was failure"
+    assert scheduler.instances["all_shouts"].reason == "input `s`: loop `loop` failed"
 
 
 def test_cancel_fails_calls_in_flight_and_skips_the_rest() -> None:

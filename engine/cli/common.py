@@ -33,10 +33,11 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=
 
 
 def out_console() -> Console:
-    """Stdout; when it is no terminal, wide enough that ids are never cut."""
+    """Stdout; when it is no terminal, tables wide enough that ids are never cut, and lines of
+    text never broken (a pipe or a log file reads one message a line)."""
     console = Console(highlight=False, markup=False, emoji=False)
     if not console.is_terminal:
-        console = Console(highlight=False, markup=False, emoji=False, width=160)
+        console = Console(highlight=False, markup=False, emoji=False, width=160, soft_wrap=True)
     return console
 
 

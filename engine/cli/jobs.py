@@ -24,6 +24,7 @@ from engine.cli.common import (
     finish,
     open_db,
     out_console,
+    write_envelope,
 )
 from engine.cli.terminal import count_nodes
 from engine.errors import DecisionError, FlowgraphError
@@ -56,6 +57,13 @@ def decide_and_continue(
         engine.decide_now(job, node_id, decision)
     except DecisionError as error:
         err.print(f"refused: {error}")
+        gates = job.scheduler.waiting_gates(node_id)
+        if decision == "approve" and gates and gates[0].template.type == "user-selection":
+            where = f" --db {db}" if db else ""
+            err.print(
+                f"a selection gate is decided with `flowgraph select {job_id} {node_id} "
+                f"INDEX ...{where}`; `flowgraph jobs {job_id}{where}` lists its items"
+            )
         raise typer.Exit(EXIT_INVALID) from None
     drive(engine, job, as_json=as_json)
     raise finish(job, as_json=as_json, db=db)
@@ -142,13 +150,17 @@ def jobs(
     """
     store = open_db(db)
     if job_id is not None:
+        if as_json:  # the stored bytes as they are: the same form as run --json
+            stored = store.document_json(job_id)
+            if stored is None:
+                err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`")
+                raise typer.Exit(EXIT_INVALID)
+            write_envelope(stored)
+            return
         record = store.get_job(job_id)
         if record is None or record.document is None:
             err.print(f"error: no job `{job_id}` in the store `{describe_db(db)}`")
             raise typer.Exit(EXIT_INVALID)
-        if as_json:
-            sys.stdout.write(json.dumps({"job": record.document}, ensure_ascii=False) + "\n")
-            return
         show(record.document)
         return
     listed = list_with_gates(store, status, workflow, limit)
@@ -166,6 +178,10 @@ def jobs(
         ]
         sys.stdout.write(json.dumps({"jobs": rows}, ensure_ascii=False) + "\n")
         return
+    if not listed:
+        which = f" with status `{status.value}`" if status else ""
+        err.print(f"no jobs{which} in `{describe_db(db)}`")
+        return
     table = Table(show_edge=False, header_style="bold")
     for column in ("job", "workflow", "status", "waiting at", "created", "updated"):
         table.add_column(column)
@@ -179,9 +195,6 @@ def jobs(
             r.updated_at,
         )
     out_console().print(table)
-    if not listed:
-        which = f" with status `{status.value}`" if status else ""
-        err.print(f"no jobs{which} in `{describe_db(db)}`")
 
 
 def list_with_gates(

@@ -120,6 +120,7 @@ def load_workflow(document: Any) -> Workflow:
             workflow = Workflow.model_validate(document)
     except pydantic.ValidationError as error:
         raise DocumentError(schema_problems(error, document, prefix=prefix)) from None
+    workflow.__dict__["_read_from"] = document  # read by Workflow.to_wire
     raw_flow = document.get("flow")
     if isinstance(raw_flow, list):
         for node, raw in zip(workflow.flow, raw_flow, strict=False):

@@ -249,6 +249,7 @@ _CEL_NAMESPACE_CALL = re.compile(
     r"(?<![.\w])(optional|math|strings|base64|sets|lists|encoders)\s*\.\s*[A-Za-z_]\w*\s*\("
 )
 
+
 def _free_variables(expression: Expression) -> frozenset[str]:
     if expression.language == "jinja":
         parsed = _jinja.parse(expression.source)

@@ -159,6 +159,12 @@ class Workflow(WireModel):
     inputs: list[NodeInput] = Field(default_factory=list)
     flow: list[FlowNode] = Field(default_factory=list)
 
+    def to_wire(self) -> dict[str, Any]:
+        """The document as it was read (a copy of its top level: integers stay integers, unknown
+        fields are kept), else a fresh dump."""
+        raw = self.__dict__.get("_read_from")
+        return dict(raw) if raw is not None else super().to_wire()
+
 
 class StatusChange(WireModel):
     date: str

@@ -22,19 +22,24 @@ from engine.run.instances import (
 Cause = tuple[str, dict[str, Any]]
 
 
+def ended(status: NodeStatus) -> str:
+    """How a node ended, in words: `failed`, `was skipped`, `was rejected`."""
+    return "failed" if status is NodeStatus.FAILURE else f"was {status.value}"
+
+
 def skip_cause(instance: Instance) -> Cause | None:
     """The first skip rule that applies, in the documented order, or None."""
     for link in instance.order_links:
         if link[0] != ITEM and link[1].status in BAD_STATUSES:
             source = link[1]
             return (
-                f"`dependsOn` `{source.id}` was {source.status.value}",
+                f"`dependsOn` `{source.id}` {ended(source.status)}",
                 {"cause": "dependsOn", "node": source.id, "status": source.status.value},
             )
     for branch in instance.branch_links:
         if branch.status is not NodeStatus.SUCCESS:
             return (
-                f"branch source `{branch.id}` was {branch.status.value}",
+                f"branch source `{branch.id}` {ended(branch.status)}",
                 {"cause": "branch-source", "node": branch.id, "status": branch.status.value},
             )
         chosen = branch.outputs.get("output")
@@ -70,8 +75,8 @@ def skip_cause(instance: Instance) -> Cause | None:
         if source.status in BAD_STATUSES:
             loop = input_link[0] == COLLECTION
             return (
-                f"input `{compiled.name}`: {'loop ' if loop else ''}`{source.id}` was "
-                f"{source.status.value}",
+                f"input `{compiled.name}`: {'loop ' if loop else ''}`{source.id}` "
+                f"{ended(source.status)}",
                 {
                     "cause": "input",
                     "input": compiled.name,
