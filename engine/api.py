@@ -290,7 +290,7 @@ class Engine:
         async def run_child(
             instance: Instance, call: NodeCall, workflow_id: str
         ) -> Completed | Failed:
-            return await self._run_child(job, call, workflow_id, chain)
+            return await self._run_child(job, call, workflow_id, chain, instance.job_id)
 
         runner = Runner(
             scheduler,
@@ -520,8 +520,15 @@ class Engine:
     # ----- sub-workflows --------------------------------------------------------------------------
 
     async def _run_child(
-        self, parent: JobRun, call: NodeCall, workflow_id: str, lineage: tuple[str, ...]
+        self,
+        parent: JobRun,
+        call: NodeCall,
+        workflow_id: str,
+        lineage: tuple[str, ...],
+        job_id: str | None = None,
     ) -> Completed | Failed:
+        """Run `workflow_id` as a child job whose id is the `workflow` node's `jobId` (so that
+        the job is found by it); a child already in the store (a resumed parent) carries on."""
         child_workflow = self.workflow(workflow_id)
         if child_workflow is None:
             known = ", ".join(f"`{w}`" for w in self.workflows) or "none"
@@ -532,8 +539,14 @@ class Engine:
             return Failed(f"sub-workflows nested deeper than {MAX_WORKFLOW_DEPTH}")
         declared = {i.name for i in child_workflow.inputs}
         inputs = {k: v for k, v in call.inputs.items() if k in declared and v is not None}
+        existing = self.store.get_job(job_id) if self.store is not None and job_id else None
         try:
-            child = self.prepare(child_workflow, inputs, parent=parent, lineage=lineage)
+            if existing is not None:
+                child = self.get(existing.job_id)
+            else:
+                child = self.prepare(
+                    child_workflow, inputs, parent=parent, lineage=lineage, job_id=job_id
+                )
         except ValueError as error:
             return Failed(f"sub-workflow `{workflow_id}`: {error}")
         await self.advance(child)

@@ -401,6 +401,14 @@ def test_run_loads_sub_workflows_from_a_folder(tmp_path: Path) -> None:
     sub = job_of(result)["metadata"]["flow"][0]
     assert sub["status"] == "success" and sub["assets"][0]["assetId"].startswith("asset_")
     assert sub["output"] == {"tag_count": {"output": 4}, "gen": {}}
+    # the node's jobId is the child job's: `flowgraph jobs` finds it, and it names its parent
+    db = str(tmp_path / "jobs.db")
+    stored = flowgraph("run", str(parent), "--workflows", str(folder), "--db", db, "--json")
+    parent_job = job_of(stored)
+    child_id = parent_job["metadata"]["flow"][0]["jobId"]
+    child = job_of(flowgraph("jobs", child_id, "--db", db, "--json"))
+    assert child["jobId"] == child_id and child["status"] == "success"
+    assert child["metadata"]["workflowJobId"] == parent_job["jobId"]
     missing = flowgraph("run", str(parent), "--json")
     assert missing.returncode == 1
     assert "unknown workflow `wflow_child`" in job_of(missing)["metadata"]["error"]

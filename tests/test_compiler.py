@@ -210,3 +210,19 @@ def test_expression_variables_that_name_no_input_are_refused_at_compile_time() -
         "flow[6].logic.cases[0].condition: `mod` is not an input of this node; "
         "did you mean `mode`?",
     ]
+
+
+def test_a_ref_to_an_approval_is_refused_and_misspelt_refs_get_a_suggestion() -> None:
+    from conftest import FLOWS
+
+    from engine import Engine
+
+    with pytest.raises(ValidationError) as caught:
+        Engine().compile(FLOWS / "invalid" / "ref-to-approval.json")  # not a runnable flow
+    assert [str(p) for p in caught.value.problems] == [
+        "flow[0].inputs[0].ref.name: ref to undeclared workflow input `promt`; "
+        "did you mean `prompt`?",
+        "flow[2].inputs[1].ref.node: unknown node `drat` in `ref.node`; did you mean `draft`?",
+        "flow[2].inputs[0].ref.node: `review` is a user-approval node: it has no outputs to "
+        'read; wait for it with `"dependsOn": ["review"]` and read the node it approves',
+    ]

@@ -599,3 +599,27 @@ def test_a_run_that_cannot_start_leaves_no_job_to_run_later(tmp_path: Path) -> N
     assert state.resume_unfinished() == []
     document = store.get_job(records[0].job_id).document  # type: ignore[union-attr]
     assert document["metadata"]["error"].startswith("the run could not start")
+
+
+def test_numbers_beyond_64_bits_are_refused_where_they_come_in() -> None:
+    """JSON allows any integer, but the job document (and Scenario's API) carries 64 bits: a
+    bigger one in a workflow or a run input is a problem naming where, not a job that cannot
+    be written (found by tests/test_hostile_properties.py)."""
+    from engine import Engine
+    from engine.errors import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        Engine().prepare({"flow": [{"id": "l", "type": "list", "items": [1, 2**70]}]})
+    assert [str(p) for p in caught.value.problems] == [
+        "flow[0].items[1]: the number 1180591620717411303424 does not fit in 64 bits"
+    ]
+    flow = {"inputs": [{"name": "x", "type": "number"}], "flow": [transform("x")]}
+    flow["flow"][0]["inputs"] = [
+        {"name": "x", "type": "number", "ref": {"node": "workflow", "name": "x"}}
+    ]
+    with pytest.raises(ValidationError) as caught:
+        Engine().prepare(flow, {"x": -(2**64)})
+    assert [str(p) for p in caught.value.problems] == [
+        "inputs.x: the number -18446744073709551616 does not fit in 64 bits"
+    ]
+    assert Engine().prepare(flow, {"x": 2**64 - 1}).status.value == "queued"  # a u64 fits

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import FLOWS
 
 from engine import InputError, Workflow
 from engine.compile.run_inputs import validate_run_inputs
@@ -115,3 +116,22 @@ def test_required_conditional_with_operators_and_the_older_conditional_values() 
         "inputs.old: input `old` is required when `mode` is `retro`"
     ]
     assert validate_run_inputs(wf, {"mode": "plain"}) == {"mode": "plain"}
+
+
+def test_integer_inputs_and_min_length_on_arrays() -> None:
+    """The `integer` type (seen on live workflows) takes whole numbers; `minLength` on an array
+    counts its items, as `maxLength` does."""
+    import anyio
+
+    from engine import Engine
+
+    engine = Engine()
+    flow = FLOWS / "input-rules.json"
+    job = anyio.run(engine.run, flow, {"steps": 6, "styles": ["ink", "oil"]})
+    assert job.document()["metadata"]["flow"][0]["output"] == "6 steps: ink, oil"
+    with pytest.raises(InputError) as caught:
+        engine.prepare(flow, {"steps": 2.5, "styles": ["ink"]})
+    assert [str(p) for p in caught.value.problems] == [
+        "inputs.steps: input `steps` must be a whole number, got `2.5`",
+        "inputs.styles: input `styles` needs at least 2 items, got 1",
+    ]

@@ -63,6 +63,20 @@ def test_ref_equal_selects_one_branch_of_a_cel_logic_node() -> None:
     assert statuses(job)["on_large"] == "success"
 
 
+def test_ref_equal_on_a_logic_node_compares_the_chosen_branch_whatever_name_passes() -> None:
+    """`{node: "check", name: "subject", equal: "if1"}` passes check's `subject` when check
+    chose `if1`, as Scenario's docs read; it was compared with the subject text."""
+    job = run("ref-equal-named.json", {"mode": "photo"})
+    flow = nodes(job)
+    assert flow["check"]["output"] == "if1"
+    assert flow["as_photo"]["output"] == "photo of a fox"
+    assert flow["as_sketch"]["status"] == "skipped"
+    assert flow["as_sketch"]["statusReason"] == "branch `if2` of `check` not taken; it chose `if1`"
+    flow = nodes(run("ref-equal-named.json", {"mode": "sketch"}))
+    assert flow["as_sketch"]["output"] == "sketch of a fox"
+    assert flow["as_photo"]["status"] == "skipped"
+
+
 def test_conditional_refs_merge_branches() -> None:
     job = run("conditional-merge.json", {"mode": "b"})
     flow = nodes(job)
@@ -296,3 +310,12 @@ def test_progress_counts_terminal_nodes_including_templates_and_clones() -> None
     )
     assert document["progress"] == round(terminal / total, 6)
     assert 0 < document["progress"] < 1
+
+
+def test_generate_prompt_makes_text_that_a_string_input_reads() -> None:
+    job = run("generate-prompt.json")
+    flow = nodes(job)
+    assert flow["prompt"]["output"] == "dry-run prompt from `prompt`: a lighthouse"
+    assert "assets" not in flow["prompt"] or not flow["prompt"]["assets"]
+    assert flow["image"]["inputs"][0]["value"] == "dry-run prompt from `prompt`: a lighthouse"
+    assert job.document()["metadata"]["assetIds"] == [flow["image"]["assets"][0]["assetId"]]

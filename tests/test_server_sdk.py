@@ -372,3 +372,33 @@ def test_a_costs_table_prices_the_dry_run(tmp_path: Path) -> None:
         )
         assert raw.status_code == 269
         assert raw.parse().model_extra["creativeUnitsCost"] == 2 * 3 + 2  # two flux calls, one grid
+
+
+def test_serve_workflows_loads_files_as_the_api_would_answer_them(tmp_path: Path) -> None:
+    """A file's `id` wins over its name; every field the SDK requires is there (strict
+    validation); a file that is no workflow is skipped with a warning."""
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    gated = {**GATED, "id": "wflow_kept", "name": "gated"}
+    (folder / "any-name.json").write_text(json.dumps(gated))
+    (folder / "wflow_by_name.json").write_text(json.dumps({"flow": GATED["flow"]}))
+    (folder / "notes.json").write_text(json.dumps({"hello": "not a workflow"}))
+    db = tmp_path / "db"
+    with running_server(db, "--workflows", str(folder)) as url:
+        client = Scenario(
+            api_key="k",
+            api_secret="s",
+            base_url=url,
+            max_retries=0,
+            _strict_response_validation=True,
+        )
+        kept = client.workflows.retrieve("wflow_kept").workflow
+        assert kept.name == "gated" and kept.status == "ready" and kept.has_flow is True
+        named = client.workflows.retrieve("wflow_by_name").workflow
+        assert named.name == "wflow_by_name" and named.tag_set == []
+        listed = {w.id for w in client.workflows.list().workflows}
+        assert listed == {"wflow_kept", "wflow_by_name"}
+        job = client.workflows.run("wflow_kept", body={}).job
+        assert job.job_id.startswith("job_")
+    log = next(tmp_path.glob("db.*.log")).read_text()
+    assert "warning: notes.json skipped, not a workflow: flow: a workflow needs a `flow`" in log

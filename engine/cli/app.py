@@ -39,6 +39,7 @@ from engine.compile.document import parse_json, read_document
 from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
+from engine.protocols import Store
 from engine.run.decisions import check_decision_targets, check_decisions
 from engine.run.events import event_logger, logging_sink
 from engine.views.report import job_page
@@ -342,6 +343,23 @@ def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
     return found
 
 
+def load_into_store(folder: Path, store: Store) -> None:
+    """Every workflow file of `folder` into the store, by its `id` (else its file name), with
+    the fields the API answers with; a file that is no workflow is skipped with a warning."""
+    from engine.server.workflows import complete_workflow
+
+    if not folder.is_dir():
+        raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
+    for path in sorted(folder.glob("*.json")):
+        try:
+            workflow = read_document(path)
+        except ValidationError as error:
+            err.print(f"warning: {path.name} skipped, not a workflow: {error.problems[0]}")
+            continue
+        workflow_id = workflow.id or path.stem
+        store.put_workflow(workflow_id, complete_workflow(workflow.to_wire(), workflow_id))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1]")] = None,
@@ -407,10 +425,7 @@ def serve(
                 )
             table = {str(k): float(v) for k, v in loaded.items()}
         if workflows_dir is not None:
-            for workflow_id, workflow in load_workflow_folder(workflows_dir).items():
-                document = {**workflow.to_wire(), "id": workflow_id}
-                document.setdefault("status", "ready")
-                store.put_workflow(workflow_id, document)
+            load_into_store(workflows_dir, store)
         options = {
             "seed": seed,
             "latency": latency,

@@ -7,7 +7,7 @@ The edges and their kinds are gathered in `engine/compile/edges.py`.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from engine.protocols import NodeKind
 
 WORKFLOW_REF = "workflow"
 GATE_TYPES = frozenset({"user-approval", "user-selection"})
-ASSET_TYPES = MODEL_NODE_TYPES | {"workflow"}
+ASSET_TYPES = (MODEL_NODE_TYPES - {"generate-prompt"}) | {"workflow"}  # a prompt is text
 
 
 @dataclass(slots=True)
@@ -173,6 +173,7 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits) 
 
     loops = resolve_loops(flow, positions, edges, problems)
     _check_clone_ids(flow, positions, loops, problems)
+    _check_refs_to_approvals(templates, problems)
     _check_limits(flow, positions, loops, limits, problems)
     graph: nx.DiGraph = nx.DiGraph()
     graph.add_nodes_from(positions)
@@ -188,6 +189,25 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits) 
     _link(templates, loops, edges)
     top_level = [t.id for t in templates.values() if not t.loops]
     return Plan(workflow=workflow, nodes=templates, graph=graph, top_level=top_level)
+
+
+def _check_refs_to_approvals(
+    templates: Mapping[str, TemplateNode], problems: list[Problem]
+) -> None:
+    """A user-approval has no outputs: a node waits for it with `dependsOn`, it cannot read it."""
+    for template in templates.values():
+        for compiled in template.inputs:
+            source = templates.get(compiled.ref_node or "")
+            if source is not None and source.type == "user-approval":
+                problems.append(
+                    Problem(
+                        f"`{source.id}` is a user-approval node: it has no outputs to read; "
+                        f'wait for it with `"dependsOn": ["{source.id}"]` and read the node '
+                        "it approves",
+                        path=f"flow[{template.position}].inputs[{compiled.position}].ref.node",
+                        node_id=template.id,
+                    )
+                )
 
 
 def _check_clone_ids(
@@ -356,7 +376,9 @@ def _compile_node(
         if ref_node is not None and ref_node != WORKFLOW_REF and ref_node in positions:
             edges.add(ref_node, node_id, "data")
         else:
-            _check_ref(ref, f"inputs[{index}].ref", node, position, declared_inputs, problems)
+            _check_ref(
+                ref, f"inputs[{index}].ref", node, position, declared_inputs, problems, positions
+            )
         for entry_index, entry in enumerate(conditional or ()):
             if entry in positions:
                 edges.add(entry, node_id, "conditional")
@@ -442,6 +464,7 @@ def _check_ref(
     position: int,
     declared_inputs: set[str],
     problems: list[Problem],
+    known_nodes: Iterable[str] = (),
 ) -> None:
     """The rarer refs: to a run input, to no node at all, to an unknown node."""
     if ref.node is None:
@@ -453,13 +476,18 @@ def _check_ref(
             message = "a ref to `workflow` needs `name`: the run input to read"
             _report(problems, node, position, message, f"{path}.name")
         elif ref.name not in declared_inputs:
-            message = (
-                f"ref to undeclared workflow input `{ref.name}`; declare it in the workflow's "
-                "`inputs`"
+            close = difflib.get_close_matches(ref.name, sorted(declared_inputs), n=1)
+            message = f"ref to undeclared workflow input `{ref.name}`; " + (
+                f"did you mean `{close[0]}`?"
+                if close
+                else "declare it in the workflow's `inputs`"
             )
             _report(problems, node, position, message, f"{path}.name")
     else:
-        message = f"unknown node `{ref.node}` in `ref.node`"
+        close = difflib.get_close_matches(ref.node, sorted(known_nodes), n=1)
+        message = f"unknown node `{ref.node}` in `ref.node`" + (
+            f"; did you mean `{close[0]}`?" if close else ""
+        )
         _report(problems, node, position, message, f"{path}.node")
 
 

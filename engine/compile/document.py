@@ -46,6 +46,25 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+INT_RANGE = (-(2**63), 2**64 - 1)  # what JSON encoders (and Scenario's API) carry exactly
+
+
+def huge_number_problem(value: Any, where: str = "") -> Problem | None:
+    """A problem for the first integer outside 64 bits in `value`, naming where."""
+    low, high = INT_RANGE
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if type(item) is int and not low <= item <= high:
+            text = str(item) if len(str(item)) <= 30 else str(item)[:29] + "…"
+            return Problem(f"the number {text} does not fit in 64 bits", path=path)
+        if isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    return None
+
+
 def depth_problem(value: Any, where: str = "") -> Problem | None:
     """A problem for a value nested deeper than MAX_DEPTH levels, naming where."""
     found = too_deep(value)
@@ -94,9 +113,9 @@ def load_workflow(document: Any) -> Workflow:
     run wrote (`status`, `output`, `assets`, ...) are removed.
     """
     if isinstance(document, dict | list):
-        deep = depth_problem(document)
-        if deep is not None:
-            raise DocumentError([deep])
+        found = depth_problem(document) or huge_number_problem(document)
+        if found is not None:
+            raise DocumentError([found])
     prefix = ""
     if isinstance(document, dict) and isinstance(document.get("workflow"), dict):
         document, prefix = document["workflow"], "workflow."

@@ -30,6 +30,7 @@ MODEL_NODE_TYPES = frozenset({"custom-model", "model", "remove-background", "gen
 INPUT_TYPES: tuple[str, ...] = (
     "boolean",
     "number",
+    "integer",  # seen on live workflows: a whole number
     "string",
     "file",
     "file_array",

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.compile.document import depth_problem
+from engine.compile.document import depth_problem, huge_number_problem
 from engine.compile.models import NodeInput, RequiredRules, Workflow
 from engine.errors import InputError, Problem
 
 _SCALAR_CHECKS = {
     "boolean": lambda v: isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and v.is_integer()),
     "string": lambda v: isinstance(v, str),
     "file": lambda v: isinstance(v, str),
     "model": lambda v: isinstance(v, str),
@@ -25,6 +27,7 @@ _ARRAY_ELEMENT = {
 _TYPE_WORDS = {
     "boolean": "a boolean",
     "number": "a number",
+    "integer": "a whole number",
     "string": "a string",
     "file": "an asset id or url (string)",
     "model": "a model id (string)",
@@ -41,10 +44,11 @@ def validate_run_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[st
     problems: list[Problem] = []
     declared = {item.name: item for item in workflow.inputs}
     for name, value in given.items():
-        if isinstance(value, dict | list):
-            deep = depth_problem(value, f"inputs.{name}")
-            if deep is not None:
-                problems.append(deep)
+        found = huge_number_problem(value, f"inputs.{name}")
+        if found is None and isinstance(value, dict | list):
+            found = depth_problem(value, f"inputs.{name}")
+        if found is not None:
+            problems.append(found)
         if name not in declared:
             known = ", ".join(f"`{n}`" for n in declared) or "none"
             problems.append(
@@ -161,6 +165,10 @@ def _check_bounds(spec: NodeInput, value: Any) -> list[str]:
         if spec.max is not None and len(value) > spec.max:
             problems.append(
                 f"input `{name}` takes at most {_number(spec.max)} items, got {len(value)}"
+            )
+        if spec.min_length is not None and len(value) < spec.min_length:  # items, on an array
+            problems.append(
+                f"input `{name}` needs at least {spec.min_length} items, got {len(value)}"
             )
         if spec.max_length is not None and len(value) > spec.max_length:
             problems.append(

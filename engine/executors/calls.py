@@ -127,7 +127,10 @@ async def call_executor(
         except TypeError as error:
             return Failed(f"executor `{executor.name}`: {error}")
         outputs = dict(normalized.outputs)
-        outputs["output"] = [asset.asset_id for asset in normalized.assets]
+        if call.node_type == "generate-prompt" and "prompt" in outputs:
+            outputs["output"] = outputs["prompt"]  # it makes text: a ref to it reads the prompt
+        else:
+            outputs["output"] = [asset.asset_id for asset in normalized.assets]
         try:
             orjson.dumps(outputs)  # a node's outputs are kept and served as JSON
         except TypeError as error:

@@ -74,15 +74,16 @@ class DryRunExecutor:
             raise TransientExecutorError(
                 f"dry-run simulated failure (rate {self.failure_rate}) on attempt {call.attempt}"
             )
+        if call.node_type == "generate-prompt":  # text, no asset
+            subject = next((v for v in call.inputs.values() if isinstance(v, str)), "")
+            prompt = f"dry-run prompt from `{call.node_id}`" + (f": {subject}" if subject else "")
+            return ExecutorResult(outputs={"prompt": prompt})
         count = _requested_count(call.inputs)
         assets = [
             self._asset(f"asset_{digest}" if n == 0 else f"asset_{digest}_{n}")
             for n in range(count)
         ]
-        outputs: dict[str, Any] = {}
-        if call.node_type == "generate-prompt":
-            outputs["prompt"] = f"dry-run prompt from `{call.node_id}`"
-        return ExecutorResult(assets=assets, outputs=outputs)
+        return ExecutorResult(assets=assets)
 
     def _asset(self, asset_id: str) -> Asset:
         if self.assets_dir is None:

@@ -14,7 +14,9 @@ from engine.run.instances import INSTANCE, Instance
 from engine.run.scheduler import Scheduler
 
 _REASON_STATUSES = frozenset({NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED})
-_OUTPUT_TYPES = frozenset({"logic", "transform", "list", "for-each", "user-selection"})
+_OUTPUT_TYPES = frozenset(
+    {"generate-prompt", "logic", "transform", "list", "for-each", "user-selection"}
+)
 
 
 def iteration_path(instance: Instance) -> tuple[int, ...]:

@@ -86,7 +86,13 @@ def skip_cause(instance: Instance) -> Cause | None:
                 },
             )
         if compiled.has_equal and not conditional and input_link[0] == INSTANCE:
-            chosen = output_value(source.outputs, compiled.ref_name)
+            # on a logic node, `equal` is compared with the branch it chose (its `output`),
+            # whatever `ref.name` passes on
+            chosen = (
+                source.outputs.get("output")
+                if source.template.type == "logic"
+                else output_value(source.outputs, compiled.ref_name)
+            )
             if json_text(chosen) != json_text(compiled.ref_equal):
                 return (
                     f"branch `{json_text(compiled.ref_equal)}` of `{source.id}` not taken; "

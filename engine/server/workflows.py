@@ -46,6 +46,33 @@ ProjectId = Annotated[str | None, Query(alias="projectId")]
 _SERVER_FIELDS = {"id", "authorId", "ownerId", "createdAt", "updatedAt", "hasFlow"}
 
 
+def complete_workflow(
+    document: dict[str, Any], workflow_id: str, *, owner: str = "flowgraph"
+) -> dict[str, Any]:
+    """`document` with every field Scenario's API answers with (and the SDK requires) that it
+    lacks: a workflow loaded from a file looks like one created through the API."""
+    created = now()
+    complete: dict[str, Any] = {
+        "name": workflow_id,
+        "description": "",
+        "shortDescription": "",
+        "status": "ready",
+        "privacy": "private",
+        "tagSet": [],
+        "inputs": [],
+        "flow": [],
+        "editorInfo": {},
+        "authorId": "flowgraph",
+        "ownerId": owner,
+        "createdAt": created,
+        "updatedAt": created,
+        **document,
+        "id": workflow_id,
+    }
+    complete["hasFlow"] = bool(complete["flow"])
+    return complete
+
+
 def workflow_model(document: dict[str, Any]) -> Workflow:
     """The stored document as a Workflow, with every problem of its flow named."""
     try:
