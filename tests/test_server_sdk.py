@@ -93,19 +93,25 @@ def test_create_update_retrieve_list_every_page_and_delete(client: Scenario) -> 
 
 
 def test_update_with_an_invalid_flow_names_every_problem(client: Scenario) -> None:
+    """A draft is saved as it is (the editor saves drafts as the user works); making it ready
+    checks the flow, every problem at once; a draft does not run."""
     workflow_id = client.workflows.create(name="bad", description="bad flow").workflow.id
+    flow = [
+        {"id": "a", "type": "transform", "logic": {"transform": "x +"}},
+        {"id": "b", "type": "custom-model", "modelId": "m", "dependsOn": ["ghost"]},
+    ]
+    draft = client.workflows.update(workflow_id, flow=flow).workflow
+    assert draft.status == "draft" and len(draft.flow) == 2
+    with pytest.raises(scenario_sdk.BadRequestError) as not_ready:
+        client.workflows.run(workflow_id, body={})
+    assert not_ready.value.body["message"] == "Workflow is not ready"  # type: ignore[index]
     with pytest.raises(scenario_sdk.BadRequestError) as caught:
-        client.workflows.update(
-            workflow_id,
-            flow=[
-                {"id": "a", "type": "transform", "logic": {"transform": "x +"}},
-                {"id": "b", "type": "custom-model", "modelId": "m", "dependsOn": ["ghost"]},
-            ],
-        )
+        client.workflows.update(workflow_id, status="ready")
     body = caught.value.body
     assert body["statusCode"] == 400 and body["error"] == "Bad Request"  # type: ignore[index]
     assert "flow[0].logic.transform: expression `x +` does not parse" in body["message"]  # type: ignore[index]
     assert "flow[1].dependsOn[0]: unknown node `ghost` in `dependsOn`" in body["message"]  # type: ignore[index]
+    assert client.workflows.retrieve(workflow_id).workflow.status == "draft"  # nothing changed
 
 
 def test_dry_run_answers_269_with_a_cost(client: Scenario) -> None:
@@ -220,6 +226,10 @@ def test_cancel_a_waiting_job(client: Scenario) -> None:
         client.jobs.trigger_action(job_id, action="cancel")
     with pytest.raises(scenario_sdk.NotFoundError):
         client.jobs.retrieve("job_does_not_exist")
+    # `action` is optional in the SDK: cancel is the only one
+    other = client.workflows.run(workflow_id, body={}).job.job_id
+    wait_job(client, other, waiting("review"))
+    assert client.jobs.trigger_action(other).job.status == "canceled"
 
 
 def test_jobs_list_page_by_page(client: Scenario) -> None:

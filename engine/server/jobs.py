@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Body, Depends, Query
 
 from engine.errors import DecisionError
 from engine.server.schemas import JobAction, JobEnvelope, JobList
@@ -51,7 +51,10 @@ async def get_job(job_id: str, state: State, project_id: ProjectId = None) -> An
 
 @router.post("/{job_id}/action", responses={200: {"model": JobEnvelope}})
 async def job_action(
-    job_id: str, body: JobAction, state: State, project_id: ProjectId = None
+    job_id: str,
+    state: State,
+    body: Annotated[JobAction | None, Body()] = None,
+    project_id: ProjectId = None,
 ) -> Any:
     """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped."""
     with state.holding(job_id) as job:

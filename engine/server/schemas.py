@@ -48,7 +48,7 @@ class UserSelection(Body):
 
 
 class JobAction(Body):
-    action: Literal["cancel"]
+    action: Literal["cancel"] = "cancel"  # optional in the SDK: cancel is the only action
 
 
 class WorkflowOut(Body):

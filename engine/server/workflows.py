@@ -83,8 +83,13 @@ def workflow_model(document: dict[str, Any]) -> Workflow:
 
 
 def check_flow(state: ServerState, document: dict[str, Any]) -> None:
+    """A ready workflow must compile. A draft may be saved incomplete (the editor saves drafts
+    as the user works): only its document form is checked, the flow when it is made ready."""
+    workflow = workflow_model(document)
+    if document.get("status") != "ready":
+        return
     try:
-        compile_flow(workflow_model(document), state.engine.kinds, state.engine.limits)
+        compile_flow(workflow, state.engine.kinds, state.engine.limits)
     except ValidationError as error:
         raise bad_request(problems_message(error)) from None
 
