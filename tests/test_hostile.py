@@ -74,6 +74,19 @@ def transform(expression: str, node_id: str = "t") -> dict[str, Any]:
     return {"id": node_id, "type": "transform", "logic": {"transform": expression}}
 
 
+def loop_over_xs(expression: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A for-each over the run input `xs` and its one body node `a` (a transform of `i`)."""
+    xs = {"name": "xs", "type": "number_array", "ref": {"node": "workflow", "name": "xs"}}
+    loop = {"id": "loop", "type": "for-each", "inputs": [xs], "loopBodyNodeIds": ["a"]}
+    body = {
+        "id": "a",
+        "type": "transform",
+        "inputs": [{"name": "i", "type": "number", "ref": {"node": "loop"}}],
+        "logic": {"transform": expression},
+    }
+    return loop, body
+
+
 def nested(levels: int) -> Any:
     value: Any = "bottom"
     for _ in range(levels):
@@ -161,20 +174,7 @@ def test_flows_past_the_limits_are_refused_before_they_run(server: Server) -> No
 
 
 def test_a_loop_over_a_long_input_fails_its_job_at_the_limit(server: Server) -> None:
-    loop = {
-        "id": "loop",
-        "type": "for-each",
-        "inputs": [
-            {"name": "xs", "type": "number_array", "ref": {"node": "workflow", "name": "xs"}}
-        ],
-        "loopBodyNodeIds": ["a"],
-    }
-    body = {
-        "id": "a",
-        "type": "transform",
-        "inputs": [{"name": "i", "type": "number", "ref": {"node": "loop"}}],
-        "logic": {"transform": "i * 2"},
-    }
+    loop, body = loop_over_xs("i * 2")
     updated = server.workflow([loop, body], [{"name": "xs", "type": "number_array"}])
     assert updated.status_code == 200, updated.text
     workflow_id = updated.json()["workflow"]["id"]
@@ -406,20 +406,7 @@ def test_the_cli_on_hostile_flows(tmp_path: Path) -> None:
     result = flowgraph("validate", write("node.json", {"flow": [node]}))
     assert result.returncode == 2 and "flow[0].extra" in result.stderr
 
-    loop = {
-        "id": "loop",
-        "type": "for-each",
-        "inputs": [
-            {"name": "xs", "type": "number_array", "ref": {"node": "workflow", "name": "xs"}}
-        ],
-        "loopBodyNodeIds": ["a"],
-    }
-    body = {
-        "id": "a",
-        "type": "transform",
-        "inputs": [{"name": "i", "type": "number", "ref": {"node": "loop"}}],
-        "logic": {"transform": "i"},
-    }
+    loop, body = loop_over_xs("i")
     dynamic = write(
         "dynamic.json", {"inputs": [{"name": "xs", "type": "number_array"}], "flow": [loop, body]}
     )
