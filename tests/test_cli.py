@@ -538,6 +538,8 @@ def test_what_a_new_user_tripped_on(tmp_path: Path) -> None:
     assert bounds and all(type(v) is int for pair in bounds for v in pair), bounds
     shown = flowgraph("jobs", job_id, "--db", db, "--json")
     assert shown.stdout == selected.stdout  # the stored bytes, as the run printed them
+    explained = flowgraph("explain", job_id, "--node", "choose", "--db", db).stdout
+    assert "choose success ← decided: select 0" in explained  # which items were chosen
 
     limited = flowgraph("run", "examples/fan-out.json", "--db", ":memory:", "--max-iterations", "1")
     error = next(line for line in limited.stdout.splitlines() if line.startswith("error:"))

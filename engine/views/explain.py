@@ -127,7 +127,11 @@ class Explainer:
                 + ("" if count else ": the array was empty"),
             )
         if template.is_gate and instance.details:
-            steps.insert(0, f"decided: {instance.details.get('decision')}")
+            decided = f"decided: {instance.details.get('decision')}"
+            indices = instance.details.get("selectedIndices")
+            if indices is not None:
+                decided += f" {', '.join(str(i) for i in indices)}"
+            steps.insert(0, decided)
         return steps
 
     def decision(self, logic: Instance) -> str:
