@@ -226,3 +226,18 @@ def test_a_ref_to_an_approval_is_refused_and_misspelt_refs_get_a_suggestion() ->
         "flow[2].inputs[0].ref.node: `review` is a user-approval node: it has no outputs to "
         'read; wait for it with `"dependsOn": ["review"]` and read the node it approves',
     ]
+
+
+def test_reading_a_loop_body_node_into_a_single_value_from_outside_is_a_warning() -> None:
+    """`render` left out of `loopBodyNodeIds` runs once with the list of every prompt; `sheet`
+    reads the same list into an array input, as it means to."""
+    from conftest import FLOWS
+
+    from engine import Engine
+
+    plan = Engine().compile(FLOWS / "read-from-outside-a-loop.json")
+    assert [str(p) for p in plan.warnings()] == [
+        "flow[2].inputs[0].ref.node: `render` reads `prompt`, a node of for-each `each`, from "
+        "outside the loop: its `prompt` (string) gets the list of every iteration's value; list "
+        "`render` in `loopBodyNodeIds` to run it once an iteration"
+    ]

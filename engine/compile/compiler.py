@@ -103,7 +103,8 @@ class Plan:
 
     def warnings(self) -> list[Problem]:
         """What is valid but most likely a mistake: a declared workflow input no node reads;
-        a workflow input with a `value` and no `default` (its fallback is `default`)."""
+        a workflow input with a `value` and no `default` (its fallback is `default`); a node
+        outside a loop reading a body node into a single-value input (it gets the list)."""
         read = {
             i.ref_name
             for template in self.nodes.values()
@@ -129,6 +130,23 @@ class Plan:
             for index, declared in enumerate(self.workflow.inputs)
             if declared.value is not None and declared.default is None
         ]
+        for template in self.nodes.values():
+            for compiled in template.inputs:
+                source = self.nodes.get(compiled.ref_node or "")
+                if source is None or compiled.is_array or compiled.type == "inputs_array":
+                    continue
+                outside = [loop for loop in source.loops if loop not in template.loops]
+                if outside and source.type != "for-each":
+                    found.append(
+                        Problem(
+                            f"`{template.id}` reads `{source.id}`, a node of for-each "
+                            f"`{outside[-1]}`, from outside the loop: its `{compiled.name}` "
+                            f"({compiled.type}) gets the list of every iteration's value; list "
+                            f"`{template.id}` in `loopBodyNodeIds` to run it once an iteration",
+                            path=f"flow[{template.position}].inputs[{compiled.position}].ref.node",
+                            node_id=template.id,
+                        )
+                    )
         return found
 
     def loop_output_is_assets(self, loop_id: str) -> bool:
