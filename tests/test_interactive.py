@@ -63,7 +63,7 @@ def test_a_gate_asks_at_a_terminal_and_the_answer_decides_it(tmp_path: Path) -> 
         os.write(main, b"approve\n")
         shown = read_until(main, "indices (space separated)")
         assert "gate `choose` (user-selection) is waiting: choose 1 to 2 of 3 items" in shown
-        assert re.search(r"\[2\] asset_\w+  file://\S+\.png", shown), shown
+        assert re.search(r"\[2\] asset_\w+  from draft  file://\S+\.png", shown), shown
         os.write(main, b"7\n")  # out of range: refused, asked again
         shown = read_until(main, "indices (space separated)")
         assert "refused: user-selection `choose`: index `7` is out of range" in shown

@@ -5,7 +5,7 @@ rule for how many to choose. A user-approval gate names what it approves (the ou
 nodes before it) and what it holds back (the nodes that wait for it).
 
     gate `choose` (user-selection) is waiting: choose 1 to 2 of 3 items
-      [0] asset_ba02…  file:///…/dry-run-186.png
+      [0] asset_ba02…  from cutout#1  file:///…/dry-run-186.png
     gate `review` (user-approval) is waiting
       approves: draft (custom-model): asset_4f1c…  file:///…/dry-run-034.png
       holds back: final
@@ -38,6 +38,7 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
     nodes = {node["id"]: node for node in flow}
     gate = nodes[gate_id]
     urls = {a["assetId"]: a.get("url", "") for node in flow for a in node.get("assets") or ()}
+    makers = {a["assetId"]: node["id"] for node in flow for a in node.get("assets") or ()}
     headline = f"gate `{gate_id}` ({gate['type']}) is waiting"
     if gate["type"] == "user-selection":
         items = gate.get("items") or []
@@ -45,7 +46,9 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
         high = min(high, len(items))
         count = str(low) if low == high else f"{low} to {high}"
         lines = [f"{headline}: choose {count} of {_plural(len(items), 'item')}"]
-        lines += [f"  [{i}] {_item(item, urls)}" for i, item in enumerate(items[:SHOWN])]
+        lines += [
+            f"  [{i}] {_item(item, urls, makers)}" for i, item in enumerate(items[:SHOWN])
+        ]
         lines += _more(len(items))
         return lines
     lines = [headline]
@@ -85,9 +88,10 @@ def _sources(node: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _item(item: Any, urls: dict[str, str]) -> str:
+def _item(item: Any, urls: dict[str, str], makers: dict[str, str]) -> str:
+    """An item: an asset with the node (clone) that made it and its file or URL."""
     if isinstance(item, str) and item in urls:
-        return f"{item}  {urls[item]}"
+        return f"{item}  from {makers[item]}  {urls[item]}"
     return _short(item)
 
 
