@@ -418,12 +418,14 @@ class Engine:
         decision cannot apply."""
         job = self.get(job_id)
         self.decide_now(job, node_id, decision)
-        if job.runner.active:
+        if job.runner.active and not job.runner.closing:
             try:
                 job.runner.pump()  # the run in progress carries on with what the decision freed
             except Exception as error:  # ends this job, as in `advance`
                 job.runner.abort(_internal(_first_leaf(error)))
         else:
+            while job.runner.active:  # a run that is ending: the next one takes the decision
+                await anyio.sleep(0.005)
             await self.advance(job)
         return job
 

@@ -107,6 +107,10 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         ("size(xs)", {"xs": list(range(1000))}, False),
         ("{{ name | upper }}", {"name": "a"}, True),  # a template that computes
         ("{% for t in tags %}{{ t }}{% endfor %}", {"tags": []}, True),
+        # nested comprehensions and loops over literals: the cost is not in the inputs' size
+        ("xs.map(a, xs.map(b, a + b))", {"xs": [1, 2]}, True),
+        ("[0, 1, 2].map(a, a * 2)", {}, True),
+        ("xs.//a comment\nmap(a, a)", {"xs": list(range(1000))}, True),
     ],
 )
 def test_what_runs_under_the_time_budget(source: str, variables: dict, apart: bool) -> None:
@@ -119,9 +123,21 @@ def test_what_runs_under_the_time_budget(source: str, variables: dict, apart: bo
         ("{{ 'a' * 400000000 }}", "`*` would make a value of 400,000,000 characters or items"),
         ("{{ [1] * 20000000 }}", "`*` would make a value of 20,000,000"),
         ("{{ 2 ** 100000000 }}", "`**` would make a number of about 100,000,000 bits"),
+        ("{{ '%0300000000d' % 1 }}", "`%` would pad a value to 300,000,000 characters"),
+        ("{{ '%*d' % (300000000, 1) }}", "`%` would pad a value to 300,000,000 characters"),
         ("s + s", "its value has 12,000,000 characters or items; the limit is 10,000,000"),
     ],
 )
 def test_values_past_max_value_are_refused(source: str, message: str) -> None:
     with pytest.raises(ExpressionEvaluationError, match=message.replace("*", r"\*")):
         compile_expression(source).evaluate({"s": "x" * 6_000_000})
+
+
+def test_jinja_filters_are_not_run_when_a_template_compiles() -> None:
+    """jinja2 folds constant filter calls at compile time; ours take the context, so
+    `'a' | center(300000000)` is made (and refused) only when it runs, in its budget."""
+    expression = compile_expression("{{ 'a' | center(300000000) }}")
+    assert expression.runs_apart({})
+    assert compile_expression("{{ x | wordwrap(5) }}").evaluate({"x": "hello world"}) == (
+        "hello\nworld"
+    )

@@ -398,6 +398,11 @@ def test_the_cli_on_hostile_flows(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "the limit is 10 nodes per job" in result.stderr
 
+    huge = write("huge.json", '{"flow": [], "n": ' + "9" * 5000 + "}")
+    result = flowgraph("validate", huge)
+    assert result.returncode == 2, result.stderr
+    assert "a number of more than 4,300 digits does not fit in 64 bits" in result.stderr
+
     deep = write("deep.json", "[" * 3000 + "]" * 3000)
     result = flowgraph("validate", deep)
     assert result.returncode == 2 and "nested more than 64 levels deep" in result.stderr
@@ -610,3 +615,67 @@ def test_numbers_beyond_64_bits_are_refused_where_they_come_in() -> None:
         "inputs.x: the number -18446744073709551616 does not fit in 64 bits"
     ]
     assert Engine().prepare(flow, {"x": 2**64 - 1}).status.value == "queued"  # a u64 fits
+
+
+def test_a_job_that_failed_fast_rebuilds_from_its_log() -> None:
+    """A batch handed out before a failure has its outcomes in the log; the replay hands those
+    nodes out although the job is halting (it used to refuse the log)."""
+    import anyio
+
+    from engine import Engine
+    from engine.stores.memory import MemoryStore
+
+    async def slow(call: Any) -> list[str]:
+        await anyio.sleep(0.2)
+        return ["asset_c"]
+
+    store = MemoryStore()
+    flow = {
+        "flow": [
+            {"id": "c", "type": "custom-model", "modelId": "slow"},
+            transform("1 / 0", "a"),
+            transform("1 + 1", "b"),
+        ]
+    }
+    engine = Engine(store=store, python_models={"slow": slow})
+    job = anyio.run(engine.run, flow)
+    assert job.status.value == "failure"
+    engine.forget(job.job_id)
+    rebuilt = engine.get(job.job_id)
+    assert rebuilt.status.value == "failure"
+    assert {i.id: i.status.value for i in rebuilt.scheduler.instances.values()} == {
+        i.id: i.status.value for i in job.scheduler.instances.values()
+    }
+
+
+@pytest.mark.parametrize("after", ["{{ x | upper }}", "model"])
+def test_a_decision_while_a_run_is_ending_is_carried_out(after: str) -> None:
+    """Approving in the moment a run closes (its workers cancelled, the gate still waiting):
+    the node the decision frees runs (it used to stay `processing` forever)."""
+    import anyio
+
+    from engine import Engine
+
+    node: dict[str, Any] = (
+        {**transform(after, "t"), "inputs": [{"name": "x", "type": "string", "value": "hi"}]}
+        if after != "model"
+        else {"id": "t", "type": "custom-model", "modelId": "m"}
+    )
+    flow = {"flow": [{"id": "review", "type": "user-approval"}, {**node, "dependsOn": ["review"]}]}
+    engine = Engine()
+    job = engine.prepare(flow)
+
+    async def main() -> None:
+        async def decide_while_closing() -> None:
+            while not (job.runner.active and not job.scheduler.is_active() and job.waiting):
+                await anyio.sleep(0)
+            await engine.decide(job.job_id, "review", "approve")
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as group:
+                group.start_soon(decide_while_closing)
+                await engine.advance(job)
+
+    anyio.run(main)
+    assert job.status.value == "success"
+    assert job.document()["metadata"]["flow"][1]["status"] == "success"

@@ -35,7 +35,7 @@ from engine.cli.common import (
     open_db,
     out_console,
 )
-from engine.compile.document import parse_json, read_document
+from engine.compile.document import HUGE_NUMBER, parse_json, read_document
 from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
@@ -114,6 +114,8 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
             values[name.strip()] = json.loads(raw)
         except json.JSONDecodeError:
             values[name.strip()] = raw
+        except ValueError:  # an integer of more than 4,300 digits
+            problems.append(Problem(f"`--input {name.strip()}`: {HUGE_NUMBER}"))
     if problems:
         raise ValidationError(problems, what="run inputs")
     return values

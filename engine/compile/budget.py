@@ -15,6 +15,7 @@ inputs' size.
 
 from __future__ import annotations
 
+import os
 import pickle
 import resource
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 
 import anyio
 import anyio.to_process
+from anyio.lowlevel import RunVar
 
 from engine.compile.compiler import TemplateNode
 from engine.compile.expressions import compile_expression
@@ -48,10 +50,12 @@ async def start_apart(template: TemplateNode, call: NodeCall, limits: Limits) ->
         return template.kind.start(call, template.expressions)
     seconds = limits.expression_seconds
     try:
-        with anyio.fail_after(seconds):
-            outcome: Outcome = await anyio.to_process.run_sync(
-                _start, kind, call, limits.max_value, cancellable=True
-            )
+        # a free worker first: the budget counts the evaluation, not the wait for a process
+        async with _worker_slots():
+            with anyio.fail_after(seconds):
+                outcome: Outcome = await anyio.to_process.run_sync(
+                    _start, kind, call, limits.max_value, cancellable=True
+                )
     except TimeoutError:
         return Failed(
             f"its expression ran longer than {seconds:g}s and was stopped "
@@ -63,6 +67,19 @@ async def start_apart(template: TemplateNode, call: NodeCall, limits: Limits) ->
             f"use {WORKER_MEMORY >> 20} MiB)"
         )
     return outcome
+
+
+_slots: RunVar[anyio.CapacityLimiter] = RunVar("flowgraph-expression-workers")
+
+
+def _worker_slots() -> anyio.CapacityLimiter:
+    """As many as anyio's worker processes (one per CPU), per event loop."""
+    try:
+        return _slots.get()
+    except LookupError:
+        slots = anyio.CapacityLimiter(os.cpu_count() or 1)
+        _slots.set(slots)
+        return slots
 
 
 def _start(kind_bytes: bytes, call: NodeCall, max_value: int) -> Completed | Failed:
@@ -78,6 +95,8 @@ def _start(kind_bytes: bytes, call: NodeCall, max_value: int) -> Completed | Fai
         outcome: Completed | Failed = kind.start(call, expressions)
     except MemoryError:
         return Failed(f"its expression needed more than {WORKER_MEMORY >> 20} MiB of memory")
+    except Exception as error:  # as inline: a node kind's own error fails its node
+        return Failed(f"{call.node_type} node: {type(error).__name__}: {error}")
     return outcome
 
 

@@ -21,31 +21,34 @@ MAX_DEPTH = 64  # levels of nested arrays and objects; a Scenario workflow uses 
 
 def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
     """The JSON path of an array or object nested more than `limit` levels deep, or None.
-    Iterative: a hostile document must not exhaust the interpreter's stack."""
-    if _deeper_than(value, limit) is False:
-        return None
+    One iterative walk (a hostile document must not exhaust the stack, nor take quadratic
+    time); each entry keeps its parent's entry, so only the path found is ever spelled out."""
+    stack: list[tuple[Any, int, tuple[Any, Any] | None]] = [(value, 0, None)]
+    while stack:
+        item, depth, trail = stack.pop()
+        if depth > limit:
+            return _spelled(trail)
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        stack.extend(
+            (child, depth + 1, (key, trail))
+            for key, child in pairs
+            if isinstance(child, dict | list)
+        )
+    return None
+
+
+def _spelled(trail: tuple[Any, Any] | None) -> str:
+    keys = []
+    while trail is not None:
+        key, trail = trail
+        keys.append(key)
     path = ""
-    for level in range(limit, -1, -1):  # follow a child that is still too deep
-        pairs = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, child in pairs:
-            if isinstance(child, dict | list) and _deeper_than(child, level - 1):
-                path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
-                value = child
-                break
+    for key in reversed(keys):
+        path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
     return path or "<document>"
 
 
-def _deeper_than(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
+HUGE_NUMBER = "a number of more than 4,300 digits does not fit in 64 bits"
 INT_RANGE = (-(2**63), 2**64 - 1)  # what JSON encoders (and Scenario's API) carry exactly
 
 
@@ -92,6 +95,8 @@ def parse_json(text: str, *, source: str = "<document>") -> Any:
                 )
             ]
         ) from None
+    except ValueError:  # an integer of more than 4,300 digits
+        raise DocumentError([Problem(HUGE_NUMBER, path=source)]) from None
 
 
 def read_document(path: str | Path) -> Workflow:

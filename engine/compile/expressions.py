@@ -18,9 +18,10 @@ from typing import Any
 import cel
 import jinja2
 from cel import stdlib
-from jinja2 import meta
+from jinja2 import meta, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import _PassArg
 
 from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
 
@@ -55,13 +56,30 @@ _max_value: ContextVar[int] = ContextVar("flowgraph_max_value", default=MAX_VALU
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """jinja2's immutable sandbox, with `*` and `**` checked before they run (and so never
-    folded at compile time): `'a' * 400000000` and `2 ** 100000000` are refused, not made."""
+    """jinja2's immutable sandbox, with `*`, `**` and `%` checked before they run (and so never
+    folded at compile time): `'a' * 400000000`, `2 ** 100000000` and `'%0300000000d' % 1` are
+    refused, not made. Filters take the template's context, so none is folded at compile time
+    either (`'a' | center(300000000)` would otherwise be made while the flow compiles)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.filters = {name: _unfoldable(f) for name, f in self.filters.items()}
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         limit = _max_value.get()
+        if operator == "%":
+            if isinstance(left, str):
+                widths = [int(n) for n in _FORMAT_WIDTH.findall(left) if n]
+                args = right if isinstance(right, tuple) else (right,)
+                widths += [a for a in args if isinstance(a, int) and "*" in left]
+                if any(w > limit for w in widths):
+                    raise SecurityError(
+                        f"`%` would pad a value to {max(widths):,} characters; the limit is "
+                        f"{limit:,} (max_value)"
+                    )
+            return left % right
         if operator == "*":
             for sized, times in ((left, right), (right, left)):
                 sequence = isinstance(sized, str | list | tuple) and isinstance(times, int)
@@ -76,6 +94,27 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if bits > 4 * limit:  # a number of more digits than the limit allows
                 raise SecurityError(f"`**` would make a number of about {bits:,} bits")
         return left**right
+
+
+_FORMAT_WIDTH = re.compile(r"%[#0\- +]*(\d*)(?:\.(?:\d*))?")
+
+
+def _unfoldable(function: Any) -> Any:
+    """`function` as a filter that takes the context: jinja2 never runs those at compile time.
+    Its own pass-argument (environment, eval context) is still given to it."""
+    passed = _PassArg.from_obj(function)
+    if passed is _PassArg.context:
+        return function
+
+    @pass_context
+    def filtered(context: Any, *args: Any, **kwargs: Any) -> Any:
+        if passed is _PassArg.environment:
+            return function(context.environment, *args, **kwargs)
+        if passed is _PassArg.eval_context:
+            return function(context.eval_ctx, *args, **kwargs)
+        return function(*args, **kwargs)
+
+    return filtered
 
 
 _jinja = _Sandbox(autoescape=False, undefined=jinja2.StrictUndefined)
@@ -94,6 +133,9 @@ class Expression:
     # a CEL comprehension or a jinja template that computes (statements, filters, calls,
     # operators): its cost can grow faster than its inputs
     may_loop: bool = False
+    # nested comprehensions, or one over a list written in the expression: its cost does not
+    # show in its inputs' size
+    always_apart: bool = False
     max_value: int = MAX_VALUE
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
@@ -128,6 +170,8 @@ class Expression:
         """Whether evaluating against `variables` can take long enough to need the time
         budget: a computing template; a CEL comprehension over more than a few hundred items;
         any expression over inputs of more than 65,536 characters or items."""
+        if self.always_apart:
+            return True
         if self.may_loop:
             if self.language == "jinja":
                 return True
@@ -210,7 +254,7 @@ def _larger_than(values: Any, limit: int) -> bool:
 
 
 # a template that only substitutes values (`{{ name }}`, `{{ a.b }}`) runs inline
-_JINJA_COMPUTES = re.compile(r"\{%|[|(*]|\brange\b")
+_JINJA_COMPUTES = re.compile(r"\{%|[|(*%]|\brange\b")
 
 
 def is_template(source: str) -> bool:
@@ -228,7 +272,13 @@ def compile_expression(source: str) -> Expression:
         cached = _compile(source)
         if len(_compiled) < _CACHE_LIMIT:
             _compiled[source] = cached
-    return Expression(cached.source, cached.language, cached._program, may_loop=cached.may_loop)
+    return Expression(
+        cached.source,
+        cached.language,
+        cached._program,
+        may_loop=cached.may_loop,
+        always_apart=cached.always_apart,
+    )
 
 
 _compiled: dict[str, Expression] = {}
@@ -239,6 +289,10 @@ _CACHE_LIMIT = 10_000
 # first argument names the element: `xs.map(x, x + 1)`, `xs.exists(x, x > 2)`.
 _CEL_STRING = re.compile(
     r"""[rRbB]{0,2}("{3}[\s\S]*?"{3}|'{3}[\s\S]*?'{3}|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')"""
+)
+_CEL_COMMENT = re.compile(r"//[^\n]*")
+_CEL_LITERAL_LOOP = re.compile(
+    r"\]\s*\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\("
 )
 _CEL_MACRO = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
@@ -254,7 +308,7 @@ def _free_variables(expression: Expression) -> frozenset[str]:
     if expression.language == "jinja":
         parsed = _jinja.parse(expression.source)
         return frozenset(meta.find_undeclared_variables(parsed) - set(_jinja.globals))
-    code = _CEL_STRING.sub('""', expression.source)
+    code = _CEL_COMMENT.sub("", _CEL_STRING.sub('""', expression.source))
     bound = set(_CEL_MACRO.findall(code)) | set(_CEL_NAMESPACE_CALL.findall(code))
     return frozenset(set(expression._program.variables()) - bound)
 
@@ -273,8 +327,10 @@ def _compile(source: str) -> Expression:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
-    loops = bool(_CEL_MACRO.search(_CEL_STRING.sub('""', source))) or len(source) > 2000
-    return Expression(source, "cel", program, may_loop=loops)
+    code = _CEL_COMMENT.sub("", _CEL_STRING.sub('""', source))
+    macros = len(_CEL_MACRO.findall(code))
+    apart = macros >= 2 or bool(_CEL_LITERAL_LOOP.search(code)) or len(source) > 2000
+    return Expression(source, "cel", program, may_loop=macros > 0, always_apart=apart)
 
 
 def _cel_syntax_message(source: str, raw: str) -> str:

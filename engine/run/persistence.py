@@ -132,7 +132,7 @@ def restore(
         # what the run had not handed out stays `pending`, for the runner to hand out as it
         # would have (a bounded number at a time, each with its transition in the event log)
         while node_id not in started:
-            batch = scheduler.ready(1)
+            batch = scheduler.ready(1, replaying=True)
             if not batch:
                 break
             started[batch[0].id] = batch[0]

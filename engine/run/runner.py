@@ -171,9 +171,17 @@ class Runner:
                 await self.flush()  # even when the run itself is being cancelled
             self._flush_lock = None
 
+    @property
+    def closing(self) -> bool:
+        """The run is ending (its workers are being cancelled): nothing new starts in it."""
+        return self.active and self._closed
+
     def pump(self) -> None:
         """Start ready nodes: control nodes inline, the rest handed to the workers, until
-        `queue_ahead` calls wait for a worker (the others stay ready, `pending`, for later)."""
+        `queue_ahead` calls wait for a worker (the others stay ready, `pending`, for later).
+        While the run is closing, nothing starts: ready nodes wait for the next run."""
+        if self.closing:
+            return
         scheduler = self.scheduler
         while (room := self.queue_ahead - len(self._queue)) > 0:
             batch = scheduler.ready(room)

@@ -156,10 +156,12 @@ class Scheduler:
         self._job_status(JobStatus.IN_PROGRESS)
         self._settle_job()
 
-    def ready(self, limit: int | None = None) -> list[Instance]:
+    def ready(self, limit: int | None = None, *, replaying: bool = False) -> list[Instance]:
         """Instances whose inputs resolved (at most `limit`, first resolved first), now
-        `processing`; the caller must `apply` each. The others stay `pending` until asked for."""
-        if self.status is not JobStatus.IN_PROGRESS or self.halting:
+        `processing`; the caller must `apply` each. The others stay `pending` until asked for.
+        A failure stops new hand-outs, except in a replay (the run handed out a batch before
+        it failed, and the log has those nodes' outcomes)."""
+        if self.status is not JobStatus.IN_PROGRESS or (self.halting and not replaying):
             return []
         queued = self._ready
         if limit is None or limit >= len(queued):

@@ -185,7 +185,8 @@ class ServerState:
         if job_id in self.engine.jobs or not self.store.claim(job_id, self.owner, LEASE_SECONDS):
             return False  # running here already, or another server runs it
         job = self.engine.get(job_id)
-        if job.scheduler.finished or (job.waiting and not job.runner.pending_start):
+        parked = job.waiting and not job.runner.pending_start and not job.scheduler.is_active()
+        if job.scheduler.finished or parked:
             # parked or ended: nothing to run. A server stopped inside its last checkpoint
             # leaves a document behind its log (`queued` for a finished job): write it again
             record = self.store.get_job(job_id)

@@ -139,7 +139,11 @@ class SQLiteStore:
         columns = {row[1] for row in connection.execute("PRAGMA table_info(workflows)")}
         for column in ("entry", "head"):
             if column not in columns:
-                connection.execute(f"ALTER TABLE workflows ADD COLUMN {column} TEXT")
+                try:
+                    connection.execute(f"ALTER TABLE workflows ADD COLUMN {column} TEXT")
+                except sqlite3.OperationalError as error:  # another process added it first
+                    if "duplicate column" not in str(error):
+                        raise
         missing = connection.execute(
             "SELECT id, document FROM workflows WHERE entry IS NULL OR head IS NULL"
         ).fetchall()
