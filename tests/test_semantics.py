@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import decide, nodes, outputs, run, statuses
+from conftest import decide, flow, nodes, outputs, run, statuses
 
 
 def test_ref_then_value_then_default_and_integers_stay_integers() -> None:
@@ -319,3 +319,40 @@ def test_generate_prompt_makes_text_that_a_string_input_reads() -> None:
     assert "assets" not in flow["prompt"] or not flow["prompt"]["assets"]
     assert flow["image"]["inputs"][0]["value"] == "dry-run prompt from `prompt`: a lighthouse"
     assert job.document()["metadata"]["assetIds"] == [flow["image"]["assets"][0]["assetId"]]
+
+
+def test_inputs_array_rows_resolve_their_refs_and_values() -> None:
+    """Each row of an inputs_array is resolved like inputs: a ref (to a node or a run input),
+    else its value, else its default; the node waits for the rows' sources; the job shows
+    every sub-input's value, and the executor gets the rows as mappings."""
+    seen: list[object] = []
+
+    def multi(call: object) -> list[str]:
+        seen.append(call.inputs["prompts"])  # type: ignore[attr-defined]
+        return ["asset_multi"]
+
+    job = run("inputs-array-rows.json", python_models={"model_multi": multi})
+    rows = [{"text": "a lighthouse", "weight": 1}, {"text": "watercolor", "weight": 0.5}]
+    assert seen == [rows]
+    prompts = nodes(job)["gen"]["inputs"][0]
+    assert prompts["value"] == rows
+    assert [[cell["value"] for cell in row] for row in prompts["items"]] == [
+        ["a lighthouse", 1],
+        ["watercolor", 0.5],
+    ]
+    assert job.plan.warnings() == []  # the run input is read, by a row
+
+
+def test_inputs_array_row_refs_are_checked_when_the_flow_compiles() -> None:
+    import pytest
+
+    from engine import Engine, ValidationError
+
+    document = flow("inputs-array-rows.json")
+    document["flow"][1]["inputs"][0]["items"][0][0]["ref"] = {"node": "subjet"}
+    with pytest.raises(ValidationError) as caught:
+        Engine().compile(document)
+    assert [str(p) for p in caught.value.problems] == [
+        "flow[1].inputs[0].items[0][0].ref.node: unknown node `subjet` in `ref.node`; "
+        "did you mean `subject`?"
+    ]

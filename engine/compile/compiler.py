@@ -15,7 +15,15 @@ import networkx as nx
 
 from engine.compile.edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
 from engine.compile.expressions import Expression, compile_expression
-from engine.compile.models import INPUT_TYPES, MODEL_NODE_TYPES, NODE_TYPES, FlowNode, Ref, Workflow
+from engine.compile.models import (
+    INPUT_TYPES,
+    MODEL_NODE_TYPES,
+    NODE_TYPES,
+    FlowNode,
+    NodeInput,
+    Ref,
+    Workflow,
+)
 from engine.errors import CycleError, ExpressionSyntaxError, Problem, ValidationError
 from engine.gc_tuning import quiet_gc
 from engine.limits import Limits
@@ -42,6 +50,8 @@ class CompiledInput:
     value: Any = None
     has_value: bool = False
     default: Any = None
+    # inputs_array: its rows of sub-inputs, each resolved like an input (refs, then value)
+    rows: tuple[tuple[CompiledInput, ...], ...] = ()
 
     @property
     def is_array(self) -> bool:
@@ -106,10 +116,11 @@ class Plan:
         a workflow input with a `value` and no `default` (its fallback is `default`); a node
         outside a loop reading a body node into a single-value input (it gets the list)."""
         read = {
-            i.ref_name
+            cell.ref_name
             for template in self.nodes.values()
             for i in template.inputs
-            if i.ref_node == WORKFLOW_REF
+            for cell in (i, *(c for row in i.rows for c in row))
+            if cell.ref_node == WORKFLOW_REF
         }
         found = [
             Problem(
@@ -363,6 +374,13 @@ def _compile_node(
         value = node_input.value  # an unset value is None
         ref = node_input.ref
         if ref is None:
+            rows = (
+                _compile_rows(
+                    node_input, index, node, position, positions, declared_inputs, edges, problems
+                )
+                if node_input.type == "inputs_array" and node_input.items
+                else ()
+            )
             inputs.append(
                 CompiledInput(
                     node_input.name,
@@ -371,6 +389,7 @@ def _compile_node(
                     value=value,
                     has_value=value is not None,
                     default=node_input.default,
+                    rows=rows,
                 )
             )
             continue
@@ -464,6 +483,45 @@ def _compile_node(
     )
 
 
+def _compile_rows(
+    node_input: NodeInput,
+    index: int,
+    node: FlowNode,
+    position: int,
+    positions: dict[str, int],
+    declared_inputs: set[str],
+    edges: Edges,
+    problems: list[Problem],
+) -> tuple[tuple[CompiledInput, ...], ...]:
+    """The rows of an inputs_array input: each sub-input resolved like an input (its `ref`,
+    checked here and waited for, else its `value`, else its `default`)."""
+    rows = []
+    for row_index, row in enumerate(node_input.items or ()):
+        cells = []
+        for cell_index, cell in enumerate(row):
+            path = f"inputs[{index}].items[{row_index}][{cell_index}]"
+            ref = cell.ref
+            if ref is not None and ref.node not in (None, WORKFLOW_REF) and ref.node in positions:
+                edges.add(ref.node, node.id, "data")
+            elif ref is not None:
+                _check_ref(ref, f"{path}.ref", node, position, declared_inputs, problems, positions)
+            cells.append(
+                CompiledInput(
+                    cell.name,
+                    cell.type,
+                    cell_index,
+                    ref.node if ref is not None else None,
+                    ref.name if ref is not None else None,
+                    has_ref=ref is not None,
+                    value=cell.value,
+                    has_value=cell.value is not None,
+                    default=cell.default,
+                )
+            )
+        rows.append(tuple(cells))
+    return tuple(rows)
+
+
 def _unknown_variable(name: str, inputs: list[CompiledInput]) -> str:
     names = [i.name for i in inputs]
     message = f"`{name}` is not an input of this node"
@@ -496,9 +554,7 @@ def _check_ref(
         elif ref.name not in declared_inputs:
             close = difflib.get_close_matches(ref.name, sorted(declared_inputs), n=1)
             message = f"ref to undeclared workflow input `{ref.name}`; " + (
-                f"did you mean `{close[0]}`?"
-                if close
-                else "declare it in the workflow's `inputs`"
+                f"did you mean `{close[0]}`?" if close else "declare it in the workflow's `inputs`"
             )
             _report(problems, node, position, message, f"{path}.name")
     else:

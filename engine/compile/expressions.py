@@ -291,9 +291,7 @@ _CEL_STRING = re.compile(
     r"""[rRbB]{0,2}("{3}[\s\S]*?"{3}|'{3}[\s\S]*?'{3}|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')"""
 )
 _CEL_COMMENT = re.compile(r"//[^\n]*")
-_CEL_LITERAL_LOOP = re.compile(
-    r"\]\s*\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\("
-)
+_CEL_LITERAL_LOOP = re.compile(r"\]\s*\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(")
 _CEL_MACRO = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )

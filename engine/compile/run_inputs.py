@@ -12,8 +12,10 @@ from engine.errors import InputError, Problem
 _SCALAR_CHECKS = {
     "boolean": lambda v: isinstance(v, bool),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
     "string": lambda v: isinstance(v, str),
     "file": lambda v: isinstance(v, str),
     "model": lambda v: isinstance(v, str),

@@ -75,6 +75,7 @@ class Instance:
         "input_links",
         "conditional_links",
         "order_links",
+        "row_links",
         "branch_links",
         "blocked",
         "dependents",
@@ -105,6 +106,8 @@ class Instance:
         self.input_links: tuple[Link | None, ...] = ()
         self.conditional_links: tuple[tuple[Link, ...], ...] = ()
         self.order_links: tuple[Link, ...] = ()
+        # inputs_array rows: per input, per row, per sub-input, where its ref points (or None)
+        self.row_links: tuple[tuple[tuple[Link | None, ...], ...], ...] = ()
         self.branch_links: tuple[Instance, ...] = ()
         self.blocked = 0
         self.dependents: list[Instance] | tuple[()] = ()

@@ -104,6 +104,20 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
             item["ref"] = ref
         if instance.values is not None and item.get("name") in instance.values:
             item["value"] = instance.values[item["name"]]
+            rows = item.get("items")
+            if isinstance(rows, list) and isinstance(item["value"], list):
+                # an inputs_array: each sub-input shows the value it resolved to
+                item["items"] = [
+                    [
+                        {**cell, "value": resolved.get(cell.get("name"))}
+                        if isinstance(cell, dict) and isinstance(resolved, dict)
+                        else cell
+                        for cell in row
+                    ]
+                    if isinstance(row, list)
+                    else row
+                    for row, resolved in zip(rows, item["value"], strict=False)
+                ]
         rewritten.append(item)
     return rewritten
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.compile.compiler import Plan, TemplateNode
+from engine.compile.compiler import CompiledInput, Plan, TemplateNode
 from engine.errors import DecisionError
 from engine.limits import Limits
 from engine.protocols import (
@@ -379,6 +379,21 @@ class Scheduler:
                 )
             instance.input_links = tuple(input_links)
             instance.conditional_links = tuple(conditional_links)
+            if any(compiled.rows for compiled in template.inputs):
+                instance.row_links = tuple(
+                    tuple(
+                        tuple(
+                            (WORKFLOW, None, cell.ref_name)
+                            if cell.ref_node == "workflow"
+                            else track(locate(plan, instances, cell.ref_node, scope))
+                            if cell.ref_node is not None
+                            else None
+                            for cell in row
+                        )
+                        for row in compiled.rows
+                    )
+                    for compiled in template.inputs
+                )
         if template.depends_on:
             instance.order_links = tuple(
                 track(locate(plan, instances, target, scope)) for target in template.depends_on
@@ -564,11 +579,35 @@ class Scheduler:
                 value = link_value(
                     self.plan, self.instances, first, compiled.ref_name, flatten=compiled.is_array
                 )
+            if value is None and compiled.rows:
+                value = self._rows(instance, compiled)
             if value is None:
                 value = compiled.value if compiled.has_value else compiled.default
             values[compiled.name] = coerce(compiled, value)
         instance.values = values
         self._ready.append(instance)
+
+    def _rows(self, instance: Instance, compiled: CompiledInput) -> list[dict[str, Any]]:
+        """An inputs_array input's rows, each a mapping of its sub-inputs' names to values."""
+        links = instance.row_links[compiled.position]
+        rows = []
+        for cells, cell_links in zip(compiled.rows, links, strict=True):
+            row: dict[str, Any] = {}
+            for cell, link in zip(cells, cell_links, strict=True):
+                value = None
+                if link is not None:
+                    value = (
+                        self.inputs.get(cell.ref_name or "")
+                        if link[0] == WORKFLOW
+                        else link_value(
+                            self.plan, self.instances, link, cell.ref_name, flatten=cell.is_array
+                        )
+                    )
+                if value is None:
+                    value = cell.value if cell.has_value else cell.default
+                row[cell.name] = coerce(cell, value)
+            rows.append(row)
+        return rows
 
     def _not_waiting_message(self, node_id: str) -> str:
         waiting = ", ".join(f"`{g}`" for g in self.waiting) or "none"

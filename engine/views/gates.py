@@ -46,9 +46,7 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
         high = min(high, len(items))
         count = str(low) if low == high else f"{low} to {high}"
         lines = [f"{headline}: choose {count} of {_plural(len(items), 'item')}"]
-        lines += [
-            f"  [{i}] {_item(item, urls, makers)}" for i, item in enumerate(items[:SHOWN])
-        ]
+        lines += [f"  [{i}] {_item(item, urls, makers)}" for i, item in enumerate(items[:SHOWN])]
         lines += _more(len(items))
         return lines
     lines = [headline]
