@@ -362,16 +362,19 @@ class Scheduler:
                 waits_on[link[1].id] = link[1]
             return link
 
+        def linked(compiled: CompiledInput) -> Link | None:
+            """Where an input's (or an inputs_array cell's) `ref.node` points, if anywhere."""
+            if compiled.ref_node == "workflow":
+                return (WORKFLOW, None, compiled.ref_name)
+            if compiled.ref_node is not None:
+                return track(locate(plan, instances, compiled.ref_node, scope))
+            return None
+
         if template.inputs:
             input_links: list[Link | None] = []
             conditional_links: list[tuple[Link, ...]] = []
             for compiled in template.inputs:
-                if compiled.ref_node == "workflow":
-                    input_links.append((WORKFLOW, None, compiled.ref_name))
-                elif compiled.ref_node is not None:
-                    input_links.append(track(locate(plan, instances, compiled.ref_node, scope)))
-                else:
-                    input_links.append(None)
+                input_links.append(linked(compiled))
                 conditional_links.append(
                     tuple(track(locate(plan, instances, e, scope)) for e in compiled.conditional)
                     if compiled.conditional
@@ -381,17 +384,7 @@ class Scheduler:
             instance.conditional_links = tuple(conditional_links)
             if any(compiled.rows for compiled in template.inputs):
                 instance.row_links = tuple(
-                    tuple(
-                        tuple(
-                            (WORKFLOW, None, cell.ref_name)
-                            if cell.ref_node == "workflow"
-                            else track(locate(plan, instances, cell.ref_node, scope))
-                            if cell.ref_node is not None
-                            else None
-                            for cell in row
-                        )
-                        for row in compiled.rows
-                    )
+                    tuple(tuple(linked(cell) for cell in row) for row in compiled.rows)
                     for compiled in template.inputs
                 )
         if template.depends_on:
@@ -557,57 +550,52 @@ class Scheduler:
         if cause is not None:
             self._set(instance, NodeStatus.SKIPPED, cause[0], cause[1])
             return
-        values: dict[str, Any] = {}
-        for compiled, link, conditional in zip(
-            instance.template.inputs, instance.input_links, instance.conditional_links, strict=True
-        ):
-            value = None
-            if link is not None:
-                value = (
-                    self.inputs.get(compiled.ref_name or "")
-                    if link[0] == WORKFLOW
-                    else link_value(
-                        self.plan,
-                        self.instances,
-                        link,
-                        compiled.ref_name,
-                        flatten=compiled.is_array,
-                    )
-                )
-            elif conditional:
-                first = next(e for e in conditional if matched(e, compiled))
-                value = link_value(
-                    self.plan, self.instances, first, compiled.ref_name, flatten=compiled.is_array
-                )
-            if value is None and compiled.rows:
-                value = self._rows(instance, compiled)
-            if value is None:
-                value = compiled.value if compiled.has_value else compiled.default
-            values[compiled.name] = coerce(compiled, value)
-        instance.values = values
+        instance.values = {
+            compiled.name: self._resolved(instance, compiled, link, conditional)
+            for compiled, link, conditional in zip(
+                instance.template.inputs,
+                instance.input_links,
+                instance.conditional_links,
+                strict=True,
+            )
+        }
         self._ready.append(instance)
 
-    def _rows(self, instance: Instance, compiled: CompiledInput) -> list[dict[str, Any]]:
-        """An inputs_array input's rows, each a mapping of its sub-inputs' names to values."""
-        links = instance.row_links[compiled.position]
-        rows = []
-        for cells, cell_links in zip(compiled.rows, links, strict=True):
-            row: dict[str, Any] = {}
-            for cell, link in zip(cells, cell_links, strict=True):
-                value = None
-                if link is not None:
-                    value = (
-                        self.inputs.get(cell.ref_name or "")
-                        if link[0] == WORKFLOW
-                        else link_value(
-                            self.plan, self.instances, link, cell.ref_name, flatten=cell.is_array
-                        )
-                    )
-                if value is None:
-                    value = cell.value if cell.has_value else cell.default
-                row[cell.name] = coerce(cell, value)
-            rows.append(row)
-        return rows
+    def _resolved(
+        self,
+        instance: Instance,
+        compiled: CompiledInput,
+        link: Link | None,
+        conditional: tuple[Link, ...] = (),
+    ) -> Any:
+        """An input's value (or an inputs_array cell's): its ref, else the first matched
+        conditional entry, else its rows, else its literal `value`, else its `default`."""
+        value = None
+        if link is not None:
+            value = (
+                self.inputs.get(compiled.ref_name or "")
+                if link[0] == WORKFLOW
+                else link_value(
+                    self.plan, self.instances, link, compiled.ref_name, flatten=compiled.is_array
+                )
+            )
+        elif conditional:
+            first = next(e for e in conditional if matched(e, compiled))
+            value = link_value(
+                self.plan, self.instances, first, compiled.ref_name, flatten=compiled.is_array
+            )
+        if value is None and compiled.rows:
+            row_links = instance.row_links[compiled.position]
+            value = [
+                {
+                    cell.name: self._resolved(instance, cell, cell_link)
+                    for cell, cell_link in zip(cells, links, strict=True)
+                }
+                for cells, links in zip(compiled.rows, row_links, strict=True)
+            ]
+        if value is None:
+            value = compiled.value if compiled.has_value else compiled.default
+        return coerce(compiled, value)
 
     def _not_waiting_message(self, node_id: str) -> str:
         waiting = ", ".join(f"`{g}`" for g in self.waiting) or "none"
