@@ -19,62 +19,44 @@ RUNTIME_NODE_FIELDS = ("status", "output", "assets", "jobId", "statusReason")
 MAX_DEPTH = 64  # levels of nested arrays and objects; a Scenario workflow uses about 8
 
 
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> str | None:
-    """The JSON path of an array or object nested more than `limit` levels deep, or None.
-    One iterative walk (a hostile document must not exhaust the stack, nor take quadratic
-    time); each entry keeps its parent's entry, so only the path found is ever spelled out."""
-    stack: list[tuple[Any, int, tuple[Any, Any] | None]] = [(value, 0, None)]
-    while stack:
-        item, depth, trail = stack.pop()
-        if depth > limit:
-            return _spelled(trail)
-        pairs = item.items() if isinstance(item, dict) else enumerate(item)
-        stack.extend(
-            (child, depth + 1, (key, trail))
-            for key, child in pairs
-            if isinstance(child, dict | list)
-        )
-    return None
-
-
-def _spelled(trail: tuple[Any, Any] | None) -> str:
-    keys = []
-    while trail is not None:
-        key, trail = trail
-        keys.append(key)
-    path = ""
-    for key in reversed(keys):
-        path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
-    return path or "<document>"
-
-
 HUGE_NUMBER = "a number of more than 4,300 digits does not fit in 64 bits"
 INT_RANGE = (-(2**63), 2**64 - 1)  # what JSON encoders (and Scenario's API) carry exactly
 
 
-def huge_number_problem(value: Any, where: str = "") -> Problem | None:
-    """A problem for the first integer outside 64 bits in `value`, naming where."""
+def value_problem(value: Any, where: str = "") -> Problem | None:
+    """A problem for the first array or object nested more than MAX_DEPTH levels deep, or the
+    first integer outside 64 bits, in `value`, naming where. One iterative walk (a hostile
+    document must not exhaust the stack, nor take quadratic time); each entry keeps its
+    parent's, so only the path of what is found is ever spelled out."""
     low, high = INT_RANGE
-    stack: list[tuple[Any, str]] = [(value, where)]
+    stack: list[tuple[Any, int, tuple[Any, Any] | None]] = [(value, 0, None)]
     while stack:
-        item, path = stack.pop()
-        if type(item) is int and not low <= item <= high:
-            text = str(item) if len(str(item)) <= 30 else str(item)[:29] + "…"
-            return Problem(f"the number {text} does not fit in 64 bits", path=path)
-        if isinstance(item, dict):
-            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
-        elif isinstance(item, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+        item, depth, trail = stack.pop()
+        if type(item) is int:
+            if not low <= item <= high:
+                text = str(item) if len(str(item)) <= 30 else str(item)[:29] + "…"
+                return Problem(
+                    f"the number {text} does not fit in 64 bits", path=_spelled(trail, where)
+                )
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            return Problem(f"nested more than {MAX_DEPTH} levels deep", path=_spelled(trail, where))
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        stack.extend((child, depth + 1, (key, trail)) for key, child in pairs)
     return None
 
 
-def depth_problem(value: Any, where: str = "") -> Problem | None:
-    """A problem for a value nested deeper than MAX_DEPTH levels, naming where."""
-    found = too_deep(value)
-    if found is None:
-        return None
-    path = f"{where}.{found}" if where and found != "<document>" else (where or found)
-    return Problem(f"nested more than {MAX_DEPTH} levels deep", path=path)
+def _spelled(trail: tuple[Any, Any] | None, where: str) -> str:
+    keys = []
+    while trail is not None:
+        key, trail = trail
+        keys.append(key)
+    path = where
+    for key in reversed(keys):
+        path += f"[{key}]" if isinstance(key, int) else (f".{key}" if path else str(key))
+    return path or "<document>"
 
 
 def parse_json(text: str, *, source: str = "<document>") -> Any:
@@ -118,7 +100,7 @@ def load_workflow(document: Any) -> Workflow:
     run wrote (`status`, `output`, `assets`, ...) are removed.
     """
     if isinstance(document, dict | list):
-        found = depth_problem(document) or huge_number_problem(document)
+        found = value_problem(document)
         if found is not None:
             raise DocumentError([found])
     prefix = ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.compile.document import depth_problem, huge_number_problem
+from engine.compile.document import value_problem
 from engine.compile.models import NodeInput, RequiredRules, Workflow
 from engine.errors import InputError, Problem
 
@@ -46,9 +46,7 @@ def validate_run_inputs(workflow: Workflow, given: Mapping[str, Any]) -> dict[st
     problems: list[Problem] = []
     declared = {item.name: item for item in workflow.inputs}
     for name, value in given.items():
-        found = huge_number_problem(value, f"inputs.{name}")
-        if found is None and isinstance(value, dict | list):
-            found = depth_problem(value, f"inputs.{name}")
+        found = value_problem(value, f"inputs.{name}")
         if found is not None:
             problems.append(found)
         if name not in declared:
