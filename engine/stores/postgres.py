@@ -82,6 +82,7 @@ class PostgresStore:
             with self._connection.transaction():
                 self._connection.execute("SELECT pg_advisory_xact_lock(424242)")
                 self._connection.execute(SCHEMA)
+                self._fill_entries()
         except psycopg.Error as error:
             raise PostgresStoreError(f"cannot use the database `{_safe(url)}`: {error}") from None
         self._lock = threading.Lock()
@@ -101,26 +102,24 @@ class PostgresStore:
         )
 
     def workflow_entries(self) -> list[WorkflowEntry]:
-        self._fill_entries()
         rows = self._execute(
             "SELECT id, entry FROM flowgraph_workflows ORDER BY position"
         ).fetchall()
         return [entry_of(row[0], row[1]) for row in rows]
 
     def get_workflow_head(self, workflow_id: str) -> dict[str, Any] | None:
-        self._fill_entries()
         row = self._execute(
             "SELECT head FROM flowgraph_workflows WHERE id = %s", (workflow_id,)
         ).fetchone()
         return orjson.loads(row[0]) if row else None
 
     def _fill_entries(self) -> None:
-        """Workflows stored before they had entries: fill them (once; then nothing is null)."""
-        missing = self._execute(
+        """Workflows stored before they had entries: fill them, once, when the store opens."""
+        missing = self._connection.execute(
             "SELECT id, document FROM flowgraph_workflows WHERE entry IS NULL OR head IS NULL"
         ).fetchall()
         for workflow_id, document in missing:
-            self._execute(
+            self._connection.execute(
                 "UPDATE flowgraph_workflows SET entry = %s, head = %s WHERE id = %s",
                 (*entry_columns(workflow_id, orjson.loads(document)), workflow_id),
             )
