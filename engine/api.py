@@ -17,7 +17,13 @@ from engine.compile.compiler import Plan, compile_flow
 from engine.compile.document import load_workflow, read_document
 from engine.compile.models import Workflow
 from engine.compile.run_inputs import validate_run_inputs
-from engine.errors import FlowgraphError, StoreError, UnknownJobError
+from engine.errors import (
+    FlowgraphError,
+    StoreError,
+    UnknownJobError,
+    first_cause,
+    internal_message,
+)
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
 from engine.gc_tuning import quiet_gc
 from engine.limits import Limits
@@ -351,19 +357,19 @@ class Engine:
     async def _abort(self, job: JobRun, error: BaseException) -> None:
         """End `job` as failed with what went wrong, and record that. Raises StoreError when
         the store cannot record it (the job is failed in memory all the same)."""
-        cause = _first_leaf(error)
-        message = str(cause) if isinstance(cause, FlowgraphError) else _internal(cause)
+        cause = first_cause(error)
+        message = str(cause) if isinstance(cause, FlowgraphError) else internal_message(cause)
         job.runner.abort(message)
         try:
             await job.runner.flush()
             await self.checkpoint(job)
         except Exception as again:
-            cause = _first_leaf(again)
+            cause = first_cause(again)
             if isinstance(cause, StoreError):
                 raise cause from None
             raise StoreError(
                 f"job `{job.job_id}` failed ({message}) and the store could not record it: "
-                f"{_internal(cause)}"
+                f"{internal_message(cause)}"
             ) from None
 
     async def _checkpoints_while_running(self, job: JobRun) -> None:
@@ -422,7 +428,7 @@ class Engine:
             try:
                 job.runner.pump()  # the run in progress carries on with what the decision freed
             except Exception as error:  # ends this job, as in `advance`
-                job.runner.abort(_internal(_first_leaf(error)))
+                job.runner.abort(internal_message(first_cause(error)))
         else:
             while job.runner.active:  # a run that is ending: the next one takes the decision
                 await anyio.sleep(0.005)
@@ -574,20 +580,6 @@ class Engine:
             f"sub-workflow `{workflow_id}` (job `{child.job_id}`) ended "
             f"{child.status.value}: {document['metadata'].get('error', 'no error')}"
         )
-
-
-def _first_leaf(error: BaseException) -> BaseException:
-    """The first exception inside (nested) exception groups: what actually went wrong."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    return error
-
-
-def _internal(error: BaseException) -> str:
-    if isinstance(error, MemoryError):
-        return "out of memory (MemoryError); the job was too large for this machine"
-    text = str(error).strip()
-    return f"internal error: {type(error).__name__}{': ' + text if text else ''}"
 
 
 def executor_route(

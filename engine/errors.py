@@ -118,3 +118,18 @@ class UnknownJobError(FlowgraphError, LookupError):
 
 class StoreError(FlowgraphError, RuntimeError):
     """The store cannot be opened, read or written (a missing directory, a full disk, ...)."""
+
+
+def first_cause(error: BaseException) -> BaseException:
+    """The first exception inside (nested) exception groups: what actually went wrong."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+def internal_message(error: BaseException) -> str:
+    """An unexpected error, said plainly: its type and message (a MemoryError, what it means)."""
+    if isinstance(error, MemoryError):
+        return "out of memory (MemoryError); the job was too large for this machine"
+    text = str(error).strip()
+    return f"internal error: {type(error).__name__}{': ' + text if text else ''}"

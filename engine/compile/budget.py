@@ -96,8 +96,13 @@ def _start(kind_bytes: bytes, call: NodeCall, max_value: int) -> Completed | Fai
     except MemoryError:
         return Failed(f"its expression needed more than {WORKER_MEMORY >> 20} MiB of memory")
     except Exception as error:  # as inline: a node kind's own error fails its node
-        return Failed(f"{call.node_type} node: {type(error).__name__}: {error}")
+        return kind_failed(call.node_type, error)
     return outcome
+
+
+def kind_failed(node_type: str, error: Exception) -> Failed:
+    """What a node kind's own error does: it fails its node (inline or in a worker)."""
+    return Failed(f"{node_type} node: {type(error).__name__}: {error}")
 
 
 def _cap_memory() -> None:

@@ -17,7 +17,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
-from engine.compile.budget import runs_apart, start_apart
+from engine.compile.budget import kind_failed, runs_apart, start_apart
 from engine.executors import CallPolicy, ExecutorRouter, call_executor
 from engine.gc_tuning import collect_if_due, quiet_gc
 from engine.protocols import (
@@ -210,7 +210,7 @@ class Runner:
             try:
                 outcome = template.kind.start(call, template.expressions)
             except Exception as error:  # a node kind's own error fails its node, not the job
-                outcome = Failed(f"{template.type} node: {type(error).__name__}: {error}")
+                outcome = kind_failed(template.type, error)
             if isinstance(outcome, Delegate | RunChild):
                 instance.job_id = instance.job_id or self.node_job_ids()
             scheduler.apply(instance, outcome)

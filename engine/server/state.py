@@ -17,7 +17,7 @@ from anyio.abc import TaskGroup
 from fastapi import HTTPException, Request, Response
 
 from engine.api import Engine, JobRun
-from engine.errors import Problem, ValidationError
+from engine.errors import Problem, ValidationError, first_cause, internal_message
 from engine.gc_tuning import collect_promoted
 from engine.protocols import Store
 from engine.run.events import event_logger
@@ -150,7 +150,7 @@ class ServerState:
             while job.scheduler.is_active():  # a decision came while the run was ending
                 await self.engine.advance(job)
         except Exception as error:  # the store could not record the failure, or worse
-            job.runner.abort(f"internal error: {type(error).__name__}: {error}")
+            job.runner.abort(internal_message(first_cause(error)))
             log.error(
                 "job failed", jobId=job.job_id, error=type(error).__name__, message=str(error)[:300]
             )
