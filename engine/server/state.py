@@ -134,13 +134,17 @@ class ServerState:
         job.runner.abort(message)
         recorder = job.runner.recorder
         recorder.write(*recorder.take())
+        self._write_document(job)
+        self.engine.forget(job.job_id)
+
+    def _write_document(self, job: JobRun) -> None:
+        """The job's status and document into the store, now (outside a run)."""
         self.store.checkpoint(
             job.job_id,
             status=job.status.value,
             updated_at=job.updated_at,
             document_json=job.document_json(),
         )
-        self.engine.forget(job.job_id)
 
     async def _advance(self, job: JobRun) -> None:
         """Run the job; whatever goes wrong ends this job (the engine fails it), never the
@@ -191,12 +195,7 @@ class ServerState:
             # leaves a document behind its log (`queued` for a finished job): write it again
             record = self.store.get_job(job_id)
             if record is not None and record.status != job.status.value:
-                self.store.checkpoint(
-                    job_id,
-                    status=job.status.value,
-                    updated_at=job.updated_at,
-                    document_json=job.document_json(),
-                )
+                self._write_document(job)
             self.store.release(job_id, self.owner)
             self.engine.forget(job_id)
             return False
