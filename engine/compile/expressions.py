@@ -245,8 +245,6 @@ def _larger_than(values: Any, limit: int) -> bool:
             total += len(value)
         elif kind is list or kind is dict:
             total += len(value)
-            if total > limit:
-                return True
             stack.extend(value.values() if kind is dict else value)
         if total > limit:
             return True
@@ -302,11 +300,16 @@ _CEL_NAMESPACE_CALL = re.compile(
 )
 
 
+def _cel_code(source: str) -> str:
+    """CEL source without its string literals and comments: what the regexes look at."""
+    return _CEL_COMMENT.sub("", _CEL_STRING.sub('""', source))
+
+
 def _free_variables(expression: Expression) -> frozenset[str]:
     if expression.language == "jinja":
         parsed = _jinja.parse(expression.source)
         return frozenset(meta.find_undeclared_variables(parsed) - set(_jinja.globals))
-    code = _CEL_COMMENT.sub("", _CEL_STRING.sub('""', expression.source))
+    code = _cel_code(expression.source)
     bound = set(_CEL_MACRO.findall(code)) | set(_CEL_NAMESPACE_CALL.findall(code))
     return frozenset(set(expression._program.variables()) - bound)
 
@@ -325,7 +328,7 @@ def _compile(source: str) -> Expression:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
-    code = _CEL_COMMENT.sub("", _CEL_STRING.sub('""', source))
+    code = _cel_code(source)
     macros = len(_CEL_MACRO.findall(code))
     apart = macros >= 2 or bool(_CEL_LITERAL_LOOP.search(code)) or len(source) > 2000
     return Expression(source, "cel", program, may_loop=macros > 0, always_apart=apart)

@@ -81,6 +81,17 @@ def node_document(plan: Plan, instance: Instance) -> dict[str, Any]:
     return node
 
 
+def _rows_document(rows: list[list[dict[str, Any]]], values: Any) -> Any:
+    """The `items` of an inputs_array, each sub-input with the value it resolved to (when the
+    input's value is not its rows, given by a ref or literally, `items` stay as they are)."""
+    if not isinstance(values, list) or not all(isinstance(row, dict) for row in values):
+        return rows
+    return [
+        [{**cell, "value": row.get(cell["name"])} for cell in cells]
+        for cells, row in zip(rows, values, strict=False)
+    ]
+
+
 def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rewritten = []
     for position, wire in enumerate(wire_inputs):
@@ -104,20 +115,10 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
             item["ref"] = ref
         if instance.values is not None and item.get("name") in instance.values:
             item["value"] = instance.values[item["name"]]
-            rows = item.get("items")
-            if isinstance(rows, list) and isinstance(item["value"], list):
-                # an inputs_array: each sub-input shows the value it resolved to
-                item["items"] = [
-                    [
-                        {**cell, "value": resolved.get(cell.get("name"))}
-                        if isinstance(cell, dict) and isinstance(resolved, dict)
-                        else cell
-                        for cell in row
-                    ]
-                    if isinstance(row, list)
-                    else row
-                    for row, resolved in zip(rows, item["value"], strict=False)
-                ]
+            compiled = instance.template.inputs[position]
+            if compiled.rows and "items" in item:
+                # an inputs_array resolved from its rows: each sub-input shows its value
+                item["items"] = _rows_document(item["items"], item["value"])
         rewritten.append(item)
     return rewritten
 
