@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from test_cli import flowgraph
 
 from engine import Engine
 from engine.errors import ValidationError
@@ -68,15 +67,7 @@ def shown_validations() -> list[tuple[str, str, list[str]]]:
 
 @pytest.mark.parametrize(("page", "command", "shown"), shown_validations())
 def test_validate_prints_what_the_pages_show(page: str, command: str, shown: list[str]) -> None:
-    arguments = shlex.split(command)[1:]
-    result = subprocess.run(
-        [sys.executable, "-m", "engine", *arguments],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    result = flowgraph(*shlex.split(command)[1:])
     printed = (result.stdout + result.stderr).splitlines()
     for line in shown:
         assert line in printed, f"{page}: `{command}` no longer prints {line!r}"

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import FLOWS
+from test_cli import flowgraph
 
 from engine.server.launcher import ROOT, log_of, running_server
 
@@ -354,17 +355,6 @@ def _environment() -> dict[str, str]:
 
 
 # ----- the same triggers through the CLI: exit 1 or 2 with a clear message, never 70 --------
-
-
-def flowgraph(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def test_the_cli_on_hostile_flows(tmp_path: Path) -> None:
