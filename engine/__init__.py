@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from engine.api import Engine, JobRun, new_job_id
 from engine.compile.compiler import Plan, compile_flow
-from engine.compile.document import load_workflow, read_document
+from engine.compile.document import load_workflow, publish_document, read_document
 from engine.compile.models import FlowNode, Job, NodeInput, Ref, Workflow
 from engine.errors import (
     CycleError,
@@ -76,6 +76,7 @@ __all__ = [
     "Workflow",
     "compile_flow",
     "load_workflow",
+    "publish_document",
     "new_job_id",
     "read_document",
 ]

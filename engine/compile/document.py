@@ -9,6 +9,7 @@ from typing import Any
 import pydantic
 
 from engine.compile.models import Workflow
+from engine.compile.publish import needs_publish, publish
 from engine.errors import DocumentError, Problem
 from engine.gc_tuning import quiet_gc
 
@@ -81,8 +82,8 @@ def parse_json(text: str, *, source: str = "<document>") -> Any:
         raise DocumentError([Problem(HUGE_NUMBER, path=source)]) from None
 
 
-def read_document(path: str | Path) -> Workflow:
-    """Read and validate a workflow document from a file."""
+def read_json_file(path: str | Path) -> Any:
+    """The parsed JSON of a file, with a clear problem when it cannot be read or parsed."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -90,14 +91,45 @@ def read_document(path: str | Path) -> Workflow:
         raise DocumentError([Problem(f"no such file `{file}`")]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise DocumentError([Problem(f"cannot read `{file}`: {error}")]) from None
-    return load_workflow(parse_json(text, source=str(file)))
+    return parse_json(text, source=str(file))
 
 
-def load_workflow(document: Any) -> Workflow:
+def read_document(path: str | Path) -> Workflow:
+    """Read and validate a workflow document from a file."""
+    return load_workflow(read_json_file(path))
+
+
+def publish_document(document: Any) -> dict[str, Any]:
+    """Publish a document (a webapp export, a workflow, or `{"workflow": ...}`): its editor graph
+    compiled into its `flow` and `inputs`, `status: "ready"`. The rest is kept as it is."""
+    prefix = ""
+    if isinstance(document, dict) and isinstance(document.get("workflow"), dict):
+        document, prefix = document["workflow"], "workflow."
+    if not isinstance(document, dict):
+        raise DocumentError([Problem("expected a JSON object: a webapp export or a workflow")])
+    editor = document.get("editorInfo")
+    if not isinstance(editor, dict) or not editor.get("nodes"):
+        raise DocumentError(
+            [
+                Problem(
+                    "nothing to publish: no `editorInfo` graph with nodes",
+                    path=f"{prefix}editorInfo",
+                )
+            ]
+        )
+    found = value_problem(document)
+    if found is not None:
+        raise DocumentError([found])
+    return {**publish(document, prefix=prefix), "status": "ready"}
+
+
+def load_workflow(document: Any, *, publish_editor: bool = True) -> Workflow:
     """Validate any accepted document form and return its Workflow.
 
     A job envelope is replayed from its `metadata.flow`: clones are dropped and the fields the
-    run wrote (`status`, `output`, `assets`, ...) are removed.
+    run wrote (`status`, `output`, `assets`, ...) are removed. A document with no flow but an
+    editor graph (a webapp export) is published first, unless `publish_editor` is false (a
+    draft is stored as the editor saved it); `published_from_editor` then says so.
     """
     if isinstance(document, dict | list):
         found = value_problem(document)
@@ -117,9 +149,13 @@ def load_workflow(document: Any) -> Workflow:
                 )
             ]
         )
+    published = publish_editor and needs_publish(document)
+    if published:
+        document = publish(document, prefix=prefix)
     if "flow" not in document:
+        editor = " (or an `editorInfo` graph with nodes, as a webapp export has)"
         raise DocumentError(
-            [Problem("a workflow needs a `flow` array of nodes", path=f"{prefix}flow")]
+            [Problem(f"a workflow needs a `flow` array of nodes{editor}", path=f"{prefix}flow")]
         )
     try:
         with quiet_gc():
@@ -127,12 +163,18 @@ def load_workflow(document: Any) -> Workflow:
     except pydantic.ValidationError as error:
         raise DocumentError(schema_problems(error, document, prefix=prefix)) from None
     workflow.__dict__["_read_from"] = document  # read by Workflow.to_wire
+    workflow.__dict__["_published"] = published  # read by published_from_editor
     raw_flow = document.get("flow")
     if isinstance(raw_flow, list):
         for node, raw in zip(workflow.flow, raw_flow, strict=False):
             # kept beside the fields: the wire form, read by FlowNode.wire()
             node.__dict__["_read_from"] = raw
     return workflow
+
+
+def published_from_editor(workflow: Workflow) -> bool:
+    """Whether `workflow`'s flow was compiled from its editor graph as it was read."""
+    return bool(workflow.__dict__.get("_published"))
 
 
 def schema_problems(

@@ -1,0 +1,272 @@
+"""Webapp exports (an `editorInfo` graph, no `flow`) published and run offline, node by node.
+
+The exports in tests/exports/ are shaped as Scenario's web editor writes them: backwards edges,
+handle ids, UI fields, pinned inputs named by node id, no asset values.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import decide, nodes, run, statuses
+
+from engine import publish_document
+from engine.compile.document import load_workflow, published_from_editor
+from engine.errors import ValidationError
+
+EXPORTS = Path(__file__).parent / "exports"
+
+
+def export(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXPORTS / f"{name}.json").read_text())
+    return data
+
+
+def assets(node: dict[str, Any]) -> list[str]:
+    return [a["assetId"] for a in node.get("assets") or []]
+
+
+def test_every_editor_node_type_is_covered_by_the_exports() -> None:
+    seen = {
+        node["type"]
+        for path in EXPORTS.glob("*.json")
+        for node in json.loads(path.read_text())["editorInfo"]["nodes"]
+    }
+    assert seen == {
+        "text", "asset", "model", "llm", "transformText", "splitText", "groupItems",
+        "sliceAssets", "aspectRatio", "ifElse", "forEach", "forEachEnd", "approval", "stickyNote",
+    }  # fmt: skip
+
+
+def test_an_export_is_published_as_it_is_read() -> None:
+    document = export("character-portrait")
+    assert "flow" not in document
+    workflow = load_workflow(document)
+    assert published_from_editor(workflow)
+    wire = workflow.to_wire()
+    assert [n["id"] for n in wire["flow"]] == [
+        "aspect1", "prompt1", "check1", "pixel1", "paint1", "upscale1", "approve1", "bg1",
+    ]  # fmt: skip
+    flow = {n["id"]: n for n in wire["flow"]}
+    # the documented form: a pinned text node is read as a workflow input named by its id
+    assert {
+        "name": "text1_output",
+        "type": "string",
+        "ref": {"node": "workflow", "name": "text1"},
+    } in flow["prompt1"]["inputs"]  # noqa: E501
+    assert (
+        flow["pixel1"]["type"] == "custom-model"
+        and flow["pixel1"]["modelId"] == "model_pixel-art-xl"
+    )
+    assert flow["pixel1"]["title"] == "Pixel generator"
+    assert flow["upscale1"]["inputs"][0]["ref"] == {"conditional": ["pixel1", "paint1"]}
+    assert flow["bg1"]["dependsOn"] == ["approve1"] and flow["approve1"]["dependsOn"] == [
+        "upscale1"
+    ]
+    # the export's input entries are kept as they are (label, rules, default)
+    assert [i["name"] for i in wire["inputs"]] == ["text1", "text2"]
+    assert wire["inputs"][0]["description"] == "Who to draw"
+    assert wire["editorInfo"] == document["editorInfo"] and wire["version"] == "1.0"
+    assert not published_from_editor(load_workflow(wire))  # it has a flow now
+
+
+def test_prompt_builder_if_else_merge_and_approval_run_node_by_node() -> None:
+    job = run(export("character-portrait"))
+    flow = nodes(job)
+    assert job.status.value == "in-progress"  # parked at the approval on the upscale
+    assert flow["prompt1"]["output"] == "A portrait of a knight with a lantern, watercolor style"
+    assert flow["check1"]["output"] == "else"
+    assert flow["pixel1"]["status"] == "skipped"
+    assert flow["pixel1"]["statusReason"] == "branch `if1` of `check1` not taken; it chose `else`"
+    paint = assets(flow["paint1"])
+    assert flow["paint1"]["status"] == "success" and len(paint) == 1
+    prompt = next(i for i in flow["paint1"]["inputs"] if i["name"] == "prompt")
+    assert prompt["value"] == flow["prompt1"]["output"]
+    settings = {i["name"]: i["value"] for i in flow["paint1"]["inputs"]}
+    assert settings["aspectRatio"] == "3:4" and settings["numSamples"] == 1
+    # the merge takes the branch that ran
+    assert flow["upscale1"]["inputs"][0]["value"] == paint[0]
+    assert flow["approve1"]["status"] == "processing" and flow["bg1"]["status"] == "pending"
+    decide(job, "approve1", "approve")
+    flow = nodes(job)
+    assert job.status.value == "success"
+    assert flow["bg1"]["inputs"][0]["value"] == assets(flow["upscale1"])[0]
+    assert job.document()["metadata"]["assetIds"] == assets(flow["upscale1"]) + assets(flow["bg1"])
+
+
+@pytest.mark.parametrize(("style", "taken"), [("pixel art", "pixel1"), ("8-bit", "pixel1"), ("oil", "paint1")])  # fmt: skip
+def test_if_else_blocks_or_their_conditions(style: str, taken: str) -> None:
+    job = run(export("character-portrait"), {"text2": style})
+    found = statuses(job)
+    assert found[taken] == "success"
+    assert found[({"pixel1", "paint1"} - {taken}).pop()] == "skipped"
+
+
+def test_rejecting_the_approval_cancels_the_job() -> None:
+    job = decide(run(export("character-portrait")), "approve1", "reject")
+    assert job.status.value == "canceled"
+    assert statuses(job)["approve1"] == "rejected" and statuses(job)["bg1"] == "skipped"
+
+
+def test_split_loop_end_slice_group_and_llm_run_node_by_node() -> None:
+    job = run(export("prop-sheet"), {"text3": "sword, shield ,, bow"})
+    flow = nodes(job)
+    assert job.status.value == "success"
+    assert flow["split1"]["output"] == ["sword", "shield", "bow"]
+    assert flow["prompt2#1"]["output"] == "game icon of a shield, item 1"
+    icons = [assets(flow[f"icon1#{i}"])[0] for i in range(3)]
+    assert len(set(icons)) == 3 and "icon1#3" not in flow
+    assert flow["slice1"]["output"] == icons[:2]  # from "0", count "2"
+    assert flow["last1"]["output"] == icons[-1:]  # from "-1"
+    assert flow["group1"]["output"] == ["sword, shield ,, bow", "a sheet of props"]
+    assert isinstance(flow["llm1"]["output"], str)  # an llm makes text
+    sheet = {i["name"]: i["value"] for i in flow["sheet1"]["inputs"]}
+    assert sheet == {"referenceImages": icons[-1:], "prompt": flow["llm1"]["output"]}
+    # the pinned loop end puts every iteration's assets among the job's outputs
+    asset_ids = job.document()["metadata"]["assetIds"]
+    assert icons == [a for a in asset_ids if a in icons] and assets(flow["sheet1"])[0] in asset_ids
+
+
+def test_an_if_else_inside_a_loop_gates_each_iteration_and_the_end_waits_for_approval() -> None:
+    job = run(export("storyboard"), {"text5": "melancholy"})
+    flow = nodes(job)
+    assert [flow[f"check2#{i}"]["output"] for i in range(3)] == ["if1", "else", "if1"]
+    assert [flow[f"night1#{i}"]["status"] for i in range(3)] == ["success", "skipped", "success"]
+    assert flow["up2#1"]["inputs"][0]["value"] == assets(flow["day1#1"])[0]
+    assert flow["approve2"]["status"] == "processing" and flow["sheet2"]["status"] == "pending"
+    # a branch handle wired into data passes the if/else's input on, on that branch only
+    assert flow["mood1"]["inputs"][0]["value"] == "melancholy"
+    assert flow["logo1"]["status"] == "skipped"  # gated with no wired input: only `conditional`
+    decide(job, "approve2", "approve")
+    flow = nodes(job)
+    assert job.status.value == "success"
+    refs = flow["sheet2"]["inputs"][0]["value"]
+    assert refs == [assets(flow[f"up2#{i}"])[0] for i in range(3)]
+
+
+def test_nested_loops_from_the_editor() -> None:
+    job = run(export("nested-shots"))
+    flow = nodes(job)
+    assert job.status.value == "success"
+    shots = {k: n["inputs"][0]["value"] for k, n in flow.items() if k.count("#") == 2}
+    assert shots == {
+        "shot1#0#0": "rain", "shot1#0#1": "umbrella",
+        "shot1#1#0": "sun", "shot1#1#1": "hat", "shot1#1#2": "shades",
+    }  # fmt: skip
+
+
+def test_publish_document_sets_ready_and_keeps_everything_else() -> None:
+    published = publish_document(export("nested-shots"))
+    assert published["status"] == "ready" and published["name"] == "Nested shots"
+    assert published["tagSet"] == ["flowgraph-test"] and len(published["flow"]) == 5
+
+
+def broken(document: dict[str, Any], **changes: dict[str, Any]) -> dict[str, Any]:
+    """`document` with some nodes' data changed (by node id)."""
+    document = copy.deepcopy(document)
+    for node in document["editorInfo"]["nodes"]:
+        node["data"].update(changes.get(node["id"], {}))
+    return document
+
+
+def problems(document: dict[str, Any]) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        publish_document(document)
+    assert caught.value.headline == "editor graph is invalid"
+    return [str(p) for p in caught.value.problems]
+
+
+def test_every_problem_is_named_by_node_id_title_and_field() -> None:
+    document = broken(
+        export("character-portrait"),
+        pixel1={"modelId": ""},
+        check1={
+            "conditionBlocks": [
+                {
+                    "logic": "and",
+                    "conditions": [{"field": "text9_output", "operator": "contains", "value": "x"}],
+                },  # noqa: E501
+                {
+                    "logic": "xor",
+                    "conditions": [
+                        {"field": "text2_output", "operator": "startsWith", "value": "x"}
+                    ],
+                },  # noqa: E501
+                {"conditions": [{"field": "text2_output", "operator": "equals"}]},
+            ]
+        },
+        prompt1={"value": ""},
+        aspect1={"output": "7:5"},
+    )
+    nodes_ = document["editorInfo"]["nodes"]
+    nodes_.append({"id": "gen9", "type": "image-generator", "position": {}, "data": {}})
+    nodes_.append({"id": "knob1", "type": "modelInput", "position": {}, "data": {"title": "Seed"}})
+    found = problems(document)
+    assert found == [
+        'editorInfo.nodes[2].data.output: aspectRatio `aspect1` ("Format"): `output` `7:5` is not one of 21:9, 16:9, 3:2, 4:3, 5:4, 1:1, 4:5, 3:4, 2:3, 9:16, 9:21',  # noqa: E501
+        'editorInfo.nodes[3].data.value: transformText `prompt1` ("Prompt builder"): needs a CEL expression in `value`',  # noqa: E501
+        'editorInfo.nodes[4].data.conditionBlocks[0].conditions[0].field: ifElse `check1` ("Pixel art?"): condition field `text9_output` names no wired input (wired: `text2_output`); a field is `<nodeId>_<handle>` of a node wired into the if/else',  # noqa: E501
+        'editorInfo.nodes[4].data.conditionBlocks[1].logic: ifElse `check1` ("Pixel art?"): `logic` `xor` is not `and` or `or`',  # noqa: E501
+        'editorInfo.nodes[4].data.conditionBlocks[1].conditions[0].operator: ifElse `check1` ("Pixel art?"): unknown operator `startsWith`; expected isEmpty, isNotEmpty, contains, notContains, equals, notEquals',  # noqa: E501
+        'editorInfo.nodes[4].data.conditionBlocks[2].conditions[0].value: ifElse `check1` ("Pixel art?"): `equals` needs a `value`',  # noqa: E501
+        'editorInfo.nodes[5].data.modelId: model `pixel1` ("Pixel generator"): needs a `modelId`',
+        "editorInfo.nodes[11].type: node `gen9`: unknown type `image-generator` (an editor palette name): write `model`",  # noqa: E501
+        'editorInfo.nodes[12]: modelInput `knob1` ("Seed"): `modelInput` nodes (a model setting exposed as its own node) do not publish; put the setting in the model\'s `data.form`, or pin a text node and wire it',  # noqa: E501
+    ]
+
+
+def test_what_publish_refuses_in_the_wiring() -> None:
+    document = broken(export("storyboard"), sheet2={"isOutput": False}, mood1={"isOutput": False},
+                      logo1={"isOutput": False}, text4={"isInput": False})  # fmt: skip
+    edges = document["editorInfo"]["edges"]
+    # data routed through the approval, an edge written forwards, a loop end without its loop
+    edges.append({"id": "e1", "source": "sheet2", "sourceHandle": "sheet2-source-prompt",
+                  "target": "approve2", "targetHandle": "approve2-target-output"})  # fmt: skip
+    edges.append({"id": "e2", "source": "text5", "sourceHandle": "text5-target-output",
+                  "target": "mood1", "targetHandle": "mood1-source-prompt"})  # fmt: skip
+    for node in document["editorInfo"]["nodes"]:
+        if node["id"] == "end2":
+            node["data"]["parentNodeId"] = "loop9"
+    found = problems(document)
+    assert found == [
+        'editorInfo.nodes[3]: forEach `loop2` ("For each scene"): has no forEachEnd (a forEachEnd whose `parentNodeId` names it)',  # noqa: E501
+        'editorInfo.nodes[8].data.parentNodeId: forEachEnd `end2` ("End for each"): `parentNodeId` `loop9` names no forEach node',  # noqa: E501
+        'editorInfo.nodes[10]: model `sheet2` ("Contact sheet"): reads approval `approve2`, which has no outputs: wire it to the producer\'s own output (the approval only pauses its consumers)',  # noqa: E501
+        "editorInfo.edges[16].sourceHandle: edge `e2`: `sourceHandle` `text5-target-output` is not `text5-source-<name>` (edges point backwards: `source` is the consumer and its input handle, `target` the producer and its output handle)",  # noqa: E501
+        "editorInfo.nodes: no output pin reaches a model: pin a model or llm node, or the forEachEnd of a loop with one, as an output (`data.isOutput: true`)",  # noqa: E501
+    ]
+
+
+def test_an_asset_node_left_without_its_asset_is_refused() -> None:
+    document = broken(export("prop-sheet"), image1={"isInput": False})
+    assert problems(document) == [
+        'editorInfo.nodes[1].data.value: asset `image1` ("Style reference"): has no asset (exports leave asset values out): choose one, or pin it as an input (`isInput`)'  # noqa: E501
+    ]
+    chosen = broken(export("prop-sheet"), image1={"isInput": False, "value": "asset_style"})
+    flow = {n["id"]: n for n in publish_document(chosen)["flow"]}
+    assert {"name": "referenceImages", "type": "file", "value": "asset_style"} in flow["icon1"][
+        "inputs"
+    ]  # noqa: E501
+
+
+def test_a_cycle_in_the_editor_graph_is_named() -> None:
+    document = export("prop-sheet")
+    document["editorInfo"]["edges"].append(
+        {
+            "source": "split1",
+            "sourceHandle": "split1-source-input",
+            "target": "sheet1",
+            "targetHandle": "sheet1-target-output",
+        }  # fmt: skip
+    )
+    assert any(p.startswith("editorInfo.edges: cycle: ") for p in problems(document))
+
+
+def test_a_workflow_with_an_empty_flow_and_an_editor_graph_is_published() -> None:
+    document = {"id": "wf_draft", "name": "draft", "flow": [], **export("nested-shots")}
+    assert len(load_workflow(document).flow) == 5
+    assert load_workflow(document, publish_editor=False).flow == []
