@@ -19,6 +19,7 @@ from engine.compile.document import load_workflow, published_from_editor
 from engine.errors import ValidationError
 
 EXPORTS = Path(__file__).parent / "exports"
+FLOWS_DIR = Path(__file__).parent / "flows"
 
 
 def export(name: str) -> dict[str, Any]:
@@ -270,3 +271,71 @@ def test_a_workflow_with_an_empty_flow_and_an_editor_graph_is_published() -> Non
     document = {"id": "wf_draft", "name": "draft", "flow": [], **export("nested-shots")}
     assert len(load_workflow(document).flow) == 5
     assert load_workflow(document, publish_editor=False).flow == []
+
+
+# ----- the CLI ----------------------------------------------------------------------------------
+
+
+def test_every_command_reads_an_export_and_says_it_published_it(tmp_path: Path) -> None:
+    from test_cli import flowgraph, job_of
+
+    file = str(EXPORTS / "storyboard.json")
+    note = f"note: {file} has no flow: its editor graph (editorInfo) was compiled into 11 flow nodes"
+    result = flowgraph("validate", file)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"valid: {file} (11 nodes, 1 loop)\n" and note in result.stderr
+    result = flowgraph("run", file, "--json", "--auto-approve", "--db", str(tmp_path / "j.db"))
+    assert result.returncode == 0 and note in result.stderr
+    job = job_of(result)  # stdout holds only the envelope
+    assert job["status"] == "success" and len(job["metadata"]["assetIds"]) == 2
+    result = flowgraph("explain", file, "--node", "night1#1")
+    assert result.returncode == 0, result.stderr
+    assert "night1#1 skipped ← branch `if1` of `check2#1` not taken; it chose `else`" in result.stdout
+    result = flowgraph("graph", file, "--format", "mermaid")
+    assert result.returncode == 0 and "check2" in result.stdout and note in result.stderr
+
+
+def test_publish_writes_the_workflow_that_runs(tmp_path: Path) -> None:
+    from test_cli import flowgraph, job_of
+
+    out = tmp_path / "published.json"
+    result = flowgraph("publish", str(EXPORTS / "prop-sheet.json"), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().endswith(f"9 flow nodes, 2 inputs -> {out}")
+    published = json.loads(out.read_text())
+    assert published["status"] == "ready" and published["flow"][0]["id"] == "split1"
+    assert published == publish_document(export("prop-sheet"))
+    result = flowgraph("run", str(out), "--json")
+    assert job_of(result)["status"] == "success" and "note:" not in result.stderr
+    to_stdout = flowgraph("publish", str(EXPORTS / "prop-sheet.json"))
+    assert json.loads(to_stdout.stdout) == published
+
+
+def test_publish_refuses_a_broken_graph_with_every_problem(tmp_path: Path) -> None:
+    from test_cli import flowgraph
+
+    file = tmp_path / "broken.json"
+    file.write_text(json.dumps(broken(export("character-portrait"), pixel1={"modelId": None})))
+    result = flowgraph("publish", str(file))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[:2] == [
+        "error: editor graph is invalid",
+        'editorInfo.nodes[5].data.modelId: model `pixel1` ("Pixel generator"): needs a `modelId`',
+    ]
+    assert flowgraph("run", str(file)).returncode == 2
+    nothing = flowgraph("publish", str(FLOWS_DIR / "gates.json"))
+    assert nothing.returncode == 2
+    assert "nothing to publish: no `editorInfo` graph with nodes" in nothing.stderr
+
+
+def test_a_transform_expression_that_does_not_parse_is_refused_by_publish(tmp_path: Path) -> None:
+    from test_cli import flowgraph
+
+    file = tmp_path / "bad-cel.json"
+    file.write_text(json.dumps(broken(export("character-portrait"), prompt1={"value": "'a' +"})))
+    result = flowgraph("publish", str(file))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[1].startswith(
+        'flow[1].logic.transform: transformText `prompt1` ("Prompt builder"): expression `\'a\' +` '
+        "does not parse at line 1, column 6"
+    )

@@ -34,8 +34,15 @@ from engine.cli.common import (
     finish,
     open_db,
     out_console,
+    read_workflow,
 )
-from engine.compile.document import HUGE_NUMBER, parse_json, read_document
+from engine.compile.document import (
+    HUGE_NUMBER,
+    parse_json,
+    publish_document,
+    read_document,
+    read_json_file,
+)
 from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
@@ -134,7 +141,7 @@ def validate(
     The verdict goes to stdout; problems and warnings to stderr. Exit 0 when valid, 2 when not.
     """
     try:
-        plan = Engine().compile(file)
+        plan = Engine().compile(read_workflow(file))
     except ValidationError as error:
         if as_json:
             problems = [problem_json(p) for p in error.problems]
@@ -159,6 +166,39 @@ def validate(
         f"valid: {file} ({len(plan.nodes)} node{'s' if len(plan.nodes) != 1 else ''}, "
         f"{loops} loop{'s' if loops != 1 else ''})"
     )
+
+
+@app.command("publish")
+def publish_command(
+    file: Annotated[Path, typer.Argument(help="A webapp export, or a workflow with `editorInfo`")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout")
+    ] = None,
+) -> None:
+    """Compile the editor graph (`editorInfo`) into the executable flow, as Scenario's publish
+    does, and write the published workflow (`status: "ready"`).
+
+    Every problem is named by node id, title and field; the flow must compile too. Exit 0 when
+    published, 2 when not.
+    """
+    try:
+        published = publish_document(read_json_file(file))
+        plan = Engine().compile(published)
+    except ValidationError as error:
+        raise fail_invalid(error) from None
+    print_warnings(plan.warnings())
+    text = json.dumps(published, indent=2, ensure_ascii=False) + "\n"
+    count, inputs = len(published["flow"]), len(published["inputs"])
+    summary = (
+        f"published {file}: {count} flow node{'s' if count != 1 else ''}, "
+        f"{inputs} input{'s' if inputs != 1 else ''}"
+    )
+    if output is None:
+        sys.stdout.write(text)
+        err.print(summary)
+    else:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"{summary} -> {output}")
 
 
 def problem_json(problem: Problem) -> dict[str, Any]:
@@ -305,7 +345,7 @@ def run(
         engine = build_engine(open_db(db), options, settings)
         if workflows_dir is not None:
             engine.workflows.update(load_workflow_folder(workflows_dir))
-        workflow = engine.load(file)
+        workflow = read_workflow(file)
         if decisions:
             check_decision_targets(decisions, engine.compile(workflow))
         job = engine.prepare(workflow, inputs)

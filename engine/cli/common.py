@@ -14,6 +14,8 @@ from rich.text import Text
 
 from engine.api import Engine, JobRun
 from engine.cli.terminal import ProgressDisplay, ask_decision, print_summary
+from engine.compile.document import published_from_editor, read_document
+from engine.compile.models import Workflow
 from engine.config import Config, load_config
 from engine.errors import DecisionError, FlowgraphError, Problem, StoreError, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor
@@ -80,6 +82,20 @@ def default_assets_dir() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("flowgraph")) / "assets"
+
+
+def read_workflow(file: str | Path) -> Workflow:
+    """The workflow of `file`; when it had to be published first (a webapp export), says so on
+    stderr."""
+    workflow = read_document(file)
+    if published_from_editor(workflow):
+        count = len(workflow.flow)
+        err.print(
+            f"note: {file} has no flow: its editor graph (editorInfo) was compiled into "
+            f"{count} flow node{'s' if count != 1 else ''}, as Scenario's publish does "
+            f"(`flowgraph publish {file}` writes it)"
+        )
+    return workflow
 
 
 def fail_invalid(error: FlowgraphError) -> typer.Exit:

@@ -22,6 +22,7 @@ from engine.cli.common import (
     fail_invalid,
     open_db,
     out_console,
+    read_workflow,
 )
 from engine.errors import FlowgraphError, ValidationError
 from engine.executors import DryRunExecutor
@@ -65,7 +66,7 @@ def planned_job(file: str, inputs: dict[str, Any], *, auto_approve: bool) -> Job
     """Run `file` offline (dry-run executor, nothing written anywhere) to see how it resolves."""
     engine = Engine(dry_run=DryRunExecutor(assets_dir=None))
     try:
-        job = engine.prepare(Path(file), inputs)
+        job = engine.prepare(read_workflow(file), inputs)
     except ValidationError as error:
         raise fail_invalid(error) from None
 
@@ -152,7 +153,7 @@ def graph(
         plan = job.plan
     else:
         try:
-            plan = Engine().compile(Path(target))
+            plan = Engine().compile(read_workflow(target))
         except ValidationError as error:
             raise fail_invalid(error) from None
     if output_format is GraphFormat.json:

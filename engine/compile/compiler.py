@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
 
 from engine.compile.edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
+from engine.compile.editor_graph import editor_label
 from engine.compile.expressions import Expression, compile_expression
 from engine.compile.models import (
     INPUT_TYPES,
@@ -170,6 +171,24 @@ class Plan:
         )
 
 
+def in_editor_terms(problems: list[Problem], workflow: Workflow) -> list[Problem]:
+    """`problems`, each naming the editor node it is about (type, id, title) when the workflow
+    carries the editor graph its flow was published from: the user knows the editor's nodes."""
+    editor = (workflow.model_extra or {}).get("editorInfo")
+    found = editor.get("nodes") if isinstance(editor, dict) else None
+    if not isinstance(found, list) or not found:
+        return problems
+    labels = {
+        n["id"]: editor_label(n)
+        for n in found
+        if isinstance(n, dict) and isinstance(n.get("id"), str)
+    }
+    return [
+        replace(p, message=f"{labels[p.node_id]}: {p.message}") if p.node_id in labels else p
+        for p in problems
+    ]
+
+
 def compile_flow(
     workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits | None = None
 ) -> Plan:
@@ -210,6 +229,7 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits) 
     if not edges.acyclic():
         check_cycles(graph, positions, problems)
     if problems:
+        problems = in_editor_terms(problems, workflow)
         if any(p.message.startswith("cycle:") for p in problems):
             cycle = next(p.message for p in problems if p.message.startswith("cycle:"))
             raise CycleError(cycle.removeprefix("cycle: ").split(" -> "), problems)

@@ -57,6 +57,16 @@ PRODUCERS_WITH_APPROVAL = frozenset(
 )
 
 
+def editor_label(node: dict[str, Any]) -> str:
+    """model `model1` ("Image generator"): the id a flow names and the title the user sees."""
+    data = node.get("data")
+    title = data.get("title") if isinstance(data, dict) else None
+    shown = ""
+    if isinstance(title, str) and title.strip() and title != node.get("id"):
+        shown = f" ({json.dumps(title, ensure_ascii=False)})"
+    return f"{node.get('type')} `{node.get('id')}`{shown}"
+
+
 @dataclass(slots=True)
 class EditorNode:
     """One node of the editor graph, where it sits in the document, and its wires."""
@@ -76,10 +86,7 @@ class EditorNode:
 
     @property
     def label(self) -> str:
-        """`model1` ("Image generator"): the id a flow names and the title the user sees."""
-        title = self.title
-        shown = f" ({json.dumps(title, ensure_ascii=False)})" if title and title != self.id else ""
-        return f"{self.type} `{self.id}`{shown}"
+        return editor_label({"id": self.id, "type": self.type, "data": self.data})
 
     @property
     def pinned_input(self) -> bool:
