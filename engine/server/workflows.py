@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from engine.compile.compiler import compile_flow
 from engine.compile.document import load_workflow
 from engine.compile.models import Workflow
+from engine.compile.publish import publish
 from engine.compile.run_inputs import validate_run_inputs
 from engine.errors import DecisionError, ValidationError
 from engine.server.costs import estimate
@@ -74,12 +75,28 @@ def complete_workflow(
 
 
 def workflow_model(document: dict[str, Any]) -> Workflow:
-    """The stored document as a Workflow, with every problem of its flow named."""
+    """The stored document as a Workflow, with every problem of its flow named. Its flow is the
+    one stored: an editor graph is compiled only when the workflow is published."""
     try:
-        workflow = load_workflow(document)
+        workflow = load_workflow(document, publish_editor=False)
     except ValidationError as error:
         raise bad_request(problems_message(error)) from None
     return workflow
+
+
+def publish_on_ready(document: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Setting `status: "ready"` publishes, as Scenario does: the editor graph, when it has
+    nodes, is compiled into the flow and inputs (a flow given in the same request is taken as
+    it is). Any other change, the editor graph's included, keeps the published flow."""
+    editor = document.get("editorInfo")
+    if changes.get("status") != "ready" or changes.get("flow"):
+        return
+    if not isinstance(editor, dict) or not editor.get("nodes"):
+        return
+    try:
+        document.update(publish(document))
+    except ValidationError as error:
+        raise bad_request(problems_message(error)) from None
 
 
 def check_flow(state: ServerState, document: dict[str, Any]) -> None:
@@ -117,6 +134,8 @@ async def create_workflow(body: WorkflowCreate, state: State, project_id: Projec
     }
     extra = body.model_extra or {}
     document.update({k: v for k, v in extra.items() if k not in _SERVER_FIELDS})
+    publish_on_ready(document, extra)
+    document["hasFlow"] = bool(document["flow"])
     check_flow(state, document)
     state.store.put_workflow(document["id"], document)
     return {"workflow": document}
@@ -183,6 +202,7 @@ async def update_workflow(
             asset = changes.pop(key)
             changes[key] = {"assetId": asset, "url": f"asset://{asset}"} if asset else None
     document.update({k: v for k, v in changes.items() if k not in _SERVER_FIELDS})
+    publish_on_ready(document, changes)
     document["hasFlow"] = bool(document.get("flow"))
     document["updatedAt"] = now()
     check_flow(state, document)
