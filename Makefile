@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 	$(BIN)/flowgraph validate examples/branching.json
 	$(BIN)/flowgraph run examples/branching.json --input mode=quality --input prompt="a red fox"
 	$(BIN)/flowgraph run examples/fan-out.json
+	$(BIN)/flowgraph run examples/storyboard.export.json --auto-approve
 	$(BIN)/flowgraph run examples/creative-app.json --input subject="a lighthouse at dusk" \
 		--input style=watercolor --decisions examples/creative-app.decisions.json
 

@@ -20,10 +20,15 @@ from engine.errors import ValidationError
 
 EXPORTS = Path(__file__).parent / "exports"
 FLOWS_DIR = Path(__file__).parent / "flows"
+EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
 def export(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXPORTS / f"{name}.json").read_text())
+    """A webapp export of tests/exports/, or of examples/ (`NAME.export.json`)."""
+    path = EXPORTS / f"{name}.json"
+    if not path.exists():
+        path = EXPORTS.parent.parent / "examples" / f"{name}.export.json"
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 
@@ -34,7 +39,7 @@ def assets(node: dict[str, Any]) -> list[str]:
 def test_every_editor_node_type_is_covered_by_the_exports() -> None:
     seen = {
         node["type"]
-        for path in EXPORTS.glob("*.json")
+        for path in [*EXPORTS.glob("*.json"), *EXAMPLES.glob("*.export.json")]
         for node in json.loads(path.read_text())["editorInfo"]["nodes"]
     }
     assert seen == {
@@ -279,7 +284,7 @@ def test_a_workflow_with_an_empty_flow_and_an_editor_graph_is_published() -> Non
 def test_every_command_reads_an_export_and_says_it_published_it(tmp_path: Path) -> None:
     from test_cli import flowgraph, job_of
 
-    file = str(EXPORTS / "storyboard.json")
+    file = "examples/storyboard.export.json"
     note = f"note: {file} has no flow: its editor graph (editorInfo) was compiled into 11 flow nodes"
     result = flowgraph("validate", file)
     assert result.returncode == 0, result.stderr

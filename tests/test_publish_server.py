@@ -21,7 +21,11 @@ EXPORTS = Path(__file__).parent / "exports"
 
 
 def export(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXPORTS / f"{name}.json").read_text())
+    """A webapp export of tests/exports/, or of examples/ (`NAME.export.json`)."""
+    path = EXPORTS / f"{name}.json"
+    if not path.exists():
+        path = EXPORTS.parent.parent / "examples" / f"{name}.export.json"
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 

@@ -40,6 +40,7 @@ from engine.compile.document import (
     HUGE_NUMBER,
     parse_json,
     publish_document,
+    published_from_editor,
     read_document,
     read_json_file,
 )
@@ -141,7 +142,8 @@ def validate(
     The verdict goes to stdout; problems and warnings to stderr. Exit 0 when valid, 2 when not.
     """
     try:
-        plan = Engine().compile(read_workflow(file))
+        workflow = read_workflow(file, quiet=as_json)
+        plan = Engine().compile(workflow)
     except ValidationError as error:
         if as_json:
             problems = [problem_json(p) for p in error.problems]
@@ -151,9 +153,11 @@ def validate(
     warnings = plan.warnings()
     loops = sum(1 for t in plan.nodes.values() if t.type == "for-each")
     if as_json:
+        published = {"publishedFromEditor": True} if published_from_editor(workflow) else {}
         write_json(
             {
                 "valid": True,
+                **published,
                 "nodes": len(plan.nodes),
                 "loops": loops,
                 "problems": [],

@@ -84,11 +84,11 @@ def default_assets_dir() -> Path:
     return Path(user_data_dir("flowgraph")) / "assets"
 
 
-def read_workflow(file: str | Path) -> Workflow:
+def read_workflow(file: str | Path, *, quiet: bool = False) -> Workflow:
     """The workflow of `file`; when it had to be published first (a webapp export), says so on
-    stderr."""
+    stderr unless `quiet`."""
     workflow = read_document(file)
-    if published_from_editor(workflow):
+    if published_from_editor(workflow) and not quiet:
         count = len(workflow.flow)
         err.print(
             f"note: {file} has no flow: its editor graph (editorInfo) was compiled into "
