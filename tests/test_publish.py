@@ -344,3 +344,19 @@ def test_a_transform_expression_that_does_not_parse_is_refused_by_publish(tmp_pa
         'flow[1].logic.transform: transformText `prompt1` ("Prompt builder"): expression `\'a\' +` '
         "does not parse at line 1, column 6"
     )
+
+
+def test_drawings_and_the_page_show_the_editor_titles(tmp_path: Path) -> None:
+    from test_cli import flowgraph
+
+    file = "examples/storyboard.export.json"
+    drawing = json.loads(flowgraph("graph", file, "--format", "json").stdout)
+    titles = {n["id"]: n["title"] for n in drawing["nodes"]}
+    assert titles["check2"] == "Night?" and titles["up2"] == "Upscale frame"
+    assert "night1<br/>Night render<br/>" in flowgraph("graph", file).stdout
+    page = tmp_path / "job.html"
+    result = flowgraph("run", file, "--report", str(page), "--db", str(tmp_path / "j.db"))
+    assert result.returncode == 3  # parked at the approval
+    html = page.read_text()
+    assert "<title>night1#1 (Night render) — skipped" in html
+    assert ">Contact sheet · pending</text>" in html

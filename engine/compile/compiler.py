@@ -88,6 +88,12 @@ class TemplateNode:
         return self.loops[-1] if self.loops else None
 
     @property
+    def title(self) -> str | None:
+        """The editor's title of the node (kept by publish), if it has one."""
+        found = (self.node.model_extra or {}).get("title")
+        return found if isinstance(found, str) and found.strip() else None
+
+    @property
     def is_gate(self) -> bool:
         return self.type in GATE_TYPES
 

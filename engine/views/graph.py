@@ -26,7 +26,8 @@ def _mermaid_id(node_id: str) -> str:
 def _label(plan: Plan, node_id: str) -> str:
     template = plan.nodes[node_id]
     extra = f"<br/>{template.node.model_id}" if template.node.model_id else ""
-    return f"{node_id}<br/><small>{template.type}{extra}</small>".replace('"', "'")
+    title = f"<br/>{template.title}" if template.title else ""
+    return f"{node_id}{title}<br/><small>{template.type}{extra}</small>".replace('"', "'")
 
 
 def _edge_label(plan: Plan, source: str, target: str, kinds: frozenset[str]) -> str:
@@ -87,7 +88,8 @@ def to_dot(plan: Plan) -> str:
             "user-selection": "hexagon",
             "transform": "parallelogram",
         }.get(template.type, "box")
-        label = f"{node_id}\\n{template.type}"
+        title = f"\\n{template.title}" if template.title else ""
+        label = f"{node_id}{title}\\n{template.type}".replace('"', "'")
         lines.append(f'{indent}{quoted(node_id)} [label="{label}", shape={shape}];')
         if template.type == "for-each" and template.body:
             lines.append(f"{indent}subgraph {quoted('cluster_' + node_id)} {{")
@@ -116,6 +118,7 @@ def to_json(plan: Plan) -> dict[str, Any]:
             {
                 "id": t.id,
                 "type": t.type,
+                "title": t.title,
                 "modelId": t.node.model_id,
                 "loops": list(t.loops),
                 "body": list(t.body),

@@ -34,6 +34,7 @@ class Box:
     order: tuple[Any, ...] = ()
     loop: str | None = None
     info: dict[str, Any] | None = None
+    title: str | None = None  # the editor's title, for a published editor graph
 
 
 def _template() -> jinja2.Template:
@@ -83,6 +84,7 @@ def job_page(scheduler: Scheduler, *, title: str) -> str:
                 classes,
                 info=info,
                 order=(template.position,),
+                title=template.title,
             )
             alias[template.id] = template.id
             continue
@@ -96,6 +98,7 @@ def job_page(scheduler: Scheduler, *, title: str) -> str:
             loop=loop,
             info=info,
             order=(template.position, _path(instance)),
+            title=template.title,
         )
         alias[instance.id] = instance.id
     edges: set[tuple[str, str, str]] = set()
@@ -151,9 +154,11 @@ def plan_page(plan: Plan, *, title: str) -> str:
             _classes(t.type, "pending", t.is_gate),
             loop=t.owner,
             order=(t.position,),
+            title=t.title,
             info={
                 "id": t.id,
                 "type": t.type,
+                "title": t.title,
                 "modelId": t.node.model_id,
                 "inputs": [i.to_wire() for i in t.node.inputs or []],
             },
@@ -185,6 +190,7 @@ def _info(instance: Instance, explainer: Explainer) -> dict[str, Any]:
     return {
         "id": instance.id,
         "type": instance.template.type,
+        "title": instance.template.title,
         "status": instance.status.value,
         "reason": instance.reason,
         "explanation": explainer.explain_instance(instance).line(),
