@@ -28,25 +28,23 @@ from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonE
 from engine.gc_tuning import quiet_gc
 from engine.limits import Limits
 from engine.protocols import (
-    Completed,
     EventSink,
     Executor,
-    Failed,
     JobRecord,
     JobStatus,
     NodeCall,
     NodeKind,
-    OutcomeRecord,
     PythonModelFunction,
     Store,
 )
+from engine.run.children import ChildGate
 from engine.run.instances import Instance
 from engine.run.job import job_document, job_document_json
 from engine.run.persistence import Recorder, restore
-from engine.run.runner import Runner
+from engine.run.runner import ChildResult, Runner
 from engine.run.scheduler import Clock, Scheduler, utc_now
+from engine.subworkflows import SubWorkflows, decide_here
 
-MAX_WORKFLOW_DEPTH = 8
 CHECKPOINT_EVERY = 5.0  # seconds, at least, between two documents written while a job runs
 
 
@@ -82,9 +80,10 @@ class JobRun:
         return self.scheduler.status
 
     @property
-    def waiting(self) -> list[Instance]:
-        """Gates waiting for a decision."""
-        return list(self.scheduler.waiting.values())
+    def waiting(self) -> list[Instance | ChildGate]:
+        """Gates waiting for a decision: the job's own, then those inside the sub-workflows
+        its `workflow` nodes wait on, named by path (`sub/approve`)."""
+        return self.scheduler.waiting_at()
 
     def document_json(self, *, may_lag: bool = False) -> bytes:
         """The document as UTF-8 JSON, encoded node by node (the node dicts of a large job
@@ -189,6 +188,7 @@ class Engine:
         self.checkpoint_every = checkpoint_every
         self.limits = limits or Limits()
         self.jobs: dict[str, JobRun] = {}
+        self.subworkflows = SubWorkflows(self)
         # one limit on executor calls for all the jobs of this engine, per event loop
         self._limiters: RunVar[anyio.CapacityLimiter] = RunVar(f"flowgraph-limiter-{id(self)}")
 
@@ -293,10 +293,8 @@ class Engine:
     ) -> JobRun:
         chain = (*lineage, workflow.id or "<root>")
 
-        async def run_child(
-            instance: Instance, call: NodeCall, workflow_id: str
-        ) -> Completed | Failed:
-            return await self._run_child(job, call, workflow_id, chain, instance.job_id)
+        async def run_child(instance: Instance, call: NodeCall, workflow_id: str) -> ChildResult:
+            return await self.subworkflows.run(job, instance, call, workflow_id, chain)
 
         runner = Runner(
             scheduler,
@@ -336,7 +334,25 @@ class Engine:
 
     async def advance(self, job: JobRun) -> None:
         """Run a prepared or restored job as far as it can go, then checkpoint it (and, with
-        a store, now and then while it runs)."""
+        a store, now and then while it runs).
+
+        A sub-workflow's job that its parent waits on is carried on by the parent: the
+        parent's `workflow` node starts again and runs it, then the parent goes on."""
+        parent = self.parent_to_carry(job)
+        if parent is not None:
+            await self._carry_on(parent)
+        else:
+            await self.advance_itself(job)
+
+    def parent_to_carry(self, job: JobRun) -> JobRun | None:
+        """The parent job to carry on in place of `job`, a sub-workflow's job that it waits on
+        (see `SubWorkflows.parent_to_carry`); None for any other job."""
+        return self.subworkflows.parent_to_carry(job)
+
+    async def advance_itself(self, job: JobRun) -> None:
+        """`advance` for the job itself, never through a parent (what a workflow node's call
+        does with its child). Children it leaves waiting are canceled when it ends otherwise
+        than in success: nothing would decide for them."""
         with quiet_gc():
             try:
                 if self.store is None or not self.checkpoint_every:
@@ -353,6 +369,23 @@ class Engine:
                 await self.checkpoint(job)
             except Exception as error:
                 await self._abort(job, error)
+        if job.scheduler.finished and job.status is not JobStatus.SUCCESS:
+            reason = f"its parent job `{job.job_id}` ended {job.status}"
+            await self.subworkflows.end_children(job, reason)
+
+    async def _carry_on(self, job: JobRun) -> None:
+        """Let `job` carry on with what changed (a decision, a child that moved on): a run in
+        progress picks it up at once; otherwise the job runs again, once a run that is
+        ending has ended."""
+        if job.runner.active and not job.runner.closing:
+            try:
+                job.runner.pump()
+            except Exception as error:  # ends this job, as in `advance`
+                job.runner.abort(internal_message(first_cause(error)))
+            return
+        while job.runner.active:
+            await anyio.sleep(0.005)
+        await self.advance(job)
 
     async def _abort(self, job: JobRun, error: BaseException) -> None:
         """End `job` as failed with what went wrong, and record that. Raises StoreError when
@@ -424,41 +457,39 @@ class Engine:
         decision cannot apply."""
         job = self.get(job_id)
         self.decide_now(job, node_id, decision)
-        if job.runner.active and not job.runner.closing:
-            try:
-                job.runner.pump()  # the run in progress carries on with what the decision freed
-            except Exception as error:  # ends this job, as in `advance`
-                job.runner.abort(internal_message(first_cause(error)))
-        else:
-            while job.runner.active:  # a run that is ending: the next one takes the decision
-                await anyio.sleep(0.005)
-            await self.advance(job)
+        await self._carry_on(job)
         return job
 
     def decide_now(self, job: JobRun, node_id: str, decision: Any) -> list[str]:
         """Apply and record a decision without running anything yet; returns the gates decided.
 
-        Raises DecisionError, changing nothing, when the decision cannot apply.
+        `node_id` names a gate of the job (its id, a template id or a clone-id prefix), or a
+        gate inside the sub-workflow of a `workflow` node by path (`sub/approve`,
+        `sub#1/approve`, `sub/inner/approve`): the decision is the child job's, and the
+        workflow nodes waiting on it start again when the job carries on. Raises
+        DecisionError, changing nothing, when the decision cannot apply.
         """
-        decided = job.scheduler.decide(node_id, decision)
-        for gate_id in decided:
-            job.runner.recorder.add_record(
-                OutcomeRecord(gate_id, "decision", {"decision": decision})
-            )
-        return decided
+        decided = self.subworkflows.decide(job, node_id, decision)
+        return decide_here(job, node_id, decision) if decided is None else decided
 
-    async def cancel(self, job_id: str) -> JobRun:
-        """Cancel a job: calls in flight are cancelled, unfinished nodes skipped."""
+    async def cancel(self, job_id: str, *, reason: str = "job canceled") -> JobRun:
+        """Cancel a job: calls in flight are cancelled, unfinished nodes skipped (with
+        `reason`), and the sub-workflow jobs it was running or waiting on canceled too."""
         job = self.get(job_id)
-        job.runner.cancel()
+        job.runner.cancel(reason)
         if not job.runner.active:
             await job.runner.flush()
             await self.checkpoint(job)
+        await self.subworkflows.end_children(job, f"its parent job `{job_id}` was canceled")
         return job
 
     def forget(self, job_id: str) -> None:
-        """Drop a job from memory (the store keeps it); a later `get` rebuilds it."""
+        """Drop a job from memory (the store keeps it), with the child jobs it left behind
+        that are not running; a later `get` rebuilds them."""
         self.jobs.pop(job_id, None)
+        for child in [j for j in self.jobs.values() if j.parent_job_id == job_id]:
+            if not child.runner.active:
+                self.forget(child.job_id)
 
     def get(self, job_id: str) -> JobRun:
         """A job of this engine, or one rebuilt from the store."""
@@ -513,6 +544,7 @@ class Engine:
             history=history,
             limits=self.limits,
         )
+        live = self.subworkflows.repark(scheduler, live)  # before the recorder: nothing new
         job = self._job(
             workflow,
             plan,
@@ -524,62 +556,6 @@ class Engine:
         )
         job.runner.pending_start = live
         return job
-
-    # ----- sub-workflows --------------------------------------------------------------------------
-
-    async def _run_child(
-        self,
-        parent: JobRun,
-        call: NodeCall,
-        workflow_id: str,
-        lineage: tuple[str, ...],
-        job_id: str | None = None,
-    ) -> Completed | Failed:
-        """Run `workflow_id` as a child job whose id is the `workflow` node's `jobId` (so that
-        the job is found by it); a child already in the store (a resumed parent) carries on."""
-        child_workflow = self.workflow(workflow_id)
-        if child_workflow is None:
-            known = ", ".join(f"`{w}`" for w in self.workflows) or "none"
-            return Failed(f"unknown workflow `{workflow_id}`; registered: {known}")
-        if workflow_id in lineage:
-            return Failed("cycle of workflows: " + " -> ".join([*lineage, workflow_id]))
-        if len(lineage) >= MAX_WORKFLOW_DEPTH:
-            return Failed(f"sub-workflows nested deeper than {MAX_WORKFLOW_DEPTH}")
-        declared = {i.name for i in child_workflow.inputs}
-        inputs = {k: v for k, v in call.inputs.items() if k in declared and v is not None}
-        existing = self.store.get_job(job_id) if self.store is not None and job_id else None
-        try:
-            if existing is not None:
-                child = self.get(existing.job_id)
-            else:
-                child = self.prepare(
-                    child_workflow, inputs, parent=parent, lineage=lineage, job_id=job_id
-                )
-        except ValueError as error:
-            return Failed(f"sub-workflow `{workflow_id}`: {error}")
-        await self.advance(child)
-        document = child.document()
-        if child.status is JobStatus.SUCCESS:
-            metadata = document["metadata"]
-            assets = [
-                a
-                for i in child.scheduler.instances.values()
-                for a in i.assets
-                if a.asset_id in set(metadata["assetIds"])
-            ]
-            return Completed(
-                {"output": list(metadata["assetIds"]), "all": metadata["output"]}, assets=assets
-            )
-        if child.waiting:
-            return Failed(
-                f"sub-workflow `{workflow_id}` (job `{child.job_id}`) waits at "
-                f"gate `{child.waiting[0].id}`; gates inside sub-workflows are not "
-                "supported"
-            )
-        return Failed(
-            f"sub-workflow `{workflow_id}` (job `{child.job_id}`) ended "
-            f"{child.status.value}: {document['metadata'].get('error', 'no error')}"
-        )
 
 
 def executor_route(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import anyio
-from conftest import make_engine, nodes
+from typing import Any
 
-from engine import Workflow
+import anyio
+import pytest
+from conftest import FLOWS, flow, make_engine, nodes, statuses
+
+from engine import Engine, JobRun, NodeCall, Workflow, read_document
+from engine.errors import DecisionError
+from engine.run.children import ChildGate
 
 CHILD = Workflow.model_validate(
     {
@@ -83,3 +88,196 @@ def test_unknown_and_cyclic_workflows_fail_the_node() -> None:
     job = anyio.run(engine.run, loop)
     reason = nodes(job)["again"]["statusReason"]
     assert "cycle of workflows: wflow_loop -> wflow_loop" in reason
+
+
+# ----- gates inside sub-workflows ------------------------------------------------------------
+
+SUBFLOWS = FLOWS / "subflows"
+REGISTRY = {path.stem: read_document(path) for path in SUBFLOWS.glob("*.json")}
+
+
+class Calls:
+    """A python model that counts its calls per node and answers an asset named after them."""
+
+    def __init__(self) -> None:
+        self.nodes: list[str] = []
+
+    def __call__(self, call: NodeCall) -> list[str]:
+        self.nodes.append(call.node_id)
+        count = 3 if call.inputs.get("numSamples") == 3 else 1
+        return [f"asset_{call.job_id[-6:]}_{call.node_id}_{i}" for i in range(count)]
+
+
+def gated_engine(**options: Any) -> tuple[Engine, Calls]:
+    calls = Calls()
+    models = {"model_draft": calls, "model_final": calls}
+    return make_engine(workflows=REGISTRY, python_models=models, **options), calls
+
+
+def child_of(engine: Engine, job: JobRun, node_id: str) -> JobRun:
+    return engine.get(nodes(job)[node_id]["jobId"])
+
+
+def test_a_gate_inside_a_sub_workflow_parks_the_parent_and_a_decision_by_path_ends_both() -> None:
+    engine, calls = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    child = child_of(engine, job, "sub")
+    assert job.status.value == "in-progress" and child.status.value == "in-progress"
+    assert [g.id for g in job.waiting] == ["sub/review"]
+    sub = nodes(job)["sub"]
+    assert sub["status"] == "processing" and sub["jobId"] == child.job_id
+    assert sub["statusReason"] == (
+        f"waiting for a decision at `sub/review` (gate `review` of job `{child.job_id}`)"
+    )
+    (entry,) = sub["waitingGates"]
+    assert entry["id"] == "sub/review" and entry["type"] == "user-approval"
+    assert (entry["jobId"], entry["nodeId"], entry["status"]) == (
+        child.job_id,
+        "review",
+        "processing",
+    )
+    assert nodes(child)["review"]["status"] == "processing"
+    assert statuses(job)["use"] == "pending"
+
+    job = anyio.run(engine.decide, job.job_id, "sub/review", "approve")
+    assert job.status.value == "success" and child.status.value == "success"
+    child_document = child.document()
+    assets = child_document["metadata"]["assetIds"]
+    assert assets == [f"asset_{child.job_id[-6:]}_final_0"]
+    assert nodes(job)["sub"]["assets"][0]["assetId"] == assets[0]
+    assert nodes(job)["use"]["output"] == assets[0]  # the child's outputs flow into the parent
+    assert nodes(job)["everything"]["output"]["all"] == child_document["metadata"]["output"]
+    assert child_document["metadata"]["output"]["label"] == {"output": "approved: a paper boat"}
+    assert "waitingGates" not in nodes(job)["sub"] and "statusReason" not in nodes(job)["sub"]
+    assert sorted(calls.nodes) == ["draft", "final"]  # the child's draft ran once
+
+
+def test_a_decision_sent_to_the_child_job_carries_the_parent_on() -> None:
+    engine, _ = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    (gate,) = job.waiting
+    assert isinstance(gate, ChildGate)
+    child = anyio.run(engine.decide, gate.job_id, gate.node_id, "approve")
+    assert child.status.value == "success" and job.status.value == "success"
+    assert nodes(job)["use"]["output"] == child.document()["metadata"]["assetIds"][0]
+
+
+def test_a_reject_inside_the_child_cancels_the_child_and_the_parent() -> None:
+    engine, calls = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    child = child_of(engine, job, "sub")
+    job = anyio.run(engine.decide, job.job_id, "sub/review", "reject")
+    assert job.status.value == "canceled" and child.status.value == "canceled"
+    assert statuses(child) == {
+        "draft": "success",
+        "review": "rejected",
+        "final": "skipped",
+        "label": "skipped",
+    }
+    flow_nodes = nodes(job)
+    assert flow_nodes["sub"]["status"] == "rejected"
+    assert flow_nodes["sub"]["statusReason"] == "rejected by decision at `sub/review`"
+    assert flow_nodes["use"]["statusReason"] == "gate `sub/review` rejected"
+    assert calls.nodes == ["draft"]
+
+
+def test_decisions_for_child_gates_that_do_not_wait_are_refused_and_change_nothing() -> None:
+    engine, _ = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    child = child_of(engine, job, "sub")
+    in_child = f"in job `{child.job_id}` (the sub-workflow of `sub`)"
+    refusals = {
+        "sub/final": f"`sub/final`: {in_child}: node `final` is not waiting for a decision "
+        "(it is pending); waiting gates: `review`",
+        "sub/nope": f"`sub/nope`: {in_child}: no node `nope` in job `{child.job_id}`; "
+        "waiting gates: `review`",
+        "use/review": f"no node `use/review` in job `{job.job_id}`; waiting gates: `sub/review`",
+        "sub": "node `sub` is a workflow node: it waits for the gates of its sub-workflow; "
+        "name one by its path; waiting gates: `sub/review`",
+    }
+    for key, message in refusals.items():
+        with pytest.raises(DecisionError) as refused:
+            anyio.run(engine.decide, job.job_id, key, "approve")
+        assert str(refused.value) == message
+    with pytest.raises(DecisionError, match="takes `approve` or `reject`"):
+        anyio.run(engine.decide, job.job_id, "sub/review", {"select": [0]})
+    assert statuses(child)["review"] == "processing" and [g.id for g in job.waiting] == [
+        "sub/review"
+    ]
+    anyio.run(engine.decide, job.job_id, "sub/review", "approve")
+    with pytest.raises(DecisionError) as finished:
+        anyio.run(engine.decide, child.job_id, "review", "approve")
+    assert str(finished.value) == (
+        f"job `{child.job_id}` is finished (success); decisions no longer apply"
+    )
+    with pytest.raises(DecisionError, match=f"job `{job.job_id}` is finished"):
+        anyio.run(engine.decide, job.job_id, "sub/review", "approve")
+
+
+def test_each_clone_of_a_workflow_node_in_a_for_each_parks_and_is_decided_apart() -> None:
+    engine, calls = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate-in-loop.json"))
+    assert [g.id for g in job.waiting] == ["sub#0/pick", "sub#1/pick"]
+    first, second = (child_of(engine, job, f"sub#{i}") for i in range(2))
+    assert first.job_id != second.job_id
+    items = nodes(second)["pick"]["items"]
+    job = anyio.run(engine.decide, job.job_id, "sub#1/pick", {"select": [2, 0]})
+    assert second.status.value == "success" and first.status.value == "in-progress"
+    assert statuses(job)["sub#1"] == "success" and [g.id for g in job.waiting] == ["sub#0/pick"]
+    with pytest.raises(DecisionError) as done:
+        anyio.run(engine.decide, job.job_id, "sub#1/pick", {"select": [0]})
+    assert str(done.value) == (
+        "`sub#1/pick`: workflow node `sub#1` does not wait at a gate of its sub-workflow "
+        "(it is success); waiting gates: `sub#0/pick`"
+    )
+    anyio.run(engine.decide, first.job_id, "pick", {"select": [1]})  # by the child job
+    assert job.status.value == "success"
+    gathered = nodes(job)["gather"]["output"]
+    assert [g["all"]["chosen"]["output"] for g in gathered] == [
+        [nodes(first)["pick"]["items"][1]],
+        [items[2], items[0]],
+    ]
+    assert sorted(calls.nodes) == ["draft", "draft"]
+
+
+def test_a_template_path_decides_the_gate_in_every_clone_and_a_bad_one_changes_nothing() -> None:
+    engine, _ = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate-in-loop.json"))
+    with pytest.raises(DecisionError, match="index `5` is out of range"):
+        anyio.run(engine.decide, job.job_id, "sub/pick", {"select": [5]})
+    assert [g.id for g in job.waiting] == ["sub#0/pick", "sub#1/pick"]
+    job = anyio.run(engine.decide, job.job_id, "sub/pick", {"select": [0]})
+    assert job.status.value == "success"
+
+
+def test_gates_two_levels_down_and_a_canceled_parent_cancels_its_waiting_child() -> None:
+    middle = Workflow.model_validate(
+        {
+            "id": "wflow_middle",
+            "flow": [
+                {
+                    "id": "inner",
+                    "type": "workflow",
+                    "workflowId": "wflow_review",
+                    "inputs": [{"name": "prompt", "type": "string", "value": "deep"}],
+                },
+                {"id": "check", "type": "user-approval", "dependsOn": ["inner"]},
+            ],
+        }
+    )
+    engine, _ = gated_engine()
+    engine.workflows["wflow_middle"] = middle
+    top = {"flow": [{"id": "sub", "type": "workflow", "workflowId": "wflow_middle"}]}
+    job = anyio.run(engine.run, top)
+    assert [g.id for g in job.waiting] == ["sub/inner/review"]
+    middle_job = child_of(engine, job, "sub")
+    inner_job = child_of(engine, middle_job, "inner")
+    assert job.waiting[0].job_id == inner_job.job_id  # type: ignore[union-attr]
+    job = anyio.run(engine.decide, job.job_id, "sub/inner/review", "approve")
+    assert inner_job.status.value == "success"
+    assert [g.id for g in job.waiting] == ["sub/check"]
+    anyio.run(engine.cancel, job.job_id)
+    assert job.status.value == "canceled" and middle_job.status.value == "canceled"
+    assert (
+        nodes(middle_job)["check"]["statusReason"] == f"its parent job `{job.job_id}` was canceled"
+    )

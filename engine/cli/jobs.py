@@ -57,7 +57,7 @@ def decide_and_continue(
         engine.decide_now(job, node_id, decision)
     except DecisionError as error:
         err.print(f"refused: {error}")
-        gates = job.scheduler.waiting_gates(node_id)
+        gates = [g for g in job.waiting if g.id == node_id] or job.scheduler.waiting_gates(node_id)
         if decision == "approve" and gates and gates[0].template.type == "user-selection":
             where = f" --db {db}" if db else ""
             err.print(
@@ -66,7 +66,22 @@ def decide_and_continue(
             )
         raise typer.Exit(EXIT_INVALID) from None
     drive(engine, job, as_json=as_json)
-    raise finish(job, as_json=as_json, db=db)
+    done = finish(job, as_json=as_json, db=db)
+    report_parent(engine, job, db)
+    raise done
+
+
+def report_parent(engine: Engine, job: JobRun, db: str | None) -> None:
+    """A sub-workflow's job carries its parent on when it moves: say where the parent is."""
+    parent = engine.jobs.get(job.parent_job_id) if job.parent_job_id else None
+    if parent is None:
+        return
+    line = f"its parent job {parent.job_id}: {parent.status.value}"
+    if parent.waiting:
+        where = f" --db {db}" if db else ""
+        gates = ", ".join(g.id for g in parent.waiting[:5])
+        line += f", waiting at {gates} (flowgraph jobs {parent.job_id}{where})"
+    err.print(line)
 
 
 def approve(
@@ -102,7 +117,9 @@ def resume(job_id: JobArgument, as_json: JsonOption = False, db: DbOption = None
     """
     _, engine, job = load(db, job_id)
     drive(engine, job, as_json=as_json)
-    raise finish(job, as_json=as_json, db=db)
+    done = finish(job, as_json=as_json, db=db)
+    report_parent(engine, job, db)
+    raise done
 
 
 def cancel(job_id: JobArgument, as_json: JsonOption = False, db: DbOption = None) -> None:

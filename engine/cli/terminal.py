@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.protocols import NodeStatus, Transition
+from engine.run.children import ChildGate
 from engine.run.instances import Instance, is_loop_template
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ class ProgressDisplay:
         """The text beside the bar: per-type counts, loops, gates."""
         scheduler = self.job.scheduler
         done = ", ".join(f"{t} {n}" for t, n in self.types.most_common(4))
-        waiting = len(scheduler.waiting)
+        waiting = len(scheduler.waiting) + len(scheduler.parked)  # parked: at a child's gates
         running = self.running - waiting
         parts = [f"done: {done}" if done else "", f"running: {running}" if running > 0 else ""]
         loops = [
@@ -207,7 +208,7 @@ def _summarised(flow: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def ask_decision(console: Console, gate: Instance, description: list[str]) -> Any:
+def ask_decision(console: Console, gate: Instance | ChildGate, description: list[str]) -> Any:
     """Ask at a terminal what to do with a waiting gate (described by `describe_gate`);
     None when the person declines."""
     headline, *details = description

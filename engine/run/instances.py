@@ -132,6 +132,15 @@ class Instance:
         return f"<Instance {self.id} {self.status.value}>"
 
 
+def decision_keys(instance: Instance) -> list[str]:
+    """The keys a decision may name `instance` by, most specific first: its id, its clone-id
+    prefixes, longest first (`gate#1` for `gate#1#0`), then its template id."""
+    parts = instance.id.split("#")
+    keys = [instance.id, *("#".join(parts[:length]) for length in range(len(parts) - 1, 0, -1))]
+    keys.append(instance.template.id)
+    return list(dict.fromkeys(keys))
+
+
 def locate(plan: Plan, instances: dict[str, Instance], template_id: str, scope: Scope) -> Link:
     """Where a reference to `template_id`, made from inside `scope`, points."""
     enclosing: Scope | None = scope

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
 from engine.compile.compiler import Plan
 from engine.protocols import NodeStatus
+from engine.run.children import ChildWaits
 from engine.run.instances import INSTANCE, Instance
 from engine.run.scheduler import Scheduler
 
-_REASON_STATUSES = frozenset({NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED})
+# a processing node has a reason only while it waits on its sub-workflow's gates
+_REASON_STATUSES = frozenset(
+    {NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED, NodeStatus.PROCESSING}
+)
+NOT_PARKED: Mapping[str, ChildWaits] = MappingProxyType({})
 _OUTPUT_TYPES = frozenset(
     {"generate-prompt", "logic", "transform", "list", "for-each", "user-selection"}
 )
@@ -40,8 +46,14 @@ def is_output_node(instance: Instance) -> bool:
     return instance.template.is_output_candidate and not instance.is_template_copy
 
 
-def node_document(plan: Plan, instance: Instance) -> dict[str, Any]:
-    """One node of `metadata.flow`: the original fields (unknown ones kept) plus its state."""
+def node_document(
+    plan: Plan, instance: Instance, parked: Mapping[str, ChildWaits] = NOT_PARKED
+) -> dict[str, Any]:
+    """One node of `metadata.flow`: the original fields (unknown ones kept) plus its state.
+
+    A workflow node parked while its child job waits (`parked`) lists the child's gates in
+    `waitingGates`: each the gate's node in the job it waits in, named by its path, with that
+    job's id (`jobId`) and its id there (`nodeId`)."""
     template = instance.template
     node = dict(template.wire)
     node["id"] = instance.id
@@ -78,6 +90,9 @@ def node_document(plan: Plan, instance: Instance) -> dict[str, Any]:
         node["items"] = instance.items
     if instance.reason is not None and instance.status in _REASON_STATUSES:
         node["statusReason"] = instance.reason
+        waits = parked.get(instance.id)
+        if waits is not None:
+            node["waitingGates"] = [gate.document for gate in waits.gates]
     return node
 
 
@@ -140,7 +155,7 @@ def job_document(
     """The whole job, as `GET /jobs/{id}` returns it (without the `{"job": ...}` envelope)."""
     plan = scheduler.plan
     ordered = ordered_instances(scheduler)
-    flow = [node_document(plan, instance) for instance in ordered]
+    flow = [node_document(plan, instance, scheduler.parked) for instance in ordered]
     return _document(scheduler, ordered, flow, created_at, extra_metadata)
 
 
@@ -185,7 +200,10 @@ def job_document_json(
         for start in range(0, len(ordered), ENCODE_BATCH):
             if start:
                 out.write(b",")
-            batch = [node_document(plan, i) for i in ordered[start : start + ENCODE_BATCH]]
+            batch = [
+                node_document(plan, i, scheduler.parked)
+                for i in ordered[start : start + ENCODE_BATCH]
+            ]
             out.write(orjson.dumps(batch)[1:-1])
         out.write(b"]")
 

@@ -22,11 +22,12 @@ from engine.protocols import (
     Transition,
     Wait,
 )
+from engine.run.children import ChildRejected
 from engine.run.instances import Instance
 from engine.run.scheduler import Clock, Scheduler
 
 
-def outcome_record(instance: Instance, outcome: Outcome) -> OutcomeRecord:
+def outcome_record(instance: Instance, outcome: Outcome | ChildRejected) -> OutcomeRecord:
     """The record of an outcome applied to `instance`."""
     node_id = instance.id
     if isinstance(outcome, Completed):
@@ -49,10 +50,12 @@ def outcome_record(instance: Instance, outcome: Outcome) -> OutcomeRecord:
         return OutcomeRecord(
             node_id, "call", {"attempt": instance.attempt, "jobId": instance.job_id}
         )
+    if isinstance(outcome, ChildRejected):
+        return OutcomeRecord(node_id, "child-rejected", {"gate": outcome.gate})
     raise TypeError(f"cannot record outcome {outcome!r}")
 
 
-def decode_outcome(record: OutcomeRecord) -> Outcome:
+def decode_outcome(record: OutcomeRecord) -> Outcome | ChildRejected:
     payload = record.payload
     if record.kind == "completed":
         assets = [Asset(a["assetId"], a["url"], a.get("kind", "image")) for a in payload["assets"]]
@@ -63,6 +66,8 @@ def decode_outcome(record: OutcomeRecord) -> Outcome:
         return Expand(payload["items"])
     if record.kind == "wait":
         return Wait(payload["items"])
+    if record.kind == "child-rejected":
+        return ChildRejected(payload["gate"])
     raise ValueError(f"record of kind `{record.kind}` is not a node outcome")
 
 
@@ -78,7 +83,7 @@ class Recorder:
         # a restored job's replayed transitions are in the store already
         self.flushed_transitions = scheduler.transition_count if restored else 0
 
-    def add(self, instance: Instance, outcome: Outcome) -> None:
+    def add(self, instance: Instance, outcome: Outcome | ChildRejected) -> None:
         if self.store is not None:
             self.pending.append(outcome_record(instance, outcome))
 

@@ -30,11 +30,13 @@ from engine.protocols import (
     OutcomeRecord,
     RunChild,
 )
+from engine.run.children import ChildRejected, ChildWaits
 from engine.run.instances import Instance
 from engine.run.persistence import Recorder
 from engine.run.scheduler import Scheduler
 
-ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[Completed | Failed]]
+ChildResult = Completed | Failed | ChildWaits | ChildRejected
+ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[ChildResult]]
 
 
 def _own_limiter(total: int) -> Callable[[], anyio.CapacityLimiter]:
@@ -315,12 +317,14 @@ class Runner:
                 self.pump()
                 continue
             scheduler.call_started(instance)
+            result: ChildResult
             if isinstance(outcome, RunChild):
                 result = await self._run_child(instance, call, outcome.workflow_id)
             else:
                 result = await self._run_model(call, limiter, borrower)
             instance.attempt = call.attempt
-            if scheduler.finish_call(instance, result):
+            # a child's gates are the child's to record: a restored job asks the child again
+            if scheduler.finish_call(instance, result) and not isinstance(result, ChildWaits):
                 self.recorder.add(instance, result)
             self.pump()
             if len(self.recorder.pending) >= self.backlog and self.durable:
@@ -351,9 +355,7 @@ class Runner:
         finally:
             limiter.release_on_behalf_of(borrower)
 
-    async def _run_child(
-        self, instance: Instance, call: NodeCall, workflow_id: str
-    ) -> Completed | Failed:
+    async def _run_child(self, instance: Instance, call: NodeCall, workflow_id: str) -> ChildResult:
         if self.child_runner is None:
             return Failed(
                 f"sub-workflow `{workflow_id}` cannot run: the engine has no workflow "

@@ -38,6 +38,7 @@ from engine.protocols import (
     Transition,
     Wait,
 )
+from engine.run.children import ChildGate, ChildRejected, ChildWaits, waiting_reason
 from engine.run.instances import (
     BAD_STATUSES,
     COLLECTION,
@@ -105,6 +106,9 @@ class Scheduler:
         self.in_flight: dict[str, Instance] = {}  # delegated: queued for a worker or running
         self.running: set[str] = set()  # the part of in_flight a worker has started
         self.waiting: dict[str, Instance] = {}
+        # workflow nodes parked while their child job waits at gates (see engine/run/children)
+        self.parked: dict[str, ChildWaits] = {}
+        self.rejected_at: str | None = None  # the gate whose reject canceled the job
         self.terminal_count = 0
         self._ready: deque[Instance] = deque()
         self._started = 0  # instances handed out by ready() whose outcome is not applied yet
@@ -175,7 +179,7 @@ class Scheduler:
             self._set(instance, NodeStatus.PROCESSING, None)
         return batch
 
-    def apply(self, instance: Instance, outcome: Outcome) -> None:
+    def apply(self, instance: Instance, outcome: Outcome | ChildWaits | ChildRejected) -> None:
         """Record what a started instance's node kind decided."""
         if instance.status is not NodeStatus.PROCESSING:
             raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
@@ -198,13 +202,26 @@ class Scheduler:
             instance.items = outcome.items
             self.waiting[instance.id] = instance
             self._note(instance, "waiting for a decision")
+        elif isinstance(outcome, ChildWaits):
+            self.parked[instance.id] = outcome
+            instance.reason = waiting_reason(outcome.gates)
+            self._note(instance, instance.reason)
+        elif isinstance(outcome, ChildRejected):
+            self._reject(
+                instance,
+                outcome.gate,
+                f"rejected by decision at `{outcome.gate}`",
+                {"cause": "decision", "decision": "reject", "gate": outcome.gate},
+            )
         else:
             raise TypeError(f"node `{instance.id}`: unknown outcome {outcome!r}")
         self._settle_job()
 
-    def finish_call(self, instance: Instance, outcome: Completed | Failed) -> bool:
-        """Record the end of a delegated call; False (and ignored) if the job was canceled
-        meanwhile."""
+    def finish_call(
+        self, instance: Instance, outcome: Completed | Failed | ChildWaits | ChildRejected
+    ) -> bool:
+        """Record the end of a delegated call (for a workflow node, possibly that its child
+        job waits at gates); False (and ignored) if the job was canceled meanwhile."""
         if self.in_flight.pop(instance.id, None) is None:
             if instance.status.terminal:
                 return False
@@ -265,6 +282,29 @@ class Scheduler:
             g for g in self.waiting.values() if g.template.id == node_id or g.id.startswith(prefix)
         ]
 
+    def unpark(self, instance: Instance) -> None:
+        """Start a parked workflow node again (a decision reached its child job): its call
+        carries the child on and reports how it ended, or where it waits now."""
+        if self.parked.pop(instance.id, None) is None:
+            raise RuntimeError(f"node `{instance.id}` is not waiting on a child job")
+        instance.reason = None
+        self._ready.append(instance)
+
+    def waiting_at(self) -> list[Instance | ChildGate]:
+        """Every gate the job waits for: its own, then those of the child jobs its parked
+        workflow nodes wait on (named by path, `sub/approve`)."""
+        return [
+            *self.waiting.values(),
+            *(gate for waits in self.parked.values() for gate in waits.gates),
+        ]
+
+    def still_waits(self, gate: Instance | ChildGate) -> bool:
+        """Whether a gate listed by `waiting_at` still waits here (a child's gate no longer
+        does once its workflow node is started again)."""
+        if isinstance(gate, ChildGate):
+            return gate.holder in self.parked
+        return gate.id in self.waiting
+
     def decide(self, node_id: str, decision: Any) -> list[str]:
         """Apply a decision to the gates `node_id` names; returns the ids decided.
 
@@ -277,7 +317,7 @@ class Scheduler:
             )
         gates = self.waiting_gates(node_id)
         if not gates:
-            raise DecisionError(self._not_waiting_message(node_id))
+            raise DecisionError(self.not_waiting_message(node_id))
         results = [
             (g, g.template.kind.decide(g.template.node, g.items, decision))  # type: ignore[attr-defined]
             for g in gates
@@ -287,18 +327,24 @@ class Scheduler:
                 continue  # an earlier reject in this batch canceled the job
             del self.waiting[gate.id]
             if isinstance(result, Reject):
-                self._closing = True
-                self._set(
+                self._reject(
                     gate,
-                    NodeStatus.REJECTED,
+                    gate.id,
                     "rejected by decision",
                     {"cause": "decision", "decision": "reject"},
                 )
-                self.cancel(f"gate `{gate.id}` rejected", {"cause": "rejected", "gate": gate.id})
             else:
                 self._succeed(gate, result)
         self._settle_job()
         return [g.id for g, _ in results]
+
+    def _reject(self, instance: Instance, gate: str, reason: str, details: dict[str, Any]) -> None:
+        """`instance` ends `rejected` (a gate, or a workflow node whose child's gate `gate`
+        was rejected) and the job is canceled."""
+        self._closing = True
+        self._set(instance, NodeStatus.REJECTED, reason, details)
+        self.rejected_at = gate
+        self.cancel(f"gate `{gate}` rejected", {"cause": "rejected", "gate": gate})
 
     def cancel(self, reason: str = "job canceled", details: dict[str, Any] | None = None) -> None:
         """Cancel the job: calls in flight fail ("canceled"), everything else unfinished is
@@ -597,11 +643,17 @@ class Scheduler:
             value = compiled.value if compiled.has_value else compiled.default
         return coerce(compiled, value)
 
-    def _not_waiting_message(self, node_id: str) -> str:
-        waiting = ", ".join(f"`{g}`" for g in self.waiting) or "none"
+    def not_waiting_message(self, node_id: str) -> str:
+        """Why a decision keyed `node_id` applies to no gate, with the gates that wait."""
+        waiting = ", ".join(f"`{g.id}`" for g in self.waiting_at()) or "none"
         instance = self.instances.get(node_id)
         if instance is None:
             return f"no node `{node_id}` in job `{self.job_id}`; waiting gates: {waiting}"
+        if node_id in self.parked:
+            return (
+                f"node `{node_id}` is a workflow node: it waits for the gates of its "
+                f"sub-workflow; name one by its path; waiting gates: {waiting}"
+            )
         return (
             f"node `{node_id}` is not waiting for a decision (it is "
             f"{instance.status.value}); waiting gates: {waiting}"
@@ -617,7 +669,7 @@ class Scheduler:
             failed = self.first_failure.id
             self._close(f"job failed at `{failed}`", {"cause": "job-failed", "node": failed})
             self._job_status(JobStatus.FAILURE)
-        elif not self._ready and not self.waiting:
+        elif not self._ready and not self.waiting and not self.parked:
             unfinished = [i for i in self.instances.values() if not i.status.terminal]
             if unfinished:
                 raise RuntimeError(
@@ -629,6 +681,7 @@ class Scheduler:
     def _close(self, reason: str, details: dict[str, Any]) -> None:
         self._closing = True
         self.waiting.clear()
+        self.parked.clear()
         self._ready.clear()
         self._started = 0
         for instance in list(self.instances.values()):

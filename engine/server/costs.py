@@ -39,15 +39,16 @@ def price(calls: Mapping[tuple[str, str | None], int], table: Mapping[str, float
 async def estimate(
     workflow: Workflow, inputs: Mapping[str, Any], table: Mapping[str, float], *, workflows: Engine
 ) -> float:
-    """Simulate the run (approval gates approved, selections take their first items) and price
-    the model calls it makes. Raises ValidationError for invalid inputs, like a real run."""
+    """Simulate the run (approval gates approved, selections take their first items, in
+    sub-workflows too) and price the model calls it makes. Raises ValidationError for invalid
+    inputs, like a real run."""
     counter = CountingDryRun()
     engine = Engine(dry_run=counter, workflow_source=workflows.workflow)
     job = engine.prepare(workflow, inputs)
     await engine.advance(job)
     while job.waiting and not job.scheduler.finished:
-        for gate in list(job.waiting):
-            if job.scheduler.finished or gate.id not in job.scheduler.waiting:
+        for gate in job.waiting:
+            if job.scheduler.finished or not job.scheduler.still_waits(gate):
                 continue
             if gate.template.type == "user-selection":
                 low = 1

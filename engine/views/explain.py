@@ -100,6 +100,8 @@ class Explainer:
         if status is NodeStatus.PROCESSING:
             if instance.template.is_gate:
                 return ["waiting for a decision"]
+            if instance.reason is not None:  # a workflow node waiting at its child's gates
+                return [instance.reason]
             return ["running" if instance.template.type != "for-each" else "iterating"]
         if status is NodeStatus.PENDING:
             return self.pending(instance)

@@ -9,6 +9,9 @@ nodes before it) and what it holds back (the nodes that wait for it).
     gate `review` (user-approval) is waiting
       approves: draft (custom-model): asset_4f1c…  file:///…/dry-run-034.png
       holds back: final
+
+A gate inside a sub-workflow is listed by path (`sub/approve`), from its workflow node's
+`waitingGates`, with the job it waits in.
 """
 
 from __future__ import annotations
@@ -24,22 +27,44 @@ SHOWN = 20  # items, predecessors and held-back nodes listed before "and N more"
 
 
 def waiting_gates(document: dict[str, Any]) -> list[str]:
-    """The ids of the gates the job is parked at, in flow order."""
-    return [
-        node["id"]
-        for node in document["metadata"]["flow"]
-        if node["status"] == "processing" and node["type"] in GATE_TYPES
-    ]
+    """The ids of the gates the job is parked at, in flow order; those inside a sub-workflow
+    by path, in place of their workflow node."""
+    return [gate["id"] for _, gate in _waiting(document["metadata"]["flow"])]
+
+
+def _waiting(flow: list[dict[str, Any]]) -> list[tuple[dict[str, Any] | None, dict[str, Any]]]:
+    """Each waiting gate with the workflow node it waits below (None for the job's own)."""
+    found: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
+    for node in flow:
+        if node["status"] != "processing":
+            continue
+        if node["type"] in GATE_TYPES:
+            found.append((None, node))
+        found += [(node, gate) for gate in node.get("waitingGates") or ()]
+    return found
+
+
+def _gate(flow: list[dict[str, Any]], gate_id: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The gate `gate_id` (its node, or its entry below a workflow node) and that node."""
+    for holder, gate in _waiting(flow):
+        if gate["id"] == gate_id:
+            return holder, gate
+    return None, next(node for node in flow if node["id"] == gate_id)
 
 
 def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
     """Lines for a person deciding `gate_id`: a headline, then indented details."""
     flow: list[dict[str, Any]] = document["metadata"]["flow"]
     nodes = {node["id"]: node for node in flow}
-    gate = nodes[gate_id]
+    holder, gate = _gate(flow, gate_id)
     urls = {a["assetId"]: a.get("url", "") for node in flow for a in node.get("assets") or ()}
     makers = {a["assetId"]: node["id"] for node in flow for a in node.get("assets") or ()}
     headline = f"gate `{gate_id}` ({gate['type']}) is waiting"
+    if holder is not None:
+        headline += (
+            f" in job `{gate['jobId']}` (there `{gate['nodeId']}`), the sub-workflow of "
+            f"`{holder['id']}`"
+        )
     if gate["type"] == "user-selection":
         items = gate.get("items") or []
         low, high = selection_bounds(FlowNode.model_validate(gate))
@@ -51,6 +76,10 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
         return lines
     lines = [headline]
     sources = _sources(gate)
+    if holder is not None:  # what it approves is in its own job; here it holds back its node
+        if sources:
+            lines.append(f"  approves: {', '.join(sources[:SHOWN])} of job `{gate['jobId']}`")
+        return [*lines, *_held_back(flow, holder["id"], first=holder["id"])]
     if not sources:
         lines.append("  approves: nothing before it (no dependsOn or inputs)")
     for source in sources[:SHOWN]:
@@ -59,17 +88,23 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
             continue
         lines.append(f"  approves: {source} ({node['type']}): {_output(node, urls)}")
     lines += _more(len(sources))
-    held = [node["id"] for node in flow if gate_id in _sources(node)]
+    return [*lines, *_held_back(flow, gate_id)]
+
+
+def _held_back(flow: list[dict[str, Any]], node_id: str, *, first: str | None = None) -> list[str]:
+    """The line naming the nodes that wait for `node_id` (after `first`, when given)."""
+    held = [node["id"] for node in flow if node_id in _sources(node)]
+    if first is not None:
+        held.insert(0, first)
     shown = ", ".join(held[:SHOWN])
     if len(held) > SHOWN:
         shown += f" and {len(held) - SHOWN} more"
-    lines.append(f"  holds back: {shown or 'nothing (no node waits for it)'}")
-    return lines
+    return [f"  holds back: {shown or 'nothing (no node waits for it)'}"]
 
 
 def example_selection(document: dict[str, Any], gate_id: str) -> list[int]:
     """Indices a selection gate's rule accepts: the first `min` items (at least one)."""
-    gate = next(node for node in document["metadata"]["flow"] if node["id"] == gate_id)
+    _, gate = _gate(document["metadata"]["flow"], gate_id)
     low, _ = selection_bounds(FlowNode.model_validate(gate))
     return list(range(max(1, min(low, len(gate.get("items") or [])))))
 
