@@ -85,6 +85,7 @@ class _Publisher:
             self.problems.append(Problem("`inputs` must be an array", path=f"{prefix}inputs"))
         self.structure = Structure(graph)
         self._shapes: dict[str, str | None] = {}
+        self._feeding: set[str] = set()  # producers whose feed is being worked out
 
     # ----- the whole graph ----------------------------------------------------------------------
 
@@ -320,7 +321,17 @@ class _Publisher:
         return {"name": handle, "type": _input_type(node, handle, shape), **fields}
 
     def _feed(self, wire: Wire) -> tuple[dict[str, Any], str] | None:
-        """What `wire` gives its consumer (a ref or a value) and the shape of that value."""
+        """What `wire` gives its consumer (a ref or a value) and the shape of that value; None
+        when it gives nothing usable (reported where it is found; a cycle, with the order)."""
+        if wire.producer.id in self._feeding:
+            return None
+        self._feeding.add(wire.producer.id)
+        try:
+            return self._feed_from(wire)
+        finally:
+            self._feeding.discard(wire.producer.id)
+
+    def _feed_from(self, wire: Wire) -> tuple[dict[str, Any], str] | None:
         producer = wire.producer
         if producer.type in VALUE_NODES:
             return self._value_of(producer)
