@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 from conftest import FLOWS, flow, make_engine, nodes, statuses
+from test_cli import flowgraph, job_of
 
 from engine import Engine, JobRun, NodeCall, Workflow, read_document
 from engine.errors import DecisionError
@@ -280,4 +284,126 @@ def test_gates_two_levels_down_and_a_canceled_parent_cancels_its_waiting_child()
     assert job.status.value == "canceled" and middle_job.status.value == "canceled"
     assert (
         nodes(middle_job)["check"]["statusReason"] == f"its parent job `{job.job_id}` was canceled"
+    )
+
+
+# ----- through the CLI, against a store ---------------------------------------------------------
+
+
+def parked_cli_run(db: str, name: str = "sub-gate.json") -> dict[str, Any]:
+    result = flowgraph("run", str(FLOWS / name), "--workflows", str(SUBFLOWS), "--db", db, "--json")
+    assert result.returncode == 3, result.stderr
+    parent: dict[str, Any] = job_of(result)
+    parent["stderr"] = result.stderr
+    return parent
+
+
+def test_cli_a_child_gate_parks_the_run_and_the_printed_commands_decide_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "jobs.db")
+    parent = parked_cli_run(db)
+    job_id, sub = parent["jobId"], parent["metadata"]["flow"][0]
+    child_id = sub["jobId"]
+    assert parent["status"] == "in-progress" and sub["status"] == "processing"
+    assert f"gate `review` of job `{child_id}`" in sub["statusReason"]
+    approve = f"flowgraph approve {job_id} sub/review --db {db}"
+    assert f"  {approve}" in parent["stderr"].splitlines()
+    assert (
+        f"gate `sub/review` (user-approval) is waiting in job `{child_id}` (there `review`), "
+        "the sub-workflow of `sub`" in parent["stderr"]
+    )
+    listing = json.loads(flowgraph("jobs", "--status", "waiting", "--db", db, "--json").stdout)
+    waiting_at = {row["jobId"]: row["waitingAt"] for row in listing["jobs"]}
+    assert waiting_at == {job_id: ["sub/review"], child_id: ["review"]}
+    shown = flowgraph("jobs", job_id, "--db", db)
+    assert f"gate `sub/review` (user-approval) is waiting in job `{child_id}`" in shown.stdout
+    explained = flowgraph("explain", job_id, "--db", db)
+    assert (
+        f"sub processing ← waiting for a decision at `sub/review` (gate `review` of job `{child_id}`)"
+        in explained.stdout
+    )
+
+    refused = flowgraph("approve", job_id, "sub/final", "--db", db)
+    assert refused.returncode == 2
+    assert (
+        f"refused: `sub/final`: in job `{child_id}` (the sub-workflow of `sub`): node `final` "
+        "is not waiting for a decision (it is pending); waiting gates: `review`"
+    ) in refused.stderr
+
+    approved = flowgraph(*shlex.split(approve)[1:], "--json")  # the command it printed
+    assert approved.returncode == 0, approved.stderr
+    done = job_of(approved)
+    child = job_of(flowgraph("jobs", child_id, "--db", db, "--json"))
+    assert done["status"] == "success" and child["status"] == "success"
+    flow_nodes = {n["id"]: n for n in done["metadata"]["flow"]}
+    assert flow_nodes["use"]["output"] == child["metadata"]["assetIds"][0]
+    assert flow_nodes["sub"]["output"] == child["metadata"]["output"]
+    assert child["metadata"]["output"]["label"] == {"output": "approved: a paper boat"}
+
+
+def test_cli_a_decision_sent_to_the_child_job_carries_the_parent_on(tmp_path: Path) -> None:
+    db = str(tmp_path / "jobs.db")
+    parent = parked_cli_run(db)
+    child_id = parent["metadata"]["flow"][0]["jobId"]
+    approved = flowgraph("approve", child_id, "review", "--db", db, "--json")
+    assert approved.returncode == 0, approved.stderr
+    assert job_of(approved)["status"] == "success"
+    assert f"its parent job {parent['jobId']}: success" in approved.stderr
+    done = job_of(flowgraph("jobs", parent["jobId"], "--db", db, "--json"))
+    assert done["status"] == "success"
+    assert done["metadata"]["flow"][1]["output"] == job_of(approved)["metadata"]["assetIds"][0]
+
+
+def test_cli_clones_decided_by_path_and_by_child_and_a_reject(tmp_path: Path) -> None:
+    db = str(tmp_path / "jobs.db")
+    parent = parked_cli_run(db, "sub-gate-in-loop.json")
+    job_id = parent["jobId"]
+    children = {n["id"]: n["jobId"] for n in parent["metadata"]["flow"] if "jobId" in n}
+    assert f"flowgraph select {job_id} sub#0/pick 0 --db {db}" in parent["stderr"]
+    picked = flowgraph("select", job_id, "sub#1/pick", "2", "0", "--db", db, "--json")
+    assert picked.returncode == 3, picked.stderr  # sub#0 still waits
+    assert f"flowgraph select {job_id} sub#0/pick 0 --db {db}" in picked.stderr
+    done = flowgraph("select", children["sub#0"], "pick", "1", "--db", db, "--json")
+    assert done.returncode == 0, done.stderr
+    final = job_of(flowgraph("jobs", job_id, "--db", db, "--json"))
+    assert final["status"] == "success"
+    gathered = next(n for n in final["metadata"]["flow"] if n["id"] == "gather")["output"]
+    assert [len(g["all"]["chosen"]["output"]) for g in gathered] == [1, 2]
+
+    other = parked_cli_run(db, "sub-gate-in-loop.json")
+    rejected = flowgraph("reject", other["jobId"], "sub#0/pick", "--db", db, "--json")
+    assert rejected.returncode == 1
+    assert job_of(rejected)["status"] == "canceled"
+    statuses_after = {n["id"]: n["status"] for n in job_of(rejected)["metadata"]["flow"]}
+    assert statuses_after["sub#0"] == "rejected" and statuses_after["sub#1"] == "skipped"
+    for node_id in ("sub#0", "sub#1"):
+        child_id = next(n["jobId"] for n in other["metadata"]["flow"] if n["id"] == node_id)
+        child = job_of(flowgraph("jobs", child_id, "--db", db, "--json"))
+        assert child["status"] == "canceled"
+
+
+def test_cli_a_decisions_file_may_name_child_gates_by_path(tmp_path: Path) -> None:
+    decisions = tmp_path / "decisions.json"
+    decisions.write_text(
+        json.dumps({"sub#0/pick": {"select": [1]}, "sub/pick": {"select": [0, 2]}})
+    )
+    result = flowgraph(
+        "run", str(FLOWS / "sub-gate-in-loop.json"), "--workflows", str(SUBFLOWS),
+        "--decisions", str(decisions), "--db", ":memory:", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    gathered = next(n for n in job_of(result)["metadata"]["flow"] if n["id"] == "gather")
+    assert [len(g["all"]["chosen"]["output"]) for g in gathered["output"]] == [1, 2]
+    approve_all = flowgraph(
+        "run", str(FLOWS / "sub-gate.json"), "--workflows", str(SUBFLOWS), "--auto-approve",
+        "--db", ":memory:", "--json",
+    )  # fmt: skip
+    assert approve_all.returncode == 0 and job_of(approve_all)["status"] == "success"
+    decisions.write_text(json.dumps({"sub#x/pick": "approve", "gather/x": "approve"}))
+    refused = flowgraph(
+        "run", str(FLOWS / "sub-gate-in-loop.json"), "--decisions", str(decisions),
+        "--db", ":memory:",
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "sub#x/pick: a clone id is the node's id and iteration indices: `sub#2/gate`" in (
+        refused.stderr
     )
