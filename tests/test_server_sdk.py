@@ -412,3 +412,89 @@ def test_serve_workflows_loads_files_as_the_api_would_answer_them(tmp_path: Path
         assert job.job_id.startswith("job_")
     log = next(tmp_path.glob("db.*.log")).read_text()
     assert "warning: notes.json skipped, not a workflow: flow: a workflow needs a `flow`" in log
+
+
+def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_path: Path) -> None:
+    """A child job parked at a gate parks its parent (`serve --workflows DIR` holds both
+    workflows); the SDK decides it with the parent's job and the path `sub/review`, or with
+    the child's job and `review`; both jobs end and the child's outputs reach the parent."""
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    for path in [*(FLOWS / "subflows").glob("*.json"), *FLOWS.glob("sub-gate*.json")]:
+        (folder / path.name).write_text(path.read_text())
+    with running_server(tmp_path / "db", "--workflows", str(folder)) as url:
+        client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
+
+        def parked(workflow_id: str, holder: str = "sub") -> tuple[str, str, Any]:
+            job_id = client.workflows.run(workflow_id, body={}).job.job_id
+            job = wait_job(client, job_id, lambda j: "waitingGates" in node(j, holder).model_extra)
+            assert job.status == "in-progress" and node(job, holder).status == "processing"
+            return job_id, str(node(job, holder).job_id), job
+
+        job_id, child_id, job = parked("wflow_sub_gate")
+        sub = node(job, "sub").model_extra
+        assert [g["id"] for g in sub["waitingGates"]] == ["sub/review"]
+        assert sub["waitingGates"][0]["jobId"] == child_id
+        assert f"gate `review` of job `{child_id}`" in sub["statusReason"]
+        assert node(client.jobs.retrieve(child_id).job, "review").status == "processing"
+        with pytest.raises(scenario_sdk.BadRequestError) as refused:
+            client.workflows.user_approval(
+                "wflow_sub_gate", project_id="p", node_id="sub/final", workflow_job_id=job_id
+            )
+        assert (
+            f"`sub/final`: in job `{child_id}` (the sub-workflow of `sub`): node `final` is not "
+            "waiting for a decision (it is pending)"
+        ) in refused.value.body["message"]  # type: ignore[index]
+        client.workflows.user_approval(
+            "wflow_sub_gate", project_id="p", node_id="sub/review", workflow_job_id=job_id
+        )
+        job = wait_job(client, job_id, lambda j: j.status == "success")
+        child = client.jobs.retrieve(child_id).job
+        assert child.status == "success" and child.metadata.workflow_job_id == job_id
+        assert node(job, "use").output == child.metadata.asset_ids[0]
+        assert node(job, "sub").assets[0].asset_id == child.metadata.asset_ids[0]
+
+        job_id, child_id, _ = parked("wflow_sub_gate")
+        client.workflows.user_approval(
+            "wflow_review", project_id="p", node_id="review", workflow_job_id=child_id
+        )
+        job = wait_job(client, job_id, lambda j: j.status == "success")
+        assert client.jobs.retrieve(child_id).job.status == "success"
+        assert node(job, "use").output == client.jobs.retrieve(child_id).job.metadata.asset_ids[0]
+
+        job_id, child_id, _ = parked("wflow_sub_gate")
+        client.workflows.user_approval(
+            "wflow_sub_gate",
+            project_id="p",
+            node_id="sub/review",
+            workflow_job_id=job_id,
+            action="reject",
+        )
+        job = wait_job(client, job_id, lambda j: j.status == "canceled")
+        assert node(job, "sub").status == "rejected"
+        assert client.jobs.retrieve(child_id).job.status == "canceled"
+
+        job_id, _, job = parked("wflow_sub_gate_loop", "sub#1")
+        first = str(node(job, "sub#0").job_id)
+        wait_job(client, first, waiting("pick"))
+        client.workflows.user_selection(
+            "wflow_pick",
+            project_id="p",
+            action="select",
+            node_id="pick",
+            workflow_job_id=first,
+            selected_indices=[1],
+        )
+        job = wait_job(client, job_id, lambda j: node(j, "sub#0").status == "success")
+        assert node(job, "sub#1").status == "processing" and job.status == "in-progress"
+        client.workflows.user_selection(
+            "wflow_sub_gate_loop",
+            project_id="p",
+            action="select",
+            node_id="sub/pick",  # the template: every clone whose child waits at `pick`
+            workflow_job_id=job_id,
+            selected_indices=[0, 2],
+        )
+        job = wait_job(client, job_id, lambda j: j.status == "success")
+        chosen = [g["all"]["chosen"]["output"] for g in node(job, "gather").output]
+        assert [len(c) for c in chosen] == [1, 2]

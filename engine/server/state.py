@@ -91,9 +91,10 @@ class ServerState:
         """The job, to change it (a decision, a cancel): the live one when this server runs it,
         else rebuilt from the store *now*, under its lease, so that what another server did
         meanwhile is seen. Unless the change started it running here, the lease is given back
-        and the copy dropped afterwards."""
-        live = self.engine.jobs.get(job_id)
-        if live is not None and job_id in self.running:
+        and the copy dropped afterwards (a sub-workflow's job is kept while the parent that
+        runs it runs here: the decision it holds reaches the store when it runs)."""
+        live = self._driven_here(job_id)
+        if live is not None:
             yield live
             return
         self.engine.forget(job_id)  # a copy read earlier may be stale
@@ -105,16 +106,34 @@ class ServerState:
             yield self.job(job_id)
         finally:
             if job_id not in self.running:
-                self.engine.forget(job_id)
+                if self._driven_here(job_id) is None:
+                    self.engine.forget(job_id)
                 self.store.release(job_id, self.owner)
+
+    def _driven_here(self, job_id: str) -> JobRun | None:
+        """The live job when a task of this server runs it, or runs a job above it (a
+        sub-workflow's job runs inside its parent's workflow node)."""
+        live = self.engine.jobs.get(job_id)
+        above = live
+        while above is not None:
+            if above.job_id in self.running:
+                return live
+            above = self.engine.jobs.get(above.parent_job_id or "")
+        return None
 
     def start(self, job: JobRun) -> None:
         """Carry a job on in the background (unless a run of it is already going here).
 
         Only the holder of the job's lease runs it: servers sharing one store never run a job,
-        and so a node, twice. Raises a 400 when another server is running the job now.
+        and so a node, twice. Raises a 400 when another server is running the job now. A
+        sub-workflow's job that its parent waits on is carried on by starting the parent: its
+        workflow node runs the child.
         """
-        if job.job_id in self.running:
+        parent = self.engine.parent_to_carry(job)
+        if parent is not None:
+            self.start(parent)
+            return
+        if self._driven_here(job.job_id) is not None:
             if job.runner.active:
                 job.runner.pump()
             return  # a task of this server carries it on, and sees what just changed
