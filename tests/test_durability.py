@@ -9,9 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import FLOWS
 from test_cli import flowgraph, job_of
 
@@ -29,28 +31,36 @@ def wait_for(condition: Any, timeout: float = 30.0) -> None:
     raise AssertionError("timed out waiting for the condition")
 
 
-def test_a_job_survives_sigkill_and_finishes_in_another_process(tmp_path: Path) -> None:
-    db = tmp_path / "jobs.db"
-    job_id = "job_crashtest0000000000000001"
+def run_and_kill(db: Path, script: str, *args: str, until: Callable[[SQLiteStore], bool]) -> None:
+    """Run `script` (of tests/) on the store `db` in a subprocess, and kill it with SIGKILL
+    once `until(store)` holds."""
     environment = {**os.environ, "PYTHONPATH": str(HERE.parent) + os.pathsep + str(HERE)}
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "crash_run.py"), str(db), job_id],
+        [sys.executable, str(HERE / script), str(db), *args],
         env=environment,
         stdin=subprocess.DEVNULL,
     )
     try:
-
-        def gate_waits_and_slow_started() -> bool:
-            if not db.exists():
-                return False
-            kinds = {(o.node_id, o.kind) for o in SQLiteStore(db).outcomes(job_id)}
-            return ("review", "wait") in kinds and ("slow", "call") in kinds
-
-        wait_for(gate_waits_and_slow_started)
+        wait_for(lambda: db.exists() and until(SQLiteStore(db)))
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
+
+
+def outcome_kinds(store: SQLiteStore, job_id: str) -> set[tuple[str, str]]:
+    return {(o.node_id, o.kind) for o in store.outcomes(job_id)}
+
+
+def test_a_job_survives_sigkill_and_finishes_in_another_process(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    job_id = "job_crashtest0000000000000001"
+
+    def gate_waits_and_slow_started(store: SQLiteStore) -> bool:
+        kinds = outcome_kinds(store, job_id)
+        return ("review", "wait") in kinds and ("slow", "call") in kinds
+
+    run_and_kill(db, "crash_run.py", job_id, until=gate_waits_and_slow_started)
     before = SQLiteStore(db).outcomes(job_id)
     draft_asset = next(
         o.payload["assets"][0]["assetId"]
@@ -218,3 +228,68 @@ def test_a_resumed_fan_out_re_issues_only_the_calls_in_flight_and_logs_every_sta
     assert all({"processing", "success"} <= reached[c] for c in clones), [
         c for c in clones if not {"processing", "success"} <= reached[c]
     ][:5]
+
+
+@pytest.mark.parametrize("moment", ["at-the-gate", "before-the-gate"])
+def test_a_parent_and_its_child_job_survive_sigkill_and_finish(tmp_path: Path, moment: str) -> None:
+    """Killed while the parent waits at its child's gate, or while the child still runs
+    (`prep` hangs): the resumed parent parks at `sub/review` again; the decision (by path, or
+    to the child job) ends both; nothing that had finished runs again."""
+    db = tmp_path / "jobs.db"
+    job_id = "job_crashparent00000000000001"
+
+    def child_of(store: SQLiteStore) -> str | None:
+        calls = [o for o in store.outcomes(job_id) if o.node_id == "sub" and o.kind == "call"]
+        return str(calls[0].payload["jobId"]) if calls else None
+
+    def killed_now(store: SQLiteStore) -> bool:
+        child = child_of(store)
+        if child is None or ("slow", "call") not in outcome_kinds(store, job_id):
+            return False
+        if moment == "before-the-gate":
+            return ("prep", "call") in outcome_kinds(store, child)
+        return any(  # the parent's own log says that `sub` waits at its child's gate
+            e.node_id == "sub" and "`sub/review`" in (e.reason or "") for e in store.events(job_id)
+        )
+
+    mode = "running" if moment == "before-the-gate" else "gate"
+    run_and_kill(db, "crash_child_run.py", job_id, mode, until=killed_now)
+    store = SQLiteStore(db)
+    child_id = child_of(store)
+    assert child_id is not None
+    draft = [o for o in store.outcomes(child_id) if o.node_id == "draft" and o.kind == "completed"]
+    draft_asset = draft[0].payload["assets"][0]["assetId"]
+
+    resumed = flowgraph("resume", job_id, "--db", str(db), "--json")
+    assert resumed.returncode == 3, resumed.stderr
+    parent = job_of(resumed)
+    flow = {n["id"]: n for n in parent["metadata"]["flow"]}
+    assert {n: flow[n]["status"] for n in flow} == {
+        "sub": "processing",
+        "slow": "success",
+        "use": "pending",
+    }
+    assert flow["sub"]["jobId"] == child_id
+    assert [g["id"] for g in flow["sub"]["waitingGates"]] == ["sub/review"]
+    assert f"flowgraph approve {job_id} sub/review --db {db}" in resumed.stderr
+
+    if moment == "at-the-gate":
+        decided = flowgraph("approve", job_id, "sub/review", "--db", str(db), "--json")
+    else:
+        decided = flowgraph("approve", child_id, "review", "--db", str(db), "--json")
+    assert decided.returncode == 0, decided.stderr
+    parent = job_of(flowgraph("jobs", job_id, "--db", str(db), "--json"))
+    child = job_of(flowgraph("jobs", child_id, "--db", str(db), "--json"))
+    assert parent["status"] == "success" and child["status"] == "success"
+    child_flow = {n["id"]: n for n in child["metadata"]["flow"]}
+    assert child_flow["draft"]["assets"][0]["assetId"] == draft_asset  # not run again
+    assert child_flow["final"]["inputs"][0]["value"] == draft_asset
+    use = next(n for n in parent["metadata"]["flow"] if n["id"] == "use")
+    assert use["output"] == child["metadata"]["assetIds"][0]
+    outcomes = SQLiteStore(db).outcomes(child_id)
+    completed = [o.node_id for o in outcomes if o.kind == "completed"]
+    assert sorted(completed) == ["draft", "final", "prep"]  # each once
+    prep_calls = [
+        o.payload["attempt"] for o in outcomes if o.node_id == "prep" and o.kind == "call"
+    ]
+    assert prep_calls == ([1, 1] if moment == "before-the-gate" else [1])
