@@ -218,6 +218,16 @@ def test_decisions_for_child_gates_that_do_not_wait_are_refused_and_change_nothi
         anyio.run(engine.decide, job.job_id, "sub/review", "approve")
 
 
+def test_a_parked_job_replayed_from_its_document_lists_only_its_own_child_gates() -> None:
+    engine, _ = gated_engine()
+    parked = anyio.run(engine.run, flow("sub-gate.json"))
+    again = anyio.run(engine.run, {"job": parked.document()})  # its flow keeps waitingGates
+    child = child_of(engine, again, "sub")
+    assert [g["jobId"] for g in nodes(again)["sub"]["waitingGates"]] == [child.job_id]
+    anyio.run(engine.decide, again.job_id, "sub/review", "approve")
+    assert again.status.value == "success" and "waitingGates" not in nodes(again)["sub"]
+
+
 def test_each_clone_of_a_workflow_node_in_a_for_each_parks_and_is_decided_apart() -> None:
     engine, calls = gated_engine()
     job = anyio.run(engine.run, flow("sub-gate-in-loop.json"))
