@@ -417,3 +417,16 @@ def test_cli_a_decisions_file_may_name_child_gates_by_path(tmp_path: Path) -> No
     assert "sub#x/pick: a clone id is the node's id and iteration indices: `sub#2/gate`" in (
         refused.stderr
     )
+
+
+def test_a_cost_estimate_goes_through_the_gates_inside_sub_workflows() -> None:
+    """A dry run approves and selects in children as in the parent: every model call counted."""
+    from engine.server.costs import estimate
+
+    async def priced(name: str) -> float:
+        workflow = Engine().load(flow(name))
+        with anyio.fail_after(30):
+            return await estimate(workflow, {}, {"default": 1.0}, workflows=gated_engine()[0])
+
+    assert anyio.run(priced, "sub-gate.json") == 2.0  # the child's draft and final
+    assert anyio.run(priced, "sub-gate-in-loop.json") == 2.0  # a draft in each clone's child
