@@ -474,13 +474,17 @@ class Engine:
 
     async def cancel(self, job_id: str, *, reason: str = "job canceled") -> JobRun:
         """Cancel a job: calls in flight are cancelled, unfinished nodes skipped (with
-        `reason`), and the sub-workflow jobs it was running or waiting on canceled too."""
+        `reason`), and the sub-workflow jobs it was running or waiting on canceled too. A
+        parent waiting on it carries on (its workflow node fails: the child ended canceled)."""
         job = self.get(job_id)
         job.runner.cancel(reason)
         if not job.runner.active:
             await job.runner.flush()
             await self.checkpoint(job)
         await self.subworkflows.end_children(job, f"its parent job `{job_id}` was canceled")
+        parent = self.parent_to_carry(job)
+        if parent is not None:
+            await self._carry_on(parent)
         return job
 
     def forget(self, job_id: str) -> None:

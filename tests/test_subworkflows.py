@@ -228,6 +228,18 @@ def test_a_parked_job_replayed_from_its_document_lists_only_its_own_child_gates(
     assert again.status.value == "success" and "waitingGates" not in nodes(again)["sub"]
 
 
+def test_a_child_canceled_on_its_own_fails_its_workflow_node() -> None:
+    engine, _ = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    child = child_of(engine, job, "sub")
+    anyio.run(engine.cancel, child.job_id)
+    assert child.status.value == "canceled" and job.status.value == "failure"
+    assert job.waiting == []
+    assert nodes(job)["sub"]["statusReason"] == (
+        f"sub-workflow `wflow_review` (job `{child.job_id}`) ended canceled: job canceled"
+    )
+
+
 def test_each_clone_of_a_workflow_node_in_a_for_each_parks_and_is_decided_apart() -> None:
     engine, calls = gated_engine()
     job = anyio.run(engine.run, flow("sub-gate-in-loop.json"))
