@@ -9,7 +9,8 @@ from conftest import fixed_clock, flow, make_engine
 
 from engine import DecisionError, Scheduler
 from engine.compile.run_inputs import validate_run_inputs
-from engine.protocols import Asset, Completed, Failed, NodeCall
+from engine.protocols import Asset, Completed, Failed, NodeCall, RunChild
+from engine.run.children import ChildGate, ChildRejected, ChildWaits
 from engine.run.instances import Instance
 
 
@@ -212,3 +213,53 @@ def test_reject_cancels_the_job_and_names_the_gate() -> None:
     assert scheduler.instances["review"].status.value == "rejected"
     assert scheduler.instances["choose"].reason == "gate `review` rejected"
     assert scheduler.instances["draft"].status.value == "success"
+
+
+def child_gate(holder: str, gate: Instance, job_id: str = "job_child") -> ChildGate:
+    path = f"{holder}/{gate.id}"
+    return ChildGate(holder, path, job_id, gate.id, gate.template, None, (path,), {"id": path})
+
+
+def test_a_workflow_node_parks_while_its_child_waits_and_starts_again_when_woken() -> None:
+    scheduler = scheduler_for("sub-gate.json")
+    scheduler.start()
+    (sub,) = scheduler.ready()
+    scheduler.apply(sub, RunChild("wflow_review"))
+    scheduler.call_started(sub)
+    review = Scheduler(
+        make_engine().compile(flow("gates.json")), job_id="job_child", inputs={}
+    ).instances["review"]
+    waits = ChildWaits("job_child", (child_gate("sub", review),))
+    assert scheduler.finish_call(sub, waits)
+    assert not scheduler.is_active() and not scheduler.finished  # parked, not stalled
+    assert sub.status.value == "processing" and sub.id in scheduler.parked
+    assert sub.reason == "waiting for a decision at `sub/review` (gate `review` of job `job_child`)"
+    (gate,) = scheduler.waiting_at()
+    assert gate.id == "sub/review" and scheduler.still_waits(gate)
+    assert scheduler.transitions[-1].reason == sub.reason
+    with pytest.raises(DecisionError, match="node `sub` is a workflow node"):
+        scheduler.decide("sub", "approve")
+    scheduler.unpark(sub)
+    assert sub.reason is None and not scheduler.still_waits(gate) and scheduler.is_active()
+    assert scheduler.ready() == [sub]  # handed out again: its call follows the child
+    scheduler.apply(sub, RunChild("wflow_review"))
+    scheduler.finish_call(sub, Completed({"output": []}))
+    step(scheduler)
+    assert scheduler.status.value == "success"
+    with pytest.raises(RuntimeError, match="node `sub` is not waiting on a child job"):
+        scheduler.unpark(sub)
+
+
+def test_a_child_rejected_at_a_gate_rejects_its_node_and_cancels_the_job() -> None:
+    scheduler = scheduler_for("sub-gate.json")
+    scheduler.start()
+    (sub,) = scheduler.ready()
+    scheduler.apply(sub, RunChild("wflow_review"))
+    scheduler.finish_call(sub, ChildRejected("sub/review"))
+    assert scheduler.status.value == "canceled" and scheduler.rejected_at == "sub/review"
+    assert (sub.status.value, sub.reason) == ("rejected", "rejected by decision at `sub/review`")
+    assert {i.id: i.reason for i in scheduler.instances.values() if i is not sub} == {
+        "use": "gate `sub/review` rejected",
+        "everything": "gate `sub/review` rejected",
+    }
+    assert scheduler.waiting_at() == []
