@@ -245,7 +245,11 @@ class SubWorkflows:
             child = self.existing(holder.job_id)
             if child is None:
                 continue
-            below = self.targets(child, rest)
+            try:
+                below = self.targets(child, rest)
+            except DecisionError as error:  # a deeper path that reaches nothing in this child
+                refusals.append(str(error))
+                continue
             if below is not None:
                 found += [([(job, holder), *chain], leaf, k) for chain, leaf, k in below]
             elif not child.scheduler.finished and child.scheduler.waiting_gates(rest):
@@ -260,7 +264,6 @@ class SubWorkflows:
         """`key` cut at its first `/` whose first part names workflow nodes of `job` waiting
         on a child job, with those nodes; None when no first part names a workflow node.
         Raises DecisionError when one does, but none of its nodes waits on a child."""
-        plan = job.plan
         start = 0
         named = None
         while (cut := key.find(SEPARATOR, start)) != -1:
@@ -270,7 +273,8 @@ class SubWorkflows:
             working = [i for i in holders if i.status is NodeStatus.PROCESSING and i.job_id]
             if working:
                 return working, rest
-            if holders or getattr(plan.nodes.get(head), "type", None) == "workflow":
+            template = job.plan.nodes.get(head)
+            if holders or (template is not None and template.type == "workflow"):
                 named = named or head
         if named is not None:
             raise DecisionError(self._not_waiting(job, key, named))
