@@ -294,6 +294,10 @@ _CEL_MACRO = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )
 
+# CEL's type names (`type(x) == string`): not variables
+CEL_TYPE_NAMES = frozenset(
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn"}
+)
 # CEL's function namespaces (`optional.of(1)`, `math.greatest(a, b)`): not variables
 _CEL_NAMESPACE_CALL = re.compile(
     r"(?<![.\w])(optional|math|strings|base64|sets|lists|encoders)\s*\.\s*[A-Za-z_]\w*\s*\("
@@ -311,7 +315,7 @@ def _free_variables(expression: Expression) -> frozenset[str]:
         return frozenset(meta.find_undeclared_variables(parsed) - set(_jinja.globals))
     code = _cel_code(expression.source)
     bound = set(_CEL_MACRO.findall(code)) | set(_CEL_NAMESPACE_CALL.findall(code))
-    return frozenset(set(expression._program.variables()) - bound)
+    return frozenset(set(expression._program.variables()) - bound - CEL_TYPE_NAMES)
 
 
 def _compile(source: str) -> Expression:
