@@ -235,9 +235,9 @@ def _compile(workflow: Workflow, kinds: Mapping[str, NodeKind], limits: Limits) 
     if not edges.acyclic():
         check_cycles(graph, positions, problems)
     if problems:
+        cycle = next((p.message for p in problems if p.message.startswith("cycle:")), None)
         problems = in_editor_terms(problems, workflow)
-        if any(p.message.startswith("cycle:") for p in problems):
-            cycle = next(p.message for p in problems if p.message.startswith("cycle:"))
+        if cycle is not None:
             raise CycleError(cycle.removeprefix("cycle: ").split(" -> "), problems)
         raise ValidationError(problems, what="flow")
 
@@ -619,14 +619,17 @@ def _link(
         template.descendants = tuple(descendants.get(template.id, ()))
         inside = set(template.descendants)
         # A ref from a node to a loop enclosing it reads the loop's item: it is no data flow
-        # between body nodes, so it does not stop the loop from being a sink.
+        # between body nodes, so it does not stop the loop from being a sink. An approval has
+        # no outputs: it is no sink, and waiting on a node does not stop that node being one.
         template.sinks = tuple(
             member
             for member in template.body
-            if not any(
+            if templates[member].type != "user-approval"
+            and not any(
                 consumer in inside
                 and kinds & REFERENCE_EDGES
                 and member not in templates[consumer].loops
+                and templates[consumer].type != "user-approval"
                 for consumer, kinds in edges.out(member).items()
             )
         )

@@ -42,6 +42,21 @@ INPUT_TYPES: tuple[str, ...] = (
 )
 
 
+def input_type_of(value: Any) -> str | None:
+    """The input type a literal value has (None for an object, which no input type holds)."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        if value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            return "number_array"
+        return "string_array"
+    return None
+
+
 class WireModel(BaseModel):
     """Base: camelCase aliases, unknown fields kept, round-trip through `to_wire()`."""
 
