@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import decide, nodes, run, statuses
 
-from engine import publish_document
+from engine import Engine, publish_document
 from engine.compile.document import load_workflow, published_from_editor
 from engine.errors import ValidationError
 
@@ -87,7 +87,9 @@ def test_prompt_builder_if_else_merge_and_approval_run_node_by_node() -> None:
     assert flow["prompt1"]["output"] == "A portrait of a knight with a lantern, watercolor style"
     assert flow["check1"]["output"] == "else"
     assert flow["pixel1"]["status"] == "skipped"
-    assert flow["pixel1"]["statusReason"] == "branch `if1` of `check1` not taken; it chose `else`"
+    # the gate rides on the node's inputs: the model is called with its own inputs only
+    reason = "input `prompt`: no branch matched (`check1` chose `else`)"
+    assert flow["pixel1"]["statusReason"] == reason
     paint = assets(flow["paint1"])
     assert flow["paint1"]["status"] == "success" and len(paint) == 1
     prompt = next(i for i in flow["paint1"]["inputs"] if i["name"] == "prompt")
@@ -285,7 +287,9 @@ def test_every_command_reads_an_export_and_says_it_published_it(tmp_path: Path) 
     from test_cli import flowgraph, job_of
 
     file = "examples/storyboard.export.json"
-    note = f"note: {file} has no flow: its editor graph (editorInfo) was compiled into 11 flow nodes"
+    note = (
+        f"note: {file} has no flow: its editor graph (editorInfo) was compiled into 11 flow nodes"
+    )
     result = flowgraph("validate", file)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"valid: {file} (11 nodes, 1 loop)\n" and note in result.stderr
@@ -295,7 +299,8 @@ def test_every_command_reads_an_export_and_says_it_published_it(tmp_path: Path) 
     assert job["status"] == "success" and len(job["metadata"]["assetIds"]) == 2
     result = flowgraph("explain", file, "--node", "night1#1")
     assert result.returncode == 0, result.stderr
-    assert "night1#1 skipped ← branch `if1` of `check2#1` not taken; it chose `else`" in result.stdout
+    why = "night1#1 skipped ← input `prompt`: no branch matched (`check2#1` chose `else`)"
+    assert why in result.stdout
     result = flowgraph("graph", file, "--format", "mermaid")
     assert result.returncode == 0 and "check2" in result.stdout and note in result.stderr
 
@@ -341,7 +346,7 @@ def test_a_transform_expression_that_does_not_parse_is_refused_by_publish(tmp_pa
     result = flowgraph("publish", str(file))
     assert result.returncode == 2
     assert result.stderr.splitlines()[1].startswith(
-        'flow[1].logic.transform: transformText `prompt1` ("Prompt builder"): expression `\'a\' +` '
+        "flow[1].logic.transform: transformText `prompt1` (\"Prompt builder\"): expression `'a' +` "
         "does not parse at line 1, column 6"
     )
 
@@ -360,3 +365,211 @@ def test_drawings_and_the_page_show_the_editor_titles(tmp_path: Path) -> None:
     html = page.read_text()
     assert "<title>night1#1 (Night render) — skipped" in html
     assert ">Contact sheet · pending</text>" in html
+
+
+# ----- small graphs, one rule each --------------------------------------------------------------
+
+
+def node(node_id: str, kind: str, **data: Any) -> dict[str, Any]:
+    return {"id": node_id, "type": kind, "position": {"x": 0, "y": 0}, "data": data}
+
+
+def wire(producer: str, output: str, consumer: str, handle: str) -> dict[str, Any]:
+    return {
+        "source": consumer,
+        "sourceHandle": f"{consumer}-source-{handle}",
+        "target": producer,
+        "targetHandle": f"{producer}-target-{output}",
+    }
+
+
+def graph(nodes: list[dict[str, Any]], wires: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = [n["id"] for n in nodes if n["data"].get("isInput")]
+    return {"name": "small", "editorInfo": {"nodes": nodes, "edges": wires, "inputKeys": keys}}
+
+
+NIGHT = {
+    "logic": "and",
+    "conditions": [{"field": "loop1_output", "operator": "contains", "value": "night"}],
+}  # noqa: E501
+LOOP = [
+    node("text1", "text", value="a night, a day", isInput=True),
+    node("split1", "splitText"),
+    node("loop1", "forEach"),
+    node("check1", "ifElse", conditionBlocks=[NIGHT]),
+    node("night1", "model", modelId="model_night"),
+    node("day1", "model", modelId="model_day"),
+]
+LOOP_WIRES = [
+    wire("text1", "output", "split1", "input"),
+    wire("split1", "output", "loop1", "input"),
+    wire("loop1", "output", "check1", "input"),
+    wire("loop1", "output", "night1", "prompt"),
+    wire("loop1", "output", "day1", "prompt"),
+    wire("check1", "if1", "night1", "conditional"),
+    wire("check1", "else", "day1", "conditional"),
+]
+
+
+def test_a_loop_end_fed_by_two_branches_collects_the_one_that_ran() -> None:
+    document = graph(
+        [*LOOP, node("end1", "forEachEnd", parentNodeId="loop1", isOutput=True),
+         node("sheet1", "model", modelId="model_sheet", isOutput=True)],
+        [*LOOP_WIRES, wire("night1", "output", "end1", "input"), wire("day1", "output", "end1", "input"),
+         wire("end1", "output", "sheet1", "referenceImages")],
+    )  # fmt: skip
+    flow = nodes(run(document))
+    collected = [assets(flow["night1#0"])[0], assets(flow["day1#1"])[0]]
+    assert [flow[f"end1#{i}"]["output"] for i in range(2)] == [[c] for c in collected]
+    assert flow["sheet1"]["inputs"][0]["value"] == collected
+    assert flow["night1#0"]["status"] == "success" and flow["night1#1"]["status"] == "skipped"
+
+
+def test_the_gate_rides_on_the_inputs_so_a_model_gets_only_its_own() -> None:
+    seen: dict[str, dict[str, Any]] = {}
+
+    def model(call: Any) -> dict[str, Any]:
+        seen[call.node_id] = dict(call.inputs)
+        return {"assets": [f"asset_{call.node_id}"]}
+
+    document = graph(
+        [*LOOP, node("end1", "forEachEnd", parentNodeId="loop1", isOutput=True),
+         node("logo1", "model", modelId="model_logo", form={"seed": 1}, isOutput=True),
+         node("check2", "ifElse", conditionBlocks=[{"conditions": [{"field": "text1_output", "operator": "isNotEmpty"}]}])],  # noqa: E501
+        [*LOOP_WIRES, wire("night1", "output", "end1", "input"), wire("day1", "output", "end1", "input"),
+         wire("text1", "output", "check2", "input"), wire("check2", "if1", "logo1", "conditional")],
+    )  # fmt: skip
+    job = run(
+        document, python_models={m: model for m in ("model_night", "model_day", "model_logo")}
+    )
+    assert seen["night1#0"] == {"prompt": "a night"} and seen["day1#1"] == {"prompt": "a day"}
+    # a node that reads nothing is gated through an input of its own: the chosen branch
+    assert seen["logo1"] == {"seed": 1, "conditional": "if1"}
+    assert job.status.value == "success"
+
+
+def test_an_approval_inside_a_loop_leaves_the_loop_output_to_the_model() -> None:
+    document = graph(
+        [node("text1", "text", value="a, b", isInput=True), node("split1", "splitText"),
+         node("loop1", "forEach"), node("gen1", "model", modelId="model_gen"),
+         node("ok1", "approval"), node("end1", "forEachEnd", parentNodeId="loop1", isOutput=True)],
+        [wire("text1", "output", "split1", "input"), wire("split1", "output", "loop1", "input"),
+         wire("loop1", "output", "gen1", "prompt"), wire("gen1", "approval", "ok1", "input"),
+         wire("gen1", "output", "end1", "input")],
+    )  # fmt: skip
+    job = decide(run(document), "ok1", "approve")
+    flow = nodes(job)
+    assert flow["loop1"]["output"] == [assets(flow[f"gen1#{i}"]) for i in range(2)]
+
+
+def test_pinned_outputs_of_nested_loops_reach_the_job() -> None:
+    document = export("nested-shots")
+    for each in document["editorInfo"]["nodes"]:
+        if each["id"] == "outerEnd1":
+            each["data"]["isOutput"] = True
+    document["editorInfo"]["nodes"].append(node("sheet1", "model", modelId="m", isOutput=True))
+    document["editorInfo"]["edges"].append(wire("outerEnd1", "output", "sheet1", "referenceImages"))
+    job = run(document)
+    flow = nodes(job)
+    shots = [assets(n)[0] for k, n in flow.items() if k.startswith("shot1#") and k.count("#") == 2]
+    assert len(shots) == 5 and job.document()["metadata"]["assetIds"] == [
+        *shots,
+        *assets(flow["sheet1"]),
+    ]  # noqa: E501
+
+
+def test_the_run_contract_follows_the_pinned_nodes() -> None:
+    document = export("character-portrait")
+    document["inputs"].append({"name": "gone1", "type": "string"})  # an entry of an older graph
+    document["inputs"][1]["type"] = "number"  # a text pinned as a number: its default must be one
+    with pytest.raises(ValidationError) as refused:
+        publish_document(document)
+    assert [str(p) for p in refused.value.problems] == [
+        'editorInfo.nodes[1]: text `text2` ("Style"): is declared a `number` input but its default `watercolor` is not a number'  # noqa: E501
+    ]
+    document["inputs"][1]["type"] = "string"
+    for each in document["editorInfo"]["nodes"]:
+        if each["id"] == "text1":
+            each["data"]["value"] = "a fox"
+    inputs = publish_document(document)["inputs"]
+    assert [i["name"] for i in inputs] == ["text1", "text2"]  # `gone1` is dropped
+    assert inputs[0]["default"] == "a fox" and inputs[0]["description"] == "Who to draw"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # an approval on one branch of a merge would hold back the other branch too
+        (lambda d: d["editorInfo"]["edges"].__setitem__(11, wire("pixel1", "approval", "approve1", "input")),  # noqa: E501
+         'approval `approve1` ("Check the upscale"): holds back model `pixel1` ("Pixel generator"), one branch of the merge into `upscale1`\'s `image`'),  # noqa: E501
+        # a prompt builder reading both branches would never run
+        (lambda d: d["editorInfo"]["edges"].extend([wire("pixel1", "output", "prompt9", "input"), wire("paint1", "output", "prompt9", "input")])  # noqa: E501
+         or d["editorInfo"]["nodes"].append(node("prompt9", "transformText", value="pixel1_output")),  # noqa: E501
+         "transformText `prompt9`: reads `paint1` (else), `pixel1` (if1), on different branches of `check1`"),  # noqa: E501
+        (lambda d: d["editorInfo"]["edges"].append(wire("upscale1", "approval", "bg1", "mask")),
+         'model `bg1` ("Remove background"): reads the approval handle of model `upscale1`'),
+        (lambda d: d["editorInfo"]["edges"].append(wire("aspect1", "width", "bg1", "width")),
+         'model `bg1` ("Remove background"): reads `width` of aspectRatio `aspect1` ("Format"), which gives `output` and `quality`'),  # noqa: E501
+        (lambda d: d["editorInfo"]["nodes"].append(node("else", "text", value="x")),
+         "text `else`: the id `else` means something else in a flow"),
+        (lambda d: d["editorInfo"]["nodes"][4]["data"]["conditionBlocks"][0]["conditions"][0].update(field=["x"]),  # noqa: E501
+         'ifElse `check1` ("Pixel art?"): condition field `[\'x\']` names no wired input'),
+    ],
+)  # fmt: skip
+def test_what_publish_refuses_one_rule_at_a_time(change: Any, expected: str) -> None:
+    document = export("character-portrait")
+    change(document)
+    assert any(expected in p for p in problems(document)), problems(document)
+
+
+def test_shapes_that_once_broke_publish() -> None:
+    # not a list of handles; a number where a condition expects text; a loop index
+    document = export("prop-sheet")
+    document["editorInfo"]["nodes"][4]["data"]["inputHandles"] = 5
+    assert run(document).status.value == "success"
+    document = graph(
+        [node("n1", "text", value="3", isInput=True), node("loop1", "forEach"),
+         node("check1", "ifElse", conditionBlocks=[{"conditions": [{"field": "loop1_index", "operator": "isEmpty"}]}, {"conditions": [{"field": "loop1_index", "operator": "contains", "value": "1"}]}, {"conditions": [{"field": "loop1_index", "operator": "equals", "value": "NaN"}]}]),  # noqa: E501
+         node("m1", "model", modelId="m"), node("end1", "forEachEnd", parentNodeId="loop1", isOutput=True)],  # noqa: E501
+        [wire("n1", "output", "loop1", "input"), wire("loop1", "index", "check1", "input"),
+         wire("check1", "else", "m1", "conditional"), wire("loop1", "output", "m1", "prompt"),
+         wire("m1", "output", "end1", "input"), wire("m1", "output", "end1", "input")],  # one edge saved twice  # noqa: E501
+    )  # fmt: skip
+    flow = nodes(run(document))
+    assert flow["check1#0"]["output"] == "else" and flow["m1#0"]["status"] == "success"
+    # a long chain of if/else nodes passing a value on publishes without deep recursion
+    chain = [node("text1", "text", value="x", isInput=True)]
+    edges = []
+    for index in range(1, 400):
+        chain.append(
+            node(
+                f"c{index}",
+                "ifElse",
+                conditionBlocks=[
+                    {
+                        "conditions": [
+                            {
+                                "field": f"{chain[-1]['id']}_{'output' if index == 1 else 'else'}",
+                                "operator": "isEmpty",
+                            }
+                        ]
+                    }
+                ],
+            )
+        )  # noqa: E501
+        edges.append(
+            wire(chain[-2]["id"], "output" if index == 1 else "else", f"c{index}", "input")
+        )  # noqa: E501
+    chain.append(node("m1", "model", modelId="m", isOutput=True))
+    edges.append(wire("c399", "else", "m1", "prompt"))
+    assert len(publish_document(graph(chain, edges))["flow"]) == 400
+
+
+def test_a_cycle_through_the_flow_keeps_its_kind() -> None:
+    from engine.errors import CycleError
+
+    document = publish_document(export("nested-shots"))
+    document["flow"][0]["dependsOn"] = ["outer1"]
+    with pytest.raises(CycleError) as caught:
+        Engine().compile(document)
+    assert caught.value.problems[0].message.startswith('splitText `split3` ("Scenes"): cycle:')

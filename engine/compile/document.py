@@ -8,8 +8,8 @@ from typing import Any
 
 import pydantic
 
-from engine.compile.models import Workflow
-from engine.compile.publish import needs_publish, publish
+from engine.compile.models import Workflow, input_type_of
+from engine.compile.publish import has_editor_graph, needs_publish, publish
 from engine.errors import DocumentError, Problem
 from engine.gc_tuning import quiet_gc
 
@@ -100,27 +100,29 @@ def read_document(path: str | Path) -> Workflow:
 
 
 def publish_document(document: Any) -> dict[str, Any]:
-    """Publish a document (a webapp export, a workflow, or `{"workflow": ...}`): its editor graph
-    compiled into its `flow` and `inputs`, `status: "ready"`. The rest is kept as it is."""
-    prefix = ""
-    if isinstance(document, dict) and isinstance(document.get("workflow"), dict):
-        document, prefix = document["workflow"], "workflow."
-    if not isinstance(document, dict):
+    """Publish a document (a webapp export, a workflow, or `{"workflow": ...}`, answered in the
+    same form): its editor graph compiled into its `flow` and `inputs`, `status: "ready"`. The
+    rest is kept as it is."""
+    workflow, prefix = _unwrapped(document)
+    if not isinstance(workflow, dict):
         raise DocumentError([Problem("expected a JSON object: a webapp export or a workflow")])
-    editor = document.get("editorInfo")
-    if not isinstance(editor, dict) or not editor.get("nodes"):
-        raise DocumentError(
-            [
-                Problem(
-                    "nothing to publish: no `editorInfo` graph with nodes",
-                    path=f"{prefix}editorInfo",
-                )
-            ]
-        )
-    found = value_problem(document)
+    if not has_editor_graph(workflow):
+        problem = Problem(
+            "nothing to publish: no `editorInfo` graph with nodes", path=f"{prefix}editorInfo"
+        )  # noqa: E501
+        raise DocumentError([problem])
+    found = value_problem(workflow)
     if found is not None:
         raise DocumentError([found])
-    return {**publish(document, prefix=prefix), "status": "ready"}
+    published = {**publish(workflow, prefix=prefix), "status": "ready"}
+    return {"workflow": published} if prefix else published
+
+
+def _unwrapped(document: Any) -> tuple[Any, str]:
+    """The workflow of a `{"workflow": ...}` envelope, and the path prefix it sits at."""
+    if isinstance(document, dict) and isinstance(document.get("workflow"), dict):
+        return document["workflow"], "workflow."
+    return document, ""
 
 
 def load_workflow(document: Any, *, publish_editor: bool = True) -> Workflow:
@@ -135,10 +137,8 @@ def load_workflow(document: Any, *, publish_editor: bool = True) -> Workflow:
         found = value_problem(document)
         if found is not None:
             raise DocumentError([found])
-    prefix = ""
-    if isinstance(document, dict) and isinstance(document.get("workflow"), dict):
-        document, prefix = document["workflow"], "workflow."
-    elif isinstance(document, dict) and isinstance(document.get("job"), dict):
+    document, prefix = _unwrapped(document)
+    if not prefix and isinstance(document, dict) and isinstance(document.get("job"), dict):
         document, prefix = _workflow_from_job(document["job"]), "job.metadata."
     if not isinstance(document, dict):
         raise DocumentError(
@@ -246,21 +246,9 @@ def _workflow_from_job(job: dict[str, Any]) -> dict[str, Any]:
     recorded = metadata.get("input")
     if isinstance(recorded, dict):
         workflow["inputs"] = [
-            {"name": name, "type": _input_type_of(value), "default": value}
+            {"name": name, "type": input_type_of(value) or "string", "default": value}
             for name, value in recorded.items()
         ]
     if metadata.get("workflowId"):
         workflow["id"] = metadata["workflowId"]
     return workflow
-
-
-def _input_type_of(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, list):
-        if value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
-            return "number_array"
-        return "string_array"
-    return "string"

@@ -6,6 +6,7 @@ Pure functions: each returns the expression and the problems found, as (message,
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 OPERATORS = ("isEmpty", "isNotEmpty", "contains", "notContains", "equals", "notEquals")
@@ -78,7 +79,7 @@ def _condition(where: str, condition: Any, names: set[str], problems: Problems) 
         problems.append(("a condition is an object", where))
         return None
     field, operator, value = (condition.get(k) for k in ("field", "operator", "value"))
-    if field not in names:
+    if not isinstance(field, str) or field not in names:
         wired = ", ".join(f"`{n}`" for n in sorted(names)) or "none"
         problems.append(
             (
@@ -94,7 +95,10 @@ def _condition(where: str, condition: Any, names: set[str], problems: Problems) 
             (f"unknown operator `{operator}`; expected {expected}", f"{where}.operator")
         )
         return None
-    empty = f"({field} == null || size({field}) == 0)"
+    # a number or a boolean is never empty and contains nothing: `size` and `contains` are
+    # asked of texts and lists only
+    sized = f"(type({field}) == string || type({field}) == list)"
+    empty = f"({field} == null || ({sized} && size({field}) == 0))"
     if operator in ("isEmpty", "isNotEmpty"):
         return empty if operator == "isEmpty" else f"!{empty}"
     if value is None or value == "":
@@ -102,13 +106,13 @@ def _condition(where: str, condition: Any, names: set[str], problems: Problems) 
         return None
     text = value if isinstance(value, str) else json.dumps(value)
     if operator in ("contains", "notContains"):
-        found = f"({field} != null && {field}.contains({cel_string(text)}))"
+        found = f"({sized} && {field}.contains({cel_string(text)}))"
         return found if operator == "contains" else f"!{found}"
     equal = f"{field} == {cel_string(text)}"
     try:  # `3` also equals the number 3, `true` the boolean
         scalar = json.loads(text)
     except ValueError:
         scalar = None
-    if isinstance(scalar, bool | int | float):
+    if isinstance(scalar, bool) or (isinstance(scalar, int | float) and math.isfinite(scalar)):
         equal = f"({equal} || {field} == {json.dumps(scalar)})"
     return equal if operator == "equals" else f"!({equal})"

@@ -1,5 +1,5 @@
-"""Reading Scenario's editor graph (`editorInfo`): its nodes, its backwards edges, and what
-each wire carries. The compiler that turns it into a flow is `engine/compile/publish.py`.
+"""Reading Scenario's editor graph (`editorInfo`): its nodes and its backwards edges, as wires.
+What the wiring means is `editor_structure.py`; the flow it publishes to, `publish.py`.
 
 In a persisted edge, `source` is the downstream consumer and `sourceHandle` its input handle
 (`<nodeId>-source-<name>`); `target` is the upstream producer and `targetHandle` its output
@@ -9,10 +9,9 @@ handle (`<nodeId>-target-<name>`). A `Wire` is an edge read the way data flows.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
-
-import networkx as nx
 
 from engine.errors import Problem
 
@@ -57,6 +56,10 @@ PRODUCERS_WITH_APPROVAL = frozenset(
 )
 
 
+# ids a published flow gives another meaning: a run input, if/else branches, loop clones
+RESERVED_ID = re.compile(r"workflow|else|if[0-9]+|.*#.*")
+
+
 def editor_label(node: dict[str, Any]) -> str:
     """model `model1` ("Image generator"): the id a flow names and the title the user sees."""
     data = node.get("data")
@@ -64,7 +67,8 @@ def editor_label(node: dict[str, Any]) -> str:
     shown = ""
     if isinstance(title, str) and title.strip() and title != node.get("id"):
         shown = f" ({json.dumps(title, ensure_ascii=False)})"
-    return f"{node.get('type')} `{node.get('id')}`{shown}"
+    kind = node.get("type")
+    return f"{kind if isinstance(kind, str) and kind else 'node'} `{node.get('id')}`{shown}"
 
 
 @dataclass(slots=True)
@@ -109,7 +113,8 @@ class EditorNode:
 
     def handle_type(self, name: str) -> str | None:
         """The `type` the node's `inputHandles` give the input handle `name`, if any."""
-        for handle in self.data.get("inputHandles") or []:
+        handles = self.data.get("inputHandles")
+        for handle in handles if isinstance(handles, list) else []:
             if isinstance(handle, dict) and handle.get("name") == name:
                 found = handle.get("type")
                 return found if isinstance(found, str) else None
@@ -125,6 +130,10 @@ class Wire:
     consumer: EditorNode
     handle: str
     index: int  # of the edge in editorInfo.edges
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.producer.id, self.output, self.consumer.id, self.handle)
 
     @property
     def variable(self) -> str:
@@ -163,11 +172,14 @@ def read_graph(editor: Any, prefix: str) -> EditorGraph:
             problems.append(node.problem("duplicate node id"))
             continue
         graph.nodes[node.id] = node
+    seen: set[tuple[str, str, str, str]] = set()
     for index, raw in enumerate(edges):
         wire = _read_edge(raw, index, graph.nodes, f"{where}.edges[{index}]", problems)
-        if wire is not None:
-            wire.producer.wires_out.append(wire)
-            wire.consumer.wires_in.append(wire)
+        if wire is None or wire.key in seen:
+            continue  # the editor may save one edge twice: it is one wire
+        seen.add(wire.key)
+        wire.producer.wires_out.append(wire)
+        wire.consumer.wires_in.append(wire)
     keys = editor.get("inputKeys", [])
     if isinstance(keys, list):
         graph.input_keys = [k for k in keys if isinstance(k, str)]
@@ -187,7 +199,16 @@ def _read_node(raw: Any, index: int, prefix: str, problems: list[Problem]) -> Ed
         problems.append(Problem(f"node `{node_id}`: `data` must be an object", path=f"{path}.data"))
         data = {}
     node = EditorNode(node_id, node_type if isinstance(node_type, str) else "", data, index, prefix)
-    if node_type == "modelInput":
+    if RESERVED_ID.fullmatch(node_id):
+        problems.append(
+            node.problem(
+                f"the id `{node_id}` means something else in a flow (a run input, an if/else "
+                "branch or a loop clone): give the node another id",
+            )
+        )
+    if not node.type:
+        problems.append(node.problem("has no `type`", ""))
+    elif node_type == "modelInput":
         problems.append(
             node.problem(
                 "`modelInput` nodes (a model setting exposed as its own node) do not publish; "
@@ -199,7 +220,7 @@ def _read_node(raw: Any, index: int, prefix: str, problems: list[Problem]) -> Ed
         known = ", ".join(f"`{name}`" for name in EDITOR_TYPES)
         problems.append(
             Problem(
-                f"node `{node_id}`: unknown type `{node_type}`"
+                f"{editor_label({'id': node_id, 'data': data})}: unknown type `{node_type}`"
                 + (f" (an editor palette name): write `{hint}`" if hint else f"; expected {known}"),
                 path=f"{path}.type",
                 node_id=node_id,
@@ -220,8 +241,9 @@ def _read_edge(
         node_id, handle = raw.get(end), raw.get(handle_key)
         node = nodes.get(node_id) if isinstance(node_id, str) else None
         if node is None:
-            message = f"edge `{raw.get('id', index)}`: unknown node `{node_id}`"
-            problems.append(Problem(message, path=f"{path}.{end}"))
+            edge = f"edge `{raw.get('id', index)}`"
+            message = f"unknown node `{node_id}`" if node_id is not None else f"has no `{end}`"
+            problems.append(Problem(f"{edge}: {message}", path=f"{path}.{end}"))
             return None
         stem = f"{node.id}-{side}-"
         if not isinstance(handle, str) or not handle.startswith(stem) or handle == stem:
@@ -236,176 +258,9 @@ def _read_edge(
             return None
         ends.append((node, handle.removeprefix(stem)))
     (consumer, handle), (producer, output) = ends
-    if "stickyNote" in (consumer.type, producer.type):
-        problems.append(Problem("a sticky note is never connected", path=path))
-        return None
+    for node in (consumer, producer):
+        if node.type == "stickyNote":
+            message = f"edge `{raw.get('id', index)}` connects {node.label}: a note is never wired"
+            problems.append(Problem(message, path=path, node_id=node.id))
+            return None
     return Wire(producer, output, consumer, handle, index)
-
-
-class Structure:
-    """What the wiring means: an order (producers first), which forEachEnd closes which
-    forEach, each loop's body, each producer's approval gates; every problem collected."""
-
-    def __init__(self, graph: EditorGraph) -> None:
-        self.graph = graph
-        self.nodes = graph.nodes
-        self.prefix = graph.prefix
-        self.problems: list[Problem] = []
-        self.loop_of_end: dict[str, str] = {}
-        self.bodies: dict[str, list[str]] = {}
-        self.gates: dict[str, list[str]] = {}  # producer id -> approval ids
-        self.order = self._order()
-        self._check_pins()
-        self._pair_loops()
-        self._find_bodies()
-        self._find_gates()
-
-    def _order(self) -> list[EditorNode]:
-        """The nodes, producers before consumers (editor order among equals); a cycle is a
-        problem."""
-        graph: nx.DiGraph = nx.DiGraph()
-        graph.add_nodes_from(self.nodes)
-        for node in self.nodes.values():
-            graph.add_edges_from((w.producer.id, node.id) for w in node.wires_in)
-        try:
-            ids = list(nx.lexicographical_topological_sort(graph, key=self.position))
-        except nx.NetworkXUnfeasible:
-            cycle = [edge[0] for edge in nx.find_cycle(graph)]
-            self.problems.append(
-                Problem(
-                    f"cycle: {' -> '.join([*cycle, cycle[0]])}",
-                    path=f"{self.prefix}editorInfo.edges",
-                    node_id=cycle[0],
-                )
-            )
-            ids = sorted(self.nodes, key=self.position)
-        return [self.nodes[i] for i in ids]
-
-    def position(self, node_id: str) -> str:
-        return f"{self.nodes[node_id].index:09d}"
-
-    def _check_pins(self) -> None:
-        reaches_model = False
-        for node in self.nodes.values():
-            if node.pinned_input and node.type not in VALUE_NODES:
-                self.problems.append(
-                    node.problem("only text and asset nodes can be inputs", "isInput")
-                )
-            if node.pinned_output:
-                if node.type not in ("model", "llm", "forEachEnd"):
-                    self.problems.append(
-                        node.problem(
-                            "only model, llm and forEachEnd nodes can be outputs", "isOutput"
-                        )
-                    )
-                elif node.type != "forEachEnd" or self._upstream_has_model(node):
-                    reaches_model = True
-        if self.nodes and not reaches_model:
-            self.problems.append(
-                Problem(
-                    "no output pin reaches a model: pin a model or llm node, or the forEachEnd "
-                    "of a loop with one, as an output (`data.isOutput: true`)",
-                    path=f"{self.prefix}editorInfo.nodes",
-                )
-            )
-
-    def _upstream_has_model(self, node: EditorNode) -> bool:
-        seen, stack = {node.id}, [node]
-        while stack:
-            for wire in stack.pop().wires_in:
-                if wire.producer.type in ("model", "llm"):
-                    return True
-                if wire.producer.id not in seen:
-                    seen.add(wire.producer.id)
-                    stack.append(wire.producer)
-        return False
-
-    # ----- loops and gates ----------------------------------------------------------------------
-
-    def _pair_loops(self) -> None:
-        for end in self.nodes.values():
-            if end.type != "forEachEnd":
-                continue
-            parent = end.data.get("parentNodeId")
-            loop = self.nodes.get(parent) if isinstance(parent, str) else None
-            if loop is None or loop.type != "forEach":
-                self.problems.append(
-                    end.problem(f"`parentNodeId` `{parent}` names no forEach node", "parentNodeId")
-                )
-            elif loop.id in self.loop_of_end.values():
-                self.problems.append(
-                    end.problem(f"forEach `{loop.id}` already has an end", "parentNodeId")
-                )
-            else:
-                self.loop_of_end[end.id] = loop.id
-        ended = set(self.loop_of_end.values())
-        for loop in self.nodes.values():
-            if loop.type == "forEach" and loop.id not in ended:
-                self.problems.append(
-                    loop.problem("has no forEachEnd (a forEachEnd whose `parentNodeId` names it)")
-                )
-
-    def _find_bodies(self) -> None:
-        """A loop's body: the nodes downstream of the forEach, its own end excluded, and
-        nothing that also reads the end's collection."""
-        for end_id, loop_id in self.loop_of_end.items():
-            loop, end = self.nodes[loop_id], self.nodes[end_id]
-            body = _downstream(loop, stop=end_id)
-            after = _downstream(end)
-            for node_id in sorted(body & after, key=self.position):
-                self.problems.append(
-                    self.nodes[node_id].problem(
-                        f"reads both the items of forEach `{loop_id}` and its end `{end_id}`"
-                    )
-                )
-            feeders = [w.producer for w in end.wires_in]
-            if not feeders:
-                self.problems.append(end.problem("collects nothing: wire the loop's last node in"))
-            for feeder in feeders:
-                if feeder.id not in body:
-                    self.problems.append(
-                        end.problem(f"is fed by `{feeder.id}`, which is not in its loop")
-                    )
-            members = [n for n in body if self.nodes[n].flow_type is not None]
-            if not members:
-                self.problems.append(loop.problem("has nothing between it and its end"))
-            self.bodies[loop_id] = sorted(members, key=self.position)
-
-    def _find_gates(self) -> None:
-        for gate in self.nodes.values():
-            if gate.type != "approval":
-                continue
-            for wire in gate.wires_out:
-                self.problems.append(
-                    wire.consumer.problem(
-                        f"reads approval `{gate.id}`, which has no outputs: wire it to the "
-                        "producer's own output (the approval only pauses its consumers)"
-                    )
-                )
-            if len(gate.wires_in) != 1:
-                self.problems.append(
-                    gate.problem("needs one producer wired into it (its approval handle)")
-                )
-                continue
-            producer = gate.wires_in[0].producer
-            if producer.type not in PRODUCERS_WITH_APPROVAL:
-                self.problems.append(gate.problem(f"a {producer.type} node has no approval handle"))
-                continue
-            self.gates.setdefault(producer.id, []).append(gate.id)
-
-    def flow_id(self, node: EditorNode) -> str:
-        """The flow node that stands for `node`: itself, or for a loop's end the loop."""
-        return self.loop_of_end.get(node.id, node.id)
-
-
-def _downstream(node: EditorNode, *, stop: str | None = None) -> set[str]:
-    seen: set[str] = set()
-    stack = [node]
-    while stack:
-        for wire in stack.pop().wires_out:
-            consumer = wire.consumer
-            if consumer.id == stop or consumer.id in seen or consumer.id == node.id:
-                continue
-            seen.add(consumer.id)
-            stack.append(consumer)
-    return seen

@@ -1,24 +1,11 @@
 """Publish: compile Scenario's editor graph (`editorInfo`) into the executable `flow`.
 
-What Scenario documents (SCENARIO-EDITOR.md in the docs' sources) is followed; where the compiled
-form is not documented, the rules below are flowgraph's and docs/editor.md states them:
-
-- Flow node ids are the editor's node ids; a flow node keeps the editor `title`.
-- `text` and `asset` nodes run nothing: a pinned one (`isInput`) is a workflow input named by
-  its node id, read as `ref: {node: "workflow", name: <id>}`; any other gives its value.
-- `model` becomes `custom-model`, `llm` `generate-prompt` (text): inputs are the wired handles,
-  then the `form` settings not wired. Several wires into one handle merge: `ref.conditional`.
-- `transformText` and `groupItems` become `transform`s whose CEL sees one input per wire,
-  named `${nodeId}_${handle}`; `splitText`, `sliceAssets` and `aspectRatio` become `transform`s
-  whose expression does what the node does, over one input named `input`.
-- `ifElse` becomes a `logic` node: block i is case `if<i+1>` (its output), `else` the default.
-  A wire from a branch handle into a node's `conditional` handle gates that node: an input
-  `conditional` with `ref: {node: <ifElse>, equal: <branch>}`. A branch handle wired into a data
-  input passes the if/else's input on, on that branch only.
-- `forEach` becomes a `for-each` whose body is every node downstream of it and upstream of (or
-  beside) its `forEachEnd`; a consumer of the end reads the collected values of the node that
-  feeds the end. `approval` becomes a `user-approval` that depends on its producer and that
-  every consumer of the producer depends on.
+What Scenario documents about its editor is followed; where the compiled form is not
+documented, docs/editor.md states the rule flowgraph follows. In short: flow node ids are the
+editor's; `text` and `asset` nodes become run inputs (pinned) or literal values; `model` and
+`llm` become model nodes, the prompt builders and list tools `transform`s, `ifElse` a `logic`
+node whose output is the branch (`if1`, ..., `else`), `forEach` a `for-each` over what lies
+before its `forEachEnd`, `approval` a `user-approval` that its producer's consumers wait for.
 """
 
 from __future__ import annotations
@@ -32,125 +19,101 @@ from engine.compile.editor_expressions import (
     slice_expression,
     split_expression,
 )
-from engine.compile.editor_graph import (
-    VALUE_NODES,
-    EditorGraph,
-    EditorNode,
-    Structure,
-    Wire,
-    read_graph,
-)
-from engine.compile.models import INPUT_TYPES
+from engine.compile.editor_graph import VALUE_NODES, EditorNode, Wire, read_graph
+from engine.compile.editor_inputs import ARRAY_OF, ELEMENT_OF, input_type, run_contract
+from engine.compile.editor_structure import GATING_HANDLE, Structure
+from engine.compile.models import input_type_of
 from engine.errors import Problem, ValidationError
 
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 BRANCH = re.compile(r"if([1-9][0-9]*)|else")
-GATING_HANDLE = "conditional"
-_PLACE = re.compile(r"editorInfo\.(nodes|edges)\[(\d+)\]")
-_ARRAY_OF = {"file": "file_array", "string": "string_array", "number": "number_array"}
-_ELEMENT_OF = {array: single for single, array in _ARRAY_OF.items()}
+_PLACE = re.compile(r"editorInfo\.(nodes|edges|inputKeys)\[(\d+)\]")
+Feed = tuple[dict[str, Any], str]  # what a wire gives (a `ref` or a `value`), and its shape
+
+
+def has_editor_graph(document: Any) -> bool:
+    """Whether `document` holds an editor graph with nodes."""
+    editor = document.get("editorInfo") if isinstance(document, dict) else None
+    return isinstance(editor, dict) and bool(editor.get("nodes"))
 
 
 def needs_publish(document: Any) -> bool:
     """A document whose flow is missing or empty and whose editor graph has nodes (a webapp
     export, or a draft saved by the editor): it runs once published."""
-    if not isinstance(document, dict) or document.get("flow"):
-        return False
-    editor = document.get("editorInfo")
-    return isinstance(editor, dict) and bool(editor.get("nodes"))
+    return has_editor_graph(document) and not document.get("flow")
 
 
 def publish(document: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
     """`document` with the `flow` and `inputs` its `editorInfo` compiles to (the rest, the editor
     graph included, unchanged). Raises ValidationError naming every problem by node id, title
-    and field."""
+    and field, in the order of the document."""
     graph = read_graph(document.get("editorInfo"), prefix)
-    publisher = _Publisher(graph, document.get("inputs"), prefix)
+    publisher = _Publisher(Structure(graph))
     flow = publisher.flow()
-    inputs = publisher.inputs()
-    problems = graph.problems + publisher.structure.problems + publisher.problems
+    inputs, contract_problems = run_contract(graph, document.get("inputs"))
+    problems = [*graph.problems, *publisher.structure.problems, *publisher.problems]
+    problems += contract_problems
     if problems:
-        raise ValidationError(sorted(problems, key=_where), what="editor graph")
+        unique = list(dict.fromkeys(problems))  # a node read by three consumers: one problem
+        raise ValidationError(sorted(unique, key=_where), what="editor graph")
     return {**document, "flow": flow, "inputs": inputs}
 
 
 class _Publisher:
-    def __init__(self, graph: EditorGraph, declared: Any, prefix: str) -> None:
-        self.graph = graph
-        self.nodes = graph.nodes
-        self.prefix = prefix
-        self.problems: list[Problem] = []
-        self.declared = declared if isinstance(declared, list) else []
-        if declared is not None and not isinstance(declared, list):
-            self.problems.append(Problem("`inputs` must be an array", path=f"{prefix}inputs"))
-        self.structure = Structure(graph)
-        self._shapes: dict[str, str | None] = {}
-        self._feeding: set[str] = set()  # producers whose feed is being worked out
+    """Builds each flow node from its editor node and the wires into it."""
 
-    # ----- the whole graph ----------------------------------------------------------------------
+    def __init__(self, structure: Structure) -> None:
+        self.structure = structure
+        self.problems: list[Problem] = []
+        self._feeds: dict[int, Feed | None] = {}  # by edge index: each wire worked out once
+        self._feeding: set[int] = set()  # wires being worked out (a cycle stops there)
 
     def flow(self) -> list[dict[str, Any]]:
-        flow = []
-        for node in self.structure.order:
-            if node.flow_type is None:
-                continue
-            built = self._flow_node(node)
-            if built is not None:
-                flow.append(built)
-        return flow
+        merging = self.structure.merging_ends
+        return [
+            self._flow_node(node)
+            for node in self.structure.order
+            if node.flow_type is not None or node.id in merging
+        ]
 
-    def inputs(self) -> list[dict[str, Any]]:
-        """The run contract: the pinned text and asset nodes, in `inputKeys` order; an entry of
-        the document's `inputs` with the same name is kept as it is (label, rules, default)."""
-        declared = {
-            entry["name"]: entry
-            for entry in self.declared
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str)
-        }
-        keys = {key: position for position, key in enumerate(self.graph.input_keys)}
-        pinned = sorted(
-            (n for n in self.nodes.values() if n.type in VALUE_NODES and n.pinned_input),
-            key=lambda n: (keys.get(n.id, len(keys)), n.index),
-        )
-        inputs = [declared.pop(n.id) if n.id in declared else _input_entry(n) for n in pinned]
-        return inputs + list(declared.values())
-
-    # ----- one node -----------------------------------------------------------------------------
-
-    def _flow_node(self, node: EditorNode) -> dict[str, Any] | None:
-        built: dict[str, Any] = {"id": node.id, "type": node.flow_type}
+    def _flow_node(self, node: EditorNode) -> dict[str, Any]:
+        flow_type = node.flow_type if node.id not in self.structure.merging_ends else "transform"
+        built: dict[str, Any] = {"id": node.id, "type": flow_type}
         if node.title:
             built["title"] = node.title
-        data_wires = [w for w in node.wires_in if w.handle != GATING_HANDLE]
-        if node.type in ("model", "llm"):
-            self._model(node, data_wires, built)
-        elif node.type in ("transformText", "groupItems"):
-            self._expression(node, data_wires, built)
-        elif node.type in ("splitText", "sliceAssets", "aspectRatio"):
-            self._preset(node, data_wires, built)
-        elif node.type == "ifElse":
-            self._if_else(node, data_wires, built)
-        elif node.type == "forEach":
-            built["inputs"] = self._inputs_by_handle(node, data_wires, array=True)
-            built["loopBodyNodeIds"] = self.structure.bodies.get(node.id, [])
-        elif node.type == "approval":
+        wires = [w for w in node.wires_in if w.handle != GATING_HANDLE]
+        if node.type == "approval":
             if node.wires_in:
                 built["dependsOn"] = [self.structure.flow_id(node.wires_in[0].producer)]
             message = node.data.get("message")
             built["message"] = message if isinstance(message, str) and message else "Continue ?"
             return built
-        gate = self._gating_input(node)
-        if gate is not None:
-            built.setdefault("inputs", []).append(gate)
+        if node.type in ("model", "llm"):
+            self._model(node, wires, built)
+        elif node.type in ("transformText", "groupItems"):
+            self._expression(node, wires, built)
+        elif node.type in ("splitText", "sliceAssets", "aspectRatio"):
+            self._list_tool(node, wires, built)
+        elif node.type == "ifElse":
+            self._if_else(node, wires, built)
+        elif node.type == "forEach":
+            built["inputs"] = self._inputs_by_handle(node, wires, array=True)
+            built["loopBodyNodeIds"] = self.structure.bodies.get(node.id, [])
+        elif node.type == "forEachEnd":  # fed by several branches: the one that ran
+            built["inputs"] = self._inputs_by_handle(node, wires, name="input")
+            built["logic"] = {"transform": "input"}
+        self._gate(node, built)
         waits = sorted(
             {g for w in node.wires_in for g in self.structure.gates.get(w.producer.id, [])},
             key=self.structure.position,
         )
         if waits:
             built["dependsOn"] = waits
-        if node.pinned_output or self._feeds_pinned_end(node):
+        if node.pinned_output or self._collected_by_pinned_end(node):
             built["includeOutputsInWorkflowJob"] = True
         return built
+
+    # ----- node types ---------------------------------------------------------------------------
 
     def _model(self, node: EditorNode, wires: list[Wire], built: dict[str, Any]) -> None:
         model_id = node.data.get("modelId")
@@ -167,11 +130,9 @@ class _Publisher:
         for name, value in form.items():
             if name in wired or value is None:
                 continue  # a wired input wins over the form's setting
-            value_type = _value_type(value)
+            value_type = input_type_of(value)
             if value_type is None:
-                self.problems.append(
-                    node.problem(f"setting `{name}` is not a value", f"form.{name}")
-                )
+                self.problems.append(node.problem(f"`{name}` is not a value", f"form.{name}"))
                 continue
             inputs.append({"name": name, "type": value_type, "value": value})
         built["inputs"] = inputs
@@ -183,50 +144,36 @@ class _Publisher:
             self.problems.append(node.problem(f"needs {what} in `value`", "value"))
         else:
             built["logic"] = {"transform": source}
-        built["inputs"] = self._variables(wires)
+        built["inputs"] = self._variables(node, wires)
 
-    def _variables(self, wires: list[Wire]) -> list[dict[str, Any]]:
-        """One input per wire, named as CEL sees it: `${nodeId}_${handle}`."""
-        inputs, seen = [], set()
-        for wire in wires:
-            if wire.variable in seen:
-                continue
-            seen.add(wire.variable)
-            fed = self._feed(wire)
-            if fed is not None:
-                fields, shape = fed
-                inputs.append({"name": wire.variable, "type": shape, **fields})
-        return inputs
-
-    def _preset(self, node: EditorNode, wires: list[Wire], built: dict[str, Any]) -> None:
+    def _list_tool(self, node: EditorNode, wires: list[Wire], built: dict[str, Any]) -> None:
         if node.type == "aspectRatio":
             ratio = node.data.get("output")
             if ratio not in ASPECT_RATIOS:
-                self.problems.append(
-                    node.problem(
-                        f"`output` `{ratio}` is not one of {', '.join(ASPECT_RATIOS)}", "output"
-                    )
-                )
+                message = f"`output` `{ratio}` is not one of {', '.join(ASPECT_RATIOS)}"
+                self.problems.append(node.problem(message, "output"))
             built["logic"] = {"transform": cel_string(str(ratio))}
             return
+        if node.type == "splitText":
+            built["logic"] = {"transform": split_expression(node.data)}
+        else:
+            expression, problems = slice_expression(node.data)
+            self._report(node, problems)
+            built["logic"] = {"transform": expression}
+        built["inputs"] = []
         if len(wires) != 1:
-            self.problems.append(node.problem(f"reads one input; {len(wires)} are wired"))
-            built["inputs"] = []
+            handles = ", ".join(f"`{w.handle}` from `{w.producer.id}`" for w in wires)
+            self.problems.append(
+                node.problem(f"reads one list; wire one node into it (wired: {handles or 'none'})")
+            )
             return
         fed = self._feed(wires[0])
         if fed is not None:
-            fields, shape = fed
-            built["inputs"] = [{"name": "input", "type": shape, **fields}]
-        if node.type == "splitText":
-            built["logic"] = {"transform": split_expression(node.data)}
-            return
-        expression, problems = slice_expression(node.data)
-        self._report(node, problems)
-        built["logic"] = {"transform": expression}
+            built["inputs"] = [{"name": "input", "type": fed[1], **fed[0]}]
 
     def _if_else(self, node: EditorNode, wires: list[Wire], built: dict[str, Any]) -> None:
         built["logicType"] = "if-else"
-        inputs = self._variables(wires)
+        inputs = self._variables(node, wires)
         built["inputs"] = inputs
         names = {i["name"] for i in inputs}
         blocks = node.data.get("conditionBlocks")
@@ -240,98 +187,134 @@ class _Publisher:
             cases.append({"condition": condition or "false", "value": f"if{index + 1}"})
         built["logic"] = {"cases": cases, "default": "else"}
 
-    def _report(self, node: EditorNode, problems: list[tuple[str, str]]) -> None:
-        self.problems += [node.problem(message, field) for message, field in problems]
-
-    def _gating_input(self, node: EditorNode) -> dict[str, Any] | None:
+    def _gate(self, node: EditorNode, built: dict[str, Any]) -> None:
+        """A branch wired into the node's `conditional` handle gates it: each input read from a
+        node also waits for the branch (`ref.conditional` + `equal`), so its value is unchanged;
+        a node that reads nothing gets an input `conditional` (the chosen branch)."""
         wires = [w for w in node.wires_in if w.handle == GATING_HANDLE]
         if not wires:
-            return None
+            return
         if len(wires) > 1:
             self.problems.append(node.problem("has more than one branch wired into `conditional`"))
-            return None
+            return
         wire = wires[0]
-        if wire.producer.type != "ifElse" or not self._branch_of(wire):
+        if wire.producer.type != "ifElse" or not _is_branch(wire):
             self.problems.append(
                 node.problem(
                     f"its `conditional` input takes an if/else branch (`if1`...`else`), not "
                     f"`{wire.output}` of {wire.producer.label}"
                 )
             )
-            return None
-        return {
-            "name": GATING_HANDLE,
-            "type": "string",
-            "ref": {"node": wire.producer.id, "equal": wire.output},
-        }
+            return
+        gated = False
+        for each in built.get("inputs", []):
+            ref = each.get("ref")
+            if ref and ref.get("node") and not {"conditional", "equal"} & ref.keys():
+                ref.update(conditional=[wire.producer.id], equal=wire.output)
+                gated = True
+        if not gated:
+            gate = {"node": wire.producer.id, "equal": wire.output}
+            built.setdefault("inputs", []).append(
+                {"name": GATING_HANDLE, "type": "string", "ref": gate}
+            )
 
-    def _branch_of(self, wire: Wire) -> bool:
-        """Whether `wire` leaves an if/else through one of its branch handles."""
-        found = BRANCH.fullmatch(wire.output)
-        if found is None:
-            return False
-        blocks = wire.producer.data.get("conditionBlocks")
-        count = len(blocks) if isinstance(blocks, list) else 0
-        return found.group(1) is None or int(found.group(1)) <= count
-
-    def _feeds_pinned_end(self, node: EditorNode) -> bool:
+    def _collected_by_pinned_end(self, node: EditorNode) -> bool:
         return any(
-            w.consumer.type == "forEachEnd" and w.consumer.pinned_output for w in node.wires_out
+            end.type == "forEachEnd"
+            and end.pinned_output
+            and node in self.structure.end_sources(end)
+            for end in self.structure.nodes.values()
         )
 
-    # ----- what a wire carries ------------------------------------------------------------------
+    def _report(self, node: EditorNode, problems: list[tuple[str, str]]) -> None:
+        self.problems += [node.problem(message, field) for message, field in problems]
+
+    # ----- inputs -------------------------------------------------------------------------------
+
+    def _variables(self, node: EditorNode, wires: list[Wire]) -> list[dict[str, Any]]:
+        """One input per wire, named as CEL sees it: `${nodeId}_${handle}`. Two of them gated on
+        different branches of one if/else would never both run: refused."""
+        inputs, seen = [], set()
+        branches: dict[str, dict[str, str]] = {}  # if/else -> branch -> the producer it gates
+        for wire in wires:
+            for gate in wire.producer.wires_in:
+                if gate.handle == GATING_HANDLE and gate.producer.type == "ifElse":
+                    branches.setdefault(gate.producer.id, {})[gate.output] = wire.producer.id
+            if wire.variable in seen:
+                continue
+            seen.add(wire.variable)
+            fed = self._feed(wire)
+            if fed is not None:
+                inputs.append({"name": wire.variable, "type": fed[1], **fed[0]})
+        for check, taken in branches.items():
+            if len(taken) > 1:
+                readers = ", ".join(f"`{p}` ({b})" for b, p in sorted(taken.items()))
+                self.problems.append(
+                    node.problem(
+                        f"reads {readers}, on different branches of `{check}`: only one runs, "
+                        "so this node would always be skipped; merge them first (wire both "
+                        "into one model input) or build one on each branch"
+                    )
+                )
+        return inputs
 
     def _inputs_by_handle(
-        self, node: EditorNode, wires: list[Wire], *, array: bool = False
+        self, node: EditorNode, wires: list[Wire], *, array: bool = False, name: str = ""
     ) -> list[dict[str, Any]]:
         """One input per input handle; several wires into one handle merge the branches."""
         handles: dict[str, list[Wire]] = {}
         for wire in wires:
-            handles.setdefault(wire.handle, []).append(wire)
+            handles.setdefault(name or wire.handle, []).append(wire)
         inputs = []
         for handle, group in handles.items():
             built = self._input(node, handle, group)
             if built is not None:
                 if array:
-                    built["type"] = _ARRAY_OF.get(built["type"], built["type"])
+                    built["type"] = ARRAY_OF.get(built["type"], built["type"])
                 inputs.append(built)
         return inputs
 
     def _input(self, node: EditorNode, handle: str, wires: list[Wire]) -> dict[str, Any] | None:
         fed = [self._feed(w) for w in wires]
-        if any(f is None for f in fed):
+        found = [f for f in fed if f is not None]
+        if len(found) != len(fed):
             return None
-        shape = fed[0][1] if fed[0] is not None else "string"
-        if len(wires) == 1 and fed[0] is not None:
-            fields = fed[0][0]
-        else:
+        fields, shape = found[0]
+        if len(found) > 1:
             merged = []
-            for wire, found in zip(wires, fed, strict=True):
-                ref = found[0].get("ref") if found is not None else None
-                if ref is None or ref.get("node") == "workflow" or "equal" in ref or "name" in ref:
+            for wire, (each, _) in zip(wires, found, strict=True):
+                ref = each.get("ref")
+                if ref is None or ref.get("node") == "workflow" or {"equal", "name"} & ref.keys():
+                    what = "a value" if ref is None or ref.get("node") == "workflow" else "a branch"
                     self.problems.append(
                         node.problem(
-                            f"input `{handle}` merges {wire.producer.label}, which runs nothing "
-                            "(or is a loop's item): merge the nodes that run on each branch"
+                            f"input `{handle}` merges {wire.producer.label}, which is {what} "
+                            "that does not run: a merge takes the nodes that run on each branch"
                         )
                     )
                     return None
                 merged.append(ref["node"])
             fields = {"ref": {"conditional": merged}}
-        return {"name": handle, "type": _input_type(node, handle, shape), **fields}
+        return {"name": handle, "type": input_type(node, handle, shape), **fields}
 
-    def _feed(self, wire: Wire) -> tuple[dict[str, Any], str] | None:
-        """What `wire` gives its consumer (a ref or a value) and the shape of that value; None
-        when it gives nothing usable (reported where it is found; a cycle, with the order)."""
-        if wire.producer.id in self._feeding:
-            return None
-        self._feeding.add(wire.producer.id)
+    # ----- what a wire carries ------------------------------------------------------------------
+
+    def _feed(self, wire: Wire) -> Feed | None:
+        """What `wire` gives its consumer and the shape of that value; None when it gives
+        nothing usable (reported where found). Each wire is worked out once, and in the order
+        of the graph, so that a long chain costs no deep recursion."""
+        if wire.index in self._feeds:
+            return self._feeds[wire.index]
+        if wire.index in self._feeding:
+            return None  # a cycle: reported with the order
+        self._feeding.add(wire.index)
         try:
-            return self._feed_from(wire)
+            fed = self._feeds[wire.index] = self._feed_from(wire)
         finally:
-            self._feeding.discard(wire.producer.id)
+            self._feeding.discard(wire.index)
+        return fed
 
-    def _feed_from(self, wire: Wire) -> tuple[dict[str, Any], str] | None:
+    def _feed_from(self, wire: Wire) -> Feed | None:
         producer = wire.producer
         if producer.type in VALUE_NODES:
             return self._value_of(producer)
@@ -339,23 +322,34 @@ class _Publisher:
             if wire.output == "index":
                 return {"ref": {"node": producer.id, "name": "index"}}, "number"
             shape = self._shape(producer)
-            return {"ref": {"node": producer.id}}, _ELEMENT_OF.get(shape or "", "string")
+            return {"ref": {"node": producer.id}}, ELEMENT_OF.get(shape or "", "string")
         if producer.type == "forEachEnd":
-            if len(producer.wires_in) != 1:
-                return None  # reported with the loop
-            inner = self._feed(producer.wires_in[0])
-            if inner is None:
-                return None
-            return inner[0], _ARRAY_OF.get(inner[1], inner[1])
+            return self._collected(producer)
         if producer.type == "ifElse":
             return self._pass_through(wire)
+        if producer.type == "approval":
+            return None  # reported with the approval
+        if wire.output == "approval":
+            self.problems.append(
+                wire.consumer.problem(
+                    f"reads the approval handle of {producer.label}: wire its output instead "
+                    "(an approval only pauses)"
+                )
+            )
+            return None
+        if producer.type == "aspectRatio" and wire.output not in ("output", "quality"):
+            message = (
+                f"reads `{wire.output}` of {producer.label}, which gives `output` and `quality`"
+            )
+            self.problems.append(wire.consumer.problem(message))
+            return None
         if producer.type == "aspectRatio" and wire.output == "quality":
             return {"value": producer.data.get("quality")}, "string"
-        if producer.flow_type is None or producer.type == "approval":
-            return None  # reported where the producer is checked
+        if producer.flow_type is None:
+            return None  # an unknown type, reported where it is read
         return {"ref": {"node": producer.id}}, self._shape(producer) or "string"
 
-    def _value_of(self, node: EditorNode) -> tuple[dict[str, Any], str] | None:
+    def _value_of(self, node: EditorNode) -> Feed | None:
         shape = "string"
         if node.type == "asset":
             shape = "file_array" if node.data.get("isMultiple") else "file"
@@ -373,15 +367,30 @@ class _Publisher:
             return None
         return {"value": "" if value is None else value}, shape
 
-    def _pass_through(self, wire: Wire) -> tuple[dict[str, Any], str] | None:
+    def _collected(self, end: EditorNode) -> Feed | None:
+        """A loop end's consumer reads the values its feeder made in every iteration."""
+        if end.id in self.structure.merging_ends:
+            shapes = [self._feed(w) for w in end.wires_in]
+            shape = next((f[1] for f in shapes if f is not None), "string")
+            return {"ref": {"node": end.id}}, ARRAY_OF.get(shape, shape)
+        if len(end.wires_in) != 1:
+            return None  # an end fed by nothing: reported with the loop
+        inner = self._feed(end.wires_in[0])
+        if inner is None:
+            return None
+        return inner[0], ARRAY_OF.get(inner[1], inner[1])
+
+    def _pass_through(self, wire: Wire) -> Feed | None:
         """A branch handle of an if/else wired into data: the if/else's input, on that branch."""
         node = wire.producer
         data_wires = [w for w in node.wires_in if w.handle != GATING_HANDLE]
-        if not self._branch_of(wire) or not data_wires:
+        if not _is_branch(wire) or len({w.variable for w in data_wires}) != 1:
+            why = "no branch" if not _is_branch(wire) else "a branch of an if/else that reads "
+            why += "" if not _is_branch(wire) else f"{len(data_wires)} inputs, not one"
             self.problems.append(
                 wire.consumer.problem(
-                    f"reads `{wire.output}` of {node.label}, which is no branch that carries a "
-                    "value"
+                    f"its `{wire.handle}` reads `{wire.output}` of {node.label}, {why}: a "
+                    "branch passes on the if/else's one input"
                 )
             )
             return None
@@ -392,74 +401,31 @@ class _Publisher:
 
     def _shape(self, node: EditorNode) -> str | None:
         """The shape of what a node produces (an input type), for its consumers' inputs."""
-        if node.id in self._shapes:
-            return self._shapes[node.id]
-        self._shapes[node.id] = None  # a cycle (reported) ends here
-        shape: str | None
         if node.type == "model":
-            shape = "file_array"
-        elif node.type in ("llm", "transformText", "aspectRatio"):
-            shape = "string"
-        elif node.type in ("splitText", "groupItems"):
-            shape = "string_array"
-        else:  # sliceAssets, forEach: the shape of what they are given, as a list
-            fed = self._feed(node.wires_in[0]) if node.wires_in else None
-            shape = _ARRAY_OF.get(fed[1], fed[1]) if fed is not None else None
-        self._shapes[node.id] = shape
-        return shape
+            return "file_array"
+        if node.type in ("llm", "transformText", "aspectRatio"):
+            return "string"
+        if node.type in ("splitText", "groupItems"):
+            return "string_array"
+        # sliceAssets, forEach: the shape of the list they are given
+        data = [w for w in node.wires_in if w.handle != GATING_HANDLE]
+        fed = self._feed(data[0]) if data else None
+        return ARRAY_OF.get(fed[1], fed[1]) if fed is not None else None
+
+
+def _is_branch(wire: Wire) -> bool:
+    """Whether `wire` leaves an if/else through one of its branch handles."""
+    found = BRANCH.fullmatch(wire.output)
+    if found is None:
+        return False
+    blocks = wire.producer.data.get("conditionBlocks")
+    count = len(blocks) if isinstance(blocks, list) else 0
+    return found.group(1) is None or int(found.group(1)) <= count
 
 
 def _where(problem: Problem) -> tuple[int, int]:
-    """Problems in the order of the document: nodes, then edges, then the rest."""
+    """Problems in the order of the document: nodes, edges, input keys, then the rest."""
     found = _PLACE.search(problem.path)
     if found is None:
-        return (2, 0)
-    return (0 if found.group(1) == "nodes" else 1, int(found.group(2)))
-
-
-def _input_type(node: EditorNode, handle: str, shape: str) -> str:
-    """The type of a consumer's input: what its handle declares, else the shape of the value;
-    a model takes the first asset of a list unless its input is plural (`images`)."""
-    declared = node.handle_type(handle)
-    if declared in INPUT_TYPES:
-        return declared
-    if node.type in ("model", "llm") and shape == "file_array" and not _plural(handle):
-        return "file"
-    return shape
-
-
-def _plural(name: str) -> bool:
-    lowered = name.lower()
-    return lowered.endswith("s") or "array" in lowered or "list" in lowered
-
-
-def _value_type(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        numbers = value and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value
-        )
-        return "number_array" if numbers else "string_array"
-    return None
-
-
-def _input_entry(node: EditorNode) -> dict[str, Any]:
-    """The workflow input a pinned node stands for, as Scenario's export writes it."""
-    entry: dict[str, Any] = {"name": node.id, "label": node.title or node.id}
-    value = node.data.get("value")
-    if node.type == "text":
-        entry.update(type="string", required={"always": False})
-        if isinstance(value, str) and value:
-            entry["default"] = value
-        return entry
-    entry.update(
-        type="file_array" if node.data.get("isMultiple") else "file",
-        kind=node.data.get("type", "image"),
-        required={"always": node.data.get("isRequired") is True},
-    )
-    return entry
+        return (3, 0)
+    return (("nodes", "edges", "inputKeys").index(found.group(1)), int(found.group(2)))

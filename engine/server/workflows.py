@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from engine.compile.compiler import compile_flow
 from engine.compile.document import load_workflow
 from engine.compile.models import Workflow
-from engine.compile.publish import publish
+from engine.compile.publish import has_editor_graph, publish
 from engine.compile.run_inputs import validate_run_inputs
 from engine.errors import DecisionError, ValidationError
 from engine.server.costs import estimate
@@ -88,10 +88,7 @@ def publish_on_ready(document: dict[str, Any], changes: dict[str, Any]) -> None:
     """Setting `status: "ready"` publishes, as Scenario does: the editor graph, when it has
     nodes, is compiled into the flow and inputs (a flow given in the same request is taken as
     it is). Any other change, the editor graph's included, keeps the published flow."""
-    editor = document.get("editorInfo")
-    if changes.get("status") != "ready" or changes.get("flow"):
-        return
-    if not isinstance(editor, dict) or not editor.get("nodes"):
+    if changes.get("status") != "ready" or changes.get("flow") or not has_editor_graph(document):
         return
     try:
         document.update(publish(document))
