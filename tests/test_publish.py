@@ -573,3 +573,18 @@ def test_a_cycle_through_the_flow_keeps_its_kind() -> None:
     with pytest.raises(CycleError) as caught:
         Engine().compile(document)
     assert caught.value.problems[0].message.startswith('splitText `split3` ("Scenes"): cycle:')
+
+
+def test_a_file_that_cannot_be_written_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    from test_cli import flowgraph
+
+    missing = tmp_path / "missing" / "out.json"
+    result = flowgraph("publish", "examples/storyboard.export.json", "-o", str(missing))
+    assert (
+        result.returncode == 2 and f"error: cannot write {missing}: No such file" in result.stderr
+    )
+    result = flowgraph("graph", "examples/branching.json", "-o", str(tmp_path))
+    assert result.returncode == 2 and "Is a directory" in result.stderr
+    result = flowgraph("run", "examples/fan-out.json", "--report", str(missing), "--db", ":memory:")
+    assert result.returncode == 0 and "cannot write" in result.stderr  # the job ran; it says so
+    assert "success" in result.stdout

@@ -35,6 +35,7 @@ from engine.cli.common import (
     open_db,
     out_console,
     read_workflow,
+    write_file,
 )
 from engine.compile.document import (
     HUGE_NUMBER,
@@ -200,9 +201,10 @@ def publish_command(
     if output is None:
         sys.stdout.write(text)
         err.print(summary)
-    else:
-        output.write_text(text, encoding="utf-8")
+    elif write_file(output, text):
         err.print(f"{summary} -> {output}")
+    else:
+        raise typer.Exit(EXIT_INVALID)
 
 
 def problem_json(problem: Problem) -> dict[str, Any]:
@@ -364,8 +366,9 @@ def run(
         logger = event_logger(log_format=log_format.value)
         engine.subscribe(logging_sink(logger=logger))
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
-    if report is not None:
-        report.write_text(job_page(job.scheduler, title=f"job {job.job_id}"), encoding="utf-8")
+    page = job_page(job.scheduler, title=f"job {job.job_id}") if report is not None else ""
+    # a report that cannot be written is said on stderr: the job ran, its result still shows
+    if report is not None and write_file(report, page):
         if logger is not None:  # one event a line on stderr: the report is one more event
             logger.info("report", job_id=job.job_id, path=str(report))
         else:

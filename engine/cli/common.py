@@ -98,6 +98,16 @@ def read_workflow(file: str | Path, *, quiet: bool = False) -> Workflow:
     return workflow
 
 
+def write_file(path: Path, text: str) -> bool:
+    """Write `text` to `path`; when that cannot be done, say why on stderr and return False."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:
+        err.print(f"error: cannot write {path}: {error.strerror or error}")
+        return False
+    return True
+
+
 def fail_invalid(error: FlowgraphError) -> typer.Exit:
     """Print every problem (one a line, on stderr) and exit 2."""
     if isinstance(error, ValidationError):

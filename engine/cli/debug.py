@@ -23,6 +23,7 @@ from engine.cli.common import (
     open_db,
     out_console,
     read_workflow,
+    write_file,
 )
 from engine.errors import FlowgraphError, ValidationError
 from engine.executors import DryRunExecutor
@@ -170,7 +171,8 @@ def graph(
     else:
         text = graph_export.to_mermaid(plan)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        if not write_file(output, text):
+            raise typer.Exit(EXIT_INVALID)
         err.print(f"wrote {output}")
     else:
         sys.stdout.write(text)
