@@ -299,7 +299,7 @@ def test_every_command_reads_an_export_and_says_it_published_it(tmp_path: Path) 
     assert job["status"] == "success" and len(job["metadata"]["assetIds"]) == 2
     result = flowgraph("explain", file, "--node", "night1#1")
     assert result.returncode == 0, result.stderr
-    why = "night1#1 skipped ← input `prompt`: no branch matched (`check2#1` chose `else`)"
+    why = 'night1#1 "Night render" skipped ← input `prompt`: no branch matched (`check2#1` chose `else`)'
     assert why in result.stdout
     result = flowgraph("graph", file, "--format", "mermaid")
     assert result.returncode == 0 and "check2" in result.stdout and note in result.stderr
@@ -588,3 +588,24 @@ def test_a_file_that_cannot_be_written_is_an_error_not_a_crash(tmp_path: Path) -
     result = flowgraph("run", "examples/fan-out.json", "--report", str(missing), "--db", ":memory:")
     assert result.returncode == 0 and "cannot write" in result.stderr  # the job ran; it says so
     assert "success" in result.stdout
+
+
+def test_the_terminal_shows_titles_and_what_an_approval_asks(tmp_path: Path) -> None:
+    from test_cli import flowgraph
+
+    file = str(EXPORTS / "character-portrait.json")
+    result = flowgraph("run", file, "--db", str(tmp_path / "j.db"))
+    assert result.returncode == 3
+    header = result.stdout.splitlines()[0].split()
+    assert header[:4] == ["node", "┃", "title", "┃"]
+    assert "Pixel generator" in result.stdout
+    assert 'gate `approve1` "Check the upscale" (user-approval) is waiting' in result.stderr
+    assert "  asks: Keep this portrait?" in result.stderr
+    job_id = json.loads(flowgraph("jobs", "--json", "--db", str(tmp_path / "j.db")).stdout)["jobs"][
+        0
+    ]["jobId"]  # noqa: E501
+    result = flowgraph("explain", job_id, "--node", "text1", "--db", str(tmp_path / "j.db"))
+    assert result.returncode == 2
+    assert (
+        "it is a `text` node of the editor graph, which publishes to no flow node" in result.stderr
+    )

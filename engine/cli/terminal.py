@@ -130,7 +130,8 @@ def print_summary(console: Console, job: JobRun, document: dict[str, Any]) -> No
     """One row per node (or per-template counts for large flows), then the job's outcome."""
     flow = document["metadata"]["flow"]
     table = Table(show_edge=False, header_style="bold")
-    for column in ("node", "type", "status", "result"):
+    titled = any(node.get("title") for node in flow)  # published from the editor: its titles
+    for column in ("node", *(("title",) if titled else ()), "type", "status", "result"):
         table.add_column(column)
     shown = flow if len(flow) <= SUMMARY_ROWS else _summarised(flow)
     for node in shown:
@@ -142,8 +143,10 @@ def print_summary(console: Console, job: JobRun, document: dict[str, Any]) -> No
         status = str(node.get("status") or "")
         if is_loop_template(node):
             status = "template"  # skipped by construction: its clones run
+        title = (Text(str(node.get("title") or "")),) if titled else ()
         table.add_row(
             Text(node["id"]),
+            *title,
             Text(node["type"]),
             Text(status, style=STATUS_STYLE.get(status, "")),
             Text(result),

@@ -9,6 +9,7 @@ clone explained on request.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +29,11 @@ class Explanation:
     chain: list[str]
     iterations: dict[str, Any] | None = None
     clones: list[Explanation] = field(default_factory=list)
+    title: str | None = None  # the editor's title of a published node
 
     def line(self) -> str:
-        text = f"{self.node_id} {self.status}"
+        title = f" {json.dumps(self.title, ensure_ascii=False)}" if self.title else ""
+        text = f"{self.node_id}{title} {self.status}"
         if self.iterations is not None:
             counts = ", ".join(f"{n} {s}" for s, n in self.iterations["statuses"].items())
             total = self.iterations["count"]
@@ -41,6 +44,7 @@ class Explanation:
         out: dict[str, Any] = {
             "id": self.node_id,
             "status": self.status,
+            **({"title": self.title} if self.title else {}),
             "chain": self.chain,
             "text": self.line(),
         }
@@ -62,7 +66,7 @@ class Explainer:
         """One node; a template id gives every clone, a top-level node itself."""
         instance = self.instances.get(node_id)
         if instance is None:
-            raise KeyError(f"no node `{node_id}` in job `{self.scheduler.job_id}`")
+            raise KeyError(self._not_found(node_id))
         clones = self.clones_of(node_id)
         if instance.is_template_copy and clones:
             statuses = Counter(c.status.value for c in clones)
@@ -72,6 +76,7 @@ class Explainer:
                 [],
                 iterations={"count": len(clones), "statuses": dict(statuses.most_common())},
                 clones=[self.explain_instance(c) for c in clones],
+                title=instance.template.title,
             )
         return self.explain_instance(instance)
 
@@ -87,7 +92,27 @@ class Explainer:
         ]
 
     def explain_instance(self, instance: Instance) -> Explanation:
-        return Explanation(instance.id, instance.status.value, self.chain(instance, 0))
+        return Explanation(
+            instance.id,
+            instance.status.value,
+            self.chain(instance, 0),
+            title=instance.template.title,
+        )
+
+    def _not_found(self, node_id: str) -> str:
+        """Why `node_id` is not in the job: no such node, or an editor node that publishes to
+        no flow node of its own."""
+        message = f"no node `{node_id}` in job `{self.scheduler.job_id}`"
+        editor = (self.scheduler.plan.workflow.model_extra or {}).get("editorInfo")
+        nodes = editor.get("nodes") if isinstance(editor, dict) else None
+        for node in nodes if isinstance(nodes, list) else ():
+            if isinstance(node, dict) and node.get("id") == node_id:
+                return (
+                    f"{message}: it is a `{node.get('type')}` node of the editor graph, which "
+                    "publishes to no flow node (a text or an asset becomes a run input or a "
+                    "value; a loop's end, the node that feeds it)"
+                )
+        return message
 
     # ----- chains -----------------------------------------------------------------------------
 

@@ -59,7 +59,8 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
     holder, gate = _gate(flow, gate_id)
     urls = {a["assetId"]: a.get("url", "") for node in flow for a in node.get("assets") or ()}
     makers = {a["assetId"]: node["id"] for node in flow for a in node.get("assets") or ()}
-    headline = f"gate `{gate_id}` ({gate['type']}) is waiting"
+    title = f" {json.dumps(gate['title'], ensure_ascii=False)}" if gate.get("title") else ""
+    headline = f"gate `{gate_id}`{title} ({gate['type']}) is waiting"
     if holder is not None:
         headline += (
             f" in job `{gate['jobId']}` (there `{gate['nodeId']}`), the sub-workflow of "
@@ -75,6 +76,8 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
         lines += _more(len(items))
         return lines
     lines = [headline]
+    if isinstance(gate.get("message"), str):  # what the editor's approval asks
+        lines.append(f"  asks: {gate['message']}")
     sources = _sources(gate)
     if holder is not None:  # what it approves is in its own job; here it holds back its node
         if sources:
