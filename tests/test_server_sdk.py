@@ -411,7 +411,7 @@ def test_serve_workflows_loads_files_as_the_api_would_answer_them(tmp_path: Path
         job = client.workflows.run("wflow_kept", body={}).job
         assert job.job_id.startswith("job_")
     log = next(tmp_path.glob("db.*.log")).read_text()
-    assert "warning: notes.json skipped, not a workflow: flow: a workflow needs a `flow`" in log
+    assert "warning: notes.json skipped: document is invalid: flow: a workflow needs a `flow`" in log
 
 
 def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_path: Path) -> None:

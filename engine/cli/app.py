@@ -403,7 +403,7 @@ def load_into_store(folder: Path, store: Store) -> None:
         try:
             workflow = read_document(path)
         except ValidationError as error:
-            err.print(f"warning: {path.name} skipped, not a workflow: {error.problems[0]}")
+            err.print(f"warning: {path.name} skipped: {error.headline}: {error.problems[0]}")
             continue
         workflow_id = workflow.id or path.stem
         store.put_workflow(workflow_id, complete_workflow(workflow.to_wire(), workflow_id))
