@@ -132,7 +132,10 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
 
 @app.command()
 def validate(
-    file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
+    file: Annotated[
+        Path,
+        typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file, or a webapp export'),
+    ],
     as_json: Annotated[
         bool,
         typer.Option("--json", help='Print {"valid": ..., "problems": [...], "warnings": [...]}'),
@@ -231,7 +234,10 @@ ConfigOption = Annotated[
 
 @app.command()
 def run(
-    file: Annotated[Path, typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file')],
+    file: Annotated[
+        Path,
+        typer.Argument(help='A workflow, {"workflow"} or {"job"} JSON file, or a webapp export'),
+    ],
     input_pairs: Annotated[
         list[str],
         typer.Option(

@@ -42,7 +42,10 @@ class GraphFormat(StrEnum):
 
 
 TargetArgument = Annotated[
-    str, typer.Argument(help="A workflow file (a plan, run offline), or a job id from the store")
+    str,
+    typer.Argument(
+        help="A workflow file or webapp export (a plan, run offline), or a job id from the store"
+    ),
 ]
 
 

@@ -119,9 +119,12 @@ class Plan:
     top_level: list[str]
 
     def warnings(self) -> list[Problem]:
-        """What is valid but most likely a mistake: a declared workflow input no node reads;
-        a workflow input with a `value` and no `default` (its fallback is `default`); a node
-        outside a loop reading a body node into a single-value input (it gets the list)."""
+        """What is valid but most likely a mistake: an empty flow; a declared workflow input no
+        node reads; a workflow input with a `value` and no `default` (its fallback is
+        `default`); a node outside a loop reading a body node into a single-value input (it
+        gets the list)."""
+        if not self.nodes:
+            return [Problem("the flow has no nodes: a run of it does nothing", path="flow")]
         read = {
             cell.ref_name
             for template in self.nodes.values()
