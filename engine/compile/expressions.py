@@ -15,14 +15,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import cel
 import jinja2
-from cel import stdlib
 from jinja2 import meta, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
+from engine.compile.cel_import import cel, stdlib
 from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
 
 _CEL_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
