@@ -7,8 +7,6 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-import structlog
-
 from engine.protocols import EventSink, Transition
 
 
@@ -31,6 +29,8 @@ def event_fields(transition: Transition) -> dict[str, Any]:
 
 def event_logger(*, log_format: str = "json", stream: TextIO | None = None) -> Any:
     """A structlog logger writing one event a line (`json` or `text`) to `stream` (stderr)."""
+    import structlog  # imported here: a command without logs does not pay for it
+
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
