@@ -29,8 +29,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture()
-def client(base_url: str) -> Scenario:
-    return Scenario(api_key="any-key", api_secret="any-secret", base_url=base_url, max_retries=0)
+def client(base_url: str) -> Iterator[Scenario]:
+    with Scenario(
+        api_key="any-key", api_secret="any-secret", base_url=base_url, max_retries=0
+    ) as client:  # closed: a connection left open is a ResourceWarning whenever it is collected
+        yield client
 
 
 def ready_workflow(client: Scenario, document: dict[str, Any], name: str = "gated") -> str:
@@ -411,7 +414,9 @@ def test_serve_workflows_loads_files_as_the_api_would_answer_them(tmp_path: Path
         job = client.workflows.run("wflow_kept", body={}).job
         assert job.job_id.startswith("job_")
     log = next(tmp_path.glob("db.*.log")).read_text()
-    assert "warning: notes.json skipped: document is invalid: flow: a workflow needs a `flow`" in log
+    assert (
+        "warning: notes.json skipped: document is invalid: flow: a workflow needs a `flow`" in log
+    )
 
 
 def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_path: Path) -> None:
@@ -422,8 +427,10 @@ def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_
     folder.mkdir()
     for path in [*(FLOWS / "subflows").glob("*.json"), *FLOWS.glob("sub-gate*.json")]:
         (folder / path.name).write_text(path.read_text())
-    with running_server(tmp_path / "db", "--workflows", str(folder)) as url:
-        client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
+    with (
+        running_server(tmp_path / "db", "--workflows", str(folder)) as url,
+        Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0) as client,
+    ):
 
         def parked(workflow_id: str, holder: str = "sub") -> tuple[str, str, Any]:
             job_id = client.workflows.run(workflow_id, body={}).job.job_id
