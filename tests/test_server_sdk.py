@@ -498,7 +498,7 @@ def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_
             "wflow_sub_gate_loop",
             project_id="p",
             action="select",
-            node_id="sub/pick",  # the template: every clone whose child waits at `pick`
+            node_id="sub#1/pick",  # the clone's path (`sub/pick` would take every waiting clone)
             workflow_job_id=job_id,
             selected_indices=[0, 2],
         )

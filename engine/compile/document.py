@@ -14,7 +14,7 @@ from engine.errors import DocumentError, Problem
 from engine.gc_tuning import quiet_gc
 
 # Fields a job writes into its flow nodes; a replayed job starts from the flow without them.
-RUNTIME_NODE_FIELDS = ("status", "output", "assets", "jobId", "statusReason")
+RUNTIME_NODE_FIELDS = ("status", "output", "assets", "jobId", "statusReason", "waitingGates")
 
 
 MAX_DEPTH = 64  # levels of nested arrays and objects; a Scenario workflow uses about 8

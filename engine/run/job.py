@@ -71,8 +71,6 @@ def node_document(
     if template.node.inputs and (instance.values is not None or instance.input_links):
         node["inputs"] = _inputs_document(instance, node["inputs"])
     node["status"] = instance.status.value
-    if template.type == "workflow":  # a replayed job's document may carry an old list
-        node.pop("waitingGates", None)
     if instance.job_id:
         node["jobId"] = instance.job_id
     outputs = instance.outputs

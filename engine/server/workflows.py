@@ -307,7 +307,8 @@ def decide(
     with state.holding(job_id) as job:
         if job.workflow.id != workflow_id:
             raise bad_request(f"job `{job_id}` does not belong to workflow `{workflow_id}`")
-        template = job.plan.nodes.get(node_id.split("#", 1)[0])
+        # a path (`sub#1/pick`) names a gate of a sub-workflow: that child's job checks it
+        template = None if "/" in node_id else job.plan.nodes.get(node_id.split("#", 1)[0])
         if template is not None and template.type != gate_type:
             raise bad_request(
                 f"node `{node_id}` is a `{template.type}` node, not a `{gate_type}` node"
