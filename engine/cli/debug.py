@@ -126,7 +126,7 @@ def explain(
     if node is not None and job.waiting:  # what the gate (or its waiting clones) asks
         document = job.document()
         for gate in waiting_gates(document):
-            if gate == node or gate.startswith(node + "#"):
+            if gate == node or gate.startswith((node + "#", node + "/")):  # clones, children
                 gates[gate] = describe_gate(document, gate)
     if as_json:
         payload = {
