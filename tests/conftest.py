@@ -14,10 +14,20 @@ from engine import DryRunExecutor, Engine, JobRun
 
 FLOWS = Path(__file__).parent / "flows"
 EXAMPLES = Path(__file__).parent.parent / "examples"
+EXPORTS = Path(__file__).parent / "exports"  # webapp exports: an editor graph, no flow
 
 
 def flow(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((FLOWS / name).read_text())
+    return data
+
+
+def export(name: str) -> dict[str, Any]:
+    """A webapp export of tests/exports/, or of examples/ (`NAME.export.json`)."""
+    path = EXPORTS / f"{name}.json"
+    if not path.exists():
+        path = EXAMPLES / f"{name}.export.json"
+    data: dict[str, Any] = json.loads(path.read_text())
     return data
 
 

@@ -12,24 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import decide, nodes, run, statuses
+from conftest import EXAMPLES, EXPORTS, FLOWS, decide, export, nodes, run, statuses
 
 from engine import Engine, publish_document
 from engine.compile.document import load_workflow, published_from_editor
 from engine.errors import ValidationError
-
-EXPORTS = Path(__file__).parent / "exports"
-FLOWS_DIR = Path(__file__).parent / "flows"
-EXAMPLES = Path(__file__).parent.parent / "examples"
-
-
-def export(name: str) -> dict[str, Any]:
-    """A webapp export of tests/exports/, or of examples/ (`NAME.export.json`)."""
-    path = EXPORTS / f"{name}.json"
-    if not path.exists():
-        path = EXPORTS.parent.parent / "examples" / f"{name}.export.json"
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
 
 
 def assets(node: dict[str, Any]) -> list[str]:
@@ -333,7 +320,7 @@ def test_publish_refuses_a_broken_graph_with_every_problem(tmp_path: Path) -> No
         'editorInfo.nodes[5].data.modelId: model `pixel1` ("Pixel generator"): needs a `modelId`',
     ]
     assert flowgraph("run", str(file)).returncode == 2
-    nothing = flowgraph("publish", str(FLOWS_DIR / "gates.json"))
+    nothing = flowgraph("publish", str(FLOWS / "gates.json"))
     assert nothing.returncode == 2
     assert "nothing to publish: no `editorInfo` graph with nodes" in nothing.stderr
 

@@ -4,29 +4,17 @@ draft, published by setting `status: "ready"`, run; exports served from `serve -
 from __future__ import annotations
 
 import copy
-import json
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import scenario_sdk
+from conftest import EXPORTS, export
 from scenario_sdk import Scenario
 
 from engine.server.launcher import running_server
-
-EXPORTS = Path(__file__).parent / "exports"
-
-
-def export(name: str) -> dict[str, Any]:
-    """A webapp export of tests/exports/, or of examples/ (`NAME.export.json`)."""
-    path = EXPORTS / f"{name}.json"
-    if not path.exists():
-        path = EXPORTS.parent.parent / "examples" / f"{name}.export.json"
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
 
 
 @pytest.fixture(scope="module")
