@@ -75,7 +75,7 @@ def test_prompt_builder_if_else_merge_and_approval_run_node_by_node() -> None:
     assert flow["check1"]["output"] == "else"
     assert flow["pixel1"]["status"] == "skipped"
     # the gate rides on the node's inputs: the model is called with its own inputs only
-    reason = "input `prompt`: no branch matched (`check1` chose `else`)"
+    reason = "input `prompt`: branch `if1` of `check1` not taken; it chose `else`"
     assert flow["pixel1"]["statusReason"] == reason
     paint = assets(flow["paint1"])
     assert flow["paint1"]["status"] == "success" and len(paint) == 1
@@ -286,7 +286,7 @@ def test_every_command_reads_an_export_and_says_it_published_it(tmp_path: Path) 
     assert job["status"] == "success" and len(job["metadata"]["assetIds"]) == 2
     result = flowgraph("explain", file, "--node", "night1#1")
     assert result.returncode == 0, result.stderr
-    why = 'night1#1 "Night render" skipped ← input `prompt`: no branch matched (`check2#1` chose `else`)'
+    why = 'night1#1 "Night render" skipped ← input `prompt`: branch `if1` of `check2#1` not taken; it chose `else`'
     assert why in result.stdout
     result = flowgraph("graph", file, "--format", "mermaid")
     assert result.returncode == 0 and "check2" in result.stdout and note in result.stderr

@@ -85,7 +85,7 @@ def test_conditional_refs_merge_branches() -> None:
     assert flow["logic_equal"]["output"] == "took gen_b"
     assert flow["logic_equal_miss"]["status"] == "skipped"
     assert flow["logic_equal_miss"]["statusReason"] == (
-        "input `x`: no branch matched (`check` chose `gen_b`)"
+        "input `x`: branch `gen_a` of `check` not taken; it chose `gen_b`"
     )
     assert flow["gated_value"]["output"] == "gated gen_b"
     assert flow["status_equal"]["status"] == "success"

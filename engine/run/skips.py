@@ -60,8 +60,16 @@ def skip_cause(instance: Instance) -> Cause | None:
         if conditional and not any(matched(entry, compiled) for entry in conditional):
             states = {entry_source(e).id: entry_state(e) for e in conditional}
             shown = ", ".join(f"`{node}` {state}" for node, state in states.items())
+            why = f"no branch matched ({shown})"
+            gate = entry_source(conditional[0])
+            one_branch = len(conditional) == 1 and compiled.has_equal
+            if one_branch and gate.template.type == "logic" and gate.status is NodeStatus.SUCCESS:
+                # one if/else gates it: say which branch it wanted, as a plain `equal` does
+                chose = json_text(gate.outputs.get("output"))
+                wanted = json_text(compiled.ref_equal)
+                why = f"branch `{wanted}` of `{gate.id}` not taken; it chose `{chose}`"
             return (
-                f"input `{compiled.name}`: no branch matched ({shown})",
+                f"input `{compiled.name}`: {why}",
                 {
                     "cause": "conditional",
                     "input": compiled.name,
