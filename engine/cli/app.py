@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -382,34 +383,39 @@ def run(
     raise finish(job, as_json=as_json, db=db)
 
 
-def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
-    """Every `*.json` of `folder`, by file name (the workflow id); all problems at once."""
+def folder_workflows(folder: Path) -> Iterator[tuple[Path, Workflow | ValidationError]]:
+    """Each `*.json` of `folder`, in name order, read as a workflow (or why it is none)."""
     if not folder.is_dir():
         raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
-    found: dict[str, Workflow] = {}
-    problems: list[Problem] = []
     for path in sorted(folder.glob("*.json")):
         try:
-            found[path.stem] = read_document(path)
+            yield path, read_document(path)
         except ValidationError as error:
-            problems += [Problem(f"{path.name}: {p}") for p in error.problems]
+            yield path, error
+
+
+def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
+    """Every workflow of `folder`, by file name (the workflow id); all problems at once."""
+    found: dict[str, Workflow] = {}
+    problems: list[Problem] = []
+    for path, workflow in folder_workflows(folder):
+        if isinstance(workflow, ValidationError):
+            problems += [Problem(f"{path.name}: {p}") for p in workflow.problems]
+        else:
+            found[path.stem] = workflow
     if problems:
         raise ValidationError(problems, what="workflows")
     return found
 
 
 def load_into_store(folder: Path, store: Store) -> None:
-    """Every workflow file of `folder` into the store, by its `id` (else its file name), with
-    the fields the API answers with; a file that is no workflow is skipped with a warning."""
+    """Every workflow of `folder` into the store, by its `id` (else its file name), with the
+    fields the API answers with; a file that is no workflow is skipped with a warning."""
     from engine.server.workflows import complete_workflow
 
-    if not folder.is_dir():
-        raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
-    for path in sorted(folder.glob("*.json")):
-        try:
-            workflow = read_document(path)
-        except ValidationError as error:
-            err.print(f"warning: {path.name} skipped: {error.headline}: {error.problems[0]}")
+    for path, workflow in folder_workflows(folder):
+        if isinstance(workflow, ValidationError):
+            err.print(f"warning: {path.name} skipped: {workflow.headline}: {workflow.problems[0]}")
             continue
         workflow_id = workflow.id or path.stem
         store.put_workflow(workflow_id, complete_workflow(workflow.to_wire(), workflow_id))
