@@ -596,3 +596,24 @@ def test_the_terminal_shows_titles_and_what_an_approval_asks(tmp_path: Path) -> 
     assert (
         "it is a `text` node of the editor graph, which publishes to no flow node" in result.stderr
     )
+
+
+def test_an_approval_in_an_iteration_says_it_holds_back_its_loop(tmp_path: Path) -> None:
+    from test_cli import flowgraph
+
+    document = graph(
+        [node("text1", "text", value="a, b", isInput=True), node("split1", "splitText"),
+         node("loop1", "forEach"), node("gen1", "model", modelId="model_gen"),
+         node("ok1", "approval"), node("end1", "forEachEnd", parentNodeId="loop1", isOutput=True),
+         node("sheet1", "model", modelId="model_sheet", isOutput=True)],
+        [wire("text1", "output", "split1", "input"), wire("split1", "output", "loop1", "input"),
+         wire("loop1", "output", "gen1", "prompt"), wire("gen1", "approval", "ok1", "input"),
+         wire("gen1", "output", "end1", "input"), wire("end1", "output", "sheet1", "images")],
+    )  # fmt: skip
+    file = tmp_path / "loop-gate.json"
+    file.write_text(json.dumps(document))
+    result = flowgraph("run", str(file), "--db", str(tmp_path / "j.db"))
+    assert result.returncode == 3
+    assert (
+        result.stderr.count("  holds back: loop `loop1`, which ends once every iteration has") == 2
+    )  # noqa: E501

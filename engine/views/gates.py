@@ -91,12 +91,21 @@ def describe_gate(document: dict[str, Any], gate_id: str) -> list[str]:
             continue
         lines.append(f"  approves: {source} ({node['type']}): {_output(node, urls)}")
     lines += _more(len(sources))
-    return [*lines, *_held_back(flow, gate_id)]
+    held = _held_back(flow, gate_id)
+    if not _waits_on(flow, gate_id) and gate.get("loopNodeId"):
+        # in an iteration, what reads its producer from outside waits for the whole loop
+        held = [f"  holds back: loop `{gate['loopNodeId']}`, which ends once every iteration has"]
+    return [*lines, *held]
+
+
+def _waits_on(flow: list[dict[str, Any]], node_id: str) -> list[str]:
+    """The nodes that read or wait for `node_id`."""
+    return [node["id"] for node in flow if node_id in _sources(node)]
 
 
 def _held_back(flow: list[dict[str, Any]], node_id: str, *, first: str | None = None) -> list[str]:
     """The line naming the nodes that wait for `node_id` (after `first`, when given)."""
-    held = [node["id"] for node in flow if node_id in _sources(node)]
+    held = _waits_on(flow, node_id)
     if first is not None:
         held.insert(0, first)
     shown = ", ".join(held[:SHOWN])
