@@ -106,11 +106,23 @@ def resolve_loops(
                 m for m in node.loop_body_node_ids or [] if m in positions and m != node.id
             }
 
-    def contains(outer: str, inner: str, seen: frozenset[str] = frozenset()) -> bool:
-        if outer in seen:
-            return False
-        body = listed.get(outer, set())
-        return inner in body or any(contains(m, inner, seen | {outer}) for m in body if m in listed)
+    within: dict[str, set[str]] = {}  # loop -> every node listed by it or by a loop it lists
+
+    def nested(loop: str) -> set[str]:
+        """What `loop` holds, through the loops it lists; each loop worked out once (a flow
+        that lists every descendant in every enclosing loop must not cost a walk per pair)."""
+        found = within.get(loop)
+        if found is None:
+            within[loop] = found = set()  # a loop listing itself, through others, stops here
+            stack = [loop]
+            while stack:
+                for member in listed.get(stack.pop(), ()):
+                    if member not in found:
+                        found.add(member)
+                        if member in listed:
+                            found |= within.get(member) or set()
+                            stack.append(member)
+        return found
 
     listed_by: dict[str, list[str]] = {}
     for loop, body in listed.items():
@@ -118,7 +130,9 @@ def resolve_loops(
             listed_by.setdefault(member, []).append(loop)
     owner: dict[str, str] = {}
     for member, listers in listed_by.items():
-        innermost = [a for a in listers if all(a == b or contains(b, a) for b in listers)]
+        # the innermost lister holds the least, and every other lister holds it
+        least = min(listers, key=lambda loop: len(nested(loop)))
+        innermost = [least] if all(b == least or least in nested(b) for b in listers) else []
         if len(innermost) != 1:
             first, second = sorted(listers, key=positions.__getitem__)[:2]
             problems.append(
