@@ -50,6 +50,7 @@ PALETTE_NAMES = {
     "sticky-note": "stickyNote",
 }
 VALUE_NODES = frozenset({"text", "asset"})
+MAX_NODES = 5_000  # an editor graph far larger than any editor holds: refused before any work
 PRODUCERS_WITH_APPROVAL = frozenset(
     {"model", "llm", "transformText", "splitText", "groupItems", "sliceAssets", "ifElse"}
     | {"forEachEnd"}
@@ -164,6 +165,16 @@ def read_graph(editor: Any, prefix: str) -> EditorGraph:
     if not isinstance(edges, list):
         problems.append(Problem("`editorInfo.edges` must be an array", path=f"{where}.edges"))
         edges = []
+    for name, found, most in (("nodes", nodes, MAX_NODES), ("edges", edges, MAX_NODES * 4)):
+        if len(found) > most:
+            problems.append(
+                Problem(
+                    f"an editor graph of {len(found):,} {name}: publish takes at most {most:,} "
+                    "(Scenario's cloud runs 50 nodes a workflow)",
+                    path=f"{where}.{name}",
+                )
+            )
+            return graph
     for index, raw in enumerate(nodes):
         node = _read_node(raw, index, prefix, problems)
         if node is None:

@@ -36,6 +36,13 @@ class Structure:
         self._pair_loops()
         self._find_bodies()
         self._find_gates()
+        # what a pinned loop end collects, through nested ends: marked as the job's outputs
+        self.collected_for_output = {
+            source.id
+            for end in self.nodes.values()
+            if end.type == "forEachEnd" and end.pinned_output
+            for source in self.end_sources(end)
+        }
 
     def position(self, node_id: str) -> str:
         return f"{self.nodes[node_id].index:09d}"
@@ -142,11 +149,13 @@ class Structure:
         """A loop's body: the nodes downstream of the forEach, its own end excluded, and
         nothing that also reads the end's collection. An end fed by several nodes (the
         branches of an if/else) is a merge inside the body."""
+        reach = self._reach() if self.loop_of_end else {}
         for end_id, loop_id in self.loop_of_end.items():
             loop, end = self.nodes[loop_id], self.nodes[end_id]
             body = _downstream(loop, stop=end_id)
-            after = _downstream(end)
-            for node_id in sorted(body & after, key=self.position):
+            after = reach[end_id]
+            reads_end = [n for n in body if after >> self.nodes[n].index & 1]
+            for node_id in sorted(reads_end, key=self.position):
                 self.problems.append(
                     self.nodes[node_id].problem(
                         f"reads both the items of forEach `{loop_id}` and its end `{end_id}`"
@@ -166,6 +175,25 @@ class Structure:
             if not members:
                 self.problems.append(loop.problem("has nothing between it and its end"))
             self.bodies[loop_id] = sorted(members, key=self.position)
+        # a loop lists its own body only: a nested loop's nodes belong to that loop, which the
+        # outer one lists (so the flow grows with the graph, not with its depth squared)
+        owner: dict[str, str] = {}
+        for loop_id in sorted(self.bodies, key=lambda loop: len(self.bodies[loop])):
+            for member in self.bodies[loop_id]:
+                owner.setdefault(member, loop_id)  # the innermost loop holding it: the least
+        for loop_id, members in self.bodies.items():
+            self.bodies[loop_id] = [m for m in members if owner[m] == loop_id]
+
+    def _reach(self) -> dict[str, int]:
+        """For each node, the nodes downstream of it (itself excluded), as a bit set by node
+        index: one pass in reverse order, so that many loops cost no walk of the graph each."""
+        reach: dict[str, int] = {}
+        for node in reversed(self.order):
+            found = 0
+            for wire in node.wires_out:
+                found |= reach.get(wire.consumer.id, 0) | 1 << wire.consumer.index
+            reach[node.id] = found
+        return reach
 
     def _find_gates(self) -> None:
         for gate in self.nodes.values():

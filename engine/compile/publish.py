@@ -109,7 +109,7 @@ class _Publisher:
         )
         if waits:
             built["dependsOn"] = waits
-        if node.pinned_output or self._collected_by_pinned_end(node):
+        if node.pinned_output or node.id in self.structure.collected_for_output:
             built["includeOutputsInWorkflowJob"] = True
         return built
 
@@ -217,14 +217,6 @@ class _Publisher:
             built.setdefault("inputs", []).append(
                 {"name": GATING_HANDLE, "type": "string", "ref": gate}
             )
-
-    def _collected_by_pinned_end(self, node: EditorNode) -> bool:
-        return any(
-            end.type == "forEachEnd"
-            and end.pinned_output
-            and node in self.structure.end_sources(end)
-            for end in self.structure.nodes.values()
-        )
 
     def _report(self, node: EditorNode, problems: list[tuple[str, str]]) -> None:
         self.problems += [node.problem(message, field) for message, field in problems]
