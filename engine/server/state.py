@@ -85,6 +85,12 @@ class ServerState:
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     )
     running: set[str] = field(default_factory=set)  # jobs a task of this server carries on
+    # one update of a workflow at a time: an update reads, publishes and checks in a worker
+    # thread, then writes; a second one waits, so that it reads the first one's document
+    editing: dict[str, anyio.Lock] = field(default_factory=dict)
+
+    def editing_lock(self, workflow_id: str) -> anyio.Lock:
+        return self.editing.setdefault(workflow_id, anyio.Lock())
 
     @contextmanager
     def holding(self, job_id: str) -> Iterator[JobRun]:

@@ -96,6 +96,14 @@ def publish_on_ready(document: dict[str, Any], changes: dict[str, Any]) -> None:
         raise bad_request(problems_message(error)) from None
 
 
+def settle(state: ServerState, document: dict[str, Any], changes: dict[str, Any]) -> None:
+    """Publish if the request asks for it, then check the flow: in a worker thread, as a large
+    editor graph or flow takes a while and other requests must not wait for it."""
+    publish_on_ready(document, changes)
+    document["hasFlow"] = bool(document.get("flow"))
+    check_flow(state, document)
+
+
 def check_flow(state: ServerState, document: dict[str, Any]) -> None:
     """A ready workflow must compile. A draft may be saved incomplete (the editor saves drafts
     as the user works): only its document form is checked, the flow when it is made ready."""
@@ -131,9 +139,7 @@ async def create_workflow(body: WorkflowCreate, state: State, project_id: Projec
     }
     extra = body.model_extra or {}
     document.update({k: v for k, v in extra.items() if k not in _SERVER_FIELDS})
-    publish_on_ready(document, extra)
-    document["hasFlow"] = bool(document["flow"])
-    check_flow(state, document)
+    await anyio.to_thread.run_sync(settle, state, document, extra)
     state.store.put_workflow(document["id"], document)
     return {"workflow": document}
 
@@ -190,20 +196,20 @@ async def get_workflow(workflow_id: str, state: State, project_id: ProjectId = N
 async def update_workflow(
     workflow_id: str, body: WorkflowUpdate, state: State, project_id: ProjectId = None
 ) -> Any:
-    """Change any of the workflow's fields; a new flow or inputs are validated first."""
-    document = state.workflow(workflow_id)
+    """Change any of the workflow's fields; `status: "ready"` publishes the editor graph; the
+    flow of a ready workflow is checked first, and nothing changes when it does not compile."""
     changes = body.model_dump(exclude_unset=True)
     changes.pop("bypassLock", None)
     for key in ("before", "after", "thumbnail"):
         if key in changes:
             asset = changes.pop(key)
             changes[key] = {"assetId": asset, "url": f"asset://{asset}"} if asset else None
-    document.update({k: v for k, v in changes.items() if k not in _SERVER_FIELDS})
-    publish_on_ready(document, changes)
-    document["hasFlow"] = bool(document.get("flow"))
-    document["updatedAt"] = now()
-    check_flow(state, document)
-    state.store.put_workflow(workflow_id, document)
+    async with state.editing_lock(workflow_id):
+        document = state.workflow(workflow_id)
+        document.update({k: v for k, v in changes.items() if k not in _SERVER_FIELDS})
+        await anyio.to_thread.run_sync(settle, state, document, changes)
+        document["updatedAt"] = now()
+        state.store.put_workflow(workflow_id, document)
     return {"workflow": document}
 
 
