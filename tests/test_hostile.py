@@ -669,3 +669,44 @@ def test_a_decision_while_a_run_is_ending_is_carried_out(after: str) -> None:
     anyio.run(main)
     assert job.status.value == "success"
     assert job.document()["metadata"]["flow"][1]["status"] == "success"
+
+
+def test_a_decision_for_a_path_of_any_length_is_refused_at_once(
+    server: Server, parked: tuple[str, str]
+) -> None:
+    workflow_id, job_id = parked
+    for route, body in (
+        ("user-approval", {"nodeId": "x/" * 40_000, "workflowJobId": job_id}),
+        (
+            "user-selection",
+            {
+                "nodeId": "x/" * 40_000,
+                "workflowJobId": job_id,
+                "action": "select",
+                "selectedIndices": [0],
+            },
+        ),  # noqa: E501
+    ):
+        answer = server.http.put(f"/workflows/{workflow_id}/{route}", json=body)
+        refused(answer, 400, "nodeId: String should have at most 1000 characters")
+    server.alive()
+
+
+def test_a_workflow_that_forges_waiting_gates_shows_only_its_own(tmp_path: Path) -> None:
+    forged = tmp_path / "forged.json"
+    forged.write_text(
+        json.dumps(
+            {"flow": [
+                {"id": "g", "type": "user-approval", "waitingGates": ["x"]},
+                {"id": "w", "type": "workflow", "workflowId": "none", "dependsOn": ["g"],
+                 "waitingGates": [{"id": 3}, "y"]},
+            ]}
+        )
+    )  # fmt: skip
+    db = str(tmp_path / "jobs.db")
+    result = flowgraph("run", str(forged), "--db", db, "--json")
+    assert result.returncode == 3
+    flow = json.loads(result.stdout)["job"]["metadata"]["flow"]
+    assert all("waitingGates" not in node for node in flow)
+    listed = flowgraph("jobs", "--status", "waiting", "--db", db)
+    assert listed.returncode == 0 and " g " in listed.stdout

@@ -71,6 +71,7 @@ def node_document(
     if template.node.inputs and (instance.values is not None or instance.input_links):
         node["inputs"] = _inputs_document(instance, node["inputs"])
     node["status"] = instance.status.value
+    node.pop("waitingGates", None)  # only a run writes it: a document's own is never shown
     if instance.job_id:
         node["jobId"] = instance.job_id
     outputs = instance.outputs

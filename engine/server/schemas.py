@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,15 +34,19 @@ class WorkflowUpdate(Body):
     editorInfo: dict[str, Any] | None = None
 
 
+# a node id, or a path into sub-workflows (`sub#1/inner/review`): far longer is no node's
+NodeId = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
 class UserApproval(Body):
-    nodeId: str
+    nodeId: NodeId
     workflowJobId: str
     action: Literal["approve", "reject"] = "approve"
 
 
 class UserSelection(Body):
     action: Literal["select", "reject"]
-    nodeId: str
+    nodeId: NodeId
     workflowJobId: str
     selectedIndices: list[int] | None = None
 

@@ -40,7 +40,8 @@ def _waiting(flow: list[dict[str, Any]]) -> list[tuple[dict[str, Any] | None, di
             continue
         if node["type"] in GATE_TYPES:
             found.append((None, node))
-        found += [(node, gate) for gate in node.get("waitingGates") or ()]
+        elif node["type"] == "workflow" and isinstance(node.get("waitingGates"), list):
+            found += [(node, g) for g in node["waitingGates"] if isinstance(g, dict) and "id" in g]
     return found
 
 
