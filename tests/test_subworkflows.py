@@ -441,4 +441,5 @@ def test_a_cost_estimate_goes_through_the_gates_inside_sub_workflows() -> None:
             return await estimate(workflow, {}, {"default": 1.0}, workflows=gated_engine()[0])
 
     assert anyio.run(priced, "sub-gate.json") == 2.0  # the child's draft and final
-    assert anyio.run(priced, "sub-gate-in-loop.json") == 2.0  # a draft in each clone's child
+    # in each clone's child, a draft and, past the selection, a polish: the gate is gone through
+    assert anyio.run(priced, "sub-gate-in-loop.json") == 4.0
