@@ -127,11 +127,7 @@ class SQLiteStore:
         return [entry_of(row[0], row[1]) for row in rows]
 
     def get_workflow_head(self, workflow_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._connection.execute(
-                "SELECT head FROM workflows WHERE id = ?", (workflow_id,)
-            ).fetchone()
-        return json.loads(row[0]) if row else None
+        return self._workflow_column("head", workflow_id)
 
     def _add_workflow_entries(self) -> None:
         """Stores made before workflows had entries: add the columns and fill them once."""
@@ -154,9 +150,13 @@ class SQLiteStore:
             )
 
     def get_workflow(self, workflow_id: str) -> dict[str, Any] | None:
+        return self._workflow_column("document", workflow_id)
+
+    def _workflow_column(self, column: str, workflow_id: str) -> dict[str, Any] | None:
+        """The JSON in `column` (`document` or `head`) of a workflow's row, if it has one."""
         with self._lock:
             row = self._connection.execute(
-                "SELECT document FROM workflows WHERE id = ?", (workflow_id,)
+                f"SELECT {column} FROM workflows WHERE id = ?", (workflow_id,)
             ).fetchone()
         return json.loads(row[0]) if row else None
 
