@@ -118,27 +118,10 @@ def check_flow(state: ServerState, document: dict[str, Any]) -> None:
 
 @router.post("", responses={200: {"model": WorkflowEnvelope}})
 async def create_workflow(body: WorkflowCreate, state: State, project_id: ProjectId = None) -> Any:
-    """Create a workflow (a draft with an empty flow)."""
-    created = now()
-    document: dict[str, Any] = {
-        "id": new_workflow_id(),
-        "name": body.name,
-        "description": body.description,
-        "shortDescription": "",
-        "status": "draft",
-        "privacy": "private",
-        "tagSet": [],
-        "inputs": [],
-        "flow": [],
-        "editorInfo": {},
-        "hasFlow": False,
-        "authorId": "flowgraph",
-        "ownerId": project_id or "flowgraph",
-        "createdAt": created,
-        "updatedAt": created,
-    }
-    extra = body.model_extra or {}
-    document.update({k: v for k, v in extra.items() if k not in _SERVER_FIELDS})
+    """Create a workflow (a draft with an empty flow, unless the body says more)."""
+    extra = {k: v for k, v in (body.model_extra or {}).items() if k not in _SERVER_FIELDS}
+    given = {"name": body.name, "description": body.description, "status": "draft", **extra}
+    document = complete_workflow(given, new_workflow_id(), owner=project_id or "flowgraph")
     await anyio.to_thread.run_sync(settle, state, document, extra)
     state.store.put_workflow(document["id"], document)
     return {"workflow": document}
