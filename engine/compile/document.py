@@ -109,7 +109,7 @@ def publish_document(document: Any) -> dict[str, Any]:
     if not has_editor_graph(workflow):
         problem = Problem(
             "nothing to publish: no `editorInfo` graph with nodes", path=f"{prefix}editorInfo"
-        )  # noqa: E501
+        )
         raise DocumentError([problem])
     found = value_problem(workflow)
     if found is not None:
