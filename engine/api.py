@@ -64,6 +64,8 @@ class JobRun:
     created_at: str
     parent_job_id: str | None = None
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    # set while an advance of the job goes on: another one joins it instead of running beside it
+    advancing: anyio.Event | None = field(default=None, repr=False)
     _document: dict[str, Any] | None = field(default=None, repr=False)
     _document_key: tuple[int, JobStatus] | None = field(default=None, repr=False)
     # (state key, encoding, when it was made, seconds it took)
@@ -270,7 +272,13 @@ class Engine:
                     workflow_id=workflow.id,
                     workflow=workflow.to_wire(),
                     inputs=values,
-                    options={**self.run_options, "keepGoing": keep_going, "seed": self.seed},
+                    options={
+                        **self.run_options,
+                        "keepGoing": keep_going,
+                        "seed": self.seed,
+                        # the workflows above a sub-workflow's job, to refuse cycles on resume
+                        **({"lineage": list(lineage)} if lineage else {}),
+                    },
                     status=scheduler.status.value,
                     created_at=created,
                     updated_at=created,
@@ -340,7 +348,7 @@ class Engine:
         parent's `workflow` node starts again and runs it, then the parent goes on."""
         parent = self.parent_to_carry(job)
         if parent is not None:
-            await self._carry_on(parent)
+            await self.advance(parent)
         else:
             await self.advance_itself(job)
 
@@ -352,40 +360,46 @@ class Engine:
     async def advance_itself(self, job: JobRun) -> None:
         """`advance` for the job itself, never through a parent (what a workflow node's call
         does with its child). Children it leaves waiting are canceled when it ends otherwise
-        than in success: nothing would decide for them."""
-        with quiet_gc():
-            try:
-                if self.store is None or not self.checkpoint_every:
-                    await job.runner.run()
-                else:
-                    async with anyio.create_task_group() as group:
-                        group.start_soon(self._checkpoints_while_running, job)
-                        await job.runner.run()
-                        group.cancel_scope.cancel()
-            except Exception as error:  # whatever breaks inside a job ends that job, not us
-                await self._abort(job, error)
-                return
-            try:
-                await self.checkpoint(job)
-            except Exception as error:
-                await self._abort(job, error)
-        if job.scheduler.finished and job.status is not JobStatus.SUCCESS:
-            reason = f"its parent job `{job.job_id}` ended {job.status}"
-            await self.subworkflows.end_children(job, reason)
+        than in success: nothing would decide for them.
 
-    async def _carry_on(self, job: JobRun) -> None:
-        """Let `job` carry on with what changed (a decision, a child that moved on): a run in
-        progress picks it up at once; otherwise the job runs again, once a run that is
-        ending has ended."""
-        if job.runner.active and not job.runner.closing:
-            try:
-                job.runner.pump()
-            except Exception as error:  # ends this job, as in `advance`
-                job.runner.abort(internal_message(first_cause(error)))
+        One advance of a job at a time: while one goes on (a parent's workflow node running
+        its child, a decision arriving as the run ends), another call hands it what changed
+        and waits for it to end; it runs again for what came while its run was ending."""
+        if job.advancing is not None:
+            if job.runner.active and not job.runner.closing:
+                try:
+                    job.runner.pump()  # a run in progress picks up what changed at once
+                except Exception as error:  # ends this job, as a run's own failure does
+                    job.runner.abort(internal_message(first_cause(error)))
+            await job.advancing.wait()
             return
-        while job.runner.active:
-            await anyio.sleep(0.005)
-        await self.advance(job)
+        job.advancing = done = anyio.Event()
+        try:
+            with quiet_gc():
+                while await self._run_once(job) and job.scheduler.is_active():
+                    pass
+            if job.scheduler.finished and job.status is not JobStatus.SUCCESS:
+                reason = f"its parent job `{job.job_id}` ended {job.status}"
+                await self.subworkflows.end_children(job, reason)
+        finally:
+            job.advancing = None
+            done.set()
+
+    async def _run_once(self, job: JobRun) -> bool:
+        """One run of the job and its checkpoint; False when the job was aborted."""
+        try:
+            if self.store is None or not self.checkpoint_every:
+                await job.runner.run()
+            else:
+                async with anyio.create_task_group() as group:
+                    group.start_soon(self._checkpoints_while_running, job)
+                    await job.runner.run()
+                    group.cancel_scope.cancel()
+            await self.checkpoint(job)
+        except Exception as error:  # whatever breaks inside a job ends that job, not us
+            await self._abort(job, error)
+            return False
+        return True
 
     async def _abort(self, job: JobRun, error: BaseException) -> None:
         """End `job` as failed with what went wrong, and record that. Raises StoreError when
@@ -457,34 +471,56 @@ class Engine:
         decision cannot apply."""
         job = self.get(job_id)
         self.decide_now(job, node_id, decision)
-        await self._carry_on(job)
+        await self.advance(job)
         return job
 
-    def decide_now(self, job: JobRun, node_id: str, decision: Any) -> list[str]:
+    def decide_now(
+        self, job: JobRun, node_id: str, decision: Any, *, gate_type: str | None = None
+    ) -> list[str]:
         """Apply and record a decision without running anything yet; returns the gates decided.
 
         `node_id` names a gate of the job (its id, a template id or a clone-id prefix), or a
         gate inside the sub-workflow of a `workflow` node by path (`sub/approve`,
         `sub#1/approve`, `sub/inner/approve`): the decision is the child job's, and the
-        workflow nodes waiting on it start again when the job carries on. Raises
+        workflow nodes waiting on it start again when the job carries on. With `gate_type`,
+        only gates of that type take it (a route for approvals refuses a selection). Raises
         DecisionError, changing nothing, when the decision cannot apply.
         """
-        decided = self.subworkflows.decide(job, node_id, decision)
-        return decide_here(job, node_id, decision) if decided is None else decided
+        decided = self.subworkflows.decide(job, node_id, decision, gate_type)
+        if decided is None:
+            decided = decide_here(job, node_id, decision, gate_type)
+        return decided
 
-    async def cancel(self, job_id: str, *, reason: str = "job canceled") -> JobRun:
+    async def record_decisions(self, job: JobRun) -> None:
+        """Write the decisions `decide_now` applied to `job` and the sub-workflow jobs below
+        it, now: an answer saying a decision was taken must not be lost with the process."""
+        for each in [job, *self.descendants(job)]:
+            if each.runner.recorder.pending:
+                await each.runner.flush()
+
+    def descendants(self, job: JobRun) -> list[JobRun]:
+        """The live sub-workflow jobs below `job`, its children first."""
+        below = [j for j in self.jobs.values() if j.parent_job_id == job.job_id]
+        return [*below, *(d for child in below for d in self.descendants(child))]
+
+    async def cancel(
+        self, job_id: str, *, reason: str = "job canceled", carry_parent: bool = True
+    ) -> JobRun:
         """Cancel a job: calls in flight are cancelled, unfinished nodes skipped (with
         `reason`), and the sub-workflow jobs it was running or waiting on canceled too. A
-        parent waiting on it carries on (its workflow node fails: the child ended canceled)."""
+        parent waiting on it carries on (its workflow node fails: the child ended canceled),
+        unless `carry_parent` is False (the caller starts it: see `parent_to_carry`)."""
         job = self.get(job_id)
         job.runner.cancel(reason)
+        # the children before the job's own end is written: a stop between the two leaves no
+        # child waiting under an ended parent
+        await self.subworkflows.end_children(job, f"its parent job `{job_id}` was canceled")
         if not job.runner.active:
             await job.runner.flush()
             await self.checkpoint(job)
-        await self.subworkflows.end_children(job, f"its parent job `{job_id}` was canceled")
-        parent = self.parent_to_carry(job)
+        parent = self.parent_to_carry(job) if carry_parent else None
         if parent is not None:
-            await self._carry_on(parent)
+            await self.advance(parent)
         return job
 
     def forget(self, job_id: str) -> None:
@@ -553,12 +589,13 @@ class Engine:
             workflow,
             plan,
             scheduler,
-            lineage=(),
+            lineage=tuple(record.options.get("lineage", ())),
             parent_job_id=record.parent_job_id,
             restored=True,
             created_at=record.created_at,
         )
         job.runner.pending_start = live
+        self.subworkflows.mend(job)
         return job
 
 

@@ -335,6 +335,11 @@ class Store(Protocol):
 
     def get_job(self, job_id: str) -> JobRecord | None: ...
 
+    def job_summary(self, job_id: str) -> JobRecord | None:
+        """The job without its workflow and document (its status, its parent), as
+        `list_jobs` gives it: nothing large is read."""
+        ...
+
     def document_json(self, job_id: str) -> bytes | None:
         """The job's latest document as stored (UTF-8 JSON), without parsing it; None when
         there is no such job or it has no document yet."""

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from engine.errors import DecisionError, FlowgraphError
-from engine.protocols import Completed, Failed, JobStatus, NodeCall, NodeStatus, OutcomeRecord
+from engine.protocols import (
+    Completed,
+    Failed,
+    JobStatus,
+    NodeCall,
+    NodeStatus,
+    OutcomeRecord,
+)
 from engine.run.children import SEPARATOR, ChildGate, ChildRejected, ChildWaits, child_gates
 from engine.run.instances import Instance
 from engine.run.job import node_document
 from engine.run.runner import ChildResult
-from engine.run.scheduler import Scheduler
+from engine.run.scheduler import TERMINAL_JOB, Scheduler
 
 if TYPE_CHECKING:
     from engine.api import Engine, JobRun
@@ -61,9 +66,7 @@ class SubWorkflows:
             return Failed(f"sub-workflow `{workflow_id}`: {error}")
         if isinstance(child, Failed):
             return child
-        await self.engine.advance_itself(child)
-        while child.scheduler.is_active():  # a decision reached it while its run was ending
-            await self.engine.advance_itself(child)
+        await self.engine.advance_itself(child)  # runs again for decisions that come meanwhile
         return self.outcome(child, holder, workflow_id)
 
     def _create(
@@ -197,23 +200,67 @@ class SubWorkflows:
             child = self.existing(instance.job_id)
             if child is None:
                 continue
-            while child.runner.active:  # its run, cut short with its parent's, is ending
-                await anyio.sleep(0.005)
+            if child.advancing is not None:  # its run, cut short with its parent's, is ending
+                await child.advancing.wait()
             if not child.scheduler.finished:
                 await self.engine.cancel(child.job_id, reason=reason)
 
+    # ----- after a stop between a parent's end and its children's -----------------------------
+
+    def mend(self, job: JobRun) -> None:
+        """Cancel, in the store too, the unfinished child jobs a restored job left behind when
+        it ended otherwise than in success, or `job` itself when it is such a child: a process
+        that stopped between a parent's end and its children's leaves them waiting, and
+        nothing would ever decide for them or use their result."""
+        store = self.engine.store
+        if store is None:
+            return
+        scheduler = job.scheduler
+        if scheduler.finished and job.status is not JobStatus.SUCCESS:
+            reason = f"its parent job `{job.job_id}` ended {job.status}"
+            for instance in scheduler.instances.values():
+                if instance.template.type != "workflow" or instance.job_id is None:
+                    continue
+                summary = store.job_summary(instance.job_id)
+                if summary is not None and summary.status not in TERMINAL_JOB:
+                    self._end_orphan(self.engine.get(instance.job_id), reason)
+        elif not scheduler.finished and job.parent_job_id is not None:
+            parent = store.job_summary(job.parent_job_id)
+            if parent is None or parent.status in TERMINAL_JOB:
+                ended = f"ended {parent.status}" if parent is not None else "is gone"
+                self._end_orphan(job, f"its parent job `{job.parent_job_id}` {ended}")
+
+    def _end_orphan(self, job: JobRun, reason: str) -> None:
+        if job.scheduler.finished:
+            return
+        job.runner.pending_start = []
+        job.runner.cancel(reason)
+        recorder = job.runner.recorder
+        recorder.write(*recorder.take())
+        assert self.engine.store is not None
+        self.engine.store.checkpoint(
+            job.job_id,
+            status=job.status.value,
+            updated_at=job.updated_at,
+            document_json=job.document_json(),
+        )
+
     # ----- decisions by path ---------------------------------------------------------------------
 
-    def decide(self, job: JobRun, node_id: str, decision: Any) -> list[str] | None:
+    def decide(
+        self, job: JobRun, node_id: str, decision: Any, gate_type: str | None = None
+    ) -> list[str] | None:
         """Apply a decision keyed by a path into `job`'s sub-workflows (`sub/approve`): to the
-        gates it names in the child jobs, every one of which must take it (else nothing
-        changes); the workflow nodes waiting on them start again. None when `node_id` is no
-        such path (a gate of `job` itself, or nothing the scheduler knows of)."""
+        gates it names in the child jobs, every one of which must take it (and be of
+        `gate_type`, when given), else nothing changes; the workflow nodes waiting on them
+        start again. None when `node_id` is no such path (a gate of `job` itself, or nothing
+        the scheduler knows of)."""
         targets = self.targets(job, node_id)
         if targets is None:
             return None
         for _, child, key in targets:
             for gate in child.scheduler.waiting_gates(key):
+                check_gate_type(node_id, gate.template.type, gate_type)
                 gate.template.kind.decide(gate.template.node, gate.items, decision)  # type: ignore[attr-defined]
         decided = []
         for chain, child, key in targets:
@@ -305,9 +352,22 @@ class SubWorkflows:
         )
 
 
-def decide_here(job: JobRun, node_id: str, decision: Any) -> list[str]:
-    """A decision for gates of `job` itself, applied and recorded in its log; returns the
-    gates decided. Raises DecisionError, changing nothing, when it cannot apply."""
+def check_gate_type(node_id: str, node_type: str, gate_type: str | None) -> None:
+    """Raises DecisionError when a decision sent for a `gate_type` gate names a node of
+    another type (an approval sent to a selection)."""
+    if gate_type is not None and node_type != gate_type:
+        raise DecisionError(f"node `{node_id}` is a `{node_type}` node, not a `{gate_type}` node")
+
+
+def decide_here(
+    job: JobRun, node_id: str, decision: Any, gate_type: str | None = None
+) -> list[str]:
+    """A decision for gates of `job` itself (of `gate_type`, when given), applied and recorded
+    in its log; returns the gates decided. Raises DecisionError, changing nothing, when it
+    cannot apply."""
+    template = job.plan.nodes.get(node_id.split("#", 1)[0])
+    if template is not None:
+        check_gate_type(node_id, template.type, gate_type)
     decided = job.scheduler.decide(node_id, decision)
     for gate_id in decided:
         job.runner.recorder.add_record(OutcomeRecord(gate_id, "decision", {"decision": decision}))

@@ -192,3 +192,91 @@ def test_decisions_through_two_servers_on_one_sqlite_file_are_all_kept(tmp_path:
     for log in tmp_path.glob("shared.db.*.log"):
         text = log.read_text()
         assert "UNIQUE constraint" not in text and "Traceback" not in text, text[-2000:]
+
+
+def test_a_tree_of_sub_workflow_jobs_is_run_by_one_server_at_a_time(tmp_path: Path) -> None:
+    """Server A runs a parent whose workflow node runs a child job: server B may neither
+    cancel nor decide for the child meanwhile (the tree is leased as one). Once the tree
+    waits at the child's gate, B decides it, checked for its gate type, and carries the
+    parent on; every model node ran once."""
+    import time
+
+    from scenario_sdk import APIStatusError, Scenario
+
+    db = tmp_path / "shared.db"
+    with (
+        running_server(db, "--latency", "1.5") as url_a,
+        running_server(db, "--latency", "1.5") as url_b,
+    ):
+        a, b = (
+            Scenario(api_key="k", api_secret="s", base_url=u, max_retries=0) for u in (url_a, url_b)
+        )
+        child_wf = a.workflows.create(name="review", description="d").workflow.id
+        a.workflows.update(
+            child_wf,
+            status="ready",
+            flow=[
+                {"id": "draft", "type": "custom-model", "modelId": "model_a"},
+                {"id": "review", "type": "user-approval", "dependsOn": ["draft"]},
+                {
+                    "id": "final",
+                    "type": "custom-model",
+                    "modelId": "model_b",
+                    "dependsOn": ["review"],
+                },
+            ],
+        )
+        parent_wf = a.workflows.create(name="parent", description="d").workflow.id
+        a.workflows.update(
+            parent_wf,
+            status="ready",
+            flow=[{"id": "sub", "type": "workflow", "workflowId": child_wf}],
+        )
+        job_id = a.workflows.run(parent_wf, body={}).job.job_id
+
+        def sub() -> Any:
+            (node,) = [n for n in a.jobs.retrieve(job_id).job.metadata.flow if n.id == "sub"]
+            return node
+
+        deadline = time.monotonic() + 30
+        while not getattr(sub(), "job_id", None):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        child_id = sub().job_id
+        with pytest.raises(APIStatusError) as refused:  # A runs the child's draft now
+            b.jobs.trigger_action(child_id, project_id="p", action="cancel")
+        assert refused.value.status_code == 400
+        assert refused.value.body["message"] == (  # type: ignore[index]
+            f"job `{child_id}` is being run by another server (through job `{job_id}`, the job "
+            "above it); try again when it waits or ends"
+        )
+        while not (sub().model_extra or {}).get("waitingGates"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert a.jobs.retrieve(child_id).job.status == "in-progress"  # not canceled by B
+        with pytest.raises(APIStatusError) as wrong_type:
+            b.workflows.user_selection(
+                parent_wf,
+                project_id="p",
+                node_id="sub/review",
+                workflow_job_id=job_id,
+                action="select",
+                selected_indices=[0],
+            )
+        assert wrong_type.value.body["message"] == (  # type: ignore[index]
+            "node `sub/review` is a `user-approval` node, not a `user-selection` node"
+        )
+        b.workflows.user_approval(
+            child_wf, project_id="p", node_id="review", workflow_job_id=child_id
+        )
+        while a.jobs.retrieve(job_id).job.status != "success":
+            assert time.monotonic() < deadline + 30, a.jobs.retrieve(job_id).job
+            time.sleep(0.05)
+        child = a.jobs.retrieve(child_id).job
+        assert [(n.id, n.status) for n in child.metadata.flow] == [
+            ("draft", "success"),
+            ("review", "success"),
+            ("final", "success"),
+        ]
+    for log in tmp_path.glob("shared.db.*.log"):
+        assert "Traceback" not in log.read_text()

@@ -8,13 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from conftest import FLOWS, flow, make_engine, nodes, statuses
 from test_cli import flowgraph, job_of
 
 from engine import Engine, JobRun, NodeCall, Workflow, read_document
 from engine.errors import DecisionError
-from engine.run.children import ChildGate
+from engine.run.children import ChildGate, child_job_id
+from engine.run.runner import Runner
+from engine.stores import MemoryStore
 
 CHILD = Workflow.model_validate(
     {
@@ -443,3 +446,196 @@ def test_a_cost_estimate_goes_through_the_gates_inside_sub_workflows() -> None:
     assert anyio.run(priced, "sub-gate.json") == 2.0  # the child's draft and final
     # in each clone's child, a draft and, past the selection, a polish: the gate is gone through
     assert anyio.run(priced, "sub-gate-in-loop.json") == 4.0
+
+
+# ----- one advance of a job at a time; stops between a parent and its child ---------------------
+
+
+def test_a_decision_to_the_child_while_its_parents_call_is_between_runs_joins_that_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The child's run has ended at its gate, and the parent's workflow node is still writing
+    the child's checkpoint: a decision sent to the child job then must not start a second
+    run of it beside the node's (two runs of one job drop each other's calls)."""
+    calls = Calls()
+
+    async def slow_final(call: NodeCall) -> list[str]:
+        await anyio.sleep(0.2)  # the decision's run is still going when the node's ends
+        return calls(call)
+
+    engine = make_engine(
+        workflows=REGISTRY,
+        python_models={"model_draft": calls, "model_final": slow_final},
+        store=MemoryStore(),
+    )
+    decided: list[JobRun] = []
+    running: dict[str, int] = {}
+    most: dict[str, int] = {}
+    run = Runner.run
+
+    async def counted(runner: Runner) -> None:
+        job_id = runner.scheduler.job_id
+        running[job_id] = running.get(job_id, 0) + 1
+        most[job_id] = max(most.get(job_id, 0), running[job_id])
+        try:
+            await run(runner)
+        finally:
+            running[job_id] -= 1
+
+    monkeypatch.setattr(Runner, "run", counted)
+
+    async def go() -> JobRun:
+        job = engine.prepare(flow("sub-gate.json"))
+
+        async def decide_in_the_window() -> None:
+            while True:
+                await anyio.lowlevel.checkpoint()
+                child = next((j for j in engine.jobs.values() if j.parent_job_id), None)
+                if child is None or child.runner.active or not child.waiting:
+                    continue
+                assert "sub" in job.scheduler.in_flight, "the window was missed"
+                decided.append(await engine.decide(child.job_id, "review", "approve"))
+                return
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(decide_in_the_window)
+            await engine.advance(job)
+        return job
+
+    job = anyio.run(go)
+    (child,) = decided
+    assert child.status.value == "success" and job.status.value == "success"
+    assert nodes(job)["sub"]["jobId"] == child.job_id and job.waiting == []
+    assert sorted(calls.nodes) == ["draft", "final"]  # each ran once
+    assert most == {job.job_id: 1, child.job_id: 1}  # never two runs of one job at once
+
+
+def test_a_parent_whose_record_of_its_child_was_lost_finds_the_child_again() -> None:
+    """A stop after the child job was created and before the parent's log said so: the
+    resumed parent starts its workflow node again, which finds the same child (its id comes
+    from the parent's and the node's), so no second child is made and no node runs twice."""
+
+    class LosesTheParentsLog(MemoryStore):
+        def record(self, job_id: str, outcomes: Any, transitions: Any) -> None:
+            if self.get_job(job_id).parent_job_id is not None:  # type: ignore[union-attr]
+                super().record(job_id, outcomes, transitions)
+
+    store = LosesTheParentsLog()
+    first, calls = gated_engine(store=store)
+    job = anyio.run(first.run, flow("sub-gate.json"))
+    assert [g.id for g in job.waiting] == ["sub/review"]
+    child_id = nodes(job)["sub"]["jobId"]
+    assert child_id == child_job_id(job.job_id, "sub")
+    assert store.outcomes(job.job_id) == []  # as if the process stopped before writing it
+
+    again = make_engine(
+        workflows=REGISTRY, store=store, python_models={"model_draft": calls, "model_final": calls}
+    )
+    resumed = anyio.run(again.resume, job.job_id)
+    assert [g.id for g in resumed.waiting] == ["sub/review"]
+    assert nodes(resumed)["sub"]["jobId"] == child_id
+    children = [r for r in store.list_jobs(limit=100)[0] if r.parent_job_id == job.job_id]
+    assert [r.job_id for r in children] == [child_id]
+    anyio.run(again.decide, job.job_id, "sub/review", "approve")
+    assert resumed.status.value == "success"
+    assert sorted(calls.nodes) == ["draft", "final"]
+
+
+def parent_ended_without_its_child() -> tuple[MemoryStore, str, str]:
+    """A parked parent whose cancel reached the store, and the process stopped before its
+    waiting child was canceled: the store's parent id and child id."""
+    store = MemoryStore()
+    engine, _ = gated_engine(store=store)
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    child_id = nodes(job)["sub"]["jobId"]
+
+    async def cancel_the_parent_alone() -> None:
+        job.runner.cancel("job canceled")
+        await job.runner.flush()
+        await engine.checkpoint(job)
+
+    anyio.run(cancel_the_parent_alone)
+    assert store.job_summary(job.job_id).status == "canceled"  # type: ignore[union-attr]
+    assert store.job_summary(child_id).status == "in-progress"  # type: ignore[union-attr]
+    return store, job.job_id, child_id
+
+
+@pytest.mark.parametrize("read_first", ["child", "parent"])
+def test_a_child_left_waiting_by_a_stop_after_its_parent_ended_is_canceled_when_read(
+    read_first: str,
+) -> None:
+    store, parent_id, child_id = parent_ended_without_its_child()
+    engine, calls = gated_engine(store=store)
+    engine.get(child_id if read_first == "child" else parent_id)
+    summary = store.job_summary(child_id)
+    assert summary is not None and summary.status == "canceled"
+    engine = make_engine(workflows=REGISTRY, store=store)  # what the store says, read afresh
+    child = engine.get(child_id)
+    assert child.status.value == "canceled" and child.waiting == []
+    assert nodes(child)["review"]["statusReason"] == (
+        f"its parent job `{parent_id}` ended canceled"
+    )
+    with pytest.raises(DecisionError, match="is finished"):
+        anyio.run(engine.decide, child_id, "review", "approve")
+    assert calls.nodes == []
+
+
+def test_a_resumed_sub_workflow_still_knows_the_workflows_above_it() -> None:
+    """A -> B -> A: the cycle is refused where it closes, after a resume as in one run."""
+    ping = Workflow.model_validate(
+        {
+            "id": "wflow_ping",
+            "flow": [
+                {"id": "go", "type": "user-approval"},
+                {"id": "sub", "type": "workflow", "workflowId": "wflow_pong", "dependsOn": ["go"]},
+            ],
+        }
+    )
+    pong = Workflow.model_validate(
+        {
+            "id": "wflow_pong",
+            "flow": [
+                {"id": "go", "type": "user-approval"},
+                {"id": "sub", "type": "workflow", "workflowId": "wflow_ping", "dependsOn": ["go"]},
+            ],
+        }
+    )
+    store = MemoryStore()
+    registry = {"wflow_ping": ping, "wflow_pong": pong}
+    engine = make_engine(workflows=registry, store=store)
+    job = anyio.run(engine.run, ping)
+    job = anyio.run(engine.decide, job.job_id, "go", "approve")
+    assert [g.id for g in job.waiting] == ["sub/go"]
+    again = make_engine(workflows=registry, store=store)  # a new process
+    job = anyio.run(again.decide, job.job_id, "sub/go", "approve")
+    child = again.get(nodes(job)["sub"]["jobId"])
+    assert nodes(child)["sub"]["statusReason"] == (
+        "cycle of workflows: wflow_ping -> wflow_pong -> wflow_ping"
+    )
+    assert job.status.value == "failure"
+
+
+def test_a_decision_for_a_child_gate_is_in_the_store_before_anything_runs() -> None:
+    store = MemoryStore()
+    engine, calls = gated_engine(store=store)
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    child_id = nodes(job)["sub"]["jobId"]
+    engine.decide_now(job, "sub/review", "approve")
+    anyio.run(engine.record_decisions, job)
+    assert ("review", "decision") in [(o.node_id, o.kind) for o in store.outcomes(child_id)]
+    again, later = gated_engine(store=store)  # the process stopped here: a new one goes on
+    job = anyio.run(again.resume, job.job_id)
+    assert job.status.value == "success"
+    assert (calls.nodes, later.nodes) == (["draft"], ["final"])
+
+
+def test_a_decision_by_path_names_the_gate_type_it_is_for() -> None:
+    engine, _ = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    with pytest.raises(DecisionError) as wrong:
+        engine.decide_now(job, "sub/review", {"select": [0]}, gate_type="user-selection")
+    assert str(wrong.value) == (
+        "node `sub/review` is a `user-approval` node, not a `user-selection` node"
+    )
+    assert [g.id for g in job.waiting] == ["sub/review"]
+    engine.decide_now(job, "sub/review", "approve", gate_type="user-approval")

@@ -11,6 +11,8 @@ again (see `Engine`), so a child decided while its parent was away is never miss
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +57,14 @@ class ChildRejected:
     node's job): the node is `rejected` and its job canceled, as for a gate of its own."""
 
     gate: str
+
+
+def child_job_id(parent_job_id: str, node_id: str) -> str:
+    """The id of the child job that workflow node `node_id` of job `parent_job_id` runs:
+    derived from both, so that a parent resumed after a stop finds the child it created even
+    when the node's own record of it had not reached the store."""
+    digest = hashlib.sha256(f"{parent_job_id}{SEPARATOR}{node_id}".encode()).digest()[:18]
+    return "job_" + base64.urlsafe_b64encode(digest).decode().replace("-", "x").replace("_", "y")
 
 
 def child_gates(

@@ -30,7 +30,7 @@ from engine.protocols import (
     OutcomeRecord,
     RunChild,
 )
-from engine.run.children import ChildRejected, ChildWaits
+from engine.run.children import ChildRejected, ChildWaits, child_job_id
 from engine.run.instances import Instance
 from engine.run.persistence import Recorder
 from engine.run.scheduler import Scheduler
@@ -139,6 +139,8 @@ class Runner:
         if scheduler.finished:
             await self.flush()
             return
+        if self.active:
+            raise RuntimeError(f"job `{scheduler.job_id}` is running already")
         if scheduler.status.value == "queued":
             scheduler.start()
         self._queue.clear()
@@ -213,7 +215,9 @@ class Runner:
                 outcome = template.kind.start(call, template.expressions)
             except Exception as error:  # a node kind's own error fails its node, not the job
                 outcome = kind_failed(template.type, error)
-            if isinstance(outcome, Delegate | RunChild):
+            if isinstance(outcome, RunChild):
+                instance.job_id = instance.job_id or child_job_id(scheduler.job_id, instance.id)
+            elif isinstance(outcome, Delegate):
                 instance.job_id = instance.job_id or self.node_job_ids()
             scheduler.apply(instance, outcome)
             self.recorder.add(instance, outcome)

@@ -59,7 +59,11 @@ async def job_action(
     """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped."""
     with state.holding(job_id) as job:
         try:
-            await state.engine.cancel(job_id)
+            # a parent waiting on this job goes on in the background, as any run does here
+            await state.engine.cancel(job_id, carry_parent=False)
         except DecisionError as error:
             raise bad_request(str(error)) from None
+        parent = state.engine.parent_to_carry(job)
+        if parent is not None:
+            state.start(parent)
         return json_envelope([b'{"job":', job.document_json(), b"}"])

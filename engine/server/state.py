@@ -23,6 +23,7 @@ from engine.protocols import Store
 from engine.run.events import event_logger
 from engine.run.scheduler import utc_now
 from engine.stores.paging import MAX_TOKEN, shown_token
+from engine.subworkflows import MAX_WORKFLOW_DEPTH
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 log = event_logger()
@@ -92,29 +93,48 @@ class ServerState:
     def editing_lock(self, workflow_id: str) -> anyio.Lock:
         return self.editing.setdefault(workflow_id, anyio.Lock())
 
+    def root_of(self, job_id: str) -> str:
+        """The job at the top of `job_id`'s tree of sub-workflow jobs (itself, for a job that
+        is no sub-workflow's). A tree is leased as one: the parent's workflow nodes run its
+        children, and a decision or cancel for a child carries the parent on."""
+        root = job_id
+        for _ in range(MAX_WORKFLOW_DEPTH + 1):
+            summary = self.store.job_summary(root)
+            if summary is None or summary.parent_job_id is None:
+                break
+            root = summary.parent_job_id
+        return root
+
+    def _claim(self, root: str, job_id: str) -> None:
+        if not self.store.claim(root, self.owner, LEASE_SECONDS):
+            above = f" (through job `{root}`, the job above it)" if root != job_id else ""
+            raise bad_request(
+                f"job `{job_id}` is being run by another server{above}; try again when it "
+                "waits or ends"
+            )
+
     @contextmanager
     def holding(self, job_id: str) -> Iterator[JobRun]:
         """The job, to change it (a decision, a cancel): the live one when this server runs it,
-        else rebuilt from the store *now*, under its lease, so that what another server did
-        meanwhile is seen. Unless the change started it running here, the lease is given back
-        and the copy dropped afterwards (a sub-workflow's job is kept while the parent that
-        runs it runs here: the decision it holds reaches the store when it runs)."""
+        else rebuilt from the store *now*, under the lease of its tree (see `root_of`), so
+        that what another server did meanwhile is seen. Unless the change started the tree
+        running here, the lease is given back and the copies dropped afterwards."""
         live = self._driven_here(job_id)
         if live is not None:
             yield live
             return
-        self.engine.forget(job_id)  # a copy read earlier may be stale
-        if not self.store.claim(job_id, self.owner, LEASE_SECONDS):
-            raise bad_request(
-                f"job `{job_id}` is being run by another server; try again when it waits or ends"
-            )
+        root = self.root_of(job_id)
+        self._claim(root, job_id)
         try:
+            for stale in (root, job_id):  # copies read earlier may be stale
+                self.engine.forget(stale)
             yield self.job(job_id)
         finally:
-            if job_id not in self.running:
-                if self._driven_here(job_id) is None:
-                    self.engine.forget(job_id)
-                self.store.release(job_id, self.owner)
+            if root not in self.running and job_id not in self.running:
+                for copy in (job_id, root):
+                    if self._driven_here(copy) is None:
+                        self.engine.forget(copy)
+                self.store.release(root, self.owner)
 
     def _driven_here(self, job_id: str) -> JobRun | None:
         """The live job when a task of this server runs it, or runs a job above it (a
@@ -130,10 +150,10 @@ class ServerState:
     def start(self, job: JobRun) -> None:
         """Carry a job on in the background (unless a run of it is already going here).
 
-        Only the holder of the job's lease runs it: servers sharing one store never run a job,
-        and so a node, twice. Raises a 400 when another server is running the job now. A
-        sub-workflow's job that its parent waits on is carried on by starting the parent: its
-        workflow node runs the child.
+        Only the holder of the lease of the job's tree (see `root_of`) runs it: servers
+        sharing one store never run a job, and so a node, twice. Raises a 400 when another
+        server is running the tree now. A sub-workflow's job that its parent waits on is
+        carried on by starting the parent: its workflow node runs the child.
         """
         parent = self.engine.parent_to_carry(job)
         if parent is not None:
@@ -143,15 +163,15 @@ class ServerState:
             if job.runner.active:
                 job.runner.pump()
             return  # a task of this server carries it on, and sees what just changed
-        if not self.store.claim(job.job_id, self.owner, LEASE_SECONDS):
+        root = self.root_of(job.job_id)
+        try:
+            self._claim(root, job.job_id)
+        except ApiError:
             self.engine.forget(job.job_id)
-            raise bad_request(
-                f"job `{job.job_id}` is being run by another server; try again "
-                "when it waits or ends"
-            )
+            raise
         assert self.group is not None, "the server is not running"
         self.running.add(job.job_id)
-        self.group.start_soon(self._advance, job)
+        self.group.start_soon(self._advance, job, root)
 
     def end_unstarted(self, job: JobRun, message: str) -> None:
         """A job created whose run never started: failed with `message`, in the store too (a
@@ -171,13 +191,11 @@ class ServerState:
             document_json=job.document_json(),
         )
 
-    async def _advance(self, job: JobRun) -> None:
-        """Run the job; whatever goes wrong ends this job (the engine fails it), never the
-        task group the other jobs run in."""
+    async def _advance(self, job: JobRun, root: str) -> None:
+        """Run the job (its tree's lease, `root`'s, held); whatever goes wrong ends this job
+        (the engine fails it), never the task group the other jobs run in."""
         try:
-            await self.engine.advance(job)
-            while job.scheduler.is_active():  # a decision came while the run was ending
-                await self.engine.advance(job)
+            await self.engine.advance(job)  # runs again for decisions that come meanwhile
         except Exception as error:  # the store could not record the failure, or worse
             job.runner.abort(internal_message(first_cause(error)))
             log.error(
@@ -190,7 +208,7 @@ class ServerState:
                 self.running.discard(job.job_id)
                 self.engine.forget(job.job_id)
                 try:
-                    self.store.release(job.job_id, self.owner)
+                    self.store.release(root, self.owner)
                 except Exception as error:  # the lease runs out by itself
                     log.error("cannot release a job", jobId=job.job_id, message=str(error)[:300])
 
@@ -203,11 +221,26 @@ class ServerState:
             while True:
                 records, cursor = self.store.list_jobs(status=status, limit=100, cursor=cursor)
                 for record in records:
-                    if record.parent_job_id is None and self.take_over(record.job_id):
+                    if record.parent_job_id is not None:
+                        self._mend_child(record.job_id)  # its parent carries it on
+                    elif self.take_over(record.job_id):
                         resumed.append(record.job_id)
                 if cursor is None:
                     break
         return resumed
+
+    def _mend_child(self, job_id: str) -> None:
+        """A sub-workflow's unfinished job whose parent has ended (a server stopped between
+        the two) is canceled; others are left to their parent (see `SubWorkflows.mend`)."""
+        root = self.root_of(job_id)
+        if root in self.engine.jobs or not self.store.claim(root, self.owner, LEASE_SECONDS):
+            return
+        try:
+            if self.engine.jobs.get(job_id) is None:
+                self.engine.get(job_id)  # rebuilt from the store, mended on the way
+                self.engine.forget(job_id)
+        finally:
+            self.store.release(root, self.owner)
 
     def take_over(self, job_id: str) -> bool:
         """Run a job no server holds, if it has anything to run; True when it does."""

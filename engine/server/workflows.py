@@ -273,7 +273,9 @@ async def user_approval(
     workflow_id: str, body: UserApproval, state: State, project_id: ProjectId = None
 ) -> Any:
     """Approve (default) or reject a waiting user-approval node."""
-    return decide(state, workflow_id, body.workflowJobId, body.nodeId, body.action, "user-approval")
+    return await decide(
+        state, workflow_id, body.workflowJobId, body.nodeId, body.action, "user-approval"
+    )
 
 
 @router.put("/{workflow_id}/user-selection", responses={200: {"model": JobEnvelope}})
@@ -287,24 +289,23 @@ async def user_selection(
         raise bad_request("`selectedIndices` is required when action is `select`")
     else:
         decision = {"select": body.selectedIndices}
-    return decide(state, workflow_id, body.workflowJobId, body.nodeId, decision, "user-selection")
+    return await decide(
+        state, workflow_id, body.workflowJobId, body.nodeId, decision, "user-selection"
+    )
 
 
-def decide(
+async def decide(
     state: ServerState, workflow_id: str, job_id: str, node_id: str, decision: Any, gate_type: str
 ) -> Any:
+    """Apply the decision, write it to the store, then carry the job on: the answer says it
+    was taken only once it cannot be lost."""
     with state.holding(job_id) as job:
         if job.workflow.id != workflow_id:
             raise bad_request(f"job `{job_id}` does not belong to workflow `{workflow_id}`")
-        # a path (`sub#1/pick`) names a gate of a sub-workflow: that child's job checks it
-        template = None if "/" in node_id else job.plan.nodes.get(node_id.split("#", 1)[0])
-        if template is not None and template.type != gate_type:
-            raise bad_request(
-                f"node `{node_id}` is a `{template.type}` node, not a `{gate_type}` node"
-            )
         try:
-            state.engine.decide_now(job, node_id, decision)
+            state.engine.decide_now(job, node_id, decision, gate_type=gate_type)
         except DecisionError as error:
             raise bad_request(str(error)) from None
+        await state.engine.record_decisions(job)
         state.start(job)
         return {"job": job.document()}

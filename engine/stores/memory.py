@@ -103,6 +103,11 @@ class MemoryStore:
         with self._lock:
             return list(self._events.get(job_id, []))
 
+    def job_summary(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            found = self._jobs.get(job_id)
+            return _summary(found) if found is not None else None
+
     def list_jobs(
         self,
         *,
@@ -118,21 +123,7 @@ class MemoryStore:
                 if (status is None or job.status == status)
                 and (workflow_id is None or job.workflow_id == workflow_id)
             ]
-            summaries = [
-                JobRecord(
-                    j.job_id,
-                    j.workflow_id,
-                    {},
-                    copy.deepcopy(j.inputs),
-                    dict(j.options),
-                    j.status,
-                    j.created_at,
-                    j.updated_at,
-                    None,
-                    j.parent_job_id,
-                )
-                for j in matching
-            ]
+            summaries = [_summary(j) for j in matching]
         return page(summaries, limit=limit, cursor=cursor)
 
     def remember_key(self, key: str, job_id: str) -> str:
@@ -178,3 +169,19 @@ class MemoryStore:
         if job is None:
             raise KeyError(f"no job `{job_id}` in the store")
         return job
+
+
+def _summary(job: JobRecord) -> JobRecord:
+    """The job without its workflow and document, as `list_jobs` gives it."""
+    return JobRecord(
+        job.job_id,
+        job.workflow_id,
+        {},
+        copy.deepcopy(job.inputs),
+        dict(job.options),
+        job.status,
+        job.created_at,
+        job.updated_at,
+        None,
+        job.parent_job_id,
+    )

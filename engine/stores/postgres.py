@@ -16,6 +16,7 @@ from engine.errors import FlowgraphError, import_extra
 from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry
 from engine.stores.sql import (
     JOB_COLUMNS,
+    SUMMARY_COLUMNS,
     dumps,
     encode_batch,
     entry_columns,
@@ -26,6 +27,7 @@ from engine.stores.sql import (
     list_jobs_query,
     outcomes_of,
     page_of,
+    summary_from_row,
 )
 
 SCHEMA = """
@@ -186,6 +188,12 @@ class PostgresStore:
             f"SELECT {JOB_COLUMNS} FROM flowgraph_jobs WHERE job_id = %s", (job_id,)
         ).fetchone()
         return job_from_row(row) if row is not None else None
+
+    def job_summary(self, job_id: str) -> JobRecord | None:
+        row = self._execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM flowgraph_jobs WHERE job_id = %s", (job_id,)
+        ).fetchone()
+        return summary_from_row(row) if row is not None else None
 
     def document_json(self, job_id: str) -> bytes | None:
         row = self._execute(

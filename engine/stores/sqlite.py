@@ -18,6 +18,7 @@ from engine.errors import StoreError
 from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry
 from engine.stores.sql import (
     JOB_COLUMNS,
+    SUMMARY_COLUMNS,
     encode_batch,
     entry_columns,
     entry_of,
@@ -27,6 +28,7 @@ from engine.stores.sql import (
     list_jobs_query,
     outcomes_of,
     page_of,
+    summary_from_row,
 )
 
 SCHEMA_VERSION = 2
@@ -243,6 +245,13 @@ class SQLiteStore:
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
             ).fetchone()
         return job_from_row(row) if row is not None else None
+
+    def job_summary(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._connection.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        return summary_from_row(row) if row is not None else None
 
     def document_json(self, job_id: str) -> bytes | None:
         with self._lock:
