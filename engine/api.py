@@ -28,6 +28,7 @@ from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonE
 from engine.gc_tuning import quiet_gc
 from engine.limits import Limits
 from engine.protocols import (
+    CallResult,
     EventSink,
     Executor,
     JobRecord,
@@ -41,7 +42,7 @@ from engine.run.children import ChildGate
 from engine.run.instances import Instance
 from engine.run.job import job_document, job_document_json
 from engine.run.persistence import Recorder, restore
-from engine.run.runner import ChildResult, Runner
+from engine.run.runner import Runner
 from engine.run.scheduler import Clock, Scheduler, utc_now
 from engine.subworkflows import SubWorkflows, decide_here
 
@@ -301,7 +302,7 @@ class Engine:
     ) -> JobRun:
         chain = (*lineage, workflow.id or "<root>")
 
-        async def run_child(instance: Instance, call: NodeCall, workflow_id: str) -> ChildResult:
+        async def run_child(instance: Instance, call: NodeCall, workflow_id: str) -> CallResult:
             return await self.subworkflows.run(job, instance, call, workflow_id, chain)
 
         runner = Runner(

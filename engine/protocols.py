@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:  # for annotations only: this module imports nothing of the engine at run time
+    from engine.run.children import ChildGate
 
 JSON: TypeAlias = Any
 Outputs: TypeAlias = dict[str, JSON]
@@ -133,6 +136,27 @@ class RunChild:
 
 
 Outcome: TypeAlias = Completed | Failed | Expand | Wait | Delegate | RunChild
+
+
+@dataclass(slots=True)
+class ChildWaits:
+    """A workflow node's child job waits at `gates`: the node waits with it (still
+    `processing`) until a decision reaches the child."""
+
+    job_id: str
+    gates: tuple[ChildGate, ...]
+
+
+@dataclass(slots=True)
+class ChildRejected:
+    """A workflow node's child job was canceled by a reject at `gate` (its path from the
+    node's job): the node is `rejected` and its job canceled, as for a gate of its own."""
+
+    gate: str
+
+
+# How a delegated call ends: an executor's result, or what a workflow node's child job did.
+CallResult: TypeAlias = Completed | Failed | ChildWaits | ChildRejected
 
 
 class CompiledExpression(Protocol):

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import DecisionError, FlowgraphError
 from engine.protocols import (
+    CallResult,
+    ChildRejected,
+    ChildWaits,
     Completed,
     Failed,
     JobStatus,
@@ -22,10 +25,9 @@ from engine.protocols import (
     NodeStatus,
     OutcomeRecord,
 )
-from engine.run.children import SEPARATOR, ChildGate, ChildRejected, ChildWaits, child_gates
-from engine.run.instances import Instance
+from engine.run.children import SEPARATOR, ChildGate, child_gates
+from engine.run.instances import Instance, named_by
 from engine.run.job import node_document
-from engine.run.runner import ChildResult
 from engine.run.scheduler import TERMINAL_JOB, Scheduler
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class SubWorkflows:
         call: NodeCall,
         workflow_id: str,
         lineage: tuple[str, ...],
-    ) -> ChildResult:
+    ) -> CallResult:
         """Run `workflow_id` as `holder`'s child job, whose id is the node's `jobId` (so that
         the job is found by it); a child that exists already (a resumed parent, or a node
         started again after a decision reached its child) carries on from where it is."""
@@ -107,7 +109,7 @@ class SubWorkflows:
             return None
         return self.engine.get(job_id)
 
-    def outcome(self, child: JobRun, holder: Instance, workflow_id: str) -> ChildResult:
+    def outcome(self, child: JobRun, holder: Instance, workflow_id: str) -> CallResult:
         """What `holder` makes of its child as it stands: its outputs, the gates it waits at, a
         reject that canceled it, or a failure."""
         if child.status is JobStatus.SUCCESS:
@@ -316,7 +318,9 @@ class SubWorkflows:
         while (cut := key.find(SEPARATOR, start)) != -1:
             head, rest = key[:cut], key[cut + 1 :]
             start = cut + 1
-            holders = [i for i in named_by(job.scheduler, head) if i.template.type == "workflow"]
+            holders = [
+                i for i in named_by(head, job.scheduler.instances) if i.template.type == "workflow"
+            ]
             working = [i for i in holders if i.status is NodeStatus.PROCESSING and i.job_id]
             if working:
                 return working, rest
@@ -343,7 +347,7 @@ class SubWorkflows:
         if head is None:
             return job.scheduler.not_waiting_message(key)
         waiting = ", ".join(f"`{g.id}`" for g in job.waiting) or "none"
-        statuses = sorted({i.status.value for i in named_by(job.scheduler, head)}) or [
+        statuses = sorted({i.status.value for i in named_by(head, job.scheduler.instances)}) or [
             "not started"
         ]
         return (
@@ -372,20 +376,6 @@ def decide_here(
     for gate_id in decided:
         job.runner.recorder.add_record(OutcomeRecord(gate_id, "decision", {"decision": decision}))
     return decided
-
-
-def named_by(scheduler: Scheduler, key: str) -> list[Instance]:
-    """The nodes a key names, as a decision reads it: the node itself, else every clone of a
-    template id, or every clone below a clone-id prefix."""
-    exact = scheduler.instances.get(key)
-    if exact is not None and not exact.is_template_copy:
-        return [exact]
-    prefix = key + "#"
-    return [
-        i
-        for i in scheduler.instances.values()
-        if not i.is_template_copy and (i.template.id == key or i.id.startswith(prefix))
-    ]
 
 
 def parked(job: JobRun) -> bool:

@@ -9,8 +9,8 @@ from conftest import fixed_clock, flow, make_engine
 
 from engine import DecisionError, Scheduler
 from engine.compile.run_inputs import validate_run_inputs
-from engine.protocols import Asset, Completed, Failed, NodeCall, RunChild
-from engine.run.children import ChildGate, ChildRejected, ChildWaits
+from engine.protocols import Asset, ChildRejected, ChildWaits, Completed, Failed, NodeCall, RunChild
+from engine.run.children import ChildGate
 from engine.run.instances import Instance
 
 

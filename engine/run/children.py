@@ -42,23 +42,6 @@ class ChildGate:
     document: dict[str, Any]  # its node in its own job, `id` the path, with `jobId`, `nodeId`
 
 
-@dataclass(slots=True)
-class ChildWaits:
-    """A workflow node's child job waits at `gates`: the node waits with it (still
-    `processing`) until a decision reaches the child."""
-
-    job_id: str
-    gates: tuple[ChildGate, ...]
-
-
-@dataclass(slots=True)
-class ChildRejected:
-    """A workflow node's child job was canceled by a reject at `gate` (its path from the
-    node's job): the node is `rejected` and its job canceled, as for a gate of its own."""
-
-    gate: str
-
-
 def child_job_id(parent_job_id: str, node_id: str) -> str:
     """The id of the child job that workflow node `node_id` of job `parent_job_id` runs:
     derived from both, so that a parent resumed after a stop finds the child it created even

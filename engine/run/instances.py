@@ -132,6 +132,21 @@ class Instance:
         return f"<Instance {self.id} {self.status.value}>"
 
 
+def named_by(key: str, instances: Mapping[str, Instance]) -> list[Instance]:
+    """The nodes of `instances` (by id) a decision's key names: the node itself, else every
+    clone of a template id, or every clone below a clone-id prefix (`gate#1` for `gate#1#0`).
+    The converse of `decision_keys`."""
+    exact = instances.get(key)
+    if exact is not None and not exact.is_template_copy:
+        return [exact]
+    prefix = key + "#"
+    return [
+        i
+        for i in instances.values()
+        if not i.is_template_copy and (i.template.id == key or i.id.startswith(prefix))
+    ]
+
+
 def decision_keys(instance: Instance) -> list[str]:
     """The keys a decision may name `instance` by, most specific first: its id, its clone-id
     prefixes, longest first (`gate#1` for `gate#1#0`), then its template id."""

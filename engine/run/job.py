@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 
 from engine.compile.compiler import Plan
-from engine.protocols import NodeStatus
-from engine.run.children import ChildWaits
+from engine.protocols import ChildWaits, NodeStatus
 from engine.run.instances import INSTANCE, Instance
 from engine.run.scheduler import Scheduler
 

@@ -10,6 +10,7 @@ from engine.errors import FlowgraphError
 from engine.limits import Limits
 from engine.protocols import (
     Asset,
+    ChildRejected,
     Completed,
     Delegate,
     Expand,
@@ -22,7 +23,6 @@ from engine.protocols import (
     Transition,
     Wait,
 )
-from engine.run.children import ChildRejected
 from engine.run.instances import Instance
 from engine.run.scheduler import Clock, Scheduler
 

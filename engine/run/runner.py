@@ -21,6 +21,8 @@ from engine.compile.budget import kind_failed, runs_apart, start_apart
 from engine.executors import CallPolicy, ExecutorRouter, call_executor
 from engine.gc_tuning import collect_if_due, quiet_gc
 from engine.protocols import (
+    CallResult,
+    ChildWaits,
     Completed,
     Delegate,
     EventSink,
@@ -30,13 +32,12 @@ from engine.protocols import (
     OutcomeRecord,
     RunChild,
 )
-from engine.run.children import ChildRejected, ChildWaits, child_job_id
+from engine.run.children import child_job_id
 from engine.run.instances import Instance
 from engine.run.persistence import Recorder
 from engine.run.scheduler import Scheduler
 
-ChildResult = Completed | Failed | ChildWaits | ChildRejected
-ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[ChildResult]]
+ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[CallResult]]
 
 
 def _own_limiter(total: int) -> Callable[[], anyio.CapacityLimiter]:
@@ -321,7 +322,7 @@ class Runner:
                 self.pump()
                 continue
             scheduler.call_started(instance)
-            result: ChildResult
+            result: CallResult
             if isinstance(outcome, RunChild):
                 result = await self._run_child(instance, call, outcome.workflow_id)
             else:
@@ -359,7 +360,7 @@ class Runner:
         finally:
             limiter.release_on_behalf_of(borrower)
 
-    async def _run_child(self, instance: Instance, call: NodeCall, workflow_id: str) -> ChildResult:
+    async def _run_child(self, instance: Instance, call: NodeCall, workflow_id: str) -> CallResult:
         if self.child_runner is None:
             return Failed(
                 f"sub-workflow `{workflow_id}` cannot run: the engine has no workflow "

@@ -26,6 +26,9 @@ from engine.errors import DecisionError
 from engine.limits import Limits
 from engine.protocols import (
     TERMINAL_NODE_STATUSES,
+    CallResult,
+    ChildRejected,
+    ChildWaits,
     Completed,
     Delegate,
     Expand,
@@ -38,7 +41,7 @@ from engine.protocols import (
     Transition,
     Wait,
 )
-from engine.run.children import ChildGate, ChildRejected, ChildWaits, waiting_reason
+from engine.run.children import ChildGate, waiting_reason
 from engine.run.instances import (
     BAD_STATUSES,
     COLLECTION,
@@ -51,6 +54,7 @@ from engine.run.instances import (
     coerce,
     link_value,
     locate,
+    named_by,
 )
 from engine.run.skips import matched, skip_cause
 
@@ -179,7 +183,7 @@ class Scheduler:
             self._set(instance, NodeStatus.PROCESSING, None)
         return batch
 
-    def apply(self, instance: Instance, outcome: Outcome | ChildWaits | ChildRejected) -> None:
+    def apply(self, instance: Instance, outcome: Outcome | CallResult) -> None:
         """Record what a started instance's node kind decided."""
         if instance.status is not NodeStatus.PROCESSING:
             raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
@@ -217,9 +221,7 @@ class Scheduler:
             raise TypeError(f"node `{instance.id}`: unknown outcome {outcome!r}")
         self._settle_job()
 
-    def finish_call(
-        self, instance: Instance, outcome: Completed | Failed | ChildWaits | ChildRejected
-    ) -> bool:
+    def finish_call(self, instance: Instance, outcome: CallResult) -> bool:
         """Record the end of a delegated call (for a workflow node, possibly that its child
         job waits at gates); False (and ignored) if the job was canceled meanwhile."""
         if self.in_flight.pop(instance.id, None) is None:
@@ -273,14 +275,8 @@ class Scheduler:
         return self.terminal_count / len(self.instances) if self.instances else 1.0
 
     def waiting_gates(self, node_id: str) -> list[Instance]:
-        """Waiting gates a decision keyed `node_id` applies to: the node itself, every clone of a
-        template id, or every clone below a clone-id prefix (`gate#1` for `gate#1#0`)."""
-        if node_id in self.waiting:
-            return [self.waiting[node_id]]
-        prefix = node_id + "#"
-        return [
-            g for g in self.waiting.values() if g.template.id == node_id or g.id.startswith(prefix)
-        ]
+        """Waiting gates a decision keyed `node_id` applies to (see `named_by`)."""
+        return named_by(node_id, self.waiting)
 
     def unpark(self, instance: Instance) -> None:
         """Start a parked workflow node again (a decision reached its child job): its call
