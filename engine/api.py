@@ -246,6 +246,8 @@ class Engine:
         lineage: Sequence[str] = (),
     ) -> JobRun:
         """Compile, check the run inputs and create the job (queued; nothing runs yet)."""
+        if job_id is not None and job_id in self.jobs:
+            raise FlowgraphError(f"job `{job_id}` exists already; give a new job id")
         workflow = self.load(document)
         plan = compile_flow(workflow, self.kinds, self.limits)
         values = validate_run_inputs(workflow, inputs or {})
@@ -388,6 +390,8 @@ class Engine:
 
     async def _run_once(self, job: JobRun) -> bool:
         """One run of the job and its checkpoint; False when the job was aborted."""
+        if job.runner.active:  # never: `advance_itself` runs one advance of a job at a time
+            raise RuntimeError(f"job `{job.job_id}` is running already")
         try:
             if self.store is None or not self.checkpoint_every:
                 await job.runner.run()

@@ -167,7 +167,8 @@ class SubWorkflows:
         """The parent job whose workflow node waits on `job` (parked at its gates, or to be
         started again after a restore), with that node woken: carrying the parent on carries
         `job` on, inside the node's call. None when no parent waits on `job` (it has none, or
-        the node's call is running it now)."""
+        the node's call is running it now). A call queued for a worker counts as waiting: the
+        parent's run starts it, so the child runs under the parent's cancel scope."""
         if job.parent_job_id is None:
             return None
         try:
@@ -185,7 +186,7 @@ class SubWorkflows:
             ),
             None,
         )
-        if holder is None or holder.id in scheduler.in_flight:
+        if holder is None or holder.id in scheduler.running:
             return None
         if holder.id in scheduler.parked:
             scheduler.unpark(holder)
@@ -224,8 +225,13 @@ class SubWorkflows:
                 if instance.template.type != "workflow" or instance.job_id is None:
                     continue
                 summary = store.job_summary(instance.job_id)
-                if summary is not None and summary.status not in TERMINAL_JOB:
-                    self._end_orphan(self.engine.get(instance.job_id), reason)
+                if summary is None or summary.status in TERMINAL_JOB:
+                    continue
+                try:
+                    child = self.engine.get(instance.job_id)
+                except FlowgraphError:  # a child that cannot be rebuilt stays as it is
+                    continue
+                self._end_orphan(child, reason)
         elif not scheduler.finished and job.parent_job_id is not None:
             parent = store.job_summary(job.parent_job_id)
             if parent is None or parent.status in TERMINAL_JOB:
@@ -246,6 +252,7 @@ class SubWorkflows:
             updated_at=job.updated_at,
             document_json=job.document_json(),
         )
+        self.mend(job)  # its own children, a level further down
 
     # ----- decisions by path ---------------------------------------------------------------------
 

@@ -481,6 +481,17 @@ def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_
         assert node(job, "sub").status == "rejected"
         assert client.jobs.retrieve(child_id).job.status == "canceled"
 
+        # the child canceled on its own: the answer is the child's; its parent, in the
+        # background, fails its workflow node
+        job_id, child_id, _ = parked("wflow_sub_gate")
+        canceled = client.jobs.trigger_action(child_id, project_id="p", action="cancel").job
+        assert canceled.job_id == child_id and canceled.status == "canceled"
+        job = wait_job(client, job_id, lambda j: j.status == "failure")
+        assert node(job, "sub").status == "failure"
+        assert node(job, "sub").model_extra["statusReason"] == (
+            f"sub-workflow `wflow_review` (job `{child_id}`) ended canceled: job canceled"
+        )
+
         job_id, _, job = parked("wflow_sub_gate_loop", "sub#1")
         first = str(node(job, "sub#0").job_id)
         wait_job(client, first, waiting("pick"))

@@ -9,15 +9,18 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import httpx
 import pytest
 from conftest import FLOWS, flow, make_engine, nodes, statuses
 from test_cli import flowgraph, job_of
 
-from engine import Engine, JobRun, NodeCall, Workflow, read_document
-from engine.errors import DecisionError
+from engine import CallPolicy, Engine, JobRun, NodeCall, Workflow, read_document
+from engine.errors import DecisionError, FlowgraphError
+from engine.protocols import Store
 from engine.run.children import ChildGate, child_job_id
 from engine.run.runner import Runner
-from engine.stores import MemoryStore
+from engine.server.launcher import running_server
+from engine.stores import MemoryStore, SQLiteStore
 
 CHILD = Workflow.model_validate(
     {
@@ -541,10 +544,10 @@ def test_a_parent_whose_record_of_its_child_was_lost_finds_the_child_again() -> 
     assert sorted(calls.nodes) == ["draft", "final"]
 
 
-def parent_ended_without_its_child() -> tuple[MemoryStore, str, str]:
+def parent_ended_without_its_child(store: Store | None = None) -> tuple[Store, str, str]:
     """A parked parent whose cancel reached the store, and the process stopped before its
     waiting child was canceled: the store's parent id and child id."""
-    store = MemoryStore()
+    store = store or MemoryStore()
     engine, _ = gated_engine(store=store)
     job = anyio.run(engine.run, flow("sub-gate.json"))
     child_id = nodes(job)["sub"]["jobId"]
@@ -578,6 +581,16 @@ def test_a_child_left_waiting_by_a_stop_after_its_parent_ended_is_canceled_when_
     with pytest.raises(DecisionError, match="is finished"):
         anyio.run(engine.decide, child_id, "review", "approve")
     assert calls.nodes == []
+
+
+def test_a_server_starting_cancels_a_child_whose_parent_ended(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    _, parent_id, child_id = parent_ended_without_its_child(SQLiteStore(db))
+    with running_server(db) as url:
+        child = httpx.get(f"{url}/jobs/{child_id}").json()["job"]
+    assert child["status"] == "canceled"
+    (review,) = [n for n in child["metadata"]["flow"] if n["id"] == "review"]
+    assert review["statusReason"] == f"its parent job `{parent_id}` ended canceled"
 
 
 def test_a_resumed_sub_workflow_still_knows_the_workflows_above_it() -> None:
@@ -639,3 +652,96 @@ def test_a_decision_by_path_names_the_gate_type_it_is_for() -> None:
     )
     assert [g.id for g in job.waiting] == ["sub/review"]
     engine.decide_now(job, "sub/review", "approve", gate_type="user-approval")
+
+
+def test_a_tree_of_three_left_by_a_stop_is_mended_to_the_bottom() -> None:
+    middle = Workflow.model_validate(
+        {
+            "id": "wflow_middle",
+            "flow": [
+                {
+                    "id": "inner",
+                    "type": "workflow",
+                    "workflowId": "wflow_review",
+                    "inputs": [{"name": "prompt", "type": "string", "value": "deep"}],
+                }
+            ],
+        }
+    )
+    registry = {**REGISTRY, "wflow_middle": middle}
+    store = MemoryStore()
+    engine, _ = gated_engine(store=store)
+    engine.workflows["wflow_middle"] = middle
+    top = anyio.run(
+        engine.run, {"flow": [{"id": "sub", "type": "workflow", "workflowId": "wflow_middle"}]}
+    )
+    middle_id = nodes(top)["sub"]["jobId"]
+    inner_id = nodes(engine.get(middle_id))["inner"]["jobId"]
+
+    async def cancel_the_top_alone() -> None:
+        top.runner.cancel("job canceled")
+        await top.runner.flush()
+        await engine.checkpoint(top)
+
+    anyio.run(cancel_the_top_alone)
+    again = make_engine(workflows=registry, store=store)
+    again.get(top.job_id)
+    statuses_now = {j: store.job_summary(j).status for j in (top.job_id, middle_id, inner_id)}  # type: ignore[union-attr]
+    assert statuses_now == {top.job_id: "canceled", middle_id: "canceled", inner_id: "canceled"}
+    with pytest.raises(DecisionError, match="is finished"):
+        anyio.run(again.decide, inner_id, "review", "approve")
+
+
+def test_canceling_a_parent_whose_node_waits_for_a_worker_cancels_the_child_at_once() -> None:
+    """`sub` was started again by a decision and waits for the one worker (busy with `slow`):
+    a resume sent to the child then joins the parent's run instead of running the child on
+    its own, so canceling the parent cancels the child before its `final` starts."""
+    started: list[str] = []
+
+    async def model(call: NodeCall) -> list[str]:
+        started.append(call.node_id)
+        await anyio.sleep(2 if call.node_id in ("slow", "final") else 0)
+        return [f"asset_{call.node_id}"]
+
+    engine = make_engine(
+        workflows=REGISTRY,
+        python_models={"model_draft": model, "model_final": model, "model_slow": model},
+        policy=CallPolicy(concurrency=1),
+    )
+    parent = {
+        "flow": [
+            {
+                "id": "sub",
+                "type": "workflow",
+                "workflowId": "wflow_review",
+                "inputs": [{"name": "prompt", "type": "string", "value": "a boat"}],
+            },
+            {"id": "slow", "type": "custom-model", "modelId": "model_slow"},
+        ]
+    }
+
+    async def go() -> tuple[JobRun, JobRun]:
+        job = engine.prepare(parent)
+        async with anyio.create_task_group() as group:
+            group.start_soon(engine.advance, job)
+            while "slow" not in job.scheduler.running:
+                await anyio.sleep(0.01)
+            child = engine.get(nodes(job)["sub"]["jobId"])
+            group.start_soon(engine.decide, child.job_id, "review", "approve")
+            while "sub" not in job.scheduler.in_flight:
+                await anyio.sleep(0.01)
+            group.start_soon(engine.resume, child.job_id)
+            await anyio.sleep(0.1)
+            await engine.cancel(job.job_id)
+        return job, child
+
+    job, child = anyio.run(go)
+    assert job.status.value == "canceled" and child.status.value == "canceled"
+    assert "final" not in started
+
+
+def test_a_job_id_in_use_is_refused() -> None:
+    engine, _ = gated_engine()
+    job = anyio.run(engine.run, flow("sub-gate.json"))
+    with pytest.raises(FlowgraphError, match=f"job `{job.job_id}` exists already"):
+        engine.prepare(flow("sub-gate.json"), job_id=job.job_id)

@@ -146,7 +146,7 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
         )
     except ValueError as error:
         raise ValidationError([Problem(str(error))], what="options") from None
-    run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing")}
+    run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing", "lineage")}
     if settings is not None and (settings.executors or settings.engine):
         section = settings.engine
         given = {

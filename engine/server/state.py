@@ -19,15 +19,16 @@ from fastapi import HTTPException, Request, Response
 from engine.api import Engine, JobRun
 from engine.errors import Problem, ValidationError, first_cause, internal_message
 from engine.gc_tuning import collect_promoted
-from engine.protocols import Store
+from engine.protocols import JobRecord, Store
 from engine.run.events import event_logger
-from engine.run.scheduler import utc_now
+from engine.run.scheduler import TERMINAL_JOB, utc_now
 from engine.stores.paging import MAX_TOKEN, shown_token
 from engine.subworkflows import MAX_WORKFLOW_DEPTH
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 log = event_logger()
 LEASE_SECONDS = 6.0  # a server that stops renewing loses its jobs to the others after this
+MAX_ROOTS_KEPT = 10_000  # roots of jobs remembered (see `root_of`), then forgotten all at once
 
 
 class ApiError(HTTPException):
@@ -89,6 +90,7 @@ class ServerState:
     # one update of a workflow at a time: an update reads, publishes and checks in a worker
     # thread, then writes; a second one waits, so that it reads the first one's document
     editing: dict[str, anyio.Lock] = field(default_factory=dict)
+    roots: dict[str, str] = field(default_factory=dict)  # job id -> its tree's root (root_of)
 
     def editing_lock(self, workflow_id: str) -> anyio.Lock:
         return self.editing.setdefault(workflow_id, anyio.Lock())
@@ -96,13 +98,22 @@ class ServerState:
     def root_of(self, job_id: str) -> str:
         """The job at the top of `job_id`'s tree of sub-workflow jobs (itself, for a job that
         is no sub-workflow's). A tree is leased as one: the parent's workflow nodes run its
-        children, and a decision or cancel for a child carries the parent on."""
+        children, and a decision or cancel for a child carries the parent on. A job's root
+        never changes: it is looked up in the store once."""
+        known = self.roots.get(job_id)
+        if known is not None:
+            return known
         root = job_id
         for _ in range(MAX_WORKFLOW_DEPTH + 1):
             summary = self.store.job_summary(root)
-            if summary is None or summary.parent_job_id is None:
+            if summary is None:
+                return root  # not created yet (or gone): not remembered
+            if summary.parent_job_id is None:
                 break
             root = summary.parent_job_id
+        if len(self.roots) >= MAX_ROOTS_KEPT:
+            self.roots.clear()
+        self.roots[job_id] = root
         return root
 
     def _claim(self, root: str, job_id: str) -> None:
@@ -222,16 +233,21 @@ class ServerState:
                 records, cursor = self.store.list_jobs(status=status, limit=100, cursor=cursor)
                 for record in records:
                     if record.parent_job_id is not None:
-                        self._mend_child(record.job_id)  # its parent carries it on
+                        self._mend_child(record)  # else its parent carries it on
                     elif self.take_over(record.job_id):
                         resumed.append(record.job_id)
                 if cursor is None:
                     break
         return resumed
 
-    def _mend_child(self, job_id: str) -> None:
+    def _mend_child(self, record: JobRecord) -> None:
         """A sub-workflow's unfinished job whose parent has ended (a server stopped between
         the two) is canceled; others are left to their parent (see `SubWorkflows.mend`)."""
+        assert record.parent_job_id is not None
+        parent = self.store.job_summary(record.parent_job_id)
+        if parent is not None and parent.status not in TERMINAL_JOB:
+            return
+        job_id = record.job_id
         root = self.root_of(job_id)
         if root in self.engine.jobs or not self.store.claim(root, self.owner, LEASE_SECONDS):
             return
