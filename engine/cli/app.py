@@ -563,8 +563,12 @@ def main() -> None:
     """Console entry point; bad input never shows a traceback."""
     try:
         app()
+    except SystemExit as done:
+        leave(done.code)
+        raise
     except FlowgraphError as error:
         err.print(f"error: {error}")
+        leave(EXIT_INVALID)
         sys.exit(EXIT_INVALID)
     except Exception as error:  # a bug of ours: say so plainly; the traceback on request
         if os.environ.get("FLOWGRAPH_DEBUG"):
@@ -574,3 +578,27 @@ def main() -> None:
             "run again with FLOWGRAPH_DEBUG=1 to see the traceback.",
         )
         sys.exit(EXIT_INTERNAL)
+
+
+def leave(code: object) -> None:
+    """End the process at once when all that is left to do is free memory: the output is
+    flushed, and no thread or child process is still working. Freeing a large job's objects
+    one by one at interpreter exit took about a second for 100,000 nodes; the operating
+    system takes the memory back at once. Otherwise returns (a normal exit follows)."""
+    import threading
+
+    if not (code is None or isinstance(code, int)):
+        return  # a message to print: the normal exit prints it
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    if "multiprocessing" in sys.modules and sys.modules["multiprocessing"].active_children():
+        return
+    import logging
+
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: the normal exit reports it
+        return
+    os._exit(code or 0)
