@@ -52,7 +52,6 @@ from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.protocols import Store
 from engine.run.decisions import check_decision_targets, check_decisions
 from engine.run.events import event_logger, logging_sink
-from engine.views.report import job_page
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -373,7 +372,11 @@ def run(
         logger = event_logger(log_format=log_format.value)
         engine.subscribe(logging_sink(logger=logger))
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
-    page = job_page(job.scheduler, title=f"job {job.job_id}") if report is not None else ""
+    page = ""
+    if report is not None:
+        from engine.views.report import job_page
+
+        page = job_page(job.scheduler, title=f"job {job.job_id}")
     # a report that cannot be written is said on stderr: the job ran, its result still shows
     if report is not None and write_file(report, page):
         if logger is not None:  # one event a line on stderr: the report is one more event

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import anyio
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from engine.api import Engine, JobRun
-from engine.cli.terminal import ProgressDisplay, ask_decision, print_summary
 from engine.compile.document import published_from_editor, read_document
 from engine.compile.models import Workflow
 from engine.config import Config, load_config
@@ -24,6 +22,9 @@ from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.stores import default_db_path, open_store
 from engine.views.gates import describe_gate, example_selection
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 # 0 success; 1 the job failed or was canceled; 2 invalid input or usage; 3 the job waits at a
 # gate; 4 `serve` cannot listen; 70 a flowgraph bug (main); 130 interrupted (the job is kept)
 EXIT_OK, EXIT_JOB_FAILED, EXIT_INVALID, EXIT_WAITING, EXIT_CANNOT_SERVE = 0, 1, 2, 3, 4
@@ -31,12 +32,40 @@ EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
 
 # Nothing printed is read as rich markup: ids, prompts, reasons and outputs are the user's
 # text, shown as typed. Styles are given as Text spans (see terminal.py).
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+# rich is imported when something is first printed: a run whose output is JSON on a pipe never
+# needs it.
+
+
+@cache
+def stderr_console() -> Console:
+    """The stderr Console (what `err` stands for), made on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+class _StderrConsole:
+    """Stands for `stderr_console()` wherever an attribute is read (`err.print`); give the
+    Console itself to what uses it as an object (a progress display, a prompt)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(stderr_console(), name)
+
+
+err = cast("Console", _StderrConsole())
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal (progress and prompts show there), without importing rich
+    for a pipe."""
+    return sys.stderr.isatty() and err.is_terminal
 
 
 def out_console() -> Console:
     """Stdout; when it is no terminal, tables wide enough that ids are never cut, and lines of
     text never broken (a pipe or a log file reads one message a line)."""
+    from rich.console import Console
+
     console = Console(highlight=False, markup=False, emoji=False)
     if not console.is_terminal:
         console = Console(highlight=False, markup=False, emoji=False, width=160, soft_wrap=True)
@@ -111,6 +140,8 @@ def write_file(path: Path, text: str) -> bool:
 def fail_invalid(error: FlowgraphError) -> typer.Exit:
     """Print every problem (one a line, on stderr) and exit 2."""
     if isinstance(error, ValidationError):
+        from rich.text import Text
+
         err.print(Text.assemble(("error:", "bold red"), f" {error.headline}"))
         for problem in error.problems:
             err.print(str(problem))
@@ -202,7 +233,11 @@ def drive(
     an interactive terminal, by asking. Progress shows on a terminal."""
     decisions = decisions or {}
     interactive = sys.stdin.isatty() and sys.stderr.isatty() and not as_json
-    display = ProgressDisplay(err, job) if err.is_terminal else None
+    display = None
+    if stderr_is_terminal():
+        from engine.cli.terminal import ProgressDisplay
+
+        display = ProgressDisplay(stderr_console(), job)
     if display is not None:
         engine.subscribe(display)
     report = DecisionReport()
@@ -255,7 +290,9 @@ def ask_decisions(engine: Engine, job: JobRun) -> bool:
             break
         description = describe_gate(job.document(), gate.id)
         while True:
-            decision = ask_decision(err, gate, description)
+            from engine.cli.terminal import ask_decision
+
+            decision = ask_decision(stderr_console(), gate, description)
             if decision is None:
                 return decided
             try:
@@ -273,6 +310,8 @@ def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
     if as_json:
         write_envelope(job.document_json())
     else:
+        from engine.cli.terminal import print_summary
+
         print_summary(out_console(), job, job.document())
     if job.status is JobStatus.SUCCESS:
         return typer.Exit(EXIT_OK)

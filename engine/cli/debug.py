@@ -28,10 +28,7 @@ from engine.cli.common import (
 from engine.errors import FlowgraphError, ValidationError
 from engine.executors import DryRunExecutor
 from engine.run.decisions import DecisionReport, apply_decisions
-from engine.views import graph as graph_export
-from engine.views.explain import Explainer, explain_text
 from engine.views.gates import describe_gate, waiting_gates
-from engine.views.report import job_page, plan_page
 
 
 class GraphFormat(StrEnum):
@@ -116,6 +113,8 @@ def explain(
         except ValidationError as error:
             raise fail_invalid(error) from None
         job = planned_job(target, inputs, auto_approve=auto_approve)
+    from engine.views.explain import Explainer, explain_text
+
     explainer = Explainer(job.scheduler)
     try:
         explanations = [explainer.explain(node)] if node else explainer.explain_all()
@@ -160,6 +159,9 @@ def graph(
             plan = Engine().compile(read_workflow(target))
         except ValidationError as error:
             raise fail_invalid(error) from None
+    from engine.views import graph as graph_export
+    from engine.views.report import job_page, plan_page
+
     if output_format is GraphFormat.json:
         text = json.dumps(graph_export.to_json(plan), indent=2) + "\n"
     elif output_format is GraphFormat.dot:

@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from engine.api import Engine, JobRun
 from engine.cli.common import (
@@ -26,7 +25,6 @@ from engine.cli.common import (
     out_console,
     write_envelope,
 )
-from engine.cli.terminal import count_nodes
 from engine.errors import DecisionError, FlowgraphError
 from engine.protocols import JobRecord, JobStatus, Store
 from engine.views.gates import describe_gate, waiting_gates
@@ -199,6 +197,8 @@ def jobs(
         which = f" with status `{status.value}`" if status else ""
         err.print(f"no jobs{which} in `{describe_db(db)}`")
         return
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     for column in ("job", "workflow", "status", "waiting at", "created", "updated"):
         table.add_column(column)
@@ -245,6 +245,8 @@ def list_with_gates(
 
 
 def show(document: dict[str, Any]) -> None:
+    from engine.cli.terminal import count_nodes
+
     console = out_console()
     console.print(
         f"job {document['jobId']}: {document['status']}  progress "

@@ -8,8 +8,8 @@ from typing import Any
 
 import pydantic
 
+from engine.compile.editor_graph import has_editor_graph, needs_publish
 from engine.compile.models import Workflow, input_type_of
-from engine.compile.publish import has_editor_graph, needs_publish, publish
 from engine.errors import DocumentError, Problem
 from engine.gc_tuning import quiet_gc
 
@@ -114,6 +114,8 @@ def publish_document(document: Any) -> dict[str, Any]:
     found = value_problem(workflow)
     if found is not None:
         raise DocumentError([found])
+    from engine.compile.publish import publish  # only for editor graphs
+
     published = {**publish(workflow, prefix=prefix), "status": "ready"}
     return {"workflow": published} if prefix else published
 
@@ -151,6 +153,8 @@ def load_workflow(document: Any, *, publish_editor: bool = True) -> Workflow:
         )
     published = publish_editor and needs_publish(document)
     if published:
+        from engine.compile.publish import publish
+
         document = publish(document, prefix=prefix)
     if "flow" not in document:
         editor = " (or an `editorInfo` graph with nodes, as a webapp export has)"

@@ -275,3 +275,15 @@ def _read_edge(
             problems.append(Problem(message, path=path, node_id=node.id))
             return None
     return Wire(producer, output, consumer, handle, index)
+
+
+def has_editor_graph(document: Any) -> bool:
+    """Whether `document` holds an editor graph with nodes."""
+    editor = document.get("editorInfo") if isinstance(document, dict) else None
+    return isinstance(editor, dict) and bool(editor.get("nodes"))
+
+
+def needs_publish(document: Any) -> bool:
+    """A document whose flow is missing or empty and whose editor graph has nodes (a webapp
+    export, or a draft saved by the editor): it runs once published."""
+    return has_editor_graph(document) and not document.get("flow")

@@ -15,12 +15,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import jinja2
-from jinja2 import meta, pass_context
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import _PassArg
-
 from engine.compile.cel_import import cel, stdlib
 from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
 
@@ -51,72 +45,7 @@ MAX_VALUE = 10_000_000  # characters or items an expression may produce (Limits.
 INLINE_ITEMS_LOOPING = 256  # for a CEL comprehension (`map`, `filter`, `exists`, ...)
 INLINE_ITEMS = 65_536  # for any expression
 
-_max_value: ContextVar[int] = ContextVar("flowgraph_max_value", default=MAX_VALUE)
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """jinja2's immutable sandbox, with `*`, `**` and `%` checked before they run (and so never
-    folded at compile time): `'a' * 400000000`, `2 ** 100000000` and `'%0300000000d' % 1` are
-    refused, not made. Filters take the template's context, so none is folded at compile time
-    either (`'a' | center(300000000)` would otherwise be made while the flow compiles)."""
-
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        self.filters = {name: _unfoldable(f) for name, f in self.filters.items()}
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        limit = _max_value.get()
-        if operator == "%":
-            if isinstance(left, str):
-                widths = [int(n) for n in _FORMAT_WIDTH.findall(left) if n]
-                args = right if isinstance(right, tuple) else (right,)
-                widths += [a for a in args if isinstance(a, int) and "*" in left]
-                if any(w > limit for w in widths):
-                    raise SecurityError(
-                        f"`%` would pad a value to {max(widths):,} characters; the limit is "
-                        f"{limit:,} (max_value)"
-                    )
-            return left % right
-        if operator == "*":
-            for sized, times in ((left, right), (right, left)):
-                sequence = isinstance(sized, str | list | tuple) and isinstance(times, int)
-                if sequence and len(sized) * times > limit:
-                    raise SecurityError(
-                        f"`*` would make a value of {len(sized) * times:,} characters or "
-                        f"items; the limit is {limit:,} (max_value)"
-                    )
-            return left * right
-        if isinstance(left, int) and isinstance(right, int) and right > 0:
-            bits = max(abs(left).bit_length() - 1, 0) * right
-            if bits > 4 * limit:  # a number of more digits than the limit allows
-                raise SecurityError(f"`**` would make a number of about {bits:,} bits")
-        return left**right
-
-
-_FORMAT_WIDTH = re.compile(r"%[#0\- +]*(\d*)(?:\.(?:\d*))?")
-
-
-def _unfoldable(function: Any) -> Any:
-    """`function` as a filter that takes the context: jinja2 never runs those at compile time.
-    Its own pass-argument (environment, eval context) is still given to it."""
-    passed = _PassArg.from_obj(function)
-    if passed is _PassArg.context:
-        return function
-
-    @pass_context
-    def filtered(context: Any, *args: Any, **kwargs: Any) -> Any:
-        if passed is _PassArg.environment:
-            return function(context.environment, *args, **kwargs)
-        if passed is _PassArg.eval_context:
-            return function(context.eval_ctx, *args, **kwargs)
-        return function(*args, **kwargs)
-
-    return filtered
-
-
-_jinja = _Sandbox(autoescape=False, undefined=jinja2.StrictUndefined)
+current_max_value: ContextVar[int] = ContextVar("flowgraph_max_value", default=MAX_VALUE)
 
 
 @dataclass(slots=True)
@@ -141,11 +70,11 @@ class Expression:
         """Evaluate against `variables`; raises ExpressionEvaluationError with the message."""
         try:
             if self.language == "jinja":
-                token = _max_value.set(self.max_value)
+                token = current_max_value.set(self.max_value)
                 try:
                     result: Any = self._program.render(**variables)
                 finally:
-                    _max_value.reset(token)
+                    current_max_value.reset(token)
             else:
                 if self._context is None:
                     self._context = _cel_context()
@@ -310,8 +239,9 @@ def _cel_code(source: str) -> str:
 
 def _free_variables(expression: Expression) -> frozenset[str]:
     if expression.language == "jinja":
-        parsed = _jinja.parse(expression.source)
-        return frozenset(meta.find_undeclared_variables(parsed) - set(_jinja.globals))
+        from engine.compile.templates import template_variables
+
+        return template_variables(expression.source)
     code = _cel_code(expression.source)
     bound = set(_CEL_MACRO.findall(code)) | set(_CEL_NAMESPACE_CALL.findall(code))
     return frozenset(set(expression._program.variables()) - bound - CEL_TYPE_NAMES)
@@ -319,12 +249,9 @@ def _free_variables(expression: Expression) -> frozenset[str]:
 
 def _compile(source: str) -> Expression:
     if is_template(source):
-        try:
-            template = _jinja.from_string(source)
-        except jinja2.TemplateSyntaxError as error:
-            raise ExpressionSyntaxError(
-                f"template `{source}` does not parse at line {error.lineno}: {error.message}"
-            ) from None
+        from engine.compile.templates import compile_template  # jinja2 only when a flow has one
+
+        template = compile_template(source)
         computes = bool(_JINJA_COMPUTES.search(source))
         return Expression(source, "jinja", template, may_loop=computes)
     try:

@@ -19,7 +19,12 @@ from engine.compile.editor_expressions import (
     slice_expression,
     split_expression,
 )
-from engine.compile.editor_graph import VALUE_NODES, EditorNode, Wire, read_graph
+from engine.compile.editor_graph import (
+    VALUE_NODES,
+    EditorNode,
+    Wire,
+    read_graph,
+)
 from engine.compile.editor_inputs import ARRAY_OF, ELEMENT_OF, input_type, run_contract
 from engine.compile.editor_structure import GATING_HANDLE, Structure
 from engine.compile.models import input_type_of
@@ -29,18 +34,6 @@ ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3"
 BRANCH = re.compile(r"if([1-9][0-9]*)|else")
 _PLACE = re.compile(r"editorInfo\.(nodes|edges|inputKeys)\[(\d+)\]")
 Feed = tuple[dict[str, Any], str]  # what a wire gives (a `ref` or a `value`), and its shape
-
-
-def has_editor_graph(document: Any) -> bool:
-    """Whether `document` holds an editor graph with nodes."""
-    editor = document.get("editorInfo") if isinstance(document, dict) else None
-    return isinstance(editor, dict) and bool(editor.get("nodes"))
-
-
-def needs_publish(document: Any) -> bool:
-    """A document whose flow is missing or empty and whose editor graph has nodes (a webapp
-    export, or a draft saved by the editor): it runs once published."""
-    return has_editor_graph(document) and not document.get("flow")
 
 
 def publish(document: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:

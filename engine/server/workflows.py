@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 
 from engine.compile.compiler import compile_flow
 from engine.compile.document import load_workflow
+from engine.compile.editor_graph import has_editor_graph
 from engine.compile.models import Workflow
-from engine.compile.publish import has_editor_graph, publish
+from engine.compile.publish import publish
 from engine.compile.run_inputs import validate_run_inputs
 from engine.errors import DecisionError, ValidationError
 from engine.server.costs import estimate
