@@ -1,5 +1,6 @@
 """`python -m benchmarks` (also `make bench`, `flowgraph bench`): every performance scenario
-next to its baseline, in one process; a table, or `--json`; the scaling plot as a PNG."""
+next to its baseline (the CLI rows as whole fresh processes, interleaved); a table, or
+`--json`; the scaling plot as a PNG."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def table(results: list[Measurement]) -> str:
             detail = f"{r.extra['runsPerSecond']} runs/s"
         if r.extra and "nodesPerSecond" in r.extra:
             detail = f"{r.extra['nodesPerSecond']} nodes/s" + (f"; {detail}" if detail else "")
+        if r.extra and "medianSeconds" in r.extra and len(r.extra.get("seconds", [])) > 1:
+            median = f"median {r.extra['medianSeconds']:.3f} s"
+            if "medianRatio" in r.extra:
+                median += f", {r.extra['medianRatio']:.2f}x"
+            detail = f"{detail} ({median})" if detail else f"({median})"
         if r.target:
             verdict = "not measured" if r.met is None else "met" if r.met else "NOT MET"
             detail += f"  [{verdict}: {r.target}]"
@@ -62,7 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="skip the three-node body, memory and persistence runs"
     )
+    parser.add_argument(
+        "--repetitions",
+        type=int,
+        default=3,
+        help="rounds of the whole-process runs (min and median are reported)",
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write the scaling plot (PNG) here")
+    parser.add_argument(
+        "--scaling-max",
+        type=int,
+        default=None,
+        help="the largest size of the scaling plot (powers of ten from 1,000; default: "
+        "--iterations)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable results")
     options = parser.parse_args(argv)
     results = run_suite(
@@ -72,18 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         persistence=not options.quick,
         heavy=not options.quick,
         distributed_nodes=options.distributed_nodes,
+        repetitions=options.repetitions,
     )
     if options.server_runs:
         results.append(server_load(options.server_runs))
     plotted = None
     if options.plot is not None:
-        sizes = sorted(
-            {
-                max(options.iterations // 100, 10),
-                max(options.iterations // 10, 10),
-                options.iterations,
-            }
-        )
+        largest = options.scaling_max or options.iterations
+        sizes = [10**k for k in range(3, 8) if 10**k < largest] + [largest]
         series = scaling(sizes)
         if plot_scaling(sizes, series, options.plot):
             plotted = str(options.plot)

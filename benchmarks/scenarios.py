@@ -4,11 +4,9 @@ baseline measured in the same process, because wall-clock times on shared machin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import io
 import json
-import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,7 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-FLOOR = "bare asyncio.gather (floor)"
+from benchmarks import peers
+from benchmarks.peers import Run, run_script
+
+FLOOR = "asyncio.gather in a fresh process (floor)"
 
 
 @dataclass
@@ -50,18 +51,6 @@ def timed(function: Callable[[], object]) -> float:
 # ----- baselines ---------------------------------------------------------------------------------
 
 
-def bare_asyncio(count: int) -> float:
-    """The practical floor: gather `count` no-op coroutines."""
-
-    async def noop() -> None:
-        return None
-
-    async def main() -> None:
-        await asyncio.gather(*(noop() for _ in range(count)))
-
-    return timed(lambda: asyncio.run(main()))
-
-
 def asyncio_chain(count: int) -> float:
     """The floor for a latency-bound chain: one task after another, each awaited."""
 
@@ -73,26 +62,6 @@ def asyncio_chain(count: int) -> float:
             await asyncio.create_task(noop())
 
     return timed(lambda: asyncio.run(main()))
-
-
-def dask_fan_out(count: int) -> float | None:
-    """dask's synchronous scheduler on the same shape: a source, `count` tasks, a join."""
-    try:
-        from dask.local import get_sync
-    except ImportError:
-        return None
-
-    def source(n: int) -> list[int]:
-        return list(range(n))
-
-    def work(items: list[int], index: int) -> int:
-        return items[index]
-
-    graph: dict[str, Any] = {"items": (source, count)}
-    for index in range(count):
-        graph[f"gen-{index}"] = (work, "items", index)
-    graph["join"] = (list, [f"gen-{index}" for index in range(count)])
-    return timed(lambda: get_sync(graph, "join"))
 
 
 # ----- engine scenarios --------------------------------------------------------------------------
@@ -185,44 +154,6 @@ def compile_workflow(count: int) -> dict[str, Any]:
     return {"id": "wflow_bench_compile", "flow": flow}
 
 
-def cli_run(path: Path, *extra: str) -> tuple[float, dict[str, Any]]:
-    """`flowgraph run PATH --json ...` in this process: its seconds (the command only, not the
-    reading of its output afterwards) and the job it printed."""
-    from engine.cli.app import app
-
-    sink = io.StringIO()
-    gc.collect()
-    with (
-        contextlib.redirect_stdout(sink),
-        contextlib.redirect_stderr(io.StringIO()),
-        contextlib.suppress(SystemExit),
-    ):
-        start = time.perf_counter()
-        app(["run", str(path), "--json", *extra], standalone_mode=False)
-        seconds = time.perf_counter() - start
-    job: dict[str, Any] = json.loads(sink.getvalue())["job"]
-    return seconds, job
-
-
-def engine_through_cli(
-    document: dict[str, Any], *, db: str = "sqlite", extra: tuple[str, ...] = ()
-) -> tuple[float, int]:
-    """Seconds for `flowgraph run` of `document` (SQLite store by default), and the number of
-    nodes of the final job."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "flow.json"
-        path.write_text(json.dumps(document))
-        store = str(Path(folder) / "jobs.db") if db == "sqlite" else db
-        seconds, job = cli_run(
-            path, "--assets-dir", str(Path(folder) / "assets"), "--db", store, *extra
-        )
-        if job["status"] != "success":
-            raise RuntimeError(
-                f"the benchmark run ended {job['status']}: {job['metadata'].get('error')}"
-            )
-        return seconds, len(job["metadata"]["flow"])
-
-
 def chain_run_seconds(length: int) -> float:
     """The run of a `length`-node chain on a prepared job (compiling and process start-up are
     measured by the other scenarios): the scheduler's own cost per hop."""
@@ -304,48 +235,6 @@ def compile_seconds(count: int) -> float:
     return timed(lambda: engine.compile(document))
 
 
-def peak_memory_per_node(iterations: int) -> tuple[float, int]:
-    """Bytes of peak resident memory per node of the final job, for the fan-out run through
-    the CLI as a user runs it (`flowgraph run flow.json --json > job.json`) in a fresh process:
-    its peak, minus the peak of the same command on a 10-iteration fan-out (the interpreter,
-    the imports and everything else that does not grow with the job)."""
-    with tempfile.TemporaryDirectory() as folder:
-        small, _ = _cli_peak_kib(Path(folder), 10)
-        big, nodes = _cli_peak_kib(Path(folder), iterations)
-    return (big - small) * 1024 / nodes, nodes
-
-
-def _cli_peak_kib(folder: Path, iterations: int) -> tuple[int, int]:
-    """Peak resident KiB (VmHWM) of a `flowgraph run --json` process, and the job's nodes."""
-    flow = folder / f"flow-{iterations}.json"
-    flow.write_text(json.dumps(fan_out_workflow(iterations)))
-    output = folder / f"job-{iterations}.json"
-    report = folder / f"peak-{iterations}.txt"
-    script = f"""
-import sys, engine.cli.app
-try:
-    engine.cli.app.app(sys.argv[1:], standalone_mode=False)
-finally:
-    status = open("/proc/self/status").read()
-    peak = next(l for l in status.splitlines() if l.startswith("VmHWM:")).split()[1]
-    open({str(report)!r}, "w").write(peak)
-"""
-    root = Path(__file__).resolve().parent.parent
-    with output.open("wb") as stdout:
-        subprocess.run(
-            [sys.executable, "-c", script, "run", str(flow), "--json"]
-            + ["--db", str(folder / f"jobs-{iterations}.db")]
-            + ["--assets-dir", str(folder / "assets")],
-            cwd=root,
-            stdout=stdout,
-            stderr=subprocess.PIPE,
-            check=True,
-            env={**os.environ, "PYTHONPATH": str(root)},
-        )
-    nodes = len(json.loads(output.read_bytes())["job"]["metadata"]["flow"])
-    return int(report.read_text()), nodes
-
-
 # ----- the suite ---------------------------------------------------------------------------------
 
 
@@ -419,53 +308,57 @@ def run_suite(
     persistence: bool = True,
     heavy: bool = True,
     distributed_nodes: int = 1000,
+    repetitions: int = 3,
 ) -> list[Measurement]:
-    """Every scenario of the performance targets, with its baseline, in this one process."""
+    """Every scenario of the performance targets, with its baseline: the CLI rows and their
+    baselines as whole fresh processes, interleaved (see `fan_out_processes`); the library
+    rows (compile, chain, latency) in this process."""
     results: list[Measurement] = []
-    engine_through_cli(fan_out_workflow(10))  # warm up: imports and first-run costs
-    floor = bare_asyncio(iterations)
-    results.append(Measurement(FLOOR, iterations, floor))
-    dask = dask_fan_out(iterations)
-    if dask is not None:
-        results.append(
-            Measurement("dask synchronous scheduler, same fan-out", iterations + 2, dask)
-        )
-
-    seconds, nodes = engine_through_cli(fan_out_workflow(iterations))
-    one_body = Measurement(
-        f"for-each x{iterations}, 1 model node, CLI + SQLite",
-        nodes,
-        seconds,
-        baseline=FLOOR,
-        ratio=seconds / floor,
-        target="within 5x of the floor",
-        met=seconds / floor <= 5,
+    runs = fan_out_processes(
+        iterations, repetitions, three_node_body=heavy, memory_store=persistence
     )
-    results.append(one_body)
+    floor, dask, cli = runs["floor"], runs["dask"], runs["cli"]
+    nodes = iterations + 2
+    results.append(_process_row(FLOOR, iterations, floor))
+    if dask:
+        results.append(_process_row(DASK, nodes, dask))
     results.append(
-        Measurement(
+        _process_row(
+            f"for-each x{iterations}, 1 model node, CLI + SQLite",
+            nodes,
+            cli,
+            baseline=FLOOR,
+            against=floor,
+            target="within 2x of the floor",
+            limit=2.0,
+        )
+    )
+    results.append(
+        _process_row(
             f"for-each x{iterations}, 1 model node, CLI + SQLite, against dask",
             nodes,
-            seconds,
-            baseline="dask synchronous scheduler",
-            ratio=seconds / dask if dask else None,
-            target="faster than dask sync",
-            met=seconds < dask if dask else None,  # None: dask is not installed, not measured
+            cli,
+            baseline=DASK,
+            against=dask,
+            target="at most 0.3x dask sync",
+            limit=0.3,
         )
     )
-
     if heavy:
-        seconds3, nodes3 = engine_through_cli(fan_out_workflow(iterations, body=3))
-        per_node_ratio = (seconds3 / nodes3) / (seconds / nodes)
+        three = runs["cli-body3"]
+        nodes3 = 3 * iterations + 4
+        fastest = min(r.seconds for r in three)
+        per_node_ratio = (fastest / nodes3) / (min(r.seconds for r in cli) / nodes)
         results.append(
             Measurement(
                 f"for-each x{iterations}, transform + model + logic, CLI + SQLite",
                 nodes3,
-                seconds3,
-                baseline=one_body.name,
+                fastest,
+                baseline=f"for-each x{iterations}, 1 model node, CLI + SQLite",
                 ratio=per_node_ratio,
                 target="linear in nodes: per-node cost within 1.5x of the one-node body",
                 met=per_node_ratio <= 1.5,
+                extra=_spread(three),
             )
         )
 
@@ -502,15 +395,17 @@ def run_suite(
     )
 
     if heavy:
-        per_node, memory_nodes = peak_memory_per_node(iterations)
+        peak = max(run.peak_rss for run in runs["cli"])
+        small = max(run.peak_rss for run in runs["cli-small"])
+        per_node = (peak - small) / nodes
         results.append(
             Measurement(
                 f"peak memory, for-each x{iterations} through the CLI",
-                memory_nodes,
+                nodes,
                 0.0,
-                target="under 3 KB per node of the final job",
-                met=per_node < 3072,
-                extra={"bytesPerNode": round(per_node)},
+                target="under 1 KB per node of the final job",
+                met=per_node < 1024,
+                extra={"bytesPerNode": round(per_node), "peakBytes": peak},
             )
         )
 
@@ -572,32 +467,148 @@ def run_suite(
             )
 
     if persistence:
-        memory_seconds, _ = engine_through_cli(fan_out_workflow(iterations), db=":memory:")
+        in_memory = runs["cli-memory"]
+        memory_name = f"for-each x{iterations}, CLI, in-memory store"
+        results.append(_process_row(memory_name, nodes, in_memory))
         results.append(
-            Measurement(f"for-each x{iterations}, CLI, in-memory store", nodes, memory_seconds)
-        )
-        results.append(
-            Measurement(
+            _process_row(
                 f"for-each x{iterations}, CLI, SQLite store (persistence cost)",
                 nodes,
-                seconds,
-                baseline=f"for-each x{iterations}, CLI, in-memory store",
-                ratio=seconds / memory_seconds,
-                target="within 2x of in-memory",
-                met=seconds / memory_seconds <= 2,
+                cli,
+                baseline=memory_name,
+                against=in_memory,
+                target="within 1.5x of in-memory",
+                limit=1.5,
             )
         )
     return results
 
 
+# ----- whole processes ---------------------------------------------------------------------------
+
+DASK = "dask synchronous scheduler, same fan-out"
+
+_CLI_SCRIPT = """from engine.cli.app import main
+sys.argv = ["flowgraph", "run", {flow!r}, "--json", "--db", {db!r}]
+main()
+"""
+
+
+def _flowgraph(flow: Path, db: str) -> Run:
+    """`flowgraph run FLOW --json --db DB > /dev/null` as a whole fresh process (the console
+    script's `main`, from this checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    if db != ":memory:":
+        for leftover in Path(db).parent.glob(Path(db).name + "*"):
+            leftover.unlink()
+    return run_script(_CLI_SCRIPT.format(flow=str(flow), db=db), 0, env={"PYTHONPATH": str(root)})
+
+
+def fan_out_processes(
+    iterations: int, repetitions: int, *, three_node_body: bool, memory_store: bool
+) -> dict[str, list[Run]]:
+    """The fan-out as users time it, each a whole fresh process (interpreter, imports, the
+    run, its output written to /dev/null, exit), `repetitions` rounds of one run of each,
+    interleaved: the asyncio floor, dask's synchronous scheduler, `flowgraph run --json`
+    with a SQLite store (and, as asked, with `:memory:`, with a three-node body, and at 10
+    iterations for the memory baseline). Missing dask leaves its list empty."""
+    names = ["floor", "dask", "cli", "cli-small"]
+    names += ["cli-memory"] * memory_store + ["cli-body3"] * three_node_body
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    with tempfile.TemporaryDirectory() as folder:
+        flows = {
+            "cli": fan_out_workflow(iterations),
+            "cli-small": fan_out_workflow(10),
+            "cli-body3": fan_out_workflow(iterations, body=3),
+        }
+        paths = {name: Path(folder) / f"{name}.json" for name in flows}
+        for name, document in flows.items():
+            paths[name].write_text(json.dumps(document))
+        db = str(Path(folder) / "jobs.db")
+        measure: dict[str, Callable[[], Run | None]] = {
+            "floor": lambda: peers.floor(iterations),
+            "dask": lambda: peers.dask_sync(iterations),
+            "cli": lambda: _flowgraph(paths["cli"], db),
+            "cli-small": lambda: _flowgraph(paths["cli-small"], db),
+            "cli-memory": lambda: _flowgraph(paths["cli"], ":memory:"),
+            "cli-body3": lambda: _flowgraph(paths["cli-body3"], db),
+        }
+        for round_ in range(repetitions):
+            for name in names if round_ % 2 == 0 else names[::-1]:
+                run = measure[name]()
+                if run is not None:
+                    runs[name].append(run)
+    return runs
+
+
+def _spread(runs: list[Run]) -> dict[str, Any]:
+    seconds = [run.seconds for run in runs]
+    return {
+        "minSeconds": round(min(seconds), 3),
+        "medianSeconds": round(statistics.median(seconds), 3),
+        "seconds": [round(t, 3) for t in seconds],
+        "peakBytes": max(run.peak_rss for run in runs),
+    }
+
+
+def _process_row(
+    name: str,
+    nodes: int,
+    runs: list[Run],
+    *,
+    baseline: str | None = None,
+    against: list[Run] | None = None,
+    target: str | None = None,
+    limit: float | None = None,
+) -> Measurement:
+    """A row of whole-process runs: seconds is the min; `extra` has the median and every run;
+    the ratio is min over the baseline's min (and `medianRatio` the medians'), measured in
+    the same rounds. No baseline runs (not installed): the target is not measured."""
+    extra = _spread(runs)
+    ratio = met = None
+    if against:
+        ratio = min(r.seconds for r in runs) / min(r.seconds for r in against)
+        extra["medianRatio"] = round(
+            statistics.median(r.seconds for r in runs)
+            / statistics.median(r.seconds for r in against),
+            3,
+        )
+        met = ratio <= limit if limit is not None else None
+    return Measurement(
+        name,
+        nodes,
+        extra["minSeconds"],
+        baseline=baseline,
+        ratio=ratio,
+        target=target,
+        met=met,
+        extra=extra,
+    )
+
+
 def scaling(sizes: list[int]) -> dict[str, list[float]]:
-    """Seconds per size for the engine (CLI + SQLite), the asyncio floor and dask."""
-    series: dict[str, list[float]] = {"engine": [], "floor": [], "dask": []}
-    for size in sizes:
-        series["engine"].append(engine_through_cli(fan_out_workflow(size))[0])
-        series["floor"].append(bare_asyncio(size))
-        series["dask"].append(dask_fan_out(size) or float("nan"))
-    return series
+    """Seconds per size, one whole fresh process each: flowgraph (CLI, SQLite store), the
+    asyncio floor, dask's synchronous and threaded schedulers, and each other peer installed
+    up to the largest size it finishes in a few minutes (`peers.DEFAULT_SIZES`); NaN where a
+    peer was not run."""
+    series: dict[str, list[float]] = {"flowgraph": [], "floor": []}
+    with tempfile.TemporaryDirectory() as folder:
+        db = str(Path(folder) / "jobs.db")
+        for size in sizes:
+            flow = Path(folder) / f"flow-{size}.json"
+            flow.write_text(json.dumps(fan_out_workflow(size)))
+            series["flowgraph"].append(_flowgraph(flow, db).seconds)
+            series["floor"].append(peers.floor(size).seconds)
+            for name, measure in peers.PEERS.items():
+                run = None
+                if size <= peers.DEFAULT_SIZES.get(name, 0):
+                    try:
+                        run = measure(size)
+                    except peers.PeerFailed:
+                        run = None
+                series.setdefault(name, [])
+                series[name].append(run.seconds if run is not None else float("nan"))
+    return {name: values for name, values in series.items() if any(v == v for v in values)}
 
 
 def plot_scaling(sizes: list[int], series: dict[str, list[float]], path: Path) -> bool:
@@ -611,17 +622,16 @@ def plot_scaling(sizes: list[int], series: dict[str, list[float]], path: Path) -
         return False
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=110)
     labels = {
-        "engine": "flowgraph (CLI, SQLite store)",
-        "floor": "bare asyncio.gather",
-        "dask": "dask synchronous scheduler",
+        "flowgraph": "flowgraph (CLI, SQLite store)",
+        "floor": "asyncio.gather (floor)",
     }
     for key, values in series.items():
-        axes.plot(sizes, values, marker="o", label=labels[key])
+        axes.plot(sizes, values, marker="o", label=labels.get(key, key))
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("iterations of the fan-out (nodes)")
-    axes.set_ylabel("seconds")
-    axes.set_title("Fan-out: time against size")
+    axes.set_ylabel("seconds, whole process")
+    axes.set_title("No-op fan-out: time against size")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend()
     figure.tight_layout()
