@@ -249,7 +249,12 @@ def prefect(n: int, *, home: str | None = None) -> Run | None:
     if python == sys.executable and not _installed("prefect"):
         return None
     with tempfile.TemporaryDirectory() as fresh:
-        env = {"PREFECT_HOME": home or fresh, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env = {
+            "PREFECT_HOME": home or fresh,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # the default 20 s is too short for a first start (migrations) on a busy machine
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+        }
         return run_script(PREFECT_SCRIPT, n, python=python, env=env)
 
 
