@@ -282,21 +282,19 @@ def test_a_template_path_decides_the_gate_in_every_clone_and_a_bad_one_changes_n
     assert job.status.value == "success"
 
 
+def middle_workflow(*after: dict[str, Any]) -> Workflow:
+    """`wflow_middle`: a workflow node running `wflow_review`, then `after`."""
+    inner = {
+        "id": "inner",
+        "type": "workflow",
+        "workflowId": "wflow_review",
+        "inputs": [{"name": "prompt", "type": "string", "value": "deep"}],
+    }
+    return Workflow.model_validate({"id": "wflow_middle", "flow": [inner, *after]})
+
+
 def test_gates_two_levels_down_and_a_canceled_parent_cancels_its_waiting_child() -> None:
-    middle = Workflow.model_validate(
-        {
-            "id": "wflow_middle",
-            "flow": [
-                {
-                    "id": "inner",
-                    "type": "workflow",
-                    "workflowId": "wflow_review",
-                    "inputs": [{"name": "prompt", "type": "string", "value": "deep"}],
-                },
-                {"id": "check", "type": "user-approval", "dependsOn": ["inner"]},
-            ],
-        }
-    )
+    middle = middle_workflow({"id": "check", "type": "user-approval", "dependsOn": ["inner"]})
     engine, _ = gated_engine()
     engine.workflows["wflow_middle"] = middle
     top = {"flow": [{"id": "sub", "type": "workflow", "workflowId": "wflow_middle"}]}
@@ -655,19 +653,7 @@ def test_a_decision_by_path_names_the_gate_type_it_is_for() -> None:
 
 
 def test_a_tree_of_three_left_by_a_stop_is_mended_to_the_bottom() -> None:
-    middle = Workflow.model_validate(
-        {
-            "id": "wflow_middle",
-            "flow": [
-                {
-                    "id": "inner",
-                    "type": "workflow",
-                    "workflowId": "wflow_review",
-                    "inputs": [{"name": "prompt", "type": "string", "value": "deep"}],
-                }
-            ],
-        }
-    )
+    middle = middle_workflow()
     registry = {**REGISTRY, "wflow_middle": middle}
     store = MemoryStore()
     engine, _ = gated_engine(store=store)
