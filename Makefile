@@ -38,12 +38,18 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check engine nodes tests benchmarks
 	$(BIN)/mypy
 
+# Prefect 3 pins an older FastAPI than flowgraph's server uses: it gets an environment of its own
+PREFECT_VENV := .venv-prefect
+
 $(VENV)/.installed-bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(PYTHON) -m venv $(PREFECT_VENV)
+	$(PREFECT_VENV)/bin/python -m pip install --quiet 'prefect>=3'
 	touch $@
 
 bench: $(VENV)/.installed-bench
-	$(BIN)/python -m benchmarks --plot benchmarks/scaling.png
+	FLOWGRAPH_BENCH_PREFECT_PYTHON=$(CURDIR)/$(PREFECT_VENV)/bin/python \
+		$(BIN)/python -m benchmarks --plot benchmarks/scaling.png
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(PREFECT_VENV) .pytest_cache build *.egg-info

@@ -10,6 +10,7 @@ import platform
 import sys
 from pathlib import Path
 
+from benchmarks.peers import DEFAULT_SIZES
 from benchmarks.scenarios import Measurement, plot_scaling, run_suite, scaling, server_load
 
 
@@ -48,6 +49,14 @@ def table(results: list[Measurement]) -> str:
     return "\n".join(lines)
 
 
+def peer_sizes(largest: int | None) -> dict[str, int]:
+    """Each peer at its size (`peers.DEFAULT_SIZES`), capped at `largest`; dask's synchronous
+    scheduler is left out (it is the fan-out rows' own baseline)."""
+    return {
+        name: min(n, largest or n) for name, n in DEFAULT_SIZES.items() if name != "dask get_sync"
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--iterations", type=int, default=100_000)
@@ -74,6 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="rounds of the whole-process runs (min and median are reported)",
     )
+    parser.add_argument(
+        "--no-peers", action="store_true", help="skip the peer engines (LangGraph, Ray, ...)"
+    )
+    parser.add_argument(
+        "--peer-max",
+        type=int,
+        default=None,
+        help="run no peer above this size (default: each at the size it finishes in minutes)",
+    )
     parser.add_argument("--plot", type=Path, default=None, help="write the scaling plot (PNG) here")
     parser.add_argument(
         "--scaling-max",
@@ -92,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         heavy=not options.quick,
         distributed_nodes=options.distributed_nodes,
         repetitions=options.repetitions,
+        peer_sizes=None if options.no_peers else peer_sizes(options.peer_max),
     )
     if options.server_runs:
         results.append(server_load(options.server_runs))

@@ -309,6 +309,7 @@ def run_suite(
     heavy: bool = True,
     distributed_nodes: int = 1000,
     repetitions: int = 3,
+    peer_sizes: dict[str, int] | None = None,
 ) -> list[Measurement]:
     """Every scenario of the performance targets, with its baseline: the CLI rows and their
     baselines as whole fresh processes, interleaved (see `fan_out_processes`); the library
@@ -361,6 +362,9 @@ def run_suite(
                 extra=_spread(three),
             )
         )
+
+    if heavy and peer_sizes:
+        results += peer_rows(peer_sizes, repetitions)
 
     if heavy:
         times = expression_budget_overhead(iterations)
@@ -539,6 +543,53 @@ def fan_out_processes(
                 if run is not None:
                     runs[name].append(run)
     return runs
+
+
+def peer_rows(sizes: dict[str, int], repetitions: int) -> list[Measurement]:
+    """Each peer engine installed (see benchmarks/peers.py) on the same no-op fan-out at its
+    size, next to `flowgraph run --json` (SQLite store) at that size: whole fresh processes,
+    `repetitions` rounds of one run of each, interleaved. A row per peer, then a row per peer
+    with flowgraph's time and the ratio flowgraph/peer (of mins; `medianRatio` of medians). A
+    peer not installed, or failing, is left out."""
+    ours: dict[int, list[Run]] = {n: [] for n in sorted(set(sizes.values()))}
+    theirs: dict[str, list[Run]] = {name: [] for name in sizes}
+    failed: set[str] = set()
+    with tempfile.TemporaryDirectory() as folder:
+        db = str(Path(folder) / "jobs.db")
+        flows = {}
+        for n in ours:
+            flows[n] = Path(folder) / f"flow-{n}.json"
+            flows[n].write_text(json.dumps(fan_out_workflow(n)))
+        for _ in range(repetitions):
+            for n in ours:
+                ours[n].append(_flowgraph(flows[n], db))
+            for name, n in sizes.items():
+                if name in failed:
+                    continue
+                try:
+                    run = peers.PEERS[name](n)
+                except peers.PeerFailed:
+                    run = None
+                if run is None:
+                    failed.add(name)
+                else:
+                    theirs[name].append(run)
+    rows = []
+    for name, n in sizes.items():
+        if name in failed or not theirs[name]:
+            continue
+        peer_name = f"{name}, same fan-out x{n}"
+        rows.append(_process_row(peer_name, n + 2, theirs[name]))
+        rows.append(
+            _process_row(
+                f"for-each x{n}, 1 model node, CLI + SQLite, against {name}",
+                n + 2,
+                ours[n],
+                baseline=peer_name,
+                against=theirs[name],
+            )
+        )
+    return rows
 
 
 def _spread(runs: list[Run]) -> dict[str, Any]:

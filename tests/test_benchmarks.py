@@ -30,6 +30,7 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
             "16",
             "--repetitions",
             "2",
+            "--no-peers",
             "--json",
         ],
         cwd=ROOT,
@@ -116,3 +117,18 @@ def test_the_server_load_test_completes_every_run_once() -> None:
     assert report["allSucceeded"] is True
     assert report["distinctJobs"] == 50
     assert report["listedJobs"] == 50 and report["listedMatches"] is True
+
+
+def test_peer_rows_put_flowgraph_next_to_each_peer_at_its_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmarks import peers
+    from benchmarks.scenarios import peer_rows
+
+    monkeypatch.setitem(peers.PEERS, "LangGraph", lambda n: None)  # as if not installed
+    rows = {row.name: row for row in peer_rows({"dask threaded": 20, "LangGraph": 20}, 1)}
+    theirs = rows["dask threaded, same fan-out x20"]
+    ours = rows["for-each x20, 1 model node, CLI + SQLite, against dask threaded"]
+    assert ours.baseline == theirs.name and ours.nodes == theirs.nodes == 22
+    assert ours.ratio == pytest.approx(ours.seconds / theirs.seconds, rel=0.02)
+    assert not any("LangGraph" in name for name in rows)  # a peer not installed is left out
