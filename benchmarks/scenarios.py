@@ -493,14 +493,14 @@ def run_suite(
 DASK = "dask synchronous scheduler, same fan-out"
 
 _CLI_SCRIPT = """from engine.cli.app import main
-sys.argv = ["flowgraph", "run", {flow!r}, "--json", "--db", {db!r}]
+sys.argv = ["flowgraph", "run", {flow!r}, "--json", "--db", {db!r}, "--max-nodes", "100000000"]
 main()
 """
 
 
 def _flowgraph(flow: Path, db: str) -> Run:
     """`flowgraph run FLOW --json --db DB > /dev/null` as a whole fresh process (the console
-    script's `main`, from this checkout)."""
+    script's `main`, from this checkout), its node limit raised past a million iterations."""
     root = Path(__file__).resolve().parent.parent
     if db != ":memory:":
         for leftover in Path(db).parent.glob(Path(db).name + "*"):
