@@ -552,3 +552,36 @@ def test_what_a_new_user_tripped_on(tmp_path: Path) -> None:
     empty = flowgraph("jobs", "--db", str(tmp_path / "empty.db"), "--status", "waiting")
     assert empty.returncode == 0 and empty.stdout == ""
     assert "no jobs with status `waiting`" in empty.stderr
+
+
+_IMPORTED_AFTER_RUN = """
+import sys
+from engine.cli.app import app
+try:
+    app(["run", *sys.argv[1:], "--json", "--db", ":memory:"], standalone_mode=False)
+finally:
+    heavy = ("rich", "jinja2", "engine.views.report", "engine.compile.publish")
+    print(" ".join(m for m in heavy if m in sys.modules), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("flow", "imported"),
+    [
+        ("fan-out.json", ""),  # no template, JSON on a pipe: nothing it does not use
+        ("transform.json", "jinja2"),  # a template: jinja2, and still no rich
+        # an export: the publisher, and rich for the note on stderr that says it was published
+        ("storyboard.export.json", "rich engine.compile.publish"),
+    ],
+)
+def test_a_json_run_on_a_pipe_imports_only_what_it_uses(flow: str, imported: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_AFTER_RUN, str(EXAMPLES / flow), "--auto-approve"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert json.loads(done.stdout)["job"]["status"] == "success", done.stderr
+    assert done.stderr.strip().splitlines()[-1:] == ([imported] if imported else [])
