@@ -393,7 +393,7 @@ class Engine:
         if job.runner.active:  # never: `advance_itself` runs one advance of a job at a time
             raise RuntimeError(f"job `{job.job_id}` is running already")
         try:
-            if self.store is None or not self.checkpoint_every:
+            if self.store is None or not self.checkpoint_every or not self.store.shared:
                 await job.runner.run()
             else:
                 async with anyio.create_task_group() as group:

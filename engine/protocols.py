@@ -327,6 +327,11 @@ def _text_or_none(value: Any) -> str | None:
 class Store(Protocol):
     """Where workflows, jobs and each job's outcome and event logs live."""
 
+    # Whether other processes read it (a file, a database server): a running job's document
+    # is then written now and then, for them to see it progress. An in-memory store is read
+    # only by its own process, which sees the live job.
+    shared: bool
+
     def put_workflow(self, workflow_id: str, document: dict[str, JSON]) -> None: ...
 
     def get_workflow(self, workflow_id: str) -> dict[str, JSON] | None: ...

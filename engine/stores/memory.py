@@ -18,6 +18,8 @@ from engine.stores.paging import page
 
 
 class MemoryStore:
+    shared = False  # read only by this process, which sees its live jobs
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._workflows: dict[str, dict[str, Any]] = {}

@@ -75,6 +75,8 @@ class PostgresStoreError(FlowgraphError, RuntimeError):
 
 
 class PostgresStore:
+    shared = True
+
     def __init__(self, url: str) -> None:
         psycopg = import_extra("psycopg", extra="postgres", purpose="a PostgreSQL store")
 

@@ -91,6 +91,8 @@ class _Guard:
 
 
 class SQLiteStore:
+    shared = True  # other processes open the same file
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
