@@ -585,3 +585,29 @@ def test_a_json_run_on_a_pipe_imports_only_what_it_uses(flow: str, imported: str
     )
     assert json.loads(done.stdout)["job"]["status"] == "success", done.stderr
     assert done.stderr.strip().splitlines()[-1:] == ([imported] if imported else [])
+
+
+def test_mermaid_shows_titles_and_conditions_as_typed(tmp_path: Path) -> None:
+    """Text that mermaid reads as markup or syntax (`<`, `"`, `|`, `&`) is written as its
+    entity codes, so a title or a CEL condition cannot break the chart or inject HTML."""
+    flow = {
+        "flow": [
+            {
+                "id": "check",
+                "type": "logic",
+                "title": 'score < 5 & "best"',
+                "inputs": [{"name": "n", "type": "number", "value": 3}],
+                "logic": {"cases": [{"condition": "n > 1 || n < -1", "value": "big"}]},
+            },
+            {"id": "big", "type": "custom-model", "modelId": "model_<b>x</b>"},
+        ]
+    }
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+    result = flowgraph("graph", str(path), "--format", "mermaid")
+    assert result.returncode == 0, result.stderr
+    assert 'n_check{"check<br/>score #lt; 5 #amp; #quot;best#quot;<br/><small>logic</small>"}' in (
+        result.stdout
+    )
+    assert '-->|"case 1: n #gt; 1 #124;#124; n #lt; -1"| n_big' in result.stdout
+    assert "model_#lt;b#gt;x#lt;/b#gt;" in result.stdout and "<b>" not in result.stdout

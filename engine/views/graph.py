@@ -23,11 +23,23 @@ def _mermaid_id(node_id: str) -> str:
     return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", node_id)
 
 
+# what mermaid would read as markup or syntax in a label, as its entity codes
+_MERMAID_ENTITIES = str.maketrans(
+    {"&": "#amp;", "<": "#lt;", ">": "#gt;", '"': "#quot;", "|": "#124;", "#": "#35;"}
+)
+
+
+def _text(value: str) -> str:
+    """The user's text (an id, a title, a condition) shown as typed in a mermaid label."""
+    return value.translate(_MERMAID_ENTITIES)
+
+
 def _label(plan: Plan, node_id: str) -> str:
     template = plan.nodes[node_id]
-    extra = f"<br/>{template.node.model_id}" if template.node.model_id else ""
-    title = f"<br/>{template.title}" if template.title else ""
-    return f"{node_id}{title}<br/><small>{template.type}{extra}</small>".replace('"', "'")
+    model = template.node.model_id
+    extra = f"<br/>{_text(model)}" if model else ""
+    title = f"<br/>{_text(template.title)}" if template.title else ""
+    return f"{_text(node_id)}{title}<br/><small>{template.type}{extra}</small>"
 
 
 def _edge_label(plan: Plan, source: str, target: str, kinds: frozenset[str]) -> str:
@@ -52,7 +64,8 @@ def to_mermaid(plan: Plan) -> str:
         template = plan.nodes[node_id]
         if template.type == "for-each" and template.body:
             lines.append(f'{indent}{_mermaid_id(node_id)}[["{_label(plan, node_id)}"]]')
-            lines.append(f'{indent}subgraph {_mermaid_id(node_id)}_body ["for-each {node_id}"]')
+            body = f'{_mermaid_id(node_id)}_body ["for-each {_text(node_id)}"]'
+            lines.append(f"{indent}subgraph {body}")
             for member in template.body:
                 emit(member, indent + "  ")
             lines.append(f"{indent}end")
@@ -67,7 +80,7 @@ def to_mermaid(plan: Plan) -> str:
             continue
         arrow = _EDGE_STYLE[sorted(kinds - {"loop"})[0]]
         label = _edge_label(plan, source, target, kinds)
-        middle = f"|{label}|" if label else ""
+        middle = f'|"{_text(label)}"|' if label else ""
         lines.append(f"  {_mermaid_id(source)} {arrow}{middle} {_mermaid_id(target)}")
     return "\n".join(lines) + "\n"
 
