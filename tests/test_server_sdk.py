@@ -516,3 +516,52 @@ def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_
         job = wait_job(client, job_id, lambda j: j.status == "success")
         chosen = [g["all"]["chosen"]["output"] for g in node(job, "gather").output]
         assert [len(c) for c in chosen] == [1, 2]
+
+
+TWO_GATES = {
+    "flow": [
+        {"id": "draft", "type": "custom-model", "modelId": "model_a"},
+        {"id": "g1", "type": "user-approval", "dependsOn": ["draft"]},
+        {"id": "g2", "type": "user-approval", "dependsOn": ["draft"]},
+        {"id": "after1", "type": "custom-model", "modelId": "model_b", "dependsOn": ["g1"]},
+        {"id": "after2", "type": "custom-model", "modelId": "model_c", "dependsOn": ["g2"]},
+    ]
+}
+
+
+def test_decisions_sent_at_once_to_one_server_for_one_job_are_all_kept(client: Scenario) -> None:
+    """Two approvals of a parked job's two gates, sent together: the server changes a job
+    for one request at a time, so neither rebuilds the job under the other's feet."""
+    import asyncio
+
+    from scenario_sdk import AsyncScenario
+
+    workflow_id = ready_workflow(client, TWO_GATES, "two gates")
+    jobs = [client.workflows.run(workflow_id, body={}).job.job_id for _ in range(6)]
+    for job_id in jobs:
+        wait_job(client, job_id, lambda j: waiting("g1")(j) and waiting("g2")(j))
+
+    async def approve_both() -> None:
+        async with AsyncScenario(
+            api_key="k", api_secret="s", base_url=str(client.base_url), max_retries=0
+        ) as together:
+            await asyncio.gather(
+                *(
+                    together.workflows.user_approval(
+                        workflow_id, project_id="p", node_id=gate, workflow_job_id=job_id
+                    )
+                    for job_id in jobs
+                    for gate in ("g1", "g2")
+                )
+            )
+
+    asyncio.run(approve_both())
+    for job_id in jobs:
+        job = wait_job(client, job_id, lambda j: j.status != "in-progress")
+        assert {n.id: n.status for n in job.metadata.flow} == {
+            "draft": "success",
+            "g1": "success",
+            "g2": "success",
+            "after1": "success",
+            "after2": "success",
+        }

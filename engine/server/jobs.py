@@ -57,7 +57,7 @@ async def job_action(
     project_id: ProjectId = None,
 ) -> Any:
     """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped."""
-    with state.holding(job_id) as job:
+    async with state.holding(job_id) as job:
         try:
             # a parent waiting on this job goes on in the background, as any run does here
             await state.engine.cancel(job_id, carry_parent=False)

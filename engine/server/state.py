@@ -7,8 +7,8 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,7 @@ class ServerState:
     # thread, then writes; a second one waits, so that it reads the first one's document
     editing: dict[str, anyio.Lock] = field(default_factory=dict)
     roots: dict[str, str] = field(default_factory=dict)  # job id -> its tree's root (root_of)
+    changing: dict[str, anyio.Lock] = field(default_factory=dict)  # root -> one change at a time
 
     def editing_lock(self, workflow_id: str) -> anyio.Lock:
         return self.editing.setdefault(workflow_id, anyio.Lock())
@@ -124,17 +125,31 @@ class ServerState:
                 "waits or ends"
             )
 
+    @asynccontextmanager
+    async def holding(self, job_id: str) -> AsyncIterator[JobRun]:
+        """The job, to change it (a decision, a cancel), for one request of this server at a
+        time per tree of jobs (a change awaits the store: another request rebuilding the job
+        meanwhile would run a second copy of it). See `_held`."""
+        root = self.root_of(job_id)
+        lock = self.changing.setdefault(root, anyio.Lock())
+        try:
+            async with lock:
+                with self._held(job_id, root) as job:
+                    yield job
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self.changing.pop(root, None)
+
     @contextmanager
-    def holding(self, job_id: str) -> Iterator[JobRun]:
-        """The job, to change it (a decision, a cancel): the live one when this server runs it,
-        else rebuilt from the store *now*, under the lease of its tree (see `root_of`), so
-        that what another server did meanwhile is seen. Unless the change started the tree
-        running here, the lease is given back and the copies dropped afterwards."""
+    def _held(self, job_id: str, root: str) -> Iterator[JobRun]:
+        """The live job when this server runs it, else the job rebuilt from the store *now*,
+        under the lease of its tree (see `root_of`), so that what another server did
+        meanwhile is seen. Unless the change started the tree running here, the lease is
+        given back and the copies dropped afterwards."""
         live = self._driven_here(job_id)
         if live is not None:
             yield live
             return
-        root = self.root_of(job_id)
         self._claim(root, job_id)
         try:
             for stale in (root, job_id):  # copies read earlier may be stale

@@ -300,7 +300,7 @@ async def decide(
 ) -> Any:
     """Apply the decision, write it to the store, then carry the job on: the answer says it
     was taken only once it cannot be lost."""
-    with state.holding(job_id) as job:
+    async with state.holding(job_id) as job:
         if job.workflow.id != workflow_id:
             raise bad_request(f"job `{job_id}` does not belong to workflow `{workflow_id}`")
         try:
