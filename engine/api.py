@@ -444,6 +444,21 @@ class Engine:
             del encoded
             written, last = key, monotonic()
 
+    def record_now(self, job: JobRun) -> None:
+        """Write what the job's log has pending, then its status and whole document, now and
+        in this thread: for a job changed outside any run (one that never started, a child
+        mended after a stop). No-op without a store."""
+        if self.store is None:
+            return
+        recorder = job.runner.recorder
+        recorder.write(*recorder.take())
+        self.store.checkpoint(
+            job.job_id,
+            status=job.status.value,
+            updated_at=job.updated_at,
+            document_json=job.document_json(),
+        )
+
     async def checkpoint(self, job: JobRun) -> None:
         """Store the job's status and its whole document."""
         if self.store is not None:

@@ -243,15 +243,7 @@ class SubWorkflows:
             return
         job.runner.pending_start = []
         job.runner.cancel(reason)
-        recorder = job.runner.recorder
-        recorder.write(*recorder.take())
-        assert self.engine.store is not None
-        self.engine.store.checkpoint(
-            job.job_id,
-            status=job.status.value,
-            updated_at=job.updated_at,
-            document_json=job.document_json(),
-        )
+        self.engine.record_now(job)
         self.mend(job)  # its own children, a level further down
 
     # ----- decisions by path ---------------------------------------------------------------------

@@ -203,19 +203,8 @@ class ServerState:
         """A job created whose run never started: failed with `message`, in the store too (a
         server starting later must not run it)."""
         job.runner.abort(message)
-        recorder = job.runner.recorder
-        recorder.write(*recorder.take())
-        self._write_document(job)
+        self.engine.record_now(job)
         self.engine.forget(job.job_id)
-
-    def _write_document(self, job: JobRun) -> None:
-        """The job's status and document into the store, now (outside a run)."""
-        self.store.checkpoint(
-            job.job_id,
-            status=job.status.value,
-            updated_at=job.updated_at,
-            document_json=job.document_json(),
-        )
 
     async def _advance(self, job: JobRun, root: str) -> None:
         """Run the job (its tree's lease, `root`'s, held); whatever goes wrong ends this job
@@ -284,7 +273,7 @@ class ServerState:
             # leaves a document behind its log (`queued` for a finished job): write it again
             record = self.store.get_job(job_id)
             if record is not None and record.status != job.status.value:
-                self._write_document(job)
+                self.engine.record_now(job)
             self.store.release(job_id, self.owner)
             self.engine.forget(job_id)
             return False
