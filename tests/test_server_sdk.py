@@ -518,15 +518,7 @@ def test_gates_inside_sub_workflows_are_decided_by_path_or_by_the_child_job(tmp_
         assert [len(c) for c in chosen] == [1, 2]
 
 
-TWO_GATES = {
-    "flow": [
-        {"id": "draft", "type": "custom-model", "modelId": "model_a"},
-        {"id": "g1", "type": "user-approval", "dependsOn": ["draft"]},
-        {"id": "g2", "type": "user-approval", "dependsOn": ["draft"]},
-        {"id": "after1", "type": "custom-model", "modelId": "model_b", "dependsOn": ["g1"]},
-        {"id": "after2", "type": "custom-model", "modelId": "model_c", "dependsOn": ["g2"]},
-    ]
-}
+TWO_GATES = json.loads((FLOWS / "two-gates.json").read_text())
 
 
 def test_decisions_sent_at_once_to_one_server_for_one_job_are_all_kept(client: Scenario) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import FLOWS
 from postgres_server import postgres_server, unavailable_reason
 
 from engine.server.launcher import running_server
@@ -125,15 +127,7 @@ def test_two_servers_and_a_late_third_on_one_database_run_every_node_once(
         store.close()
 
 
-TWO_GATES: dict[str, Any] = {
-    "flow": [
-        {"id": "draft", "type": "custom-model", "modelId": "model_a"},
-        {"id": "g1", "type": "user-approval", "dependsOn": ["draft"]},
-        {"id": "g2", "type": "user-approval", "dependsOn": ["draft"]},
-        {"id": "after1", "type": "custom-model", "modelId": "model_b", "dependsOn": ["g1"]},
-        {"id": "after2", "type": "custom-model", "modelId": "model_c", "dependsOn": ["g2"]},
-    ]
-}
+TWO_GATES: dict[str, Any] = json.loads((FLOWS / "two-gates.json").read_text())
 
 
 def test_decisions_through_two_servers_on_one_sqlite_file_are_all_kept(tmp_path: Path) -> None:
