@@ -89,6 +89,19 @@ def test_cel_values_map_to_json_as_cel_does(source: str, expected: object) -> No
     assert compile_expression(source).evaluate({}) == expected
 
 
+@pytest.mark.parametrize(
+    ("source", "keys"),
+    [("{1: 'a', '1': 'b'}", {"1", '"1"'}), ("{'true': 1, true: 2}", {"true", '"true"'})],
+)
+def test_a_cel_map_whose_keys_are_one_json_key_fails_rather_than_losing_a_value(
+    source: str, keys: set[str]
+) -> None:
+    with pytest.raises(ExpressionEvaluationError, match="are the same key in JSON") as raised:
+        compile_expression(source).evaluate({})
+    named = str(raised.value).split("map keys ")[1].split(" are ")[0]
+    assert set(named.split(" and ")) == keys
+
+
 def test_cel_function_namespaces_are_not_variables() -> None:
     assert compile_expression("optional.of(x).orValue(1)").variables() == {"x"}
     assert compile_expression("math.greatest(a, b)").variables() == {"a", "b"}

@@ -8,6 +8,7 @@ is CEL, evaluated by the Rust-backed `common-expression-language` package with S
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -135,7 +136,10 @@ def json_value(value: Any) -> Any:
         return [json_value(item) for item in value]
     if kind is dict:  # a CEL map has no order: its keys are sorted, so runs agree
         pairs = sorted(((_json_key(key), item) for key, item in value.items()), key=_first)
-        return {key: json_value(item) for key, item in pairs}
+        result = {key: json_value(item) for key, item in pairs}
+        if len(result) < len(pairs):  # 1 and "1", or true and "true": one JSON key
+            raise TypeError(f"map keys {_colliding(value)} are the same key in JSON")
+        return result
     if isinstance(value, timedelta):
         seconds = f"{value.total_seconds():.9f}".rstrip("0").rstrip(".")
         return f"{seconds}s"
@@ -150,6 +154,22 @@ def json_value(value: Any) -> Any:
 
 def _first(pair: tuple[str, Any]) -> str:
     return pair[0]
+
+
+def _colliding(value: dict[Any, Any]) -> str:
+    """Two keys of `value` that JSON writes the same, as CEL writes them."""
+    seen: dict[str, Any] = {}
+    for key in value:
+        other = seen.setdefault(_json_key(key), key)
+        if other is not key:
+            return " and ".join(_cel_literal(k) for k in (other, key))
+    raise AssertionError("no two keys collide")
+
+
+def _cel_literal(key: Any) -> str:
+    if isinstance(key, str):
+        return json.dumps(key)
+    return ("true" if key else "false") if isinstance(key, bool) else str(key)
 
 
 def _json_key(key: Any) -> str:
