@@ -420,6 +420,32 @@ def test_run_loads_sub_workflows_from_a_folder(tmp_path: Path) -> None:
     assert broken.returncode == 2 and "broken.json" in broken.stderr
 
 
+def test_an_editor_export_in_the_workflows_folder_is_named_without_export(
+    tmp_path: Path,
+) -> None:
+    """`storyboard.export.json` is the workflow `storyboard`; a second file giving the same id
+    is an error naming both files, not one silently replacing the other."""
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "storyboard.export.json").write_text(
+        (EXAMPLES / "storyboard.export.json").read_text()
+    )
+    parent = tmp_path / "parent.json"
+    node = {"id": "board", "type": "workflow", "workflowId": "storyboard"}
+    node["inputs"] = [{"name": "text4", "type": "string", "value": "a bridge\na tower"}]
+    parent.write_text(json.dumps({"flow": [node]}))
+    result = flowgraph(
+        "run", str(parent), "--workflows", str(folder), "--auto-approve", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    board = job_of(result)["metadata"]["flow"][0]
+    assert board["status"] == "success" and len(board["assets"]) >= 2
+    (folder / "storyboard.json").write_text((EXAMPLES / "transform.json").read_text())
+    twice = flowgraph("run", str(parent), "--workflows", str(folder))
+    assert twice.returncode == 2
+    assert "`storyboard.export.json` gives workflow id `storyboard` too" in twice.stderr
+
+
 def test_a_waiting_gate_says_what_it_decides_and_how_to_continue(tmp_path: Path) -> None:
     """Candidates with their files and the rule; what an approval approves and holds back;
     one command a line, each of which works as printed."""

@@ -397,15 +397,28 @@ def folder_workflows(folder: Path) -> Iterator[tuple[Path, Workflow | Validation
             yield path, error
 
 
+def file_workflow_id(path: Path) -> str:
+    """The workflow id a file's name gives: `wflow_x.json` and an editor export of it,
+    `wflow_x.export.json`, are both `wflow_x`."""
+    return path.stem.removesuffix(".export") or path.stem
+
+
 def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
     """Every workflow of `folder`, by file name (the workflow id); all problems at once."""
     found: dict[str, Workflow] = {}
+    files: dict[str, str] = {}
     problems: list[Problem] = []
     for path, workflow in folder_workflows(folder):
         if isinstance(workflow, ValidationError):
             problems += [Problem(f"{path.name}: {p}") for p in workflow.problems]
-        else:
-            found[path.stem] = workflow
+            continue
+        workflow_id = file_workflow_id(path)
+        if workflow_id in files:
+            other = files[workflow_id]
+            problems.append(
+                Problem(f"{path.name}: `{other}` gives workflow id `{workflow_id}` too")
+            )
+        found[workflow_id], files[workflow_id] = workflow, path.name
     if problems:
         raise ValidationError(problems, what="workflows")
     return found
@@ -416,11 +429,16 @@ def load_into_store(folder: Path, store: Store) -> None:
     fields the API answers with; a file that is no workflow is skipped with a warning."""
     from engine.server.workflows import complete_workflow
 
+    loaded: dict[str, str] = {}
     for path, workflow in folder_workflows(folder):
         if isinstance(workflow, ValidationError):
             err.print(f"warning: {path.name} skipped: {workflow.headline}: {workflow.problems[0]}")
             continue
-        workflow_id = workflow.id or path.stem
+        workflow_id = workflow.id or file_workflow_id(path)
+        if workflow_id in loaded:
+            err.print(f"warning: {path.name} skipped: {loaded[workflow_id]} has id `{workflow_id}`")
+            continue
+        loaded[workflow_id] = path.name
         store.put_workflow(workflow_id, complete_workflow(workflow.to_wire(), workflow_id))
 
 
