@@ -534,6 +534,30 @@ def test_log_format_json_keeps_stderr_one_json_event_a_line(tmp_path: Path) -> N
     assert report.is_file()
 
 
+def test_log_format_json_says_notes_warnings_and_gate_hints_as_json_events() -> None:
+    """A webapp export's note, a warning, and the hints of a parked job: each one JSON event
+    with its level, among the transitions."""
+    result = flowgraph(
+        "run", "examples/storyboard.export.json", "--db", ":memory:", "--fail", "nope",
+        "--log-format", "json",
+    )
+    assert result.returncode == 3
+    events = [json.loads(line) for line in result.stderr.splitlines()]
+    messages = {e["message"].partition(":")[0]: e for e in events if e["event"] == "message"}
+    assert messages["note"]["level"] == "info" and "editorInfo" in messages["note"]["message"]
+    assert messages["warning"]["level"] == "warning"
+    assert "`--fail nope` names no node" in messages["warning"]["message"]
+    hints = messages[next(key for key in messages if key.startswith("job "))]
+    assert "is waiting at a gate" in hints["message"] and "--auto-approve" in hints["message"]
+    assert any(e["event"] == "node" for e in events)
+    invalid = flowgraph(
+        "run", "examples/branching.json", "--input", "mode=bogus", "--log-format", "json"
+    )
+    assert invalid.returncode == 2
+    [error] = [json.loads(line) for line in invalid.stderr.splitlines()]
+    assert error["level"] == "error" and "input `mode` must be one of" in error["message"]
+
+
 def test_serve_on_a_port_in_use_says_so_and_exits_4() -> None:
     import socket
 

@@ -26,6 +26,7 @@ from engine.cli.common import (
     MaxIterationsOption,
     MaxNodesOption,
     MaxValueOption,
+    as_log_events,
     build_engine,
     default_assets_dir,
     describe_db,
@@ -309,6 +310,11 @@ def run(
     the same configuration file: its path is kept with the job). Options given here win over
     the file.
     """
+    logger = None
+    if log_format is not None:
+        logger = event_logger(log_format=log_format.value)
+        if log_format is LogFormat.json:  # stderr is read by a machine: every line is JSON
+            as_log_events(logger)
     options: dict[str, Any] = {
         "seed": seed,
         "keepGoing": keep_going,
@@ -367,9 +373,7 @@ def run(
     unknown = [node for node in fail if node not in job.plan.nodes and "#" not in node]
     for node in unknown:
         err.print(f"warning: `--fail {node}` names no node of this flow")
-    logger = None
-    if log_format is not None:
-        logger = event_logger(log_format=log_format.value)
+    if logger is not None:
         engine.subscribe(logging_sink(logger=logger))
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
     page = ""

@@ -44,12 +44,36 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
+# `note: ...` is said at level info, `warning: ...` at warning, and so on
+_LEVELS = {"note": "info", "report": "info", "warning": "warning", "error": "error"}
+_LEVELS["refused"] = "error"
+
+
 class _StderrConsole:
     """Stands for `stderr_console()` wherever an attribute is read (`err.print`); give the
-    Console itself to what uses it as an object (a progress display, a prompt)."""
+    Console itself to what uses it as an object (a progress display, a prompt).
+
+    With `--log-format json` (`as_log_events`), what is printed becomes one JSON event a line
+    like the transitions around it: `{"message": ..., "event": "message", "level": ...}`, the
+    level read from the message's `note:`, `warning:` or `error:`."""
+
+    logger: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(stderr_console(), name)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if self.logger is None:
+            stderr_console().print(*objects, **options)
+            return
+        message = " ".join(getattr(o, "plain", None) or str(o) for o in objects)
+        level = _LEVELS.get(message.partition(":")[0], "info")
+        getattr(self.logger, level)("message", message=message)
+
+
+def as_log_events(logger: Any) -> None:
+    """Say every later stderr message through `logger` (a structlog logger), one event each."""
+    _StderrConsole.logger = logger
 
 
 err = cast("Console", _StderrConsole())
@@ -142,9 +166,8 @@ def fail_invalid(error: FlowgraphError) -> typer.Exit:
     if isinstance(error, ValidationError):
         from rich.text import Text
 
-        err.print(Text.assemble(("error:", "bold red"), f" {error.headline}"))
-        for problem in error.problems:
-            err.print(str(problem))
+        problems = "".join(f"\n{problem}" for problem in error.problems)
+        err.print(Text.assemble(("error:", "bold red"), f" {error.headline}{problems}"))
     else:
         err.print(f"error: {error}")
     return typer.Exit(EXIT_INVALID)
