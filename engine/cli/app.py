@@ -16,6 +16,7 @@ import typer
 from engine.api import Engine
 from engine.cli import debug as cli_debug
 from engine.cli import jobs as cli_jobs
+from engine.cli import testing as cli_testing
 from engine.cli.common import (
     EXIT_CANNOT_SERVE,
     EXIT_INTERNAL,
@@ -558,6 +559,7 @@ for command in (
     cli_jobs.resume,
     cli_jobs.cancel,
     cli_jobs.jobs,
+    cli_testing.test,
 ):
     app.command()(command)
 
