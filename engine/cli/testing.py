@@ -84,7 +84,8 @@ def test(
         err.print(f"error: no test files (*.flowtest.json, *.flowtest.yaml) in {show(paths)}")
         raise typer.Exit(EXIT_INVALID)
     from engine.testing.coverage import total_percent
-    from engine.testing.output import junit_xml as junit, session_json, session_lines
+    from engine.testing.output import junit_xml as junit
+    from engine.testing.output import session_json, session_lines
 
     if junit_xml is not None and not write_file(junit_xml, junit(session)):
         raise typer.Exit(EXIT_INVALID)

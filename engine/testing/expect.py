@@ -129,9 +129,7 @@ class Checker:
                 if not any(g == name or g.startswith((name + "#", name + "/")) for g in waiting)
             ]
             if missing or (not expect.waits_at and waiting):
-                found.append(
-                    Mismatch("job", "waitsAt", expect.waits_at, waiting, self.job_why())
-                )
+                found.append(Mismatch("job", "waitsAt", expect.waits_at, waiting, self.job_why()))
         if expect.error is not None:
             error = job.scheduler.error
             if error is None or expect.error not in error:
@@ -247,4 +245,6 @@ class Checker:
         return same(expected, actual)
 
     def why(self, instance: Instance) -> list[str]:
-        return [self.explainer.explain_instance(instance).line()]
+        """The reason chain of `explain`, when there is more to say than the status."""
+        explanation = self.explainer.explain_instance(instance)
+        return [explanation.line()] if explanation.chain else []

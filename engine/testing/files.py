@@ -254,7 +254,9 @@ def _expectation(raw: Any, where: str, problem: _Counter) -> Expectation:
     waits = raw.get("waitsAt")
     if isinstance(waits, str):
         waits = [waits]
-    if waits is not None and not (isinstance(waits, list) and all(isinstance(w, str) for w in waits)):
+    if waits is not None and not (
+        isinstance(waits, list) and all(isinstance(w, str) for w in waits)
+    ):
         problem("`waitsAt` names the gate (or gates) the run parks at", f"{where}.waitsAt")
         waits = None
     expect.waits_at = waits
@@ -264,7 +266,9 @@ def _expectation(raw: Any, where: str, problem: _Counter) -> Expectation:
     expect.error = error
     nodes = raw.get("nodes", {})
     if not isinstance(nodes, Mapping):
-        problem("`nodes` maps node ids (or globs such as `shot#*`) to expectations", f"{where}.nodes")
+        problem(
+            "`nodes` maps node ids (or globs such as `shot#*`) to expectations", f"{where}.nodes"
+        )
         nodes = {}
     for selector, checks in nodes.items():
         here = f"{where}.nodes.{selector}"

@@ -23,9 +23,10 @@ def banner(title: str, fill: str = "=") -> str:
 def result_lines(result: CaseResult) -> list[str]:
     """What went wrong in one case: every mismatch with its diff and reason chain."""
     if result.outcome == ERROR:
-        return [f"error: {line}" if i == 0 else line for i, line in enumerate(
-            (result.error or "").splitlines()
-        )]
+        return [
+            f"error: {line}" if i == 0 else line
+            for i, line in enumerate((result.error or "").splitlines())
+        ]
     lines: list[str] = []
     for mismatch in result.mismatches:
         lines += mismatch.lines()
@@ -36,8 +37,11 @@ def session_lines(session: Session, *, coverage: bool) -> Iterator[Line]:
     """The whole report: one line per case, the failures, coverage, the summary."""
     files = len({r.file.path for r in session.results}) + len(session.invalid)
     cases = len(session.results)
-    yield (f"collected {cases} case{'s' if cases != 1 else ''} from {files} test file"
-           f"{'s' if files != 1 else ''}", "bold")
+    yield (
+        f"collected {cases} case{'s' if cases != 1 else ''} from {files} test file"
+        f"{'s' if files != 1 else ''}",
+        "bold",
+    )
     yield ("", None)
     for result in session.results:
         yield (f"{result.node_id} {result.outcome.upper()}", STYLES[result.outcome])

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
+from anyio.from_thread import BlockingPortal
 
 from engine.api import Engine, JobRun
 from engine.compile.models import Workflow
@@ -36,9 +37,13 @@ def run_to_rest(
     decisions: Mapping[str, Any],
     *,
     auto_approve: bool = False,
+    portal: BlockingPortal | None = None,
 ) -> tuple[JobRun, DecisionReport]:
     """Run `workflow` until it ends or waits at gates no decision covers. Raises
-    ValidationError for bad inputs or decisions that name no gate."""
+    ValidationError for bad inputs or decisions that name no gate.
+
+    Runs in `portal`'s event loop when given: its worker processes (for expressions that
+    can run long) then serve every run, instead of starting anew for each."""
     if decisions:
         check_decision_targets(decisions, engine.compile(workflow))
     job = engine.prepare(workflow, inputs)
@@ -58,5 +63,8 @@ def run_to_rest(
         ):
             await engine.advance(job)
 
-    anyio.run(go)
+    if portal is not None:
+        portal.call(go)
+    else:
+        anyio.run(go)
     return job, report

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
 from engine.api import JobRun
 from engine.compile.compiler import Plan
 from engine.compile.document import read_document
@@ -17,7 +19,7 @@ from engine.errors import FlowgraphError, ValidationError
 from engine.testing.coverage import WorkflowCoverage, branches, taken
 from engine.testing.expect import Checker, Mismatch
 from engine.testing.files import Case, CaseFile, display_path, find_case_files, read_case_file
-from engine.testing.runs import run_to_rest, offline_engine
+from engine.testing.runs import offline_engine, run_to_rest
 
 PASSED, FAILED, ERROR = "passed", "failed", "error"
 
@@ -76,13 +78,20 @@ def load_workflow_under_test(test_file: CaseFile) -> tuple[Workflow, Plan]:
     return workflow, offline_engine().compile(workflow)
 
 
-def run_case(test_file: CaseFile, case: Case, workflow: Workflow) -> CaseResult:
-    """Run one case offline and check it."""
+def run_case(
+    test_file: CaseFile, case: Case, workflow: Workflow, portal: BlockingPortal | None = None
+) -> CaseResult:
+    """Run one case offline (in `portal`'s event loop, if given) and check it."""
     started = time.perf_counter()
     engine = offline_engine(fail=case.fail, seed=case.seed)
     try:
         job, report = run_to_rest(
-            engine, workflow, case.inputs, case.decisions, auto_approve=case.auto_approve
+            engine,
+            workflow,
+            case.inputs,
+            case.decisions,
+            auto_approve=case.auto_approve,
+            portal=portal,
         )
     except FlowgraphError as error:
         return CaseResult(
@@ -96,7 +105,9 @@ def run_case(test_file: CaseFile, case: Case, workflow: Workflow) -> CaseResult:
     )
 
 
-def run_case_file(test_file: CaseFile, coverage: dict[str, WorkflowCoverage]) -> list[CaseResult]:
+def run_case_file(
+    test_file: CaseFile, coverage: dict[str, WorkflowCoverage], portal: BlockingPortal
+) -> list[CaseResult]:
     """Every case of a file; the branches each run took are added to `coverage`."""
     try:
         workflow, plan = load_workflow_under_test(test_file)
@@ -107,7 +118,7 @@ def run_case_file(test_file: CaseFile, coverage: dict[str, WorkflowCoverage]) ->
         coverage[key] = WorkflowCoverage(key, branches(plan))
     results = []
     for case in test_file.cases:
-        result = run_case(test_file, case, workflow)
+        result = run_case(test_file, case, workflow, portal)
         if result.job is not None:
             coverage[key].add(taken(result.job.scheduler))
         results.append(result)
@@ -119,12 +130,14 @@ def run_session(paths: Iterable[Path]) -> Session:
     does not exist."""
     started = time.perf_counter()
     session = Session()
-    for path in find_case_files(paths):
-        try:
-            test_file = read_case_file(path)
-        except ValidationError as error:
-            session.invalid.append((path, error))
-            continue
-        session.results += run_case_file(test_file, session.coverage)
+    found = find_case_files(paths)
+    with start_blocking_portal() as portal:
+        for path in found:
+            try:
+                test_file = read_case_file(path)
+            except ValidationError as error:
+                session.invalid.append((path, error))
+                continue
+            session.results += run_case_file(test_file, session.coverage, portal)
     session.seconds = time.perf_counter() - started
     return session
