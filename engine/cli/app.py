@@ -560,6 +560,7 @@ for command in (
     cli_jobs.cancel,
     cli_jobs.jobs,
     cli_testing.test,
+    cli_testing.replay,
 ):
     app.command()(command)
 

@@ -167,3 +167,35 @@ def write_suggestions(workflow: Path, paths: list[Path], output: Path | None) ->
             out_console().print(f"  {case['reaches']}: {case['name']}", soft_wrap=True)
     for key, why in unreached:
         err.print(f"not reached: {key}: {why}")
+
+
+def replay(
+    file: Annotated[
+        Path,
+        typer.Argument(help='A recorded job: the {"job": ...} envelope GET /jobs/{id} answers'),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the differences as one JSON object")
+    ] = False,
+) -> None:
+    """Run a recorded job's workflow again locally, with its recorded inputs, gate decisions
+    and model assets (no model is called), and list every node where the two runs differ:
+    status, branch chosen, iteration count, resolved input values, with the local reason
+    chain. Each difference is listed where it starts.
+
+    Exit 0 when the two agree, 1 when they differ, 2 when the file is no recorded job.
+    """
+    from engine.compile.document import read_json_file
+    from engine.testing.replay import replay as replay_job
+    from engine.testing.replay import replay_lines
+
+    try:
+        result = replay_job(read_json_file(file), source=str(file))
+    except ValidationError as error:
+        raise fail_invalid(error) from None
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), ensure_ascii=False, default=str) + "\n")
+    else:
+        out_console().print("\n".join(replay_lines(result)), soft_wrap=True)
+    if not result.agree:
+        raise typer.Exit(EXIT_JOB_FAILED)

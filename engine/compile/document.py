@@ -248,11 +248,30 @@ def _workflow_from_job(job: dict[str, Any]) -> dict[str, Any]:
         nodes.append(clean)
     workflow: dict[str, Any] = {"flow": nodes}
     recorded = metadata.get("input")
-    if isinstance(recorded, dict):
-        workflow["inputs"] = [
-            {"name": name, "type": input_type_of(value) or "string", "default": value}
-            for name, value in recorded.items()
-        ]
+    recorded = recorded if isinstance(recorded, dict) else {}
+    declared = [
+        {"name": name, "type": input_type_of(value) or "string", "default": value}
+        for name, value in recorded.items()
+    ]
+    # an optional input the run was not given is not recorded, yet the flow reads it
+    for name, input_type in _workflow_refs(nodes).items():
+        if name not in recorded:
+            declared.append({"name": name, "type": input_type})
+    if declared:
+        workflow["inputs"] = declared
     if metadata.get("workflowId"):
         workflow["id"] = metadata["workflowId"]
     return workflow
+
+
+def _workflow_refs(nodes: list[Any]) -> dict[str, str]:
+    """The run inputs the nodes of a flow read (`ref.node` = `workflow`), with their types."""
+    found: dict[str, str] = {}
+    for node in nodes:
+        for entry in node.get("inputs") or [] if isinstance(node, dict) else []:
+            ref = entry.get("ref") if isinstance(entry, dict) else None
+            if isinstance(ref, dict) and ref.get("node") == "workflow":
+                name, input_type = ref.get("name"), entry.get("type")
+                if isinstance(name, str) and isinstance(input_type, str):
+                    found.setdefault(name, input_type)
+    return found

@@ -51,14 +51,20 @@ class Mismatch:
         return lines
 
 
-def diff_lines(expected: Any, actual: Any) -> list[str]:
+def diff_lines(
+    expected: Any, actual: Any, *, labels: tuple[str, str] = ("expected", "actual")
+) -> list[str]:
     """`- expected` / `+ actual`; structured values as a unified diff of their JSON."""
     if isinstance(expected, dict | list) and isinstance(actual, dict | list):
         left = json.dumps(expected, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
         right = json.dumps(actual, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
-        body = list(difflib.unified_diff(left, right, "expected", "actual", lineterm="", n=2))
+        body = list(difflib.unified_diff(left, right, *labels, lineterm="", n=2))
         return ["  " + line for line in body]
-    return [f"  - expected: {shown(expected)}", f"  + actual:   {shown(actual)}"]
+    width = max(len(label) for label in labels) + 1
+    return [
+        f"  - {labels[0] + ':':<{width}} {shown(expected)}",
+        f"  + {labels[1] + ':':<{width}} {shown(actual)}",
+    ]
 
 
 def shown(value: Any) -> str:
