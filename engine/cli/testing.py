@@ -153,8 +153,10 @@ def write_suggestions(workflow: Path, paths: list[Path], output: Path | None) ->
         raise fail_invalid(error) from None
     target = output or workflow.with_name(workflow.stem + ".suggested.flowtest.json")
     cases = document["cases"]
-    if not cases:
+    if not cases and not unreached:
         err.print(f"every branch of {workflow} is taken by the tests already; nothing written")
+    elif not cases:
+        err.print(f"no case found for the branches of {workflow} the tests leave untaken")
     elif not write_file(target, json.dumps(document, indent=2, ensure_ascii=False) + "\n"):
         raise typer.Exit(EXIT_INVALID)
     else:
@@ -164,9 +166,15 @@ def write_suggestions(workflow: Path, paths: list[Path], output: Path | None) ->
             soft_wrap=True,
         )
         for case in cases:
-            out_console().print(f"  {case['reaches']}: {case['name']}", soft_wrap=True)
+            out_console().print(
+                f"  {json.dumps(case['inputs'], ensure_ascii=False)}: "
+                + "; ".join(case["reaches"]),
+                soft_wrap=True,
+            )
     for key, why in unreached:
         err.print(f"not reached: {key}: {why}")
+    if unreached:
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
 def replay(

@@ -115,11 +115,11 @@ def taken(scheduler: Scheduler) -> set[str]:
     keys: set[str] = set()
     for instance in scheduler.instances.values():
         if not instance.is_template_copy:
-            keys.update(_instance_taken(instance))
+            keys.update(instance_taken(instance))
     return keys
 
 
-def _instance_taken(instance: Instance) -> Iterable[str]:
+def instance_taken(instance: Instance) -> Iterable[str]:
     template = instance.template
     node_id = template.id
     status = instance.status

@@ -54,7 +54,7 @@ class Case:
     fail: list[str]
     seed: int
     expect: Expectation
-    reaches: str | None = None  # a suggested case: the branch it was made to reach
+    reaches: list[str] = field(default_factory=list)  # a suggested case: the branches it reaches
 
 
 @dataclass
@@ -69,11 +69,12 @@ class CaseFile:
 
 
 def display_path(path: Path) -> str:
-    """The path relative to the working directory when it is below it, else as it is."""
+    """The path relative to the working directory when it is below it, else absolute."""
+    resolved = path.resolve()
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(resolved.relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(path)
+        return str(resolved)
 
 
 def is_case_file(path: Path) -> bool:
@@ -200,10 +201,12 @@ def _case(raw: Any, where: str, problem: Callable[[str, str], None]) -> Case | N
     if not isinstance(seed, int) or isinstance(seed, bool):
         count("`seed` is an integer", f"{where}.seed")
         seed = 0
-    reaches = raw.get("reaches")
-    if reaches is not None and not isinstance(reaches, str):
-        count("`reaches` is the branch a suggested case reaches (text)", f"{where}.reaches")
-        reaches = None
+    reaches = raw.get("reaches", [])
+    if isinstance(reaches, str):
+        reaches = [reaches]
+    if not (isinstance(reaches, list) and all(isinstance(r, str) for r in reaches)):
+        count("`reaches` lists the branches a suggested case reaches", f"{where}.reaches")
+        reaches = []
     expect = _expectation(raw.get("expect", {}), f"{where}.expect", count)
     if count.seen:
         return None
@@ -215,7 +218,7 @@ def _case(raw: Any, where: str, problem: Callable[[str, str], None]) -> Case | N
         fail=list(fail),
         seed=seed,
         expect=expect,
-        reaches=reaches,
+        reaches=list(reaches),
     )
 
 
