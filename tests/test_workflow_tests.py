@@ -264,6 +264,20 @@ def test_a_case_with_bad_inputs_is_an_error(tmp_path: Path) -> None:
     assert "t.flowtest.json::no mode ERROR" in result.stdout
     assert "error: run inputs are invalid" in result.stdout
     assert "input `mode` is required" in result.stdout
+    write(
+        test_file,
+        {
+            "workflow": "branching.json",
+            "cases": [
+                {"name": "typo", "inputs": {"mode": "fast"}, "fail": ["gen_fats", "check"]},
+            ],
+        },
+    )
+    result = flowgraph("test", str(test_file))
+    assert result.returncode == 1
+    assert "error: fail is invalid" in result.stdout
+    assert "gen_fats: names no node of the workflow; did you mean `gen_fast`?" in result.stdout
+    assert "check: `check` is a logic node; only model nodes call the executor" in result.stdout
 
 
 def test_cover_fail_under_and_the_coverage_page(changed_branch: Path, tmp_path: Path) -> None:

@@ -65,8 +65,10 @@ def test(
         typer.Option("--output", "-o", help="--suggest: the test file to write [next to it]"),
     ] = None,
 ) -> None:
-    """Run workflow test files offline: each case's inputs, decisions and injected failures,
-    then its expectations; report the branch coverage of the workflows under test.
+    """Run workflow test files offline and report the branch coverage of their workflows.
+
+    Each case runs with its inputs, decisions and injected failures, then its expectations
+    are checked; a failure shows a diff and the reason chain (see docs/testing.md).
 
     Exit 0 when every case passes (and coverage is not under --cover-fail-under), 1 when one
     fails, 2 for a test file that is not valid or a path that does not exist.
@@ -186,10 +188,11 @@ def replay(
         bool, typer.Option("--json", help="Print the differences as one JSON object")
     ] = False,
 ) -> None:
-    """Run a recorded job's workflow again locally, with its recorded inputs, gate decisions
-    and model assets (no model is called), and list every node where the two runs differ:
-    status, branch chosen, iteration count, resolved input values, with the local reason
-    chain. Each difference is listed where it starts.
+    """Run a recorded job again locally and list every node where the two runs differ.
+
+    The recorded inputs, gate decisions and model assets are used (no model is called);
+    status, branch chosen, iteration count and resolved input values are compared, each
+    difference listed where it starts, with the local reason chain.
 
     Exit 0 when the two agree, 1 when they differ, 2 when the file is no recorded job.
     """

@@ -3,6 +3,7 @@ inputs, decisions and injected failures, as far as the job goes."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,7 +11,9 @@ import anyio
 from anyio.from_thread import BlockingPortal
 
 from engine.api import Engine, JobRun
-from engine.compile.models import Workflow
+from engine.compile.compiler import Plan
+from engine.compile.models import MODEL_NODE_TYPES, Workflow
+from engine.errors import Problem, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter
 from engine.run.decisions import DecisionReport, apply_decisions, check_decision_targets
 
@@ -30,6 +33,27 @@ def offline_engine(
     )
 
 
+def check_fail_targets(fail: Sequence[str], plan: Plan) -> None:
+    """Every entry names a model node of the plan, or a clone of one (`gen#2`)."""
+    problems = []
+    for entry in fail:
+        template = plan.nodes.get(entry.partition("#")[0])
+        if template is None:
+            close = difflib.get_close_matches(entry, list(plan.nodes), n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            problems.append(Problem(f"names no node of the workflow{hint}", path=entry))
+        elif template.type not in MODEL_NODE_TYPES:
+            problems.append(
+                Problem(
+                    f"`{template.id}` is a {template.type} node; only model nodes call the "
+                    "executor, so only they can be made to fail",
+                    path=entry,
+                )
+            )
+    if problems:
+        raise ValidationError(problems, what="fail")
+
+
 def run_to_rest(
     engine: Engine,
     workflow: Workflow,
@@ -37,15 +61,19 @@ def run_to_rest(
     decisions: Mapping[str, Any],
     *,
     auto_approve: bool = False,
+    fail: Sequence[str] = (),
     portal: BlockingPortal | None = None,
 ) -> tuple[JobRun, DecisionReport]:
     """Run `workflow` until it ends or waits at gates no decision covers. Raises
-    ValidationError for bad inputs or decisions that name no gate.
+    ValidationError for bad inputs, decisions that name no gate, or `fail` entries (the
+    nodes the engine's dry-run executor fails) that name no node.
 
     Runs in `portal`'s event loop when given: its worker processes (for expressions that
     can run long) then serve every run, instead of starting anew for each."""
-    if decisions:
-        check_decision_targets(decisions, engine.compile(workflow))
+    if decisions or fail:
+        plan = engine.compile(workflow)
+        check_decision_targets(decisions, plan)
+        check_fail_targets(fail, plan)
     job = engine.prepare(workflow, inputs)
     report = DecisionReport()
 

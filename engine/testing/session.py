@@ -91,6 +91,7 @@ def run_case(
             case.inputs,
             case.decisions,
             auto_approve=case.auto_approve,
+            fail=case.fail,
             portal=portal,
         )
     except FlowgraphError as error:
