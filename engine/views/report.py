@@ -157,8 +157,9 @@ NEVER_TAKEN = " · never taken"
 
 def coverage_page(plan: Plan, coverage: WorkflowCoverage, *, title: str) -> str:
     """The page of a workflow's branch coverage: each node with decision points coloured by
-    how many of its branches the tests took (covered, partial, uncovered), each branch edge
-    never taken dashed and labelled so, every branch listed on click."""
+    how many of its branches the tests took (covered, partial, uncovered; `no-branch` for the
+    others), each branch edge never taken dashed and labelled so, every branch listed on
+    click."""
     points: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for branch in coverage.branches:
         runs = coverage.hits.get(branch.key, 0)
@@ -168,7 +169,7 @@ def coverage_page(plan: Plan, coverage: WorkflowCoverage, *, title: str) -> str:
         listed = points.get(template.id, [])
         taken = sum(1 for p in listed if p["runs"])
         status = (
-            "pending"
+            "no-branch"
             if not listed
             else "covered"
             if taken == len(listed)
