@@ -39,31 +39,30 @@ NEUTRAL = "something else"
 OMIT = object()  # an optional run input left out
 
 
-def expression_texts(plan: Plan) -> list[str]:
-    """Every condition and transform of the workflow, as written."""
-    texts: list[str] = []
-    for template in plan.nodes.values():
-        texts += [text for text, _ in template.kind.expressions(template.node).values()]
-        logic = template.node.logic
-        if template.type == "logic" and logic is not None and not template.expressions:
-            texts += [case.condition for case in logic.cases or []]  # literal conditions
-    return texts
-
-
-def literals(texts: list[str]) -> tuple[list[str], list[float]]:
-    """The string and number literals of the expressions (a literal condition is a string)."""
+def workflow_literals(plan: Plan) -> tuple[list[str], list[float]]:
+    """The string and number literals of the workflow: each literal `condition` of an if/else
+    case, and the quoted strings and numbers of its expressions (conditions, transforms)."""
     strings: list[str] = []
     numbers: list[float] = []
-    for text in texts:
-        quoted = [a or b for a, b in STRING.findall(text)]
-        bare = STRING.sub(" ", text)
-        strings += [q.encode().decode("unicode_escape") for q in quoted]
-        numbers += [float(n) for n in NUMBER.findall(bare)]
-        if not quoted and not NUMBER.fullmatch(text.strip()) and "(" not in text:
-            strings.append(text)  # a literal condition: the text itself is the value
-        if NUMBER.fullmatch(text.strip()):
-            numbers.append(float(text))
+    for template in plan.nodes.values():
+        logic = template.node.logic
+        if template.type == "logic" and logic is not None and not template.expressions:
+            for case in logic.cases or []:  # compared as text with the `condition` input
+                strings.append(case.condition)
+                if NUMBER.fullmatch(case.condition.strip()):
+                    numbers.append(float(case.condition))
+        for text, _ in template.kind.expressions(template.node).values():
+            strings += [unescape(a or b) for a, b in STRING.findall(text)]
+            numbers += [float(n) for n in NUMBER.findall(STRING.sub(" ", text))]
     return list(dict.fromkeys(strings)), list(dict.fromkeys(numbers))
+
+
+ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+
+
+def unescape(quoted: str) -> str:
+    """A quoted literal's text: `\\n` a new line, `\\'` a quote."""
+    return re.sub(r"\\(.)", lambda m: ESCAPES.get(m.group(1), m.group(1)), quoted)
 
 
 def candidates(spec: NodeInput, strings: list[str], numbers: list[float]) -> list[Any]:
@@ -174,10 +173,8 @@ class Search:
         """A case per wanted branch reached, and why each other one was not."""
         left = {b.key: b for b in wanted}
         cases: list[dict[str, Any]] = []
-        choices = {
-            spec.name: candidates(spec, *literals(expression_texts(self.plan)))
-            for spec in self.workflow.inputs
-        }
+        strings, numbers = workflow_literals(self.plan)
+        choices = {spec.name: candidates(spec, strings, numbers) for spec in self.workflow.inputs}
         reached_gates: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
         for inputs in assignments(choices):
             if not left or self.runs >= MAX_RUNS:
