@@ -230,7 +230,7 @@ def test_exit_codes_for_bad_test_files_and_paths(tmp_path: Path) -> None:
     text = result.stdout
     assert "error: test file is invalid" in text
     for message in (
-        f"{bad}: extra: unknown key `extra`; a test file has `workflow` and `cases`",
+        f"{bad}: extra: unknown key `extra`; a test file has `workflow`, `workflows` and `cases`",
         f"{bad}: workflow: no workflow file `{tmp_path / 'missing.json'}`",
         f"{bad}: cases[0].name: every case has a `name` (a string)",
         f"{bad}: cases[0].inputs: `inputs` maps workflow input names to values",
@@ -338,3 +338,40 @@ def test_a_test_file_must_name_a_workflow() -> None:
         "x.flowtest.json: workflow: name the workflow under test: a path relative to this file",
         "x.flowtest.json: cases: `cases` is a non-empty list of cases",
     ]
+
+
+def test_sub_workflows_come_from_the_folder_the_file_names(tmp_path: Path) -> None:
+    test_file = write(
+        tmp_path / "sub.flowtest.json",
+        {
+            "workflow": os.path.relpath(FLOWS / "sub-gate.json", tmp_path),
+            "workflows": os.path.relpath(FLOWS / "subflows", tmp_path),
+            "cases": [
+                {
+                    "name": "parks inside",
+                    "expect": {"status": "in-progress", "waitsAt": "sub/review"},
+                },
+                {
+                    "name": "approved inside",
+                    "decisions": {"sub/review": "approve"},
+                    "expect": {"status": "success", "nodes": {"sub": {"status": "success"}}},
+                },
+                {
+                    "name": "rejected inside",
+                    "decisions": {"sub/review": "reject"},
+                    "expect": {"status": "canceled", "nodes": {"sub": {"status": "rejected"}}},
+                },
+            ],
+        },
+    )
+    result = flowgraph("test", str(test_file), "--json")
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, report
+    assert [c["outcome"] for c in report["cases"]] == ["passed"] * 3
+    write(
+        tmp_path / "bad.flowtest.json",
+        {**json.loads(test_file.read_text()), "workflows": "nowhere"},
+    )
+    refused = flowgraph("test", str(tmp_path / "bad.flowtest.json"))
+    assert refused.returncode == 2
+    assert f"workflows: no folder `{tmp_path / 'nowhere'}`" in refused.stdout

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,13 +40,13 @@ from engine.cli.common import (
 )
 from engine.compile.document import (
     HUGE_NUMBER,
+    folder_workflows,
+    load_workflow_folder,
     parse_json,
     publish_document,
     published_from_editor,
-    read_document,
     read_json_file,
 )
-from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.protocols import Store
@@ -385,31 +384,6 @@ def run(
         else:
             err.print(f"report: {report}")
     raise finish(job, as_json=as_json, db=db)
-
-
-def folder_workflows(folder: Path) -> Iterator[tuple[Path, Workflow | ValidationError]]:
-    """Each `*.json` of `folder`, in name order, read as a workflow (or why it is none)."""
-    if not folder.is_dir():
-        raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
-    for path in sorted(folder.glob("*.json")):
-        try:
-            yield path, read_document(path)
-        except ValidationError as error:
-            yield path, error
-
-
-def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
-    """Every workflow of `folder`, by file name (the workflow id); all problems at once."""
-    found: dict[str, Workflow] = {}
-    problems: list[Problem] = []
-    for path, workflow in folder_workflows(folder):
-        if isinstance(workflow, ValidationError):
-            problems += [Problem(f"{path.name}: {p}") for p in workflow.problems]
-        else:
-            found[path.stem] = workflow
-    if problems:
-        raise ValidationError(problems, what="workflows")
-    return found
 
 
 def load_into_store(folder: Path, store: Store) -> None:

@@ -132,7 +132,7 @@ def write_coverage_pages(folder: Path, session: Session) -> None:
         key = result.file.workflow
         if key not in plans:
             try:
-                plans[key] = load_workflow_under_test(result.file)[1]
+                plans[key] = load_workflow_under_test(result.file).plan
             except ValidationError:
                 continue
     for path, plan in plans.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pydantic
 
 from engine.compile.editor_graph import has_editor_graph, needs_publish
 from engine.compile.models import Workflow, input_type_of
-from engine.errors import DocumentError, Problem
+from engine.errors import DocumentError, Problem, ValidationError
 from engine.gc_tuning import quiet_gc
 
 # Fields a job writes into its flow nodes; a replayed job starts from the flow without them.
@@ -274,4 +275,29 @@ def _workflow_refs(nodes: list[Any]) -> dict[str, str]:
                 name, input_type = ref.get("name"), entry.get("type")
                 if isinstance(name, str) and isinstance(input_type, str):
                     found.setdefault(name, input_type)
+    return found
+
+
+def folder_workflows(folder: Path) -> Iterator[tuple[Path, Workflow | ValidationError]]:
+    """Each `*.json` of `folder`, in name order, read as a workflow (or why it is none)."""
+    if not folder.is_dir():
+        raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
+    for path in sorted(folder.glob("*.json")):
+        try:
+            yield path, read_document(path)
+        except ValidationError as error:
+            yield path, error
+
+
+def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
+    """Every workflow of `folder`, by file name (the workflow id); all problems at once."""
+    found: dict[str, Workflow] = {}
+    problems: list[Problem] = []
+    for path, workflow in folder_workflows(folder):
+        if isinstance(workflow, ValidationError):
+            problems += [Problem(f"{path.name}: {p}") for p in workflow.problems]
+        else:
+            found[path.stem] = workflow
+    if problems:
+        raise ValidationError(problems, what="workflows")
     return found

@@ -62,6 +62,7 @@ class CaseFile:
     path: Path
     workflow: Path
     cases: list[Case]
+    sub_workflows: Path | None = None  # a folder of the workflows `workflow` nodes run
 
     @property
     def shown(self) -> str:
@@ -140,8 +141,11 @@ def load_case_file(raw: Any, path: Path) -> CaseFile:
         problem('a test file is an object: {"workflow": FILE, "cases": [...]}', "")
         raise ValidationError(problems, what="test file")
     for key in raw:
-        if key not in ("workflow", "cases"):
-            problem(f"unknown key `{key}`; a test file has `workflow` and `cases`", str(key))
+        if key not in ("workflow", "workflows", "cases"):
+            problem(
+                f"unknown key `{key}`; a test file has `workflow`, `workflows` and `cases`",
+                str(key),
+            )
     workflow = raw.get("workflow")
     if not isinstance(workflow, str) or not workflow.strip():
         problem("name the workflow under test: a path relative to this file", "workflow")
@@ -149,6 +153,16 @@ def load_case_file(raw: Any, path: Path) -> CaseFile:
     target = path.parent / workflow
     if workflow and not target.is_file():
         problem(f"no workflow file `{target}`", "workflow")
+    folder = raw.get("workflows")
+    sub_workflows = None
+    if folder is not None:
+        sub_workflows = path.parent / str(folder)
+        if not isinstance(folder, str) or not sub_workflows.is_dir():
+            problem(
+                f"no folder `{sub_workflows}`: `workflows` names a folder of the workflows "
+                "`workflow` nodes run, each file named by its id (wflow_x.json)",
+                "workflows",
+            )
     cases_raw = raw.get("cases")
     cases: list[Case] = []
     if not isinstance(cases_raw, list) or not cases_raw:
@@ -165,7 +179,7 @@ def load_case_file(raw: Any, path: Path) -> CaseFile:
         cases.append(case)
     if problems:
         raise ValidationError(problems, what="test file")
-    return CaseFile(path=path, workflow=target, cases=cases)
+    return CaseFile(path=path, workflow=target, cases=cases, sub_workflows=sub_workflows)
 
 
 def _case(raw: Any, where: str, problem: Callable[[str, str], None]) -> Case | None:

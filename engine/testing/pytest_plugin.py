@@ -13,12 +13,17 @@ from typing import Any
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from engine.compile.models import Workflow
 from engine.errors import ValidationError
 from engine.testing.coverage import WorkflowCoverage, branches, coverage_lines, taken
 from engine.testing.files import Case, CaseFile, display_path, is_case_file, read_case_file
 from engine.testing.output import result_lines
-from engine.testing.session import PASSED, CaseResult, load_workflow_under_test, run_case
+from engine.testing.session import (
+    PASSED,
+    CaseResult,
+    UnderTest,
+    load_workflow_under_test,
+    run_case,
+)
 
 COVERAGE = pytest.StashKey[dict[str, WorkflowCoverage]]()
 # one event loop (in a thread) for every case: its worker processes serve them all
@@ -72,18 +77,18 @@ class FlowTestFile(pytest.File):
     """A test file: its cases, one item each, against the workflow it names."""
 
     case_file: CaseFile | None = None
-    workflow: Workflow | ValidationError | None = None
+    under_test: UnderTest | ValidationError | None = None
 
     def collect(self) -> Iterator[FlowTestCase]:
         self.case_file = read_case_file(self.path)
         try:
-            self.workflow, plan = load_workflow_under_test(self.case_file)
+            self.under_test = load_workflow_under_test(self.case_file)
         except ValidationError as error:
-            self.workflow = error
+            self.under_test = error
         else:
             key = display_path(self.case_file.workflow)
             coverage = self.config.stash[COVERAGE]
-            coverage.setdefault(key, WorkflowCoverage(key, branches(plan)))
+            coverage.setdefault(key, WorkflowCoverage(key, branches(self.under_test.plan)))
         for case in self.case_file.cases:
             yield FlowTestCase.from_parent(self, name=case.name, case=case)
 
@@ -105,10 +110,11 @@ class FlowTestCase(pytest.Item):
     def runtest(self) -> None:
         parent = self.parent
         assert isinstance(parent, FlowTestFile) and parent.case_file is not None
-        if isinstance(parent.workflow, ValidationError):
-            raise parent.workflow
-        assert parent.workflow is not None
-        result = run_case(parent.case_file, self.case, parent.workflow, portal_of(self.config))
+        under_test = parent.under_test
+        if isinstance(under_test, ValidationError):
+            raise under_test
+        assert under_test is not None
+        result = run_case(parent.case_file, self.case, under_test, portal_of(self.config))
         if result.job is not None:
             key = display_path(parent.case_file.workflow)
             self.config.stash[COVERAGE][key].add(taken(result.job.scheduler))

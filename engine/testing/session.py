@@ -13,7 +13,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from engine.api import JobRun
 from engine.compile.compiler import Plan
-from engine.compile.document import read_document
+from engine.compile.document import load_workflow_folder, read_document
 from engine.compile.models import Workflow
 from engine.errors import FlowgraphError, ValidationError
 from engine.testing.coverage import WorkflowCoverage, branches, taken
@@ -72,22 +72,35 @@ class Session:
         return not self.invalid and all(r.outcome == PASSED for r in self.results)
 
 
-def load_workflow_under_test(test_file: CaseFile) -> tuple[Workflow, Plan]:
-    """The workflow a test file names, compiled; raises ValidationError."""
+@dataclass
+class UnderTest:
+    """The workflow a test file names, compiled, with the sub-workflows its `workflow` nodes
+    run (by id)."""
+
+    workflow: Workflow
+    plan: Plan
+    sub_workflows: dict[str, Workflow]
+
+
+def load_workflow_under_test(test_file: CaseFile) -> UnderTest:
+    """Read and compile what a test file names; raises ValidationError."""
     workflow = read_document(test_file.workflow)
-    return workflow, offline_engine().compile(workflow)
+    plan = offline_engine().compile(workflow)
+    folder = test_file.sub_workflows
+    return UnderTest(workflow, plan, load_workflow_folder(folder) if folder else {})
 
 
 def run_case(
-    test_file: CaseFile, case: Case, workflow: Workflow, portal: BlockingPortal | None = None
+    test_file: CaseFile, case: Case, under_test: UnderTest, portal: BlockingPortal | None = None
 ) -> CaseResult:
     """Run one case offline (in `portal`'s event loop, if given) and check it."""
     started = time.perf_counter()
     engine = offline_engine(fail=case.fail, seed=case.seed)
+    engine.workflows.update(under_test.sub_workflows)
     try:
         job, report = run_to_rest(
             engine,
-            workflow,
+            under_test.workflow,
             case.inputs,
             case.decisions,
             auto_approve=case.auto_approve,
@@ -111,15 +124,15 @@ def run_case_file(
 ) -> list[CaseResult]:
     """Every case of a file; the branches each run took are added to `coverage`."""
     try:
-        workflow, plan = load_workflow_under_test(test_file)
+        under_test = load_workflow_under_test(test_file)
     except ValidationError as error:
         return [CaseResult(test_file, case, ERROR, error=str(error)) for case in test_file.cases]
     key = display_path(test_file.workflow)
     if key not in coverage:
-        coverage[key] = WorkflowCoverage(key, branches(plan))
+        coverage[key] = WorkflowCoverage(key, branches(under_test.plan))
     results = []
     for case in test_file.cases:
-        result = run_case(test_file, case, workflow, portal)
+        result = run_case(test_file, case, under_test, portal)
         if result.job is not None:
             coverage[key].add(taken(result.job.scheduler))
         results.append(result)

@@ -274,7 +274,8 @@ def suggest_file(
     ValidationError."""
     if not workflow_path.is_file():
         raise ValidationError([Problem(f"no workflow file `{workflow_path}`")], what="--suggest")
-    workflow, plan = load_workflow_under_test(CaseFile(workflow_path, workflow_path, []))
+    under_test = load_workflow_under_test(CaseFile(workflow_path, workflow_path, []))
+    workflow, plan = under_test.workflow, under_test.plan
     wanted = branches(plan)
     if test_paths:
         session = run_session(test_paths)
