@@ -16,7 +16,6 @@ import networkx as nx
 
 from engine.api import JobRun
 from engine.compile.document import load_workflow
-from engine.compile.models import MODEL_NODE_TYPES
 from engine.errors import DocumentError, Problem
 from engine.executors import DryRunExecutor, ExecutorRouter
 from engine.protocols import Asset, ExecutorResult, NodeCall
@@ -163,14 +162,16 @@ def compare(recorded_flow: list[dict[str, Any]], job: JobRun) -> tuple[list[Diff
         explanation = explainer.explain_instance(instance)
         return [explanation.line()] if explanation.chain else []
 
+    by_template: dict[str, list[str]] = {}
+    for node_id in {**recorded, **local}:
+        by_template.setdefault(node_id.partition("#")[0], []).append(node_id)
     for template_id in nx.topological_sort(plan.graph):
         template = plan.nodes[template_id]
         upstream = any(p in tainted for p in plan.graph.predecessors(template_id))
         if upstream:
             tainted.add(template_id)
         found: list[Difference] = []
-        ids = [i for i in {**recorded, **local} if i.partition("#")[0] == template_id]
-        for node_id in sorted(ids, key=_clone_order):
+        for node_id in sorted(by_template.get(template_id, []), key=_clone_order):
             mine, theirs = local.get(node_id), recorded.get(node_id)
             if mine is None or theirs is None:
                 if "#" not in node_id:  # a clone on one side: its loop's count says so
@@ -225,7 +226,7 @@ def _node_differences(
             found.append(
                 Difference(node_id, f"input `{entry.get('name')}`", entry["value"], other["value"])
             )
-    if node_type in MODEL_NODE_TYPES and found:
+    if found:
         found[0].why = why(node_id)
     return found
 
