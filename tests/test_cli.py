@@ -560,7 +560,7 @@ from engine.cli.app import app
 try:
     app(["run", *sys.argv[1:], "--json", "--db", ":memory:"], standalone_mode=False)
 finally:
-    heavy = ("rich", "jinja2", "engine.views.report", "engine.compile.publish")
+    heavy = ("rich", "jinja2", "engine.views.report", "engine.compile.publish", "engine.testing")
     print(" ".join(m for m in heavy if m in sys.modules), file=sys.stderr)
 """
 

@@ -8,8 +8,9 @@ and checking their shape, every problem named by file and JSON path at once.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,15 +83,31 @@ def is_case_file(path: Path) -> bool:
     return path.name.endswith(SUFFIXES)
 
 
+# folders never searched, as pytest's `norecursedirs`: hidden ones, environments, builds
+SKIPPED_FOLDERS = ("node_modules", "venv", "build", "dist", "__pycache__")
+
+
+def case_files_below(folder: Path) -> Iterator[Path]:
+    """The test files below `folder`, hidden folders, environments and builds left out."""
+    for root, folders, files in os.walk(folder):
+        folders[:] = [
+            f
+            for f in folders
+            if not f.startswith(".") and f not in SKIPPED_FOLDERS and not f.endswith(".egg-info")
+        ]
+        yield from (Path(root) / name for name in files if name.endswith(SUFFIXES))
+
+
 def find_case_files(paths: Iterable[Path]) -> list[Path]:
     """The test files of `paths`: a file as it is given, a folder searched below for
-    `*.flowtest.json` and `*.flowtest.yaml` (name order). Raises ValidationError for a path
+    `*.flowtest.json` and `*.flowtest.yaml` (name order; hidden folders, `venv`,
+    `node_modules`, `build` and `dist` are not searched). Raises ValidationError for a path
     that does not exist."""
     found: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if is_case_file(p) and p.is_file())
+            found += sorted(case_files_below(path))
         elif path.is_file():
             found.append(path)
         else:
