@@ -375,3 +375,17 @@ def test_sub_workflows_come_from_the_folder_the_file_names(tmp_path: Path) -> No
     refused = flowgraph("test", str(tmp_path / "bad.flowtest.json"))
     assert refused.returncode == 2
     assert f"workflows: no folder `{tmp_path / 'nowhere'}`" in refused.stdout
+
+
+@pytest.mark.parametrize(
+    "flow",
+    sorted(p.name for p in FLOWS.glob("*.json") if not p.name.startswith("sub-")),
+)
+def test_every_branch_a_run_takes_is_a_branch_of_its_workflow(flow: str) -> None:
+    """`taken` and `branches` name the same decision points: a run never takes a branch the
+    coverage report does not list."""
+    engine = offline_engine()
+    workflow = engine.load(FLOWS / flow)
+    listed = {b.key for b in branches(engine.compile(workflow))}
+    job, _ = run_to_rest(offline_engine(), workflow, {}, {}, auto_approve=True)
+    assert taken(job.scheduler) <= listed
