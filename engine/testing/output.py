@@ -70,9 +70,10 @@ def session_lines(session: Session, *, coverage: bool) -> Iterator[Line]:
 
 
 def _style(line: str) -> str | None:
-    if line.startswith("  - ") or line.startswith("  -"):
+    """Expected in red, actual in green, the reason chain dim (a diff's lines included)."""
+    if line.startswith("  -"):
         return "red"
-    if line.startswith("  + ") or line.startswith("  +"):
+    if line.startswith("  +"):
         return "green"
     if line.startswith("  why:"):
         return "dim"
