@@ -146,3 +146,21 @@ def test_a_file_that_is_no_recorded_job_exits_2(tmp_path: Path) -> None:
     result = replay(tmp_path, {"jobs": []})
     assert result.returncode == 2
     assert 'a recorded job is the `{"job": ...}` envelope of GET /jobs/{id}' in result.stderr
+
+
+def test_what_follows_from_a_difference_is_counted_not_listed(
+    recorded: dict[str, Any], tmp_path: Path
+) -> None:
+    # as the recording would read had the cloud taken the other branch in iteration 2
+    edited = json.loads(json.dumps(recorded))
+    node(edited["job"], "style_check#2")["output"] = "upscale_photo"
+    node(edited["job"], "upscale_photo#2")["status"] = "success"
+    node(edited["job"], "upscale_art#2")["status"] = "skipped"
+    result = replay(tmp_path, edited)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[1] == "1 difference:"
+    assert lines[2] == "style_check#2: branch"
+    assert lines[-1] == "and 2 more downstream of these (not listed: they follow)"
+    report = json.loads(replay(tmp_path, edited, "--json").stdout)
+    assert (len(report["differences"]), report["consequences"]) == (1, 2)
