@@ -39,7 +39,7 @@ def job_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 def test_validate_accepts_every_example() -> None:
     for example in sorted(EXAMPLES.glob("*.json")):
-        if example.name.endswith(".decisions.json"):
+        if example.name.endswith((".decisions.json", ".flowtest.json")):
             continue
         result = flowgraph("validate", str(example))
         assert result.returncode == 0, result.stderr
@@ -610,7 +610,7 @@ from engine.cli.app import app
 try:
     app(["run", *sys.argv[1:], "--json", "--db", ":memory:"], standalone_mode=False)
 finally:
-    heavy = ("rich", "jinja2", "engine.views.report", "engine.compile.publish")
+    heavy = ("rich", "jinja2", "engine.views.report", "engine.compile.publish", "engine.testing")
     print(" ".join(m for m in heavy if m in sys.modules), file=sys.stderr)
 """
 

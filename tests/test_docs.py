@@ -75,3 +75,18 @@ def test_validate_prints_what_the_pages_show(page: str, command: str, shown: lis
 
 def test_some_validations_are_checked() -> None:
     assert len(shown_validations()) >= 3
+
+
+def test_the_readme_shows_the_coverage_the_examples_have() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("$ flowgraph test examples") :]
+    shown = block[block.index("workflow ") : block.index("TOTAL")].splitlines()
+    result = flowgraph("test", "examples")
+    assert result.returncode == 0, result.stdout
+    lines = result.stdout.splitlines()
+    start = lines.index(shown[0])
+    assert lines[start : start + len(shown)] == shown
+    total = next(line for line in lines if line.startswith("TOTAL"))
+    assert total in block
+    collected = result.stdout.splitlines()[0]
+    assert collected in block

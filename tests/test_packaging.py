@@ -55,7 +55,7 @@ def test_the_wheel_declares_what_it_imports_and_its_license(wheel: zipfile.ZipFi
     required = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
     required_names = {r.split(">")[0].split("=")[0].split("[")[0].strip() for r in required}
     # every third-party package the installed code imports without an extra
-    assert {"httpx", "networkx", "pydantic", "anyio", "jinja2", "structlog", "typer"} <= (
+    assert {"httpx", "networkx", "pydantic", "anyio", "jinja2", "structlog", "typer", "pyyaml"} <= (
         required_names
     )
     extras = metadata.get_all("Provides-Extra") or []
@@ -63,6 +63,12 @@ def test_the_wheel_declares_what_it_imports_and_its_license(wheel: zipfile.ZipFi
     assert metadata["License-Expression"] == "MIT"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in wheel.namelist())
     assert metadata.get_all("Classifier")
+
+
+def test_the_wheel_registers_the_pytest_plugin(wheel: zipfile.ZipFile) -> None:
+    (name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    entry_points = wheel.read(name).decode()
+    assert "[pytest11]\nflowgraph = engine.testing.pytest_plugin\n" in entry_points
 
 
 def run(*args: str, code: str | None = None) -> subprocess.CompletedProcess[str]:

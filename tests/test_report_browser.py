@@ -81,3 +81,48 @@ def test_the_report_shows_every_node_with_its_status(
         browser.close()
     data = screenshot.read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+def test_the_coverage_page_marks_the_branches_never_taken(tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    from engine.testing.coverage import WorkflowCoverage, branches, taken
+    from engine.testing.runs import offline_engine, run_to_rest
+    from engine.views.report import coverage_page
+
+    engine = offline_engine()
+    workflow = engine.load(EXAMPLES / "creative-app.json")
+    plan = engine.compile(workflow)
+    coverage = WorkflowCoverage("creative-app.json", branches(plan))
+    job, _ = run_to_rest(engine, workflow, {"subject": "a kite"}, {"pick": {"select": [0]}})
+    coverage.add(taken(job.scheduler))
+    path = tmp_path / "coverage.html"
+    path.write_text(coverage_page(plan, coverage, title="coverage"), encoding="utf-8")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
+        page = browser.new_page(viewport={"width": 1800, "height": 900})
+        page.goto(path.as_uri())
+        statuses = dict(
+            page.eval_on_selector_all(
+                ".node", "els => els.map(e => [e.dataset.nodeId, e.dataset.status])"
+            )
+        )
+        assert statuses["style_check"] == "partial"  # its case taken, its default never
+        assert statuses["pick"] == "partial"  # selected, never rejected
+        assert statuses["variations"] == "covered"  # a fixed count of 4: many iterations only
+        assert statuses["generate"] == "no-branch"
+        untaken = page.eval_on_selector_all(
+            ".edge.untaken", "els => els.map(e => getComputedStyle(e).strokeDasharray)"
+        )
+        assert len(untaken) == 1 and untaken[0] not in ("", "none")
+        labels = page.eval_on_selector_all(".edge-label", "els => els.map(e => e.textContent)")
+        assert "default · never taken" in labels
+        assert "case 1: style == 'photo'" in labels
+        page.click('.node[data-node-id="style_check"]')
+        assert (
+            page.text_content("aside .explanation") == "1 of 2 branches taken; never taken: default"
+        )
+        assert "4 of 7 branches taken (57%)" in page.text_content("header")
+        browser.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ import typer
 from engine.api import Engine
 from engine.cli import debug as cli_debug
 from engine.cli import jobs as cli_jobs
+from engine.cli import testing as cli_testing
 from engine.cli.common import (
     EXIT_CANNOT_SERVE,
     EXIT_INTERNAL,
@@ -41,13 +41,14 @@ from engine.cli.common import (
 )
 from engine.compile.document import (
     HUGE_NUMBER,
+    file_workflow_id,
+    folder_workflows,
+    load_workflow_folder,
     parse_json,
     publish_document,
     published_from_editor,
-    read_document,
     read_json_file,
 )
-from engine.compile.models import Workflow
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.protocols import Store
@@ -390,44 +391,6 @@ def run(
     raise finish(job, as_json=as_json, db=db)
 
 
-def folder_workflows(folder: Path) -> Iterator[tuple[Path, Workflow | ValidationError]]:
-    """Each `*.json` of `folder`, in name order, read as a workflow (or why it is none)."""
-    if not folder.is_dir():
-        raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
-    for path in sorted(folder.glob("*.json")):
-        try:
-            yield path, read_document(path)
-        except ValidationError as error:
-            yield path, error
-
-
-def file_workflow_id(path: Path) -> str:
-    """The workflow id a file's name gives: `wflow_x.json` and an editor export of it,
-    `wflow_x.export.json`, are both `wflow_x`."""
-    return path.stem.removesuffix(".export") or path.stem
-
-
-def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
-    """Every workflow of `folder`, by file name (the workflow id); all problems at once."""
-    found: dict[str, Workflow] = {}
-    files: dict[str, str] = {}
-    problems: list[Problem] = []
-    for path, workflow in folder_workflows(folder):
-        if isinstance(workflow, ValidationError):
-            problems += [Problem(f"{path.name}: {p}") for p in workflow.problems]
-            continue
-        workflow_id = file_workflow_id(path)
-        if workflow_id in files:
-            other = files[workflow_id]
-            problems.append(
-                Problem(f"{path.name}: `{other}` gives workflow id `{workflow_id}` too")
-            )
-        found[workflow_id], files[workflow_id] = workflow, path.name
-    if problems:
-        raise ValidationError(problems, what="workflows")
-    return found
-
-
 def load_into_store(folder: Path, store: Store) -> None:
     """Every workflow of `folder` into the store, by its `id` (else its file name), with the
     fields the API answers with; a file that is no workflow is skipped with a warning."""
@@ -580,6 +543,8 @@ for command in (
     cli_jobs.resume,
     cli_jobs.cancel,
     cli_jobs.jobs,
+    cli_testing.test,
+    cli_testing.replay,
 ):
     app.command()(command)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pydantic
 
 from engine.compile.editor_graph import has_editor_graph, needs_publish
 from engine.compile.models import Workflow, input_type_of
-from engine.errors import DocumentError, Problem
+from engine.errors import DocumentError, Problem, ValidationError
 from engine.gc_tuning import quiet_gc
 
 # Fields a job writes into its flow nodes; a replayed job starts from the flow without them.
@@ -248,11 +249,68 @@ def _workflow_from_job(job: dict[str, Any]) -> dict[str, Any]:
         nodes.append(clean)
     workflow: dict[str, Any] = {"flow": nodes}
     recorded = metadata.get("input")
-    if isinstance(recorded, dict):
-        workflow["inputs"] = [
-            {"name": name, "type": input_type_of(value) or "string", "default": value}
-            for name, value in recorded.items()
-        ]
+    recorded = recorded if isinstance(recorded, dict) else {}
+    declared = [
+        {"name": name, "type": input_type_of(value) or "string", "default": value}
+        for name, value in recorded.items()
+    ]
+    # an optional input the run was not given is not recorded, yet the flow reads it
+    for name, input_type in _workflow_refs(nodes).items():
+        if name not in recorded:
+            declared.append({"name": name, "type": input_type})
+    if declared:
+        workflow["inputs"] = declared
     if metadata.get("workflowId"):
         workflow["id"] = metadata["workflowId"]
     return workflow
+
+
+def _workflow_refs(nodes: list[Any]) -> dict[str, str]:
+    """The run inputs the nodes of a flow read (`ref.node` = `workflow`), with their types."""
+    found: dict[str, str] = {}
+    for node in nodes:
+        for entry in node.get("inputs") or [] if isinstance(node, dict) else []:
+            ref = entry.get("ref") if isinstance(entry, dict) else None
+            if isinstance(ref, dict) and ref.get("node") == "workflow":
+                name, input_type = ref.get("name"), entry.get("type")
+                if isinstance(name, str) and isinstance(input_type, str):
+                    found.setdefault(name, input_type)
+    return found
+
+
+def folder_workflows(folder: Path) -> Iterator[tuple[Path, Workflow | ValidationError]]:
+    """Each `*.json` of `folder`, in name order, read as a workflow (or why it is none)."""
+    if not folder.is_dir():
+        raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
+    for path in sorted(folder.glob("*.json")):
+        try:
+            yield path, read_document(path)
+        except ValidationError as error:
+            yield path, error
+
+
+def file_workflow_id(path: Path) -> str:
+    """The workflow id a file's name gives: `wflow_x.json` and an editor export of it,
+    `wflow_x.export.json`, are both `wflow_x`."""
+    return path.stem.removesuffix(".export") or path.stem
+
+
+def load_workflow_folder(folder: Path) -> dict[str, Workflow]:
+    """Every workflow of `folder`, by file name (the workflow id); all problems at once."""
+    found: dict[str, Workflow] = {}
+    files: dict[str, str] = {}
+    problems: list[Problem] = []
+    for path, workflow in folder_workflows(folder):
+        if isinstance(workflow, ValidationError):
+            problems += [Problem(f"{path.name}: {p}") for p in workflow.problems]
+            continue
+        workflow_id = file_workflow_id(path)
+        if workflow_id in files:
+            other = files[workflow_id]
+            problems.append(
+                Problem(f"{path.name}: `{other}` gives workflow id `{workflow_id}` too")
+            )
+        found[workflow_id], files[workflow_id] = workflow, path.name
+    if problems:
+        raise ValidationError(problems, what="workflows")
+    return found

@@ -8,14 +8,17 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
-from engine.compile.compiler import Plan
+from engine.compile.compiler import Plan, TemplateNode
 from engine.run.instances import COLLECTION, INSTANCE, Instance
 from engine.run.scheduler import Scheduler
 from engine.views.explain import Explainer
+
+if TYPE_CHECKING:
+    from engine.testing.coverage import WorkflowCoverage
 
 NODE_WIDTH, NODE_HEIGHT, COLUMN, ROW = 190, 54, 250, 74
 MAX_DRAWN = 400  # past this many nodes, clones are drawn as one node per template
@@ -145,31 +148,86 @@ def job_page(scheduler: Scheduler, *, title: str) -> str:
 
 def plan_page(plan: Plan, *, title: str) -> str:
     """The page for a workflow that has not run: its templates, all pending."""
-    boxes = [
-        Box(
-            t.id,
-            t.id,
-            t.type,
-            "pending",
-            _classes(t.type, "pending", t.is_gate),
-            loop=t.owner,
-            order=(t.position,),
-            title=t.title,
-            info={
-                "id": t.id,
-                "type": t.type,
-                "title": t.title,
-                "modelId": t.node.model_id,
-                "inputs": [i.to_wire() for i in t.node.inputs or []],
-            },
+    boxes = [_plan_box(t, "pending", {}) for t in plan.nodes.values()]
+    return _render(boxes, _plan_edges(plan), title=title, summary={"nodes": len(boxes)})
+
+
+NEVER_TAKEN = " · never taken"
+
+
+def coverage_page(plan: Plan, coverage: WorkflowCoverage, *, title: str) -> str:
+    """The page of a workflow's branch coverage: each node with decision points coloured by
+    how many of its branches the tests took (covered, partial, uncovered; `no-branch` for the
+    others), each branch edge never taken dashed and labelled so, every branch listed on
+    click."""
+    points: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for branch in coverage.branches:
+        runs = coverage.hits.get(branch.key, 0)
+        points[branch.node].append({"outcome": branch.outcome, "label": branch.label, "runs": runs})
+    boxes = []
+    for template in plan.nodes.values():
+        listed = points.get(template.id, [])
+        taken = sum(1 for p in listed if p["runs"])
+        status = (
+            "no-branch"
+            if not listed
+            else "covered"
+            if taken == len(listed)
+            else "uncovered"
+            if not taken
+            else "partial"
         )
-        for t in plan.nodes.values()
-    ]
-    edges = sorted(
+        never = [p["outcome"] for p in listed if not p["runs"]]
+        extra = {
+            "explanation": f"{taken} of {len(listed)} branches taken"
+            + (f"; never taken: {', '.join(never)}" if never else ""),
+            "coverage": listed,
+        }
+        boxes.append(_plan_box(template, status, extra if listed else {}))
+    edges = []
+    for source, target, label in _plan_edges(plan):
+        case = label.partition(":")[0] if label else ""
+        if label and f"{source}: {case}" in {b.key for b in coverage.missing()}:
+            label += NEVER_TAKEN
+        edges.append((source, target, label))
+    summary = {
+        "nodes": len(boxes),
+        "statuses": {
+            f"of {len(coverage.branches)} branches taken ({coverage.percent:.0f}%)": (
+                coverage.covered
+            ),
+        },
+    }
+    return _render(boxes, edges, title=title, summary=summary)
+
+
+def _plan_box(template: TemplateNode, status: str, extra: dict[str, Any]) -> Box:
+    t = template
+    return Box(
+        t.id,
+        t.id,
+        t.type,
+        status,
+        _classes(t.type, status, t.is_gate),
+        loop=t.owner,
+        order=(t.position,),
+        title=t.title,
+        info={
+            "id": t.id,
+            "type": t.type,
+            "title": t.title,
+            "modelId": t.node.model_id,
+            "inputs": [i.to_wire() for i in t.node.inputs or []],
+            **extra,
+        },
+    )
+
+
+def _plan_edges(plan: Plan) -> list[tuple[str, str, str]]:
+    return sorted(
         (s, t, _edge_label(plan, s, t) if "branch" in kinds else "")
         for s, t, kinds in plan.graph.edges(data="kinds")
     )
-    return _render(boxes, edges, title=title, summary={"nodes": len(boxes)})
 
 
 def _classes(node_type: str, status: str, gate: bool) -> str:
@@ -279,6 +337,7 @@ def _render(
                 "lx": x2 - 8,
                 "ly": y2 - 6,
                 "branch": bool(label) and not label.startswith("#"),
+                "untaken": label.endswith(NEVER_TAKEN),
             }
         )
     width = max((b.x for b in boxes), default=0) + NODE_WIDTH + 40
