@@ -49,7 +49,7 @@ class ViewBuilder:
     def chain(self, drawn: str) -> list[str | None]:
         out: list[str | None] = [drawn]
         while out[-1] is not None:
-            out.append(self.parent.get(out[-1]))  # type: ignore[arg-type]
+            out.append(self.parent.get(out[-1]))
         return out
 
     def edge(self, source: str, target: str, label: str = "", **extra: Any) -> None:
@@ -182,15 +182,16 @@ def job_view(
             builder.containers[box]["iterations"] = (instance.outputs or {}).get("count")
             builder.edge(alias.get(instance.id, instance.id), box, "", kind="loop")
     _loop_counts(builder, instances, collapse)
+    assets = _asset_index(scheduler)
     details = {
-        drawn: node_details(
-            instance, explainer, times=times, asset_url=asset_url, assets=_asset_index(scheduler)
+        instance.id: node_details(
+            instance, explainer, times=times, asset_url=asset_url, assets=assets
         )
         for instance in instances.values()
-        if (drawn := alias.get(instance.id)) == instance.id
+        if alias.get(instance.id) == instance.id
     }
     summary = Counter(i.status.value for i in instances.values() if not i.is_template_copy)
-    started, ended = times[None] if None in times else (None, None)
+    started, ended = times.get(None, (None, None))
     return {
         "title": title,
         "job": {
@@ -246,9 +247,13 @@ def _edges(
                 sources = found or [link[1].id]
             for source_id in sources:
                 if source_id in alias:
-                    builder.edge(alias[source_id], target, "", kind="data", **_taken(
-                        instances[source_id], instance
-                    ))
+                    builder.edge(
+                        alias[source_id],
+                        target,
+                        "",
+                        kind="data",
+                        **_taken(instances[source_id], instance),
+                    )
         for branch in instance.branch_links:
             if branch.id not in alias:
                 continue

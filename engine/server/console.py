@@ -1,0 +1,281 @@
+"""The job console at `/`: the jobs list and a live job page, under the API's credentials.
+
+The page and its scripts ship in the package (engine/views/console/); nothing is fetched from
+the network. A job page follows the job through the store's event log as server-sent events,
+resumable with `Last-Event-ID`; its gates are decided through the API's own routes. The views
+are built in the route handlers, so that the server starts without importing them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote, urlparse
+
+import anyio
+import orjson
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
+
+from engine.server.state import ApiError, ServerState, bad_request, not_found, state_of
+
+STATIC = {
+    "console.js": "text/javascript",
+    "console.css": "text/css",
+    "elk.bundled.js": "text/javascript",
+}
+FOLLOW_EVERY = 0.2  # seconds between two reads of a followed job's event log
+KEEP_ALIVE = 15.0  # seconds of silence before a comment keeps the stream open
+ASSET_JOBS_KEPT = 32  # jobs whose asset files are remembered (see `asset_file`)
+State = Annotated[ServerState, Depends(state_of)]
+
+
+def console_credentials(request: Request) -> None:
+    """The API's credentials; a browser without them is asked for them (Basic)."""
+    from engine.server.app import check_credentials
+
+    try:
+        check_credentials(request)
+    except ApiError as error:
+        error.headers = {"WWW-Authenticate": 'Basic realm="flowgraph"'}
+        raise
+
+
+router = APIRouter(dependencies=[Depends(console_credentials)], include_in_schema=False)
+
+
+def page_file(name: str) -> Path:
+    return Path(str(resources.files("engine.views").joinpath(f"console/{name}")))
+
+
+@router.get("/")
+async def console_page() -> HTMLResponse:
+    return HTMLResponse(page_file("console.html").read_text("utf-8"))
+
+
+@router.get("/console/static/{name}")
+async def console_static(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise not_found(f"no console file `{name}`")
+    folder = "vendor/" if name == "elk.bundled.js" else ""
+    return FileResponse(
+        page_file(folder + name),
+        media_type=STATIC[name],
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/console/api/jobs")
+async def console_jobs(
+    state: State,
+    status: str | None = None,
+    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 25,
+    cursor: str | None = None,
+) -> Response:
+    """Jobs newest first, a page at a time, each with its workflow's name, its times and
+    the gates it waits at (read from its document only while it is unfinished)."""
+    from engine.run.scheduler import TERMINAL_JOB
+    from engine.views.gates import waiting_gates
+
+    try:
+        records, after = state.store.list_jobs(
+            status=status or None, workflow_id=workflow_id or None, limit=page_size, cursor=cursor
+        )
+    except ValueError as error:
+        raise bad_request(str(error)) from None
+    names: dict[str, Any] = {}
+    jobs = []
+    for record in records:
+        workflow_id_of = record.workflow_id or ""
+        if workflow_id_of and workflow_id_of not in names:
+            head = state.store.get_workflow_head(workflow_id_of) or {}
+            names[workflow_id_of] = head.get("name")
+        gates: list[str] = []
+        if record.status not in TERMINAL_JOB:
+            try:
+                gates = waiting_gates(orjson.loads(state.job_json(record.job_id)))
+            except (ApiError, KeyError, TypeError, orjson.JSONDecodeError):
+                gates = []  # not written yet: the next load shows them
+        jobs.append(
+            {
+                "id": record.job_id,
+                "status": record.status,
+                "workflowId": record.workflow_id,
+                "workflowName": names.get(workflow_id_of),
+                "parentJobId": record.parent_job_id,
+                "createdAt": record.created_at,
+                "updatedAt": record.updated_at,
+                "finished": record.status in TERMINAL_JOB,
+                "waitingGates": gates,
+            }
+        )
+    return Response(orjson.dumps({"jobs": jobs, "next": after}), media_type="application/json")
+
+
+def _view_of(state: ServerState, job_id: str) -> tuple[Any, Any, str | None]:
+    """The job's scheduler (live here, else rebuilt from the store without running or
+    changing anything), with its plan's workflow id."""
+    from engine.compile.compiler import compile_flow
+    from engine.compile.document import load_workflow
+    from engine.protocols import JobStatus
+    from engine.run.persistence import restore
+
+    live = state.engine.jobs.get(job_id)
+    if live is not None:
+        return live.scheduler, live, live.workflow.id
+    record = state.store.get_job(job_id)
+    if record is None:
+        raise not_found(f"job `{job_id}` not found")
+    engine = state.engine
+    workflow = load_workflow(record.workflow)
+    history = None
+    if record.document is not None:
+        history = [
+            (h["date"], JobStatus(h["status"])) for h in record.document.get("statusHistory", [])
+        ]
+    scheduler, _ = restore(
+        compile_flow(workflow, engine.kinds, engine.limits),
+        job_id=job_id,
+        inputs=record.inputs,
+        keep_going=bool(record.options.get("keepGoing", False)),
+        clock=engine.clock,
+        outcomes=state.store.outcomes(job_id),
+        history=history,
+        limits=engine.limits,
+    )
+    return scheduler, None, record.workflow_id or workflow.id
+
+
+def _asset_url(job_id: str) -> Any:
+    def url(asset_id: str, stored: str) -> str:
+        if stored.startswith("file://"):
+            return f"/console/api/jobs/{job_id}/assets/{asset_id}"
+        return stored
+
+    return url
+
+
+@router.get("/console/api/jobs/{job_id}/view")
+async def console_view(job_id: str, state: State) -> Response:
+    """The job page's data (see engine/views/job_view.py), with the position in the event
+    log it was read at: the page follows the log from there."""
+    from engine.views.job_view import job_view
+
+    transitions, position = state.store.events_after(job_id, 0)
+    scheduler, _, workflow_id = _view_of(state, job_id)
+    view = job_view(
+        scheduler,
+        title=f"job {job_id}",
+        transitions=transitions,
+        asset_url=_asset_url(job_id),
+        workflow_id=workflow_id,
+    )
+    view["position"] = position
+    return Response(orjson.dumps(view, default=str), media_type="application/json")
+
+
+@router.get("/console/api/jobs/{job_id}/nodes/{node_id:path}")
+async def console_node(job_id: str, node_id: str, state: State) -> Response:
+    """One node's panel, as it is now (a clone of a collapsed loop included)."""
+    from engine.views.explain import Explainer
+    from engine.views.job_view import _times, node_details
+
+    scheduler, _, _ = _view_of(state, job_id)
+    instance = scheduler.instances.get(node_id)
+    if instance is None:
+        raise not_found(f"no node `{node_id}` in job `{job_id}`")
+    transitions = [t for t in state.store.events(job_id) if t.node_id == node_id]
+    assets = {a.asset_id: a.url for i in scheduler.instances.values() for a in i.assets}
+    details = node_details(
+        instance,
+        Explainer(scheduler),
+        times=_times(transitions),
+        asset_url=_asset_url(job_id),
+        assets=assets,
+    )
+    return Response(orjson.dumps(details, default=str), media_type="application/json")
+
+
+def _transition_row(transition: Any) -> list[Any]:
+    return [
+        transition.node_id,
+        transition.template_id,
+        transition.from_status,
+        transition.to_status,
+        transition.at,
+    ]
+
+
+@router.get("/console/api/jobs/{job_id}/events")
+async def console_events(
+    job_id: str,
+    state: State,
+    request: Request,
+    start: Annotated[int, Query(alias="from", ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """The job's transitions as server-sent events, one message per read of the store's
+    event log, its id the position to resume from (a reconnecting browser sends it back as
+    `Last-Event-ID`): `[[node, template, from, to, at], ...]`, the job's own with node null."""
+    if state.store.job_summary(job_id) is None:
+        raise not_found(f"job `{job_id}` not found")
+    position = start
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise bad_request(f"invalid Last-Event-ID `{last_event_id[:40]}`: want a position")
+        position = int(last_event_id)
+
+    async def stream() -> Any:
+        nonlocal position
+        yield b"retry: 1000\n\n"
+        quiet = 0.0
+        while not await request.is_disconnected():
+            transitions, after = await anyio.to_thread.run_sync(
+                state.store.events_after, job_id, position
+            )
+            if transitions:
+                rows = [_transition_row(t) for t in transitions]
+                yield b"id: %d\ndata: %s\n\n" % (after, orjson.dumps(rows))
+                quiet = 0.0
+            elif quiet >= KEEP_ALIVE:
+                yield b": still here\n\n"
+                quiet = 0.0
+            position = after
+            await anyio.sleep(FOLLOW_EVERY)
+            quiet += FOLLOW_EVERY
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+_asset_files: dict[str, dict[str, str]] = {}  # job id -> asset id -> file url
+
+
+@router.get("/console/api/jobs/{job_id}/assets/{asset_id}")
+async def asset_file(job_id: str, asset_id: str, state: State) -> FileResponse:
+    """A file the job made (a dry-run placeholder, a model's download): only files that are
+    the job's own assets are served."""
+    known = _asset_files.get(job_id, {})
+    if asset_id not in known:
+        if len(_asset_files) >= ASSET_JOBS_KEPT:
+            _asset_files.clear()
+        document = orjson.loads(state.job_json(job_id))
+        known = {
+            a["assetId"]: a.get("url", "")
+            for node in document.get("metadata", {}).get("flow", [])
+            for a in node.get("assets") or ()
+            if isinstance(a, dict) and "assetId" in a
+        }
+        _asset_files[job_id] = known
+    url = known.get(asset_id, "")
+    if not url.startswith("file://"):
+        raise not_found(f"no file for asset `{asset_id}` in job `{job_id}`")
+    path = Path(unquote(urlparse(url).path))
+    if not path.is_file():
+        raise not_found(f"the file of asset `{asset_id}` is gone: {path}")
+    return FileResponse(path)
