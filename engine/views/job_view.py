@@ -20,7 +20,7 @@ from engine.protocols import NodeStatus, Transition
 from engine.run.instances import COLLECTION, INSTANCE, Instance
 from engine.run.scheduler import Scheduler
 from engine.run.skips import matched
-from engine.views.explain import Explainer
+from engine.views.explain import Explainer, Explanation
 from nodes.user_selection import selection_bounds
 
 MAX_DRAWN = 400  # past this many nodes, clones are drawn as one node per template
@@ -225,6 +225,7 @@ def _edges(
         if instance.scope.loop is not None and not instance.is_template_copy:
             suffix = instance.scope.loop.scope.suffix
             below[(instance.template.id, suffix)].append(instance.id)
+    seen: set[tuple[str, str]] = set()
     for instance in instances.values():
         target = alias.get(instance.id)
         if instance.is_template_copy or target is None:
@@ -246,17 +247,17 @@ def _edges(
                 ]
                 sources = found or [link[1].id]
             for source_id in sources:
-                if source_id in alias:
-                    builder.edge(
-                        alias[source_id],
-                        target,
-                        "",
-                        kind="data",
-                        **_taken(instances[source_id], instance),
-                    )
+                drawn = alias.get(source_id)
+                if drawn is None or (collapse and (drawn, target) in seen):
+                    continue
+                seen.add((drawn, target))
+                # past MAX_DRAWN an edge stands for every clone's: their counts tell how
+                taken = {} if collapse else _taken(instances[source_id], instance)
+                builder.edge(drawn, target, "", kind="data", **taken)
         for branch in instance.branch_links:
-            if branch.id not in alias:
+            if branch.id not in alias or (collapse and (alias[branch.id], target) in seen):
                 continue
+            seen.add((alias[branch.id], target))
             label = branch_label(scheduler.plan, branch.template.id, instance.template.id)
             chosen = (branch.details or {}).get("chosen", branch.outputs.get("output"))
             taken: bool | None = None
@@ -312,8 +313,12 @@ def node_details(
     """A node's panel: status, the explanation `flowgraph explain` gives, values, assets,
     attempts, times, the branch a merge took, and what a waiting gate asks."""
     template = instance.template
-    if instance.is_template_copy:
-        explanation = explainer.explain(template.id).line()
+    if instance.is_template_copy:  # its clones, counted (each clone is explained on request)
+        counts = Counter(c.status.value for c in explainer.clones_of(template.id))
+        iterations = {"count": sum(counts.values()), "statuses": dict(counts.most_common())}
+        explanation = Explanation(
+            template.id, "template", [], iterations=iterations, title=template.title
+        ).line()
     else:
         explanation = explainer.explain_instance(instance).line()
     started, ended = times.get(instance.id, [None, None])
