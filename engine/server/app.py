@@ -164,7 +164,7 @@ def create_app(state: ServerState) -> FastAPI:
     api.include_router(workflows.router)
     api.include_router(jobs.router)
     app.include_router(api)
-    app.include_router(console.router)
+    console.install(app, state)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

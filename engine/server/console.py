@@ -8,6 +8,8 @@ are built in the route handlers, so that the server starts without importing the
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,8 +20,10 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 
+from engine.run.events import event_logger
 from engine.server.state import ApiError, ServerState, bad_request, not_found, state_of
 
+log = event_logger()
 STATIC = {
     "console.js": "text/javascript",
     "console.css": "text/css",
@@ -28,7 +32,61 @@ STATIC = {
 FOLLOW_EVERY = 0.2  # seconds between two reads of a followed job's event log
 KEEP_ALIVE = 15.0  # seconds of silence before a comment keeps the stream open
 ASSET_JOBS_KEPT = 32  # jobs whose asset files are remembered (see `asset_file`)
+FINISHED_KEPT = 2  # finished jobs whose nodes are kept for their pages (see `Finished`)
+VIEWS_KEPT = 8  # finished jobs whose page data is kept
+FINISHED = ("success", "failure", "canceled")
 State = Annotated[ServerState, Depends(state_of)]
+
+
+@dataclass
+class Finished:
+    """Finished jobs, which no longer change: the nodes of the latest few (kept as their run
+    ends here, or rebuilt once from the store), so that their pages and panels do not replay
+    the job's log each time; and their page data."""
+
+    schedulers: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    views: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    asset_files: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @staticmethod
+    def keep(kept: OrderedDict[str, Any], key: str, value: Any, most: int) -> None:
+        kept[key] = value
+        kept.move_to_end(key)
+        while len(kept) > most:
+            kept.popitem(last=False)
+
+
+def install(app: Any, state: ServerState) -> None:
+    """Serve the console on `app`; keep the nodes of jobs that finish on this server."""
+    finished = Finished()
+    app.state.console = finished
+
+    def on_transition(transition: Any) -> None:
+        if transition.node_id is None and transition.to_status in FINISHED:
+            job = state.engine.jobs.get(transition.job_id)
+            if job is not None:
+                finished.keep(finished.schedulers, job.job_id, job.scheduler, FINISHED_KEPT)
+                if state.group is not None:  # its page is ready before anyone opens it
+                    state.group.start_soon(prepare, job.job_id)
+
+    async def prepare(job_id: str) -> None:
+        await anyio.sleep(1.0)  # the store's copy of the job is written by then
+        if job_id not in finished.views:
+            try:
+                await anyio.to_thread.run_sync(view_bytes, state, finished, job_id)
+            except Exception as error:  # the page is then built when it is opened
+                log.error("cannot prepare a job's page", jobId=job_id, message=str(error)[:300])
+
+    state.engine.subscribe(on_transition)
+    app.include_router(router)
+
+
+def finished_of(request: Request) -> Finished:
+    found: Finished = request.app.state.console
+    return found
+
+
+Kept = Annotated[Finished, Depends(finished_of)]
 
 
 def console_credentials(request: Request) -> None:
@@ -114,9 +172,9 @@ async def console_jobs(
     return Response(orjson.dumps({"jobs": jobs, "next": after}), media_type="application/json")
 
 
-def _view_of(state: ServerState, job_id: str) -> tuple[Any, Any, str | None]:
+def _view_of(state: ServerState, kept: Finished, job_id: str) -> tuple[Any, str | None]:
     """The job's scheduler (live here, else rebuilt from the store without running or
-    changing anything), with its plan's workflow id."""
+    changing anything), with its workflow id."""
     from engine.compile.compiler import compile_flow
     from engine.compile.document import load_workflow
     from engine.protocols import JobStatus
@@ -124,10 +182,12 @@ def _view_of(state: ServerState, job_id: str) -> tuple[Any, Any, str | None]:
 
     live = state.engine.jobs.get(job_id)
     if live is not None:
-        return live.scheduler, live, live.workflow.id
+        return live.scheduler, live.workflow.id
     record = state.store.get_job(job_id)
     if record is None:
         raise not_found(f"job `{job_id}` not found")
+    if record.status in FINISHED and job_id in kept.schedulers:
+        return kept.schedulers[job_id], record.workflow_id
     engine = state.engine
     workflow = load_workflow(record.workflow)
     history = None
@@ -145,7 +205,9 @@ def _view_of(state: ServerState, job_id: str) -> tuple[Any, Any, str | None]:
         history=history,
         limits=engine.limits,
     )
-    return scheduler, None, record.workflow_id or workflow.id
+    if record.status in FINISHED:
+        kept.keep(kept.schedulers, job_id, scheduler, FINISHED_KEPT)
+    return scheduler, record.workflow_id or workflow.id
 
 
 def _asset_url(job_id: str) -> Any:
@@ -158,13 +220,26 @@ def _asset_url(job_id: str) -> Any:
 
 
 @router.get("/console/api/jobs/{job_id}/view")
-async def console_view(job_id: str, state: State) -> Response:
+async def console_view(job_id: str, state: State, kept: Kept) -> Response:
     """The job page's data (see engine/views/job_view.py), with the position in the event
-    log it was read at: the page follows the log from there."""
+    log it was read at: the page follows the log from there. A job running here is read in
+    the event loop, which changes it; any other in a worker thread."""
+    found = kept.views.get(job_id)
+    if found is None:
+        if job_id in state.engine.jobs:
+            found = view_bytes(state, kept, job_id)
+        else:
+            found = await anyio.to_thread.run_sync(view_bytes, state, kept, job_id)
+    return Response(found, media_type="application/json")
+
+
+def view_bytes(state: ServerState, kept: Finished, job_id: str) -> bytes:
+    """The page data of a job, as JSON; kept when the job is finished."""
     from engine.views.job_view import job_view
 
+    summary = state.store.job_summary(job_id)
     transitions, position = state.store.events_after(job_id, 0)
-    scheduler, _, workflow_id = _view_of(state, job_id)
+    scheduler, workflow_id = _view_of(state, kept, job_id)
     view = job_view(
         scheduler,
         title=f"job {job_id}",
@@ -173,16 +248,19 @@ async def console_view(job_id: str, state: State) -> Response:
         workflow_id=workflow_id,
     )
     view["position"] = position
-    return Response(orjson.dumps(view, default=str), media_type="application/json")
+    encoded = orjson.dumps(view, default=str)
+    if summary is not None and summary.status in FINISHED and scheduler.finished:
+        kept.keep(kept.views, job_id, encoded, VIEWS_KEPT)
+    return encoded
 
 
 @router.get("/console/api/jobs/{job_id}/nodes/{node_id:path}")
-async def console_node(job_id: str, node_id: str, state: State) -> Response:
+async def console_node(job_id: str, node_id: str, state: State, kept: Kept) -> Response:
     """One node's panel, as it is now (a clone of a collapsed loop included)."""
     from engine.views.explain import Explainer
     from engine.views.job_view import _times, node_details
 
-    scheduler, _, _ = _view_of(state, job_id)
+    scheduler, _ = _view_of(state, kept, job_id)
     instance = scheduler.instances.get(node_id)
     if instance is None:
         raise not_found(f"no node `{node_id}` in job `{job_id}`")
@@ -253,17 +331,15 @@ async def console_events(
     )
 
 
-_asset_files: dict[str, dict[str, str]] = {}  # job id -> asset id -> file url
-
-
 @router.get("/console/api/jobs/{job_id}/assets/{asset_id}")
-async def asset_file(job_id: str, asset_id: str, state: State) -> FileResponse:
+async def asset_file(job_id: str, asset_id: str, state: State, kept: Kept) -> FileResponse:
     """A file the job made (a dry-run placeholder, a model's download): only files that are
     the job's own assets are served."""
-    known = _asset_files.get(job_id, {})
+    asset_files = kept.asset_files  # job id -> asset id -> file url
+    known = asset_files.get(job_id, {})
     if asset_id not in known:
-        if len(_asset_files) >= ASSET_JOBS_KEPT:
-            _asset_files.clear()
+        if len(asset_files) >= ASSET_JOBS_KEPT:
+            asset_files.clear()
         document = orjson.loads(state.job_json(job_id))
         known = {
             a["assetId"]: a.get("url", "")
@@ -271,7 +347,7 @@ async def asset_file(job_id: str, asset_id: str, state: State) -> FileResponse:
             for a in node.get("assets") or ()
             if isinstance(a, dict) and "assetId" in a
         }
-        _asset_files[job_id] = known
+        asset_files[job_id] = known
     url = known.get(asset_id, "")
     if not url.startswith("file://"):
         raise not_found(f"no file for asset `{asset_id}` in job `{job_id}`")

@@ -260,14 +260,14 @@ def _edges(
             seen.add((alias[branch.id], target))
             label = branch_label(scheduler.plan, branch.template.id, instance.template.id)
             chosen = (branch.details or {}).get("chosen", branch.outputs.get("output"))
-            taken: bool | None = None
-            if branch.status is NodeStatus.SUCCESS:
-                taken = chosen == instance.template.id
-            elif branch.status.terminal:
-                taken = False
+            branch_taken: bool | None = None
             if collapse:
-                taken = None  # the clones' branches differ: their counts say how they went
-            builder.edge(alias[branch.id], target, label, kind="branch", taken=taken)
+                branch_taken = None  # the clones' branches differ: their counts say how
+            elif branch.status is NodeStatus.SUCCESS:
+                branch_taken = chosen == instance.template.id
+            elif branch.status.terminal:
+                branch_taken = False
+            builder.edge(alias[branch.id], target, label, kind="branch", taken=branch_taken)
 
 
 def _taken(source: Instance, target: Instance) -> dict[str, Any]:

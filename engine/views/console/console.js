@@ -112,7 +112,7 @@
       app.replaceChildren(el('div', { class: 'error', text: String(error.message) }), el('a', { href: '#/', class: 'list', text: '← jobs' })); return;
     }
     showJob(view);
-    follow(jobId, view.position);
+    if (!JOB_TERMINAL.has(view.job.status)) follow(jobId, view.position); // else nothing changes
   }
 
   function indexView(view) {
