@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,7 +74,9 @@ def install(app: Any, state: ServerState) -> None:
         await anyio.sleep(1.0)  # the store's copy of the job is written by then
         if job_id not in finished.views:
             try:
-                await anyio.to_thread.run_sync(view_bytes, state, finished, job_id)
+                await anyio.to_thread.run_sync(
+                    partial(view_bytes, live=False), state, finished, job_id
+                )
             except Exception as error:  # the page is then built when it is opened
                 log.error("cannot prepare a job's page", jobId=job_id, message=str(error)[:300])
 
@@ -172,7 +175,9 @@ async def console_jobs(
     return Response(orjson.dumps({"jobs": jobs, "next": after}), media_type="application/json")
 
 
-def _view_of(state: ServerState, kept: Finished, job_id: str) -> tuple[Any, str | None]:
+def _view_of(
+    state: ServerState, kept: Finished, job_id: str, *, live: bool = True
+) -> tuple[Any, str | None]:
     """The job's scheduler (live here, else rebuilt from the store without running or
     changing anything), with its workflow id."""
     from engine.compile.compiler import compile_flow
@@ -180,9 +185,9 @@ def _view_of(state: ServerState, kept: Finished, job_id: str) -> tuple[Any, str 
     from engine.protocols import JobStatus
     from engine.run.persistence import restore
 
-    live = state.engine.jobs.get(job_id)
-    if live is not None:
-        return live.scheduler, live.workflow.id
+    running = state.engine.jobs.get(job_id) if live else None
+    if running is not None:
+        return running.scheduler, running.workflow.id
     record = state.store.get_job(job_id)
     if record is None:
         raise not_found(f"job `{job_id}` not found")
@@ -229,26 +234,31 @@ async def console_view(job_id: str, state: State, kept: Kept) -> Response:
         if job_id in state.engine.jobs:
             found = view_bytes(state, kept, job_id)
         else:
-            found = await anyio.to_thread.run_sync(view_bytes, state, kept, job_id)
+            found = await anyio.to_thread.run_sync(
+                partial(view_bytes, live=False), state, kept, job_id
+            )
     return Response(found, media_type="application/json")
 
 
-def view_bytes(state: ServerState, kept: Finished, job_id: str) -> bytes:
-    """The page data of a job, as JSON; kept when the job is finished."""
+def view_bytes(state: ServerState, kept: Finished, job_id: str, *, live: bool = True) -> bytes:
+    """The page data of a job, as JSON; kept when the job is finished. Without `live` (in a
+    worker thread), a job that started running here meanwhile is read from the store."""
+    from engine.gc_tuning import quiet_gc
     from engine.views.job_view import job_view
 
-    summary = state.store.job_summary(job_id)
-    transitions, position = state.store.events_after(job_id, 0)
-    scheduler, workflow_id = _view_of(state, kept, job_id)
-    view = job_view(
-        scheduler,
-        title=f"job {job_id}",
-        transitions=transitions,
-        asset_url=_asset_url(job_id),
-        workflow_id=workflow_id,
-    )
-    view["position"] = position
-    encoded = orjson.dumps(view, default=str)
+    with quiet_gc():  # a rebuilt job is as many objects as its run made (see gc_tuning)
+        summary = state.store.job_summary(job_id)
+        transitions, position = state.store.events_after(job_id, 0)
+        scheduler, workflow_id = _view_of(state, kept, job_id, live=live)
+        view = job_view(
+            scheduler,
+            title=f"job {job_id}",
+            transitions=transitions,
+            asset_url=_asset_url(job_id),
+            workflow_id=workflow_id,
+        )
+        view["position"] = position
+        encoded = orjson.dumps(view, default=str)
     if summary is not None and summary.status in FINISHED and scheduler.finished:
         kept.keep(kept.views, job_id, encoded, VIEWS_KEPT)
     return encoded
