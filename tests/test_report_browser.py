@@ -110,3 +110,26 @@ def test_the_report_is_the_console_page_without_its_live_parts(report: tuple[Pat
         browser.close()
     data = (ROOT / "docs" / "report.png").read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+@pytest.mark.parametrize("name", ["for-each-nested.json", "gates-in-loop.json"])
+def test_nested_loops_and_gates_in_loops_draw_a_box_per_loop(name: str, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    from conftest import run
+    from playwright.sync_api import sync_playwright
+
+    job = run(name)
+    loops = sorted(i.id for i in job.scheduler.instances.values() if i.iterations is not None)
+    path = tmp_path / "page.html"
+    path.write_text(job_page(job.scheduler, title=name), encoding="utf-8")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(path.as_uri())
+        page.wait_for_selector("svg#graph.ready")
+        drawn = page.eval_on_selector_all(".group", "els => els.map(e => e.dataset.loop)")
+        browser.close()
+    assert sorted(drawn) == loops and errors == []

@@ -228,7 +228,12 @@
 
   async function drawGraph(view) {
     const started = performance.now();
-    const layout = await new window.ELK().layout(elkGraph(view), { layoutOptions: LAYOUT });
+    let layout;
+    try { layout = await new window.ELK().layout(elkGraph(view), { layoutOptions: LAYOUT }); } catch (error) {
+      const failed = document.getElementById('canvas');
+      if (failed) failed.replaceChildren(el('div', { class: 'error', text: `the layout failed: ${error.message || error}` }));
+      return;
+    }
     if (!page || page.view !== view || page.tab !== 'graph') return;
     const canvas = document.getElementById('canvas');
     const world = svg('g', { id: 'viewport' });
@@ -570,6 +575,7 @@
           const badge = document.querySelector('.job-status');
           if (badge) { badge.className = 'badge job-status status-' + to; badge.textContent = to; }
           refresh = refresh || JOB_TERMINAL.has(to) || to === 'in-progress';
+          if (JOB_TERMINAL.has(to)) stopFollowing(); // a finished job no longer changes
         }
         continue;
       }
