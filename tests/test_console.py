@@ -288,6 +288,28 @@ def test_a_running_job_updates_without_reload_and_gates_are_decided_from_the_pag
     page.wait_for_selector('.node.status-processing[data-node-id="choose"]')
 
 
+def test_a_loop_that_expands_while_the_page_is_open_is_drawn_without_reload(
+    client: Scenario, server: tuple[str, Path], page: Any
+) -> None:
+    document = json.loads((FLOWS / "console-live-loop.json").read_text())
+    workflow_id = ready_workflow(client, document, "live-loop")
+    job_id = client.workflows.run(workflow_id, body={}).job.job_id
+    wait_job(client, job_id, waiting("review"))
+    open_job(page, server[0], job_id)
+    page.evaluate("window.sameDocument = true")
+    assert page.eval_on_selector_all(".group", "els => els.length") == 0  # not expanded yet
+    client.workflows.user_approval(
+        workflow_id, project_id="p", node_id="review", workflow_job_id=job_id
+    )
+    page.wait_for_selector('.group[data-loop="each"]', timeout=20_000)
+    page.wait_for_selector('.node[data-node-id="upscale#2"]')
+    page.wait_for_selector(".job-status.status-success", timeout=20_000)
+    page.wait_for_selector('.node.status-success[data-node-id="upscale#2"]')
+    assert "3 iterations" in page.text_content('.group[data-loop="each"] text')
+    assert page.evaluate("window.sameDocument") is True
+    assert page.text_content("#counts") == "6 nodes: 6 success"  # the template is not one
+
+
 def test_the_event_stream_resumes_from_the_last_event_id(
     client: Scenario, server: tuple[str, Path]
 ) -> None:
