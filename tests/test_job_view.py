@@ -107,3 +107,21 @@ def test_a_plan_draws_each_loop_body_as_one_row() -> None:
     assert by_id(view["nodes"])["merge"]["parent"] == "row:loop:*"
     assert edges(view)[("parity", "odd")]["label"] == "default"
     assert edges(view)[("loop:loop", "evens")]["parent"] is None
+
+
+def test_the_server_imports_the_console_views_only_when_a_page_asks() -> None:
+    import subprocess
+    import sys
+
+    from engine.server.launcher import ROOT
+
+    script = (
+        "import sys\n"
+        "from engine.server import create_app\n"
+        "views = ('engine.views.job_view', 'engine.views.explain', 'engine.views.report')\n"
+        "print(' '.join(m for m in views if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == ""

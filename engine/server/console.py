@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote, urlparse
 
 import anyio
@@ -24,6 +24,9 @@ from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from engine.run.events import event_logger
 from engine.server.state import ApiError, ServerState, bad_request, not_found, state_of
 
+if TYPE_CHECKING:
+    from engine.views.job_view import AssetUrl
+
 log = event_logger()
 STATIC = {
     "console.js": "text/javascript",
@@ -33,17 +36,18 @@ STATIC = {
 FOLLOW_EVERY = 0.2  # seconds between two reads of a followed job's event log
 KEEP_ALIVE = 15.0  # seconds of silence before a comment keeps the stream open
 ASSET_JOBS_KEPT = 32  # jobs whose asset files are remembered (see `asset_file`)
-FINISHED_KEPT = 2  # finished jobs whose nodes are kept for their pages (see `Finished`)
+FINISHED_KEPT = 2  # finished jobs whose nodes are kept for their pages (see `Remembered`)
 VIEWS_KEPT = 8  # finished jobs whose page data is kept
 FINISHED = ("success", "failure", "canceled")
 State = Annotated[ServerState, Depends(state_of)]
 
 
 @dataclass
-class Finished:
-    """Finished jobs, which no longer change: the nodes of the latest few (kept as their run
-    ends here, or rebuilt once from the store), so that their pages and panels do not replay
-    the job's log each time; and their page data."""
+class Remembered:
+    """What the console keeps between requests. Finished jobs no longer change: the nodes of
+    the latest few (kept as their run ends here, or rebuilt once from the store), so that their
+    pages and panels do not replay the job's log each time, and their page data. And the asset
+    files of recent jobs."""
 
     schedulers: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     views: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
@@ -59,7 +63,7 @@ class Finished:
 
 def install(app: Any, state: ServerState) -> None:
     """Serve the console on `app`; keep the nodes of jobs that finish on this server."""
-    finished = Finished()
+    finished = Remembered()
     app.state.console = finished
 
     def on_transition(transition: Any) -> None:
@@ -84,12 +88,12 @@ def install(app: Any, state: ServerState) -> None:
     app.include_router(router)
 
 
-def finished_of(request: Request) -> Finished:
-    found: Finished = request.app.state.console
+def finished_of(request: Request) -> Remembered:
+    found: Remembered = request.app.state.console
     return found
 
 
-Kept = Annotated[Finished, Depends(finished_of)]
+Kept = Annotated[Remembered, Depends(finished_of)]
 
 
 def console_credentials(request: Request) -> None:
@@ -176,46 +180,26 @@ async def console_jobs(
 
 
 def _view_of(
-    state: ServerState, kept: Finished, job_id: str, *, live: bool = True
+    state: ServerState, kept: Remembered, job_id: str, *, live: bool = True
 ) -> tuple[Any, str | None]:
     """The job's scheduler (live here, else rebuilt from the store without running or
     changing anything), with its workflow id."""
-    from engine.compile.compiler import compile_flow
-    from engine.compile.document import load_workflow
-    from engine.protocols import JobStatus
-    from engine.run.persistence import restore
-
     running = state.engine.jobs.get(job_id) if live else None
     if running is not None:
         return running.scheduler, running.workflow.id
+    summary = state.store.job_summary(job_id)
+    if summary is not None and summary.status in FINISHED and job_id in kept.schedulers:
+        return kept.schedulers[job_id], summary.workflow_id
     record = state.store.get_job(job_id)
     if record is None:
         raise not_found(f"job `{job_id}` not found")
-    if record.status in FINISHED and job_id in kept.schedulers:
-        return kept.schedulers[job_id], record.workflow_id
-    engine = state.engine
-    workflow = load_workflow(record.workflow)
-    history = None
-    if record.document is not None:
-        history = [
-            (h["date"], JobStatus(h["status"])) for h in record.document.get("statusHistory", [])
-        ]
-    scheduler, _ = restore(
-        compile_flow(workflow, engine.kinds, engine.limits),
-        job_id=job_id,
-        inputs=record.inputs,
-        keep_going=bool(record.options.get("keepGoing", False)),
-        clock=engine.clock,
-        outcomes=state.store.outcomes(job_id),
-        history=history,
-        limits=engine.limits,
-    )
+    workflow, scheduler, _ = state.engine.replay(record)
     if record.status in FINISHED:
         kept.keep(kept.schedulers, job_id, scheduler, FINISHED_KEPT)
     return scheduler, record.workflow_id or workflow.id
 
 
-def _asset_url(job_id: str) -> Any:
+def _asset_url(job_id: str) -> AssetUrl:
     def url(asset_id: str, stored: str) -> str:
         if stored.startswith("file://"):
             return f"/console/api/jobs/{job_id}/assets/{asset_id}"
@@ -240,7 +224,7 @@ async def console_view(job_id: str, state: State, kept: Kept) -> Response:
     return Response(found, media_type="application/json")
 
 
-def view_bytes(state: ServerState, kept: Finished, job_id: str, *, live: bool = True) -> bytes:
+def view_bytes(state: ServerState, kept: Remembered, job_id: str, *, live: bool = True) -> bytes:
     """The page data of a job, as JSON; kept when the job is finished. Without `live` (in a
     worker thread), a job that started running here meanwhile is read from the store."""
     from engine.gc_tuning import quiet_gc
@@ -268,7 +252,7 @@ def view_bytes(state: ServerState, kept: Finished, job_id: str, *, live: bool = 
 async def console_node(job_id: str, node_id: str, state: State, kept: Kept) -> Response:
     """One node's panel, as it is now (a clone of a collapsed loop included)."""
     from engine.views.explain import Explainer
-    from engine.views.job_view import _times, node_details
+    from engine.views.job_view import node_details, node_times
 
     scheduler, _ = _view_of(state, kept, job_id)
     instance = scheduler.instances.get(node_id)
@@ -279,7 +263,7 @@ async def console_node(job_id: str, node_id: str, state: State, kept: Kept) -> R
     details = node_details(
         instance,
         Explainer(scheduler),
-        times=_times(transitions),
+        times=node_times(transitions),
         asset_url=_asset_url(job_id),
         assets=assets,
     )

@@ -96,7 +96,7 @@ def _worst(counts: Mapping[str, int]) -> str:
     return next((s for s in _SEVERITY if counts.get(s)), "skipped")
 
 
-def _times(transitions: Iterable[Transition]) -> dict[str | None, list[str | None]]:
+def node_times(transitions: Iterable[Transition]) -> dict[str | None, list[str | None]]:
     """Per node id (None: the job), when it started processing and when it ended."""
     times: dict[str | None, list[str | None]] = defaultdict(lambda: [None, None])
     for transition in transitions:
@@ -121,7 +121,7 @@ def job_view(
     explainer = Explainer(scheduler)
     instances = scheduler.instances
     collapse = len(instances) > MAX_DRAWN
-    times = _times(transitions)
+    times = node_times(transitions)
     builder = ViewBuilder()
     alias: dict[str, str] = {}  # instance id -> drawn id
     clones: dict[str, list[Instance]] = defaultdict(list)  # template id -> its clones
