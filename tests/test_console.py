@@ -353,12 +353,13 @@ def test_the_event_stream_resumes_from_the_last_event_id(
 def test_a_ten_thousand_iteration_job_opens_collapsed_and_stays_responsive(
     client: Scenario, server: tuple[str, Path], page: Any
 ) -> None:
+    page.goto(server[0] + "/")  # watched: the server prepares the pages of large jobs
     document = json.loads((FLOWS / "console-big-loop.json").read_text())
     workflow_id = ready_workflow(client, document, "big")
     job_id = client.workflows.run(workflow_id, body={}).job.job_id
     wait_job(client, job_id, lambda job: job.status == "success", timeout=180)
-    page.goto(server[0] + "/")  # the scripts are loaded: what is measured is the job's page
-    page.wait_for_selector("tr[data-job-id]")
+    page.reload()  # the scripts are loaded: what is measured is the job's page
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"]')
     opened = open_job(page, server[0], job_id)
     layout_ms = float(page.get_attribute("svg#graph", "data-layout-ms"))
     assert page.eval_on_selector_all(".group", "els => els.map(e => e.dataset.loop)") == ["loop"]
@@ -379,6 +380,13 @@ def test_a_ten_thousand_iteration_job_opens_collapsed_and_stays_responsive(
     page.click("aside [data-clone='odd#61']")
     page.wait_for_selector("aside h2:text-is('odd#61')")
     assert page.text_content("aside .explanation").startswith("odd#61 success ← branch `odd`")
+    page.fill("#search", "parity#5000")  # a clone by its id: its template, and its panel
+    page.wait_for_selector("aside h2:text-is('parity#5000')")
+    assert page.eval_on_selector_all(".node.match", "els => els.map(e => e.dataset.nodeId)") == [
+        "parity"
+    ]
+    assert "parity#5000 chose `even`" in page.text_content("aside .explanation")
+    page.fill("#search", "")
     shoot(page, "console-large-loop.png")
     # a second server on the same file has nothing prepared: the page is built as it opens
     folder = server[1].parent

@@ -38,6 +38,7 @@ KEEP_ALIVE = 15.0  # seconds of silence before a comment keeps the stream open
 ASSET_JOBS_KEPT = 32  # jobs whose asset files are remembered (see `asset_file`)
 FINISHED_KEPT = 2  # finished jobs whose nodes are kept for their pages (see `Remembered`)
 VIEWS_KEPT = 8  # finished jobs whose page data is kept
+PREPARE_FROM = 400  # nodes of a finished job whose page is prepared before it is opened
 FINISHED = ("success", "failure", "canceled")
 State = Annotated[ServerState, Depends(state_of)]
 
@@ -49,6 +50,8 @@ class Remembered:
     pages and panels do not replay the job's log each time, and their page data. And the asset
     files of recent jobs."""
 
+    watched: bool = False  # a console page was opened on this server
+    preparing: dict[str, anyio.Event] = field(default_factory=dict)
     schedulers: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     views: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
     asset_files: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -67,22 +70,29 @@ def install(app: Any, state: ServerState) -> None:
     app.state.console = finished
 
     def on_transition(transition: Any) -> None:
-        if transition.node_id is None and transition.to_status in FINISHED:
-            job = state.engine.jobs.get(transition.job_id)
-            if job is not None:
-                finished.keep(finished.schedulers, job.job_id, job.scheduler, FINISHED_KEPT)
-                if state.group is not None:  # its page is ready before anyone opens it
-                    state.group.start_soon(prepare, job.job_id)
+        # a server nobody watches in a browser pays nothing; one that is watched keeps the
+        # nodes of what finishes, and prepares the page of a large job (a small one's page is
+        # built faster than it is drawn)
+        if not finished.watched or transition.node_id is not None:
+            return
+        job = state.engine.jobs.get(transition.job_id) if transition.to_status in FINISHED else None
+        if job is None:
+            return
+        finished.keep(finished.schedulers, job.job_id, job.scheduler, FINISHED_KEPT)
+        if state.group is not None and len(job.scheduler.instances) > PREPARE_FROM:
+            state.group.start_soon(prepare, job.job_id)
 
     async def prepare(job_id: str) -> None:
-        await anyio.sleep(1.0)  # the store's copy of the job is written by then
-        if job_id not in finished.views:
-            try:
-                await anyio.to_thread.run_sync(
-                    partial(view_bytes, live=False), state, finished, job_id
-                )
-            except Exception as error:  # the page is then built when it is opened
-                log.error("cannot prepare a job's page", jobId=job_id, message=str(error)[:300])
+        if job_id in finished.views or job_id in finished.preparing:
+            return
+        done = finished.preparing[job_id] = anyio.Event()  # a page opened meanwhile waits
+        try:
+            await anyio.to_thread.run_sync(partial(view_bytes, live=False), state, finished, job_id)
+        except Exception as error:  # the page is then built when it is opened
+            log.error("cannot prepare a job's page", jobId=job_id, message=str(error)[:300])
+        finally:
+            done.set()
+            finished.preparing.pop(job_id, None)
 
     state.engine.subscribe(on_transition)
     app.include_router(router)
@@ -90,6 +100,7 @@ def install(app: Any, state: ServerState) -> None:
 
 def finished_of(request: Request) -> Remembered:
     found: Remembered = request.app.state.console
+    found.watched = True
     return found
 
 
@@ -115,7 +126,7 @@ def page_file(name: str) -> Path:
 
 
 @router.get("/")
-async def console_page() -> HTMLResponse:
+async def console_page(kept: Kept) -> HTMLResponse:
     return HTMLResponse(page_file("console.html").read_text("utf-8"))
 
 
@@ -188,7 +199,7 @@ def _view_of(
     if running is not None:
         return running.scheduler, running.workflow.id
     summary = state.store.job_summary(job_id)
-    if summary is not None and summary.status in FINISHED and job_id in kept.schedulers:
+    if summary is not None and job_id in kept.schedulers:  # finished: see `Remembered`
         return kept.schedulers[job_id], summary.workflow_id
     record = state.store.get_job(job_id)
     if record is None:
@@ -213,6 +224,9 @@ async def console_view(job_id: str, state: State, kept: Kept) -> Response:
     """The job page's data (see engine/views/job_view.py), with the position in the event
     log it was read at: the page follows the log from there. A job running here is read in
     the event loop, which changes it; any other in a worker thread."""
+    preparing = kept.preparing.get(job_id)
+    if preparing is not None:
+        await preparing.wait()
     found = kept.views.get(job_id)
     if found is None:
         if job_id in state.engine.jobs:
@@ -231,7 +245,6 @@ def view_bytes(state: ServerState, kept: Remembered, job_id: str, *, live: bool 
     from engine.views.job_view import job_view
 
     with quiet_gc():  # a rebuilt job is as many objects as its run made (see gc_tuning)
-        summary = state.store.job_summary(job_id)
         transitions, position = state.store.events_after(job_id, 0)
         scheduler, workflow_id = _view_of(state, kept, job_id, live=live)
         view = job_view(
@@ -243,7 +256,7 @@ def view_bytes(state: ServerState, kept: Remembered, job_id: str, *, live: bool 
         )
         view["position"] = position
         encoded = orjson.dumps(view, default=str)
-    if summary is not None and summary.status in FINISHED and scheduler.finished:
+    if scheduler.finished:
         kept.keep(kept.views, job_id, encoded, VIEWS_KEPT)
     return encoded
 

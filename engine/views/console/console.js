@@ -373,6 +373,8 @@
     const nodes = page.view.nodes;
     page.matches = query ? nodes.filter((n) => n.id.toLowerCase().includes(query) || (n.title || '').toLowerCase().includes(query)).map((n) => n.id) : [];
     page.matchAt = -1;
+    const clone = page.index.template.get(text.trim()); // a clone of a loop drawn once: its template
+    if (clone && !page.matches.includes(clone)) page.matches.push(clone);
     for (const [id, group] of page.nodes) group.classList.toggle('match', page.matches.includes(id));
     if (page.graph) page.graph.svg.classList.toggle('searching', Boolean(query));
     const shown = document.getElementById('matches');
@@ -383,6 +385,8 @@
     if (!page.matches.length) return;
     page.matchAt = (page.matchAt + 1) % page.matches.length;
     centerOn(page.matches[page.matchAt]);
+    const typed = page.search.trim();
+    if (page.index.template.get(typed) === page.matches[page.matchAt]) select(typed, true);
   }
 
   // ----- node panel --------------------------------------------------------------------------
@@ -529,7 +533,7 @@
         group = bar.group;
         if (group) { items.push(svg('text', { class: 'group', x: 4, y: y + 13, text: `for-each ${group}` })); y += ROW; }
       }
-      const from = x(Date.parse(bar.start)), to = x(Date.parse(bar.end || new Date().toISOString()));
+      const from = x(Date.parse(bar.start)), to = Math.min(LEFT + WIDTH, x(bar.end ? Date.parse(bar.end) : Date.now()));
       const label = bar.count > 1 ? `${bar.id} ×${bar.count}` : bar.id;
       const rect = svg('rect', { class: `bar status-${bar.status}`, 'data-node-id': bar.id, x: from, y: y + 3, width: Math.max(2, to - from), height: ROW - 6, rx: 2 },
         svg('title', { text: `${label}: ${duration(bar.start, bar.end)}` }));
