@@ -8,6 +8,7 @@ are built in the route handlers, so that the server starts without importing the
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import partial
@@ -56,55 +57,57 @@ class Remembered:
     views: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
     asset_files: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    @staticmethod
-    def keep(kept: OrderedDict[str, Any], key: str, value: Any, most: int) -> None:
-        kept[key] = value
-        kept.move_to_end(key)
-        while len(kept) > most:
-            kept.popitem(last=False)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # worker threads keep too
+
+    def keep(self, kept: OrderedDict[str, Any], key: str, value: Any, most: int) -> None:
+        with self.lock:
+            kept[key] = value
+            kept.move_to_end(key)
+            while len(kept) > most:
+                kept.popitem(last=False)
 
 
 def install(app: Any, state: ServerState) -> None:
     """Serve the console on `app`; keep the nodes of jobs that finish on this server."""
-    finished = Remembered()
-    app.state.console = finished
+    kept = Remembered()
+    app.state.console = kept
 
     def on_transition(transition: Any) -> None:
         # a server nobody watches in a browser pays nothing; one that is watched keeps the
         # nodes of what finishes, and prepares the page of a large job (a small one's page is
         # built faster than it is drawn)
-        if not finished.watched or transition.node_id is not None:
+        if not kept.watched or transition.node_id is not None:
             return
         job = state.engine.jobs.get(transition.job_id) if transition.to_status in FINISHED else None
         if job is None:
             return
-        finished.keep(finished.schedulers, job.job_id, job.scheduler, FINISHED_KEPT)
+        kept.keep(kept.schedulers, job.job_id, job.scheduler, FINISHED_KEPT)
         if state.group is not None and len(job.scheduler.instances) > PREPARE_FROM:
             state.group.start_soon(prepare, job.job_id)
 
     async def prepare(job_id: str) -> None:
-        if job_id in finished.views or job_id in finished.preparing:
+        if job_id in kept.views or job_id in kept.preparing:
             return
-        done = finished.preparing[job_id] = anyio.Event()  # a page opened meanwhile waits
+        done = kept.preparing[job_id] = anyio.Event()  # a page opened meanwhile waits
         try:
-            await anyio.to_thread.run_sync(partial(view_bytes, live=False), state, finished, job_id)
+            await anyio.to_thread.run_sync(partial(view_bytes, live=False), state, kept, job_id)
         except Exception as error:  # the page is then built when it is opened
             log.error("cannot prepare a job's page", jobId=job_id, message=str(error)[:300])
         finally:
             done.set()
-            finished.preparing.pop(job_id, None)
+            kept.preparing.pop(job_id, None)
 
     state.engine.subscribe(on_transition)
     app.include_router(router)
 
 
-def finished_of(request: Request) -> Remembered:
+def remembered_of(request: Request) -> Remembered:
     found: Remembered = request.app.state.console
     found.watched = True
     return found
 
 
-Kept = Annotated[Remembered, Depends(finished_of)]
+Kept = Annotated[Remembered, Depends(remembered_of)]
 
 
 def console_credentials(request: Request) -> None:
@@ -199,8 +202,9 @@ def _view_of(
     if running is not None:
         return running.scheduler, running.workflow.id
     summary = state.store.job_summary(job_id)
-    if summary is not None and job_id in kept.schedulers:  # finished: see `Remembered`
-        return kept.schedulers[job_id], summary.workflow_id
+    finished = kept.schedulers.get(job_id)  # see `Remembered`
+    if summary is not None and finished is not None:
+        return finished, summary.workflow_id
     record = state.store.get_job(job_id)
     if record is None:
         raise not_found(f"job `{job_id}` not found")
