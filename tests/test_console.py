@@ -348,6 +348,13 @@ def test_the_event_stream_resumes_from_the_last_event_id(
     wrong = httpx.get(f"{base}/console/api/jobs/{job_id}/events", headers={"Last-Event-ID": "x"})
     assert wrong.status_code == 400 and "Last-Event-ID" in wrong.json()["message"]
     assert httpx.get(f"{base}/console/api/jobs/job_missing/events").status_code == 404
+    # only the job's own asset files are served
+    draft = httpx.get(f"{base}/console/api/jobs/{job_id}/nodes/draft").json()
+    served = httpx.get(base + draft["assets"][0]["url"])
+    assert served.status_code == 200 and served.content.startswith(b"\x89PNG")
+    other = httpx.get(f"{base}/console/api/jobs/{job_id}/assets/asset_not_made_here")
+    assert other.status_code == 404
+    assert other.json()["message"] == f"no file for asset `asset_not_made_here` in job `{job_id}`"
 
 
 def test_a_ten_thousand_iteration_job_opens_collapsed_and_stays_responsive(
