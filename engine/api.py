@@ -584,7 +584,9 @@ class Engine:
             raise UnknownJobError(f"no job `{job_id}`")
         return record.document
 
-    def _restore(self, record: JobRecord) -> JobRun:
+    def replay(self, record: JobRecord) -> tuple[Workflow, Scheduler, list[Instance]]:
+        """The job `record` (of this engine's store) rebuilt from its log, its workflow, and
+        the nodes its run had started without a result; nothing is run, kept or written."""
         assert self.store is not None
         workflow = load_workflow(record.workflow)
         plan = compile_flow(workflow, self.kinds, self.limits)
@@ -604,6 +606,11 @@ class Engine:
             history=history,
             limits=self.limits,
         )
+        return workflow, scheduler, live
+
+    def _restore(self, record: JobRecord) -> JobRun:
+        workflow, scheduler, live = self.replay(record)
+        plan = scheduler.plan
         live = self.subworkflows.repark(scheduler, live)  # before the recorder: nothing new
         job = self._job(
             workflow,

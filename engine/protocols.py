@@ -378,6 +378,11 @@ class Store(Protocol):
 
     def events(self, job_id: str) -> list[Transition]: ...
 
+    def events_after(self, job_id: str, position: int) -> tuple[list[Transition], int]:
+        """The transitions recorded from `position` on (0: all of them; else a position this
+        method returned), and the position to read from next: a reader follows the log."""
+        ...
+
     def list_jobs(
         self,
         *,

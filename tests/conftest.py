@@ -31,6 +31,14 @@ def export(name: str) -> dict[str, Any]:
     return data
 
 
+def embedded_view(page: str) -> dict[str, Any]:
+    """The data a static job page (`graph --format html`, `run --report`) draws."""
+    start = page.index("window.FLOWGRAPH_VIEW = ") + len("window.FLOWGRAPH_VIEW = ")
+    end = page.index(";</script>", start)
+    data: dict[str, Any] = json.loads(page[start:end])
+    return data
+
+
 def fixed_clock() -> str:
     return "2026-01-01T00:00:00.000Z"
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import anyio
-from conftest import decide, flow, make_engine, run
+from conftest import decide, embedded_view, flow, make_engine, run
 from test_cli import flowgraph
 
 from engine import DryRunExecutor
@@ -185,8 +186,10 @@ def test_graph_html_for_a_plan_and_a_job_and_run_report(tmp_path: Any) -> None:
     plan = flowgraph("graph", "examples/fan-out.json", "--format", "html")
     assert plan.returncode == 0
     assert plan.stdout.startswith("<!doctype html>")
-    assert plan.stdout.count('class="node status-pending') == 4
-    assert "http://" not in plan.stdout.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    drawn = embedded_view(plan.stdout)
+    assert [n["status"] for n in drawn["nodes"]] == ["pending"] * 4
+    assert {c["id"] for c in drawn["containers"]} == {"loop:loop", "row:loop:*"}
+    assert re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", plan.stdout) is None
     db = str(tmp_path / "jobs.db")
     report = tmp_path / "report.html"
     result = flowgraph(
@@ -202,9 +205,11 @@ def test_graph_html_for_a_plan_and_a_job_and_run_report(tmp_path: Any) -> None:
     )
     job_id = json.loads(result.stdout)["job"]["jobId"]
     page = report.read_text()
-    assert 'data-node-id="gen_quality" data-status="skipped"' in page
+    assert embedded_view(page)["details"]["gen_quality"]["status"] == "skipped"
     stored = flowgraph(
         "graph", job_id, "--db", db, "--format", "html", "-o", str(tmp_path / "job.html")
     )
     assert stored.returncode == 0
-    assert 'data-node-id="gen_fast" data-status="success"' in (tmp_path / "job.html").read_text()
+    stored_page = embedded_view((tmp_path / "job.html").read_text())
+    assert stored_page["details"]["gen_fast"]["status"] == "success"
+    assert stored_page["details"]["gen_fast"]["started"] is not None  # from the event log

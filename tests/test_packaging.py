@@ -42,9 +42,9 @@ def test_the_wheel_installs_engine_and_nodes_only(wheel: zipfile.ZipFile) -> Non
     names = wheel.namelist()
     top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top == {"engine", "nodes"}
-    assert "engine/views/templates/job.html.j2" in names or any(
-        n.startswith("engine/views/templates/") and n.endswith(".j2") for n in names
-    )
+    for shipped in ("console.html", "console.js", "console.css", "vendor/elk.bundled.js"):
+        assert f"engine/views/console/{shipped}" in names
+    assert "engine/views/console/vendor/elkjs-LICENSE.md" in names
     assert "engine/py.typed" in names
     assert not any(name.startswith("benchmarks/") for name in names)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, EXPORTS, FLOWS, decide, export, nodes, run, statuses
+from conftest import EXAMPLES, EXPORTS, FLOWS, decide, embedded_view, export, nodes, run, statuses
 
 from engine import Engine, publish_document
 from engine.compile.document import load_workflow, published_from_editor
@@ -349,9 +349,10 @@ def test_drawings_and_the_page_show_the_editor_titles(tmp_path: Path) -> None:
     page = tmp_path / "job.html"
     result = flowgraph("run", file, "--report", str(page), "--db", str(tmp_path / "j.db"))
     assert result.returncode == 3  # parked at the approval
-    html = page.read_text()
-    assert "<title>night1#1 (Night render) — skipped" in html
-    assert ">Contact sheet · pending</text>" in html
+    drawn = {n["id"]: n for n in embedded_view(page.read_text())["nodes"]}
+    assert (drawn["night1#1"]["title"], drawn["night1#1"]["status"]) == ("Night render", "skipped")
+    sheet = next(n for n in drawn.values() if n["title"] == "Contact sheet")
+    assert sheet["status"] == "pending"
 
 
 # ----- small graphs, one rule each --------------------------------------------------------------

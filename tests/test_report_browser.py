@@ -11,6 +11,8 @@ import pytest
 from conftest import EXAMPLES
 
 from engine import Engine
+from engine.protocols import Transition
+from engine.server.launcher import ROOT
 from engine.views.report import job_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -29,16 +31,23 @@ LAUNCH_FLAGS = [
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """The creative app parked at its selection gate: a branch, a loop and a gate."""
     engine = Engine()
+    transitions: list[Transition] = []
+
+    def keep(transition: Transition) -> None:
+        transitions.append(transition)
+
+    engine.subscribe(keep)
     job = anyio.run(engine.run, EXAMPLES / "creative-app.json", {"subject": "a kite"})
     assert job.waiting and job.waiting[0].id == "pick"
     path = tmp_path_factory.mktemp("report") / "report.html"
-    path.write_text(job_page(job.scheduler, title="creative app"), encoding="utf-8")
+    page = job_page(job.scheduler, title="creative app", transitions=transitions)
+    path.write_text(page, encoding="utf-8")
     return path, job
 
 
-def test_the_report_shows_every_node_with_its_status(
-    report: tuple[Path, Any], tmp_path: Path
-) -> None:
+def test_the_report_is_the_console_page_without_its_live_parts(report: tuple[Path, Any]) -> None:
+    """One file, nothing loaded from anywhere: the page draws itself offline, and has no
+    link to the jobs list, no event stream and no gate buttons."""
     if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed (make test installs it as root)")
     from playwright.sync_api import sync_playwright
@@ -49,8 +58,22 @@ def test_the_report_shows_every_node_with_its_status(
     }
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
-        page = browser.new_page(viewport={"width": 1800, "height": 900})
+        context = browser.new_context(viewport={"width": 1500, "height": 900})
+        requested: list[str] = []
+
+        def record(route: Any) -> None:
+            requested.append(route.request.url)
+            if route.request.url == path.as_uri():
+                route.continue_()
+            else:
+                route.abort()
+
+        context.route("**/*", record)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(path.as_uri())
+        page.wait_for_selector("svg#graph.ready")
         nodes = page.eval_on_selector_all(
             ".node", "els => els.map(e => [e.dataset.nodeId, e.getAttribute('class')])"
         )
@@ -76,11 +99,40 @@ def test_the_report_shows_every_node_with_its_status(
         page.click('.node[data-node-id="generate#1"]')
         assert '"prompt": "a kite, photo, poster composition"' in page.text_content("aside pre")
         assert '"seed": 1007' in page.text_content("aside pre")
-        screenshot = tmp_path / "report.png"
-        page.screenshot(path=str(screenshot), full_page=True)
+        page.click('.node[data-node-id="pick"]')
+        assert page.eval_on_selector_all("aside .gate .thumb", "els => els.length") == 4
+        assert page.eval_on_selector_all("aside button", "els => els.length") == 0  # no gates
+        assert page.eval_on_selector_all("a[href='#/']", "els => els.length") == 0
+        page.screenshot(path=str(ROOT / "docs" / "report.png"))
+        page.click("button[data-tab=timeline]")
+        assert page.eval_on_selector_all(".bar", "els => els.length") == len(drawn) - 1
+        assert requested == [path.as_uri()] and errors == []
         browser.close()
-    data = screenshot.read_bytes()
+    data = (ROOT / "docs" / "report.png").read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+@pytest.mark.parametrize("name", ["for-each-nested.json", "gates-in-loop.json"])
+def test_nested_loops_and_gates_in_loops_draw_a_box_per_loop(name: str, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it as root)")
+    from conftest import run
+    from playwright.sync_api import sync_playwright
+
+    job = run(name)
+    loops = sorted(i.id for i in job.scheduler.instances.values() if i.iterations is not None)
+    path = tmp_path / "page.html"
+    path.write_text(job_page(job.scheduler, title=name), encoding="utf-8")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(path.as_uri())
+        page.wait_for_selector("svg#graph.ready")
+        drawn = page.eval_on_selector_all(".group", "els => els.map(e => e.dataset.loop)")
+        browser.close()
+    assert sorted(drawn) == loops and errors == []
 
 
 def test_the_coverage_page_marks_the_branches_never_taken(tmp_path: Path) -> None:
@@ -104,11 +156,14 @@ def test_the_coverage_page_marks_the_branches_never_taken(tmp_path: Path) -> Non
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_FLAGS)
         page = browser.new_page(viewport={"width": 1800, "height": 900})
         page.goto(path.as_uri())
-        statuses = dict(
-            page.eval_on_selector_all(
-                ".node", "els => els.map(e => [e.dataset.nodeId, e.dataset.status])"
-            )
+        page.wait_for_selector("svg#graph.ready")
+        classes = page.eval_on_selector_all(
+            ".node", "els => els.map(e => [e.dataset.nodeId, e.getAttribute('class')])"
         )
+        statuses = {
+            node_id: next(c[len("status-") :] for c in names.split() if c.startswith("status-"))
+            for node_id, names in classes
+        }
         assert statuses["style_check"] == "partial"  # its case taken, its default never
         assert statuses["pick"] == "partial"  # selected, never rejected
         assert statuses["variations"] == "covered"  # a fixed count of 4: many iterations only
@@ -125,4 +180,6 @@ def test_the_coverage_page_marks_the_branches_never_taken(tmp_path: Path) -> Non
             page.text_content("aside .explanation") == "1 of 2 branches taken; never taken: default"
         )
         assert "4 of 7 branches taken (57%)" in page.text_content("header")
+        legend = page.text_content(".legend")
+        assert all(status in legend for status in ("covered", "partial", "uncovered"))
         browser.close()

@@ -139,6 +139,21 @@ def test_a_sqlite_store_made_before_workflow_entries_gets_them(tmp_path: Path) -
     }
 
 
+def test_a_reader_follows_the_event_log_from_where_it_stopped(store: Store) -> None:
+    store.create_job(record("job_log", "2026-01-01T00:00:00.000Z"))
+    assert store.events_after("job_log", 0) == ([], 0)
+    store.record("job_log", [], [transition("a", "processing"), transition("a", "success")])
+    first, position = store.events_after("job_log", 0)
+    assert [(e.node_id, e.to_status) for e in first] == [("a", "processing"), ("a", "success")]
+    assert store.events_after("job_log", position) == ([], position)  # nothing new yet
+    store.record("job_log", [], [transition("b", "processing")])
+    store.record("job_log", [], [transition(None, "success")])
+    then, after = store.events_after("job_log", position)
+    assert [(e.node_id, e.to_status) for e in then] == [("b", "processing"), (None, "success")]
+    assert after > position and store.events_after("job_log", after) == ([], after)
+    assert store.events_after("job_unknown", 0) == ([], 0)
+
+
 def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
     store.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
     with pytest.raises(ValueError, match="job `job_1` already exists"):

@@ -51,7 +51,7 @@ from engine.compile.document import (
 )
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
-from engine.protocols import Store
+from engine.protocols import Store, Transition
 from engine.run.decisions import check_decision_targets, check_decisions
 from engine.run.events import event_logger, logging_sink
 
@@ -374,6 +374,13 @@ def run(
     unknown = [node for node in fail if node not in job.plan.nodes and "#" not in node]
     for node in unknown:
         err.print(f"warning: `--fail {node}` names no node of this flow")
+    transitions: list[Transition] = []
+    if report is not None:  # the page's times and timeline
+
+        def keep(transition: Transition) -> None:
+            transitions.append(transition)
+
+        engine.subscribe(keep)
     if logger is not None:
         engine.subscribe(logging_sink(logger=logger))
     drive(engine, job, as_json=as_json, decisions=decisions, auto_approve=auto_approve)
@@ -381,7 +388,7 @@ def run(
     if report is not None:
         from engine.views.report import job_page
 
-        page = job_page(job.scheduler, title=f"job {job.job_id}")
+        page = job_page(job.scheduler, title=f"job {job.job_id}", transitions=transitions)
     # a report that cannot be written is said on stderr: the job ran, its result still shows
     if report is not None and write_file(report, page):
         if logger is not None:  # one event a line on stderr: the report is one more event

@@ -169,7 +169,7 @@ def graph(
     elif output_format is GraphFormat.html:
         title = f"job {job.job_id}" if job is not None else f"plan of {target}"
         text = (
-            job_page(job.scheduler, title=title)
+            job_page(job.scheduler, title=title, transitions=open_db(db).events(job.job_id))
             if job is not None
             else plan_page(plan, title=title)
         )

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 import ipaddress
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import FlowgraphError
 from engine.run.events import event_logger
-from engine.server import jobs, workflows
+from engine.server import console, jobs, workflows
 from engine.server.schemas import ErrorEnvelope
 from engine.server.state import ApiError, ServerState
 
@@ -31,10 +31,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def envelope(status: int, message: str) -> JSONResponse:
+def envelope(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     return JSONResponse(
-        {"statusCode": status, "error": phrase, "message": message}, status_code=status
+        {"statusCode": status, "error": phrase, "message": message},
+        status_code=status,
+        headers=headers,
     )
 
 
@@ -162,11 +164,12 @@ def create_app(state: ServerState) -> FastAPI:
     api.include_router(workflows.router)
     api.include_router(jobs.router)
     app.include_router(api)
+    console.install(app, state)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         status = 400 if error.status_code in (405, 409, 422) else error.status_code
-        return envelope(status, str(error.detail))
+        return envelope(status, str(error.detail), error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -105,6 +105,11 @@ class MemoryStore:
         with self._lock:
             return list(self._events.get(job_id, []))
 
+    def events_after(self, job_id: str, position: int) -> tuple[list[Transition], int]:
+        with self._lock:
+            found = self._events.get(job_id, [])
+            return found[position:], max(position, len(found))
+
     def job_summary(self, job_id: str) -> JobRecord | None:
         with self._lock:
             found = self._jobs.get(job_id)

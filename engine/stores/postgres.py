@@ -209,6 +209,16 @@ class PostgresStore:
     def events(self, job_id: str) -> list[Transition]:
         return events_of(job_id, self._batches(job_id, "events"))
 
+    def events_after(self, job_id: str, position: int) -> tuple[list[Transition], int]:
+        """A position is one past a batch's number (numbers grow, shared by every job; one
+        server at a time writes a job's batches, one after the other)."""
+        rows: list[Any] = self._execute(
+            "SELECT events, seq FROM flowgraph_log_batches WHERE job_id = %s AND seq >= %s "
+            "ORDER BY seq",
+            (job_id, position),
+        ).fetchall()
+        return events_of(job_id, rows), (rows[-1][1] + 1 if rows else position)
+
     def _batches(self, job_id: str, column: str) -> list[Any]:
         rows: list[Any] = self._execute(
             f"SELECT {column} FROM flowgraph_log_batches WHERE job_id = %s ORDER BY seq",

@@ -270,6 +270,15 @@ class SQLiteStore:
     def events(self, job_id: str) -> list[Transition]:
         return events_of(job_id, self._batches(job_id, "events"))
 
+    def events_after(self, job_id: str, position: int) -> tuple[list[Transition], int]:
+        """A position is the number of the next batch (batches are numbered from 0 per job)."""
+        with self._lock:
+            rows = self._connection.execute(
+                "SELECT events, seq FROM log_batches WHERE job_id = ? AND seq >= ? ORDER BY seq",
+                (job_id, position),
+            ).fetchall()
+        return events_of(job_id, rows), (rows[-1][1] + 1 if rows else position)
+
     def _batches(self, job_id: str, column: str) -> list[Any]:
         with self._lock:
             return self._connection.execute(
