@@ -447,6 +447,17 @@ def serve(
     latency: Annotated[
         float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")
     ] = 0.0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Simulated transient failure rate")
+    ] = 0.0,
+    fail: Annotated[
+        list[str],
+        typer.Option(
+            "--fail",
+            help="Make this node fail (every clone of a template), or every generation of "
+            "this modelId on /v1/generate",
+        ),
+    ] = [],  # noqa: B006
     max_concurrency: Annotated[
         int | None, typer.Option("--max-concurrency", min=1, help="Executor calls at once [8]")
     ] = None,
@@ -493,6 +504,8 @@ def serve(
         options = {
             "seed": seed,
             "latency": latency,
+            "failureRate": failure_rate,
+            "fail": list(fail),
             "maxConcurrency": max_concurrency,
             "maxNodes": max_nodes,
             "maxIterations": max_iterations,

@@ -21,6 +21,7 @@ from engine.errors import Problem, ValidationError, first_cause, internal_messag
 from engine.gc_tuning import collect_promoted
 from engine.protocols import JobRecord, Store
 from engine.run.events import event_logger
+from engine.server.inference import index_assets, inference_json, is_inference
 from engine.run.scheduler import TERMINAL_JOB, utc_now
 from engine.stores.paging import MAX_TOKEN, shown_token
 from engine.subworkflows import MAX_WORKFLOW_DEPTH
@@ -217,6 +218,8 @@ class ServerState:
                 "job failed", jobId=job.job_id, error=type(error).__name__, message=str(error)[:300]
             )
         finally:
+            if job.scheduler.finished and is_inference(job.plan.workflow.id):
+                index_assets(self.store, job)
             if not job.runner.active:
                 # parked or finished: give the job back, so that a decision sent to any server
                 # rebuilds it from the store
@@ -313,6 +316,16 @@ class ServerState:
             return self.engine.document_json(job_id, may_lag=True)
         except LookupError:
             raise not_found(f"job `{job_id}` not found") from None
+
+    def answered_job_json(self, job_id: str, workflow_id: str | None) -> bytes:
+        """The job as `/jobs` answers it: an inference job of the generate stand-in (its
+        workflow id says so) in Scenario's inference-job form, a workflow job as it is."""
+        document = self.job_json(job_id)
+        return inference_json(document) if is_inference(workflow_id) else document
+
+    def workflow_id_of(self, job_id: str) -> str | None:
+        summary = self.store.job_summary(job_id)
+        return None if summary is None else summary.workflow_id
 
 
 def json_envelope(pieces: list[bytes]) -> Response:
