@@ -594,7 +594,7 @@ class Engine:
                 (h["date"], JobStatus(h["status"]))
                 for h in record.document.get("statusHistory", [])
             ]
-        scheduler, live = restore(
+        scheduler, live, remote = restore(
             plan,
             job_id=record.job_id,
             inputs=record.inputs,
@@ -615,6 +615,7 @@ class Engine:
             created_at=record.created_at,
         )
         job.runner.pending_start = live
+        job.runner.remote_jobs = remote
         self.subworkflows.mend(job)
         return job
 

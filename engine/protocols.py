@@ -80,11 +80,23 @@ class NodeCall:
     # remote service that honours it does not start the work twice)
     retry: int = 0
     seed: int = 0
+    # the job a remote service runs for this call, as the executor said when it started it
+    # (`remote_started`); set on the call again when a job resumes after a crash
+    remote_job_id: str | None = None
+    on_remote_job: Callable[[str, str], None] | None = None
 
     @property
     def idempotency_key(self) -> str:
         """Stable across a restart: the same job, node and attempt give the same key."""
         return f"{self.job_id}:{self.node_id}:{self.attempt}"
+
+    def remote_started(self, remote_job_id: str) -> None:
+        """Say which remote job now runs this call, before waiting for it: the engine records
+        it, so that the job resumed after a crash hands it back (`remote_job_id`) for the
+        executor to poll rather than start another."""
+        self.remote_job_id = remote_job_id
+        if self.on_remote_job is not None:
+            self.on_remote_job(self.node_id, remote_job_id)
 
 
 # ----- what a node kind answers when a node starts -------------------------------------------
@@ -279,7 +291,7 @@ class OutcomeRecord(NamedTuple):
     """One outcome applied to a node, in order: enough to rebuild the job after a restart.
 
     `kind` is `completed`, `failed`, `expand`, `wait`, `call` (a delegated call started, with
-    its attempt), `child-rejected` (a workflow node whose child job was rejected at a gate),
+    its attempt), `remote` (the remote job an executor started for that call), `child-rejected` (a workflow node whose child job was rejected at a gate),
     `decision`, `cancel` or `abort`. Immutable; a named tuple for the same reason as
     `Transition`.
     """

@@ -21,6 +21,7 @@ from engine.cli.common import (
     EXIT_INTERNAL,
     EXIT_INVALID,
     DbOption,
+    ExecutorOption,
     ExpressionSecondsOption,
     JsonOption,
     MaxIterationsOption,
@@ -302,6 +303,7 @@ def run(
     expression_seconds: ExpressionSecondsOption = None,
     max_value: MaxValueOption = None,
     config: ConfigOption = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run a workflow offline: model nodes go to the dry-run executor or configured executors.
 
@@ -323,6 +325,7 @@ def run(
         "maxIterations": max_iterations,
         "expressionSeconds": expression_seconds,
         "maxValue": max_value,
+        "executor": executor,
     }
     try:
         config_path = config or os.environ.get(CONFIG_VARIABLE)

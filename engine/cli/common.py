@@ -14,10 +14,10 @@ import typer
 from engine.api import Engine, JobRun
 from engine.compile.document import published_from_editor, read_document
 from engine.compile.models import Workflow
-from engine.config import Config, load_config
+from engine.config import Config, build_executor, load_config, scenario_executor
 from engine.errors import DecisionError, FlowgraphError, Problem, StoreError, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor
-from engine.protocols import JobStatus, Store
+from engine.protocols import Executor, JobStatus, Store
 from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.stores import default_db_path, open_store
 from engine.views.gates import describe_gate, example_selection
@@ -87,6 +87,15 @@ MaxNodesOption = Annotated[
 MaxIterationsOption = Annotated[
     int | None,
     typer.Option("--max-iterations", min=1, help="Iterations per for-each [1000000]"),
+]
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where model nodes run: `scenario` (Scenario's API through scenario-sdk, "
+        "configured by SCENARIO_SDK_API_KEY/_SECRET or _JWT and SCENARIO_BASE_URL), `dry-run`, "
+        "or an executor of the configuration file",
+    ),
 ]
 ExpressionSecondsOption = Annotated[
     float | None,
@@ -178,7 +187,10 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
     except ValueError as error:
         raise ValidationError([Problem(str(error))], what="options") from None
     run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing", "lineage")}
-    if settings is not None and (settings.executors or settings.engine):
+    chosen = options.get("executor")
+    if chosen and settings is None:
+        settings = Config()
+    if settings is not None and (settings.executors or settings.engine or chosen):
         section = settings.engine
         given = {
             "concurrency": options.get("maxConcurrency"),
@@ -186,9 +198,14 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
             "timeout": options.get("timeout"),
         }
         policy = replace(settings.policy(), **{k: v for k, v in given.items() if v is not None})
+        router = settings.router()
+        if chosen:
+            router.default = chosen_executor(chosen, settings)
+            if chosen == "scenario" and options.get("maxConcurrency") is None:
+                policy = replace(policy, concurrency=max(policy.concurrency, SCENARIO_WORKERS))
         seed = options.get("seed")
         return Engine(
-            executors=settings.router(),
+            executors=router,
             seed=int(seed if seed is not None else section.get("seed", 0)),
             keep_going=bool(options.get("keepGoing") or section.get("keep_going", False)),
             policy=policy,
@@ -217,6 +234,25 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
         store=store,
         run_options=run_options,
         limits=limits,
+    )
+
+
+SCENARIO_WORKERS = 10  # calls at once by default with `--executor scenario` (the cloud's limit)
+
+
+def chosen_executor(name: str, settings: Config) -> Executor:
+    """`--executor NAME`: an executor of the configuration file, or the built-in `scenario`
+    (configured by the SDK's environment variables) or `dry-run`."""
+    if name in settings.executors:
+        return build_executor(name, settings.executors[name])
+    if name == "scenario":
+        return scenario_executor({})
+    if name == "dry-run":
+        return DryRunExecutor(seed=int(settings.engine.get("seed", 0)))
+    known = ", ".join(sorted({"dry-run", "scenario", *settings.executors}))
+    raise ValidationError(
+        [Problem(f"`--executor {name}` is no executor; expected one of: {known}")],
+        what="options",
     )
 
 

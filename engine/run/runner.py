@@ -113,6 +113,8 @@ class Runner:
         self.backlog = 4096
         self._flush_lock: anyio.Lock | None = None
         self.pending_start: list[Instance] = []  # handed out during a restore, not started yet
+        self.remote_jobs: dict[str, str] = {}  # restored: node id -> the remote job of its call
+        self._remote_hook = self._remote_started
         self.active = False
         self._announced = self.recorder.flushed_transitions
         self._group: TaskGroup | None = None
@@ -295,7 +297,18 @@ class Runner:
             iteration_index=instance.scope.index,
             attempt=max(instance.attempt, 1),
             seed=self.seed,
+            remote_job_id=self.remote_jobs.pop(instance.id, None) if self.remote_jobs else None,
+            on_remote_job=self._remote_hook,
         )
+
+    def _remote_started(self, node_id: str, remote_job_id: str) -> None:
+        """An executor started a remote job for the node's call: it becomes the node's job
+        id (as Scenario's flow nodes name their inference jobs), and is recorded."""
+        instance = self.scheduler.instances.get(node_id)
+        if instance is None or instance.status is not NodeStatus.PROCESSING:
+            return
+        instance.job_id = remote_job_id
+        self.recorder.add_record(OutcomeRecord(node_id, "remote", {"jobId": remote_job_id}))
 
     def _close_queue(self) -> None:
         self._closed = True

@@ -83,7 +83,7 @@ def inference_document(workflow_document: dict[str, Any]) -> dict[str, Any]:
     error = metadata.get("error")
     if error is not None:
         answer["error"] = error
-    document = {
+    document: dict[str, Any] = {
         key: workflow_document[key]
         for key in ("jobId", "status", "progress", "createdAt", "updatedAt", "statusHistory")
         if key in workflow_document
