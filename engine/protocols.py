@@ -291,7 +291,8 @@ class OutcomeRecord(NamedTuple):
     """One outcome applied to a node, in order: enough to rebuild the job after a restart.
 
     `kind` is `completed`, `failed`, `expand`, `wait`, `call` (a delegated call started, with
-    its attempt), `remote` (the remote job an executor started for that call), `child-rejected` (a workflow node whose child job was rejected at a gate),
+    its attempt), `remote` (the remote job an executor started for that call),
+    `child-rejected` (a workflow node whose child job was rejected at a gate),
     `decision`, `cancel` or `abort`. Immutable; a named tuple for the same reason as
     `Transition`.
     """

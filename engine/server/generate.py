@@ -37,6 +37,7 @@ files_router = APIRouter(prefix="/files", tags=["files"])
 State = Annotated[ServerState, Depends(state_of)]
 ProjectId = Annotated[str | None, Query(alias="projectId")]
 DryRun = Annotated[str | None, Query(alias="dryRun", pattern="^(true|api)$")]
+TERMINAL_STATUSES = ("success", "failure", "canceled")
 KEY_PREFIX = "generate:"  # generations' idempotency keys, apart from workflow runs' keys
 
 
@@ -72,7 +73,7 @@ async def generate_prompt(
         return _estimate("generate-prompt", None, state)
     answer = await _start(state, request, PROMPT_MODEL, inputs, node_type="generate-prompt")
     job_id = answer["job"]["jobId"]
-    while (document := _inference(state, job_id))["status"] not in ("success", "failure", "canceled"):
+    while (document := _inference(state, job_id))["status"] not in TERMINAL_STATUSES:
         await anyio.sleep(0.02)
     prompt = (document["metadata"].get("output") or {}).get("prompt")
     return {"job": document, "prompts": [prompt] if isinstance(prompt, str) else []}

@@ -8,8 +8,8 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Query
 
 from engine.errors import DecisionError
-from engine.server.schemas import JobAction, JobEnvelope, JobList
 from engine.server.inference import inference_json, is_inference
+from engine.server.schemas import JobAction, JobEnvelope, JobList
 from engine.server.state import ApiError, ServerState, bad_request, json_envelope, state_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

@@ -21,8 +21,8 @@ from engine.errors import Problem, ValidationError, first_cause, internal_messag
 from engine.gc_tuning import collect_promoted
 from engine.protocols import JobRecord, Store
 from engine.run.events import event_logger
-from engine.server.inference import index_assets, inference_json, is_inference
 from engine.run.scheduler import TERMINAL_JOB, utc_now
+from engine.server.inference import index_assets, inference_json, is_inference
 from engine.stores.paging import MAX_TOKEN, shown_token
 from engine.subworkflows import MAX_WORKFLOW_DEPTH
 
