@@ -108,9 +108,7 @@ ONLY = {"test_generate.py": "run_model", "test_assets.py": "retrieve"}
 def _served(item: pytest.Item) -> bool:
     method = ONLY.get(item.path.name)
     name = item.name.split("[", 1)[0]
-    return method is None or name.endswith(
-        (f"_{method}", f"_{method}_with_all_params")
-    )
+    return method is None or name.endswith((f"_{method}", f"_{method}_with_all_params"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
