@@ -263,3 +263,42 @@ def test_the_executor_is_kept_with_the_job_for_resume(tmp_path: Path) -> None:
     assert isinstance(engine.router.default, ScenarioExecutor)
     assert engine.policy.concurrency == 10  # the cloud's limit, unless --max-concurrency
     store.close()
+
+
+def test_explain_cost_asks_the_stand_ins_dry_runs_and_matches_its_run_estimate(
+    tmp_path: Path,
+) -> None:
+    costs = tmp_path / "costs.json"
+    costs.write_text(json.dumps({"model_paint": 4, "model_flux": 2, "generate-prompt": 0.5}))
+    db = tmp_path / "stand-in.db"
+    with running_server(db, "--costs", str(costs)) as url:
+        inputs = ("-i", "style=sketch", "-i", 'subjects=["a fox", "an owl"]')
+        result = flowgraph(
+            "explain", str(FLOW), "--cost", "--executor", "scenario", "--json", *inputs,
+            env=sdk_environment(url),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        cost = json.loads(result.stdout)["cost"]
+        # the branch taken (sketch: the default price) and two iterations, one dryRun a call
+        nodes = {"prompt": 0.5, "sketch": 1.0, "portrait#0": 2.0, "portrait#1": 2.0}
+        assert cost == {"total": 5.5, "nodes": nodes, "asked": 4}
+        assert generate_calls(db, "/v1/generate/custom/") == 3
+        assert generate_calls(db, "/v1/generate/prompt") == 1
+        with client(url) as sdk:
+            workflow_id = sdk.workflows.create(name="costed", description="").workflow.id
+            document = json.loads(FLOW.read_text())
+            sdk.workflows.update(
+                workflow_id, flow=document["flow"], inputs=document["inputs"], status="ready"
+            )
+            estimate = sdk.workflows.with_raw_response.run(
+                workflow_id, body={"style": "sketch", "subjects": ["a fox", "an owl"]},
+                dry_run="true",
+            )  # fmt: skip
+        assert estimate.status_code == 269
+        assert estimate.http_response.json()["creativeUnitsCost"] == 5.5
+        text = flowgraph(
+            "explain", str(FLOW), "--cost", "--executor", "scenario", *inputs,
+            env=sdk_environment(url),
+        )  # fmt: skip
+    assert "cost: 5.5 creative units (4 distinct calls priced by their executor)" in text.stdout
+    assert re.search(r"^  sketch\s+1$", text.stdout, re.MULTILINE), text.stdout

@@ -20,6 +20,8 @@ from engine.cli.common import (
     EXIT_CANNOT_SERVE,
     EXIT_INTERNAL,
     EXIT_INVALID,
+    ConfigOption,
+    CostsOption,
     DbOption,
     ExecutorOption,
     ExpressionSecondsOption,
@@ -28,6 +30,7 @@ from engine.cli.common import (
     MaxNodesOption,
     MaxValueOption,
     build_engine,
+    cost_table,
     default_assets_dir,
     describe_db,
     drive,
@@ -222,15 +225,6 @@ def write_json(value: Any) -> None:
 def print_warnings(warnings: list[Problem]) -> None:
     for warning in warnings:
         err.print(f"warning: {warning}")
-
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        help="A TOML file: executors, routing, store, limits (see docs/configuration.md); "
-        "default $FLOWGRAPH_CONFIG"
-    ),
-]
 
 
 @app.command()
@@ -435,13 +429,7 @@ def serve(
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
-    costs: Annotated[
-        Path | None,
-        typer.Option(
-            help="JSON: creative units per model call, by modelId or node type "
-            '(and "default"), for dry-run estimates'
-        ),
-    ] = None,
+    costs: CostsOption = None,
     workflows_dir: Annotated[
         Path | None,
         typer.Option("--workflows", help="Load these workflow files into the store on start"),
@@ -487,21 +475,7 @@ def serve(
         port = port or int(server.get("port", 8787))
         location = db or settings.store_location
         store = open_db(location)
-        table: dict[str, float] = {str(k): float(v) for k, v in server.get("costs", {}).items()}
-        if costs is not None:
-            loaded = parse_json(costs.read_text(encoding="utf-8"), source=str(costs))
-            if not isinstance(loaded, dict) or not all(
-                isinstance(v, int | float) for v in loaded.values()
-            ):
-                raise ValidationError(
-                    [
-                        Problem(
-                            "a costs file maps modelIds or node types to numbers", path=str(costs)
-                        )
-                    ],
-                    what="costs",
-                )
-            table = {str(k): float(v) for k, v in loaded.items()}
+        table = cost_table(costs, settings)
         if workflows_dir is not None:
             load_into_store(workflows_dir, store)
         options = {

@@ -12,7 +12,7 @@ import anyio
 import typer
 
 from engine.api import Engine, JobRun
-from engine.compile.document import published_from_editor, read_document
+from engine.compile.document import parse_json, published_from_editor, read_document
 from engine.compile.models import Workflow
 from engine.config import Config, build_executor, load_config, scenario_executor
 from engine.errors import DecisionError, FlowgraphError, Problem, StoreError, ValidationError
@@ -95,6 +95,20 @@ ExecutorOption = Annotated[
         help="Where model nodes run: `scenario` (Scenario's API through scenario-sdk, "
         "configured by SCENARIO_SDK_API_KEY/_SECRET or _JWT and SCENARIO_BASE_URL), `dry-run`, "
         "or an executor of the configuration file",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A TOML file: executors, routing, store, limits (see docs/configuration.md); "
+        "default $FLOWGRAPH_CONFIG"
+    ),
+]
+CostsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="JSON: creative units per model call, by modelId or node type "
+        '(and "default"), for dry-run estimates [the configuration\'s [server] costs]'
     ),
 ]
 ExpressionSecondsOption = Annotated[
@@ -235,6 +249,27 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
         run_options=run_options,
         limits=limits,
     )
+
+
+def cost_table(path: Path | None, settings: Config) -> dict[str, float]:
+    """Creative units per call by modelId or node type: the file `path`, else the
+    configuration's `[server] costs`."""
+    if path is None:
+        return {str(k): float(v) for k, v in settings.server.get("costs", {}).items()}
+    try:
+        loaded = parse_json(path.read_text(encoding="utf-8"), source=str(path))
+    except OSError as error:
+        raise ValidationError(
+            [Problem(f"cannot read `{path}`: {error.strerror}")], what="costs"
+        ) from None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in loaded.values()
+    ):
+        raise ValidationError(
+            [Problem("a costs file maps modelIds or node types to numbers", path=str(path))],
+            what="costs",
+        )
+    return {str(k): float(v) for k, v in loaded.items()}
 
 
 SCENARIO_WORKERS = 10  # calls at once by default with `--executor scenario` (the cloud's limit)

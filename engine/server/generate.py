@@ -12,9 +12,9 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from engine.costs import price
 from engine.errors import ValidationError
 from engine.executors.dry_run import placeholder_png
-from engine.server.costs import price
 from engine.server.inference import (
     ASSET_KEY,
     PROMPT_MODEL,
@@ -88,7 +88,7 @@ def _object_body(body: Any) -> dict[str, Any]:
 
 
 def _estimate(node_type: str, model_id: str | None, state: ServerState) -> JSONResponse:
-    cost = price({(node_type, model_id): 1}, state.costs)
+    cost = price(node_type, model_id, state.costs)
     answer = {"creativeUnitsCost": cost, "creativeUnitsDiscount": 0, "job": {}}
     return JSONResponse(answer, status_code=269)
 
