@@ -222,6 +222,9 @@ class Runner:
                 instance.job_id = instance.job_id or child_job_id(scheduler.job_id, instance.id)
             elif isinstance(outcome, Delegate):
                 instance.job_id = instance.job_id or self.node_job_ids()
+                call.on_remote_job = self._remote_hook
+                if self.remote_jobs:
+                    call.remote_job_id = self.remote_jobs.pop(instance.id, None)
             scheduler.apply(instance, outcome)
             self.recorder.add(instance, outcome)
             if isinstance(outcome, Delegate | RunChild):
@@ -297,8 +300,6 @@ class Runner:
             iteration_index=instance.scope.index,
             attempt=max(instance.attempt, 1),
             seed=self.seed,
-            remote_job_id=self.remote_jobs.pop(instance.id, None) if self.remote_jobs else None,
-            on_remote_job=self._remote_hook,
         )
 
     def _remote_started(self, node_id: str, remote_job_id: str) -> None:
