@@ -17,6 +17,7 @@ later, and fails the node otherwise.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,14 @@ class ScenarioExecutor:
                     "the scenario executor needs the official SDK: "
                     "pip install 'flowgraph[scenario]'"
                 ) from None
+            given = (self.api_key, self.api_secret, self.jwt)
+            names = ("SCENARIO_SDK_API_KEY", "SCENARIO_SDK_API_SECRET", "SCENARIO_SDK_JWT")
+            if not any(g or os.environ.get(n) for g, n in zip(given, names, strict=True)):
+                raise ScenarioError(
+                    "no credentials for Scenario's API: set SCENARIO_SDK_API_KEY and "
+                    "SCENARIO_SDK_API_SECRET (or SCENARIO_SDK_JWT), or `api_key` and "
+                    "`api_secret` in the executor's configuration"
+                )
             try:
                 self._client = AsyncScenario(
                     base_url=self.base_url,
