@@ -70,13 +70,13 @@ def inference_document(workflow_document: dict[str, Any]) -> dict[str, Any]:
     metadata = workflow_document.get("metadata") or {}
     flow = metadata.get("flow") or [{}]
     node = flow[0]
-    model_id = str(metadata.get("workflowId", ""))[len(INFERENCE_PREFIX) :]
     given = {i["name"]: i.get("value") for i in node.get("inputs") or [] if "name" in i}
     answer: dict[str, Any] = {
         "input": given,
         "assetIds": [a["assetId"] for a in node.get("assets") or []],
-        "modelId": model_id,
     }
+    if node.get("modelId"):
+        answer["modelId"] = node["modelId"]
     output = node.get("output")
     if node.get("type") == "generate-prompt" and isinstance(output, str):
         answer["output"] = {"prompt": output}
