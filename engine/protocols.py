@@ -84,6 +84,7 @@ class NodeCall:
     # (`remote_started`); set on the call again when a job resumes after a crash
     remote_job_id: str | None = None
     on_remote_job: Callable[[str, str], None] | None = None
+    on_progress: Callable[[str, float], None] | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -97,6 +98,11 @@ class NodeCall:
         self.remote_job_id = remote_job_id
         if self.on_remote_job is not None:
             self.on_remote_job(self.node_id, remote_job_id)
+
+    def report_progress(self, fraction: float) -> None:
+        """Say how far the remote job has come (0 to 1), for progress displays."""
+        if self.on_progress is not None:
+            self.on_progress(self.node_id, fraction)
 
 
 # ----- what a node kind answers when a node starts -------------------------------------------

@@ -160,8 +160,13 @@ def check_cancel(url: str) -> None:
             with anyio.fail_after(30), client(url) as sdk:
                 while not sdk.jobs.list().jobs:  # the inference job started
                     await anyio.sleep(0.05)
+            with anyio.fail_after(30):
+                while "draw" not in job.runner.call_progress:  # polled, its progress reported
+                    await anyio.sleep(0.05)
+            assert job.runner.call_progress == {"draw": 0.0}
             await engine.cancel(job.job_id)
         await executor.close()
+        assert job.runner.call_progress == {}
 
     anyio.run(scenario)
     node = job.document()["metadata"]["flow"][0]

@@ -126,7 +126,7 @@ class ScenarioExecutor:
             )
             job_id = started.job.job_id
             call.remote_started(job_id)
-        job = await self._wait(job_id)
+        job = await self._wait(job_id, call)
         assets = []
         for asset_id in job.metadata.asset_ids or []:
             found = (await client.assets.retrieve(asset_id, **self._query())).asset
@@ -146,15 +146,15 @@ class ScenarioExecutor:
         if answer.prompts:
             return ExecutorResult(outputs={"prompt": answer.prompts[0]})
         call.remote_started(answer.job.job_id)
-        job = await self._wait(answer.job.job_id)
+        job = await self._wait(answer.job.job_id, call)
         prompt = (job.metadata.output or {}).get("prompt")
         if not isinstance(prompt, str):
             raise ScenarioError(f"prompt job `{job.job_id}` ended without a prompt")
         return ExecutorResult(outputs={"prompt": prompt})
 
-    async def _wait(self, job_id: str) -> Any:
-        """Poll the inference job until it ends, the interval growing to `max_poll_interval`;
-        cancelled meanwhile, it cancels the inference job."""
+    async def _wait(self, job_id: str, call: NodeCall) -> Any:
+        """Poll the inference job until it ends, the interval growing to `max_poll_interval`,
+        reporting its progress; cancelled meanwhile, it cancels the inference job."""
         client = self.client()
         interval = self.poll_interval
         try:
@@ -162,6 +162,7 @@ class ScenarioExecutor:
                 job = (await client.jobs.retrieve(job_id, **self._query())).job
                 if job.status in TERMINAL:
                     break
+                call.report_progress(job.progress)
                 await anyio.sleep(interval)
                 interval = min(self.max_poll_interval, interval * 1.5)
         except anyio.get_cancelled_exc_class():

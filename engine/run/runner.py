@@ -115,6 +115,9 @@ class Runner:
         self.pending_start: list[Instance] = []  # handed out during a restore, not started yet
         self.remote_jobs: dict[str, str] = {}  # restored: node id -> the remote job of its call
         self._remote_hook = self._remote_started
+        # how far the remote jobs of calls in flight have come, by node id (executors that say)
+        self.call_progress: dict[str, float] = {}
+        self._progress_hook = self.call_progress.__setitem__
         self.active = False
         self._announced = self.recorder.flushed_transitions
         self._group: TaskGroup | None = None
@@ -223,6 +226,7 @@ class Runner:
             elif isinstance(outcome, Delegate):
                 instance.job_id = instance.job_id or self.node_job_ids()
                 call.on_remote_job = self._remote_hook
+                call.on_progress = self._progress_hook
                 if self.remote_jobs:
                     call.remote_job_id = self.remote_jobs.pop(instance.id, None)
             scheduler.apply(instance, outcome)
@@ -373,6 +377,8 @@ class Runner:
             return await call_executor(executor, call, self.policy)
         finally:
             limiter.release_on_behalf_of(borrower)
+            if self.call_progress:
+                self.call_progress.pop(call.node_id, None)
 
     async def _run_child(self, instance: Instance, call: NodeCall, workflow_id: str) -> CallResult:
         if self.child_runner is None:
