@@ -12,6 +12,7 @@ Each asset an inference job makes is bound to its job in the store (see `index_a
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -26,6 +27,20 @@ PROMPT_MODEL = "prompt"  # the model id of a `/generate/prompt` job
 
 def is_inference(workflow_id: str | None) -> bool:
     return workflow_id is not None and workflow_id.startswith(INFERENCE_PREFIX)
+
+
+# A job document ends with its metadata's `workflowId` (nothing follows it but for a child's
+# `workflowJobId`): an inference job's is `inference:{modelId}`. Read from the end of the
+# encoded document, so that answering a workflow job costs no second read of the store.
+_INFERENCE_TAIL = re.compile(rb',"workflowId":"inference:(?:[^"\\]|\\.)*"}}\Z')
+_TAIL_BYTES = 4096
+
+
+def is_inference_document(document_json: bytes) -> bool:
+    """Whether an encoded job document is an inference job's (see `_INFERENCE_TAIL`)."""
+    return (
+        _INFERENCE_TAIL.search(document_json, max(0, len(document_json) - _TAIL_BYTES)) is not None
+    )
 
 
 def input_type(value: Any) -> str:

@@ -22,7 +22,12 @@ from engine.gc_tuning import collect_promoted
 from engine.protocols import JobRecord, Store
 from engine.run.events import event_logger
 from engine.run.scheduler import TERMINAL_JOB, utc_now
-from engine.server.inference import index_assets, inference_json, is_inference
+from engine.server.inference import (
+    index_assets,
+    inference_json,
+    is_inference,
+    is_inference_document,
+)
 from engine.stores.paging import MAX_TOKEN, shown_token
 from engine.subworkflows import MAX_WORKFLOW_DEPTH
 
@@ -317,15 +322,11 @@ class ServerState:
         except LookupError:
             raise not_found(f"job `{job_id}` not found") from None
 
-    def answered_job_json(self, job_id: str, workflow_id: str | None) -> bytes:
-        """The job as `/jobs` answers it: an inference job of the generate stand-in (its
-        workflow id says so) in Scenario's inference-job form, a workflow job as it is."""
+    def answered_job_json(self, job_id: str) -> bytes:
+        """The job as `/jobs` answers it: an inference job of the generate stand-in in
+        Scenario's inference-job form, a workflow job as it is."""
         document = self.job_json(job_id)
-        return inference_json(document) if is_inference(workflow_id) else document
-
-    def workflow_id_of(self, job_id: str) -> str | None:
-        summary = self.store.job_summary(job_id)
-        return None if summary is None else summary.workflow_id
+        return inference_json(document) if is_inference_document(document) else document
 
 
 def json_envelope(pieces: list[bytes]) -> Response:
