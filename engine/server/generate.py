@@ -16,8 +16,8 @@ from engine.costs import price
 from engine.errors import ValidationError
 from engine.executors.dry_run import placeholder_png
 from engine.server.inference import (
-    ASSET_KEY,
     PROMPT_MODEL,
+    asset_job,
     asset_of,
     inference_document,
     inference_workflow,
@@ -135,7 +135,7 @@ async def retrieve_asset(
     project_id: ProjectId = None,
 ) -> Any:
     """An asset an inference job made, with a url this server serves."""
-    job_id = state.store.bound_job(ASSET_KEY + asset_id)
+    job_id = asset_job(state.store, state.engine.jobs.values(), asset_id)
     document = {} if job_id is None else orjson.loads(state.job_json(job_id))
     found = asset_of(document, asset_id)
     if found is None:
@@ -177,6 +177,6 @@ def placeholder_for(asset_id: str) -> bytes:
 async def asset_file(asset_id: str, state: State) -> Response:
     """The placeholder image of an asset an inference job made (no credentials: a signed url
     of Scenario's needs none either)."""
-    if state.store.bound_job(ASSET_KEY + asset_id) is None:
+    if asset_job(state.store, state.engine.jobs.values(), asset_id) is None:
         raise not_found(f"asset `{asset_id}` not found")
     return Response(placeholder_for(asset_id), media_type="image/png")

@@ -13,6 +13,7 @@ Each asset an inference job makes is bound to its job in the store (see `index_a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -116,6 +117,23 @@ def index_assets(store: Store, job: JobRun) -> None:
     for instance in job.scheduler.instances.values():
         for asset in instance.assets:
             store.remember_key(ASSET_KEY + asset.asset_id, job.job_id)
+
+
+def asset_job(store: Store, live: Iterable[JobRun], asset_id: str) -> str | None:
+    """The inference job that made `asset_id`: bound in the store once the job has ended, or
+    a job of this server that has made it and is ending now (a client may see the job
+    succeed before its assets are bound)."""
+    found = store.bound_job(ASSET_KEY + asset_id)
+    if found is not None:
+        return found
+    for job in live:
+        if is_inference(job.plan.workflow.id) and any(
+            asset.asset_id == asset_id
+            for instance in job.scheduler.instances.values()
+            for asset in instance.assets
+        ):
+            return job.job_id
+    return None
 
 
 def asset_of(job_document: dict[str, Any], asset_id: str) -> dict[str, Any] | None:

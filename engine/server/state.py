@@ -217,14 +217,14 @@ class ServerState:
         (the engine fails it), never the task group the other jobs run in."""
         try:
             await self.engine.advance(job)  # runs again for decisions that come meanwhile
+            if job.scheduler.finished and is_inference(job.plan.workflow.id):
+                index_assets(self.store, job)
         except Exception as error:  # the store could not record the failure, or worse
             job.runner.abort(internal_message(first_cause(error)))
             log.error(
                 "job failed", jobId=job.job_id, error=type(error).__name__, message=str(error)[:300]
             )
         finally:
-            if job.scheduler.finished and is_inference(job.plan.workflow.id):
-                index_assets(self.store, job)
             if not job.runner.active:
                 # parked or finished: give the job back, so that a decision sent to any server
                 # rebuilds it from the store
