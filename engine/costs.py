@@ -10,23 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import orjson
 
 from engine.api import Engine
 from engine.compile.models import Workflow
 from engine.executors import DryRunExecutor, ExecutorRouter
-from engine.protocols import ExecutorResult, NodeCall
+from engine.protocols import ExecutorResult, NodeCall, PricingExecutor
 
 DEFAULT_COST_PER_CALL = 1.0
-
-
-@runtime_checkable
-class PricingExecutor(Protocol):
-    """An executor that says what a call would cost without running it."""
-
-    async def estimate(self, call: NodeCall) -> float: ...
 
 
 class RecordingDryRun(DryRunExecutor):

@@ -243,6 +243,14 @@ class Executor(Protocol):
     async def run(self, call: NodeCall) -> ExecutorResult: ...
 
 
+@runtime_checkable
+class PricingExecutor(Protocol):
+    """An executor that can also say what a call would cost, in creative units, without
+    running it (for `explain --cost` and the server's `dryRun`)."""
+
+    async def estimate(self, call: NodeCall) -> float: ...
+
+
 PythonModelFunction: TypeAlias = Callable[
     [NodeCall], "ExecutorResult | Mapping[str, Any] | Sequence[Any] | Awaitable[Any]"
 ]
