@@ -584,9 +584,12 @@ class Engine:
             raise UnknownJobError(f"no job `{job_id}`")
         return record.document
 
-    def replay(self, record: JobRecord) -> tuple[Workflow, Scheduler, list[Instance]]:
-        """The job `record` (of this engine's store) rebuilt from its log, its workflow, and
-        the nodes its run had started without a result; nothing is run, kept or written."""
+    def replay(
+        self, record: JobRecord
+    ) -> tuple[Workflow, Scheduler, list[Instance], dict[str, str]]:
+        """The job `record` (of this engine's store) rebuilt from its log, its workflow, the
+        nodes its run had started without a result, and the remote jobs their calls had
+        started, by node id; nothing is run, kept or written."""
         assert self.store is not None
         workflow = load_workflow(record.workflow)
         plan = compile_flow(workflow, self.kinds, self.limits)
@@ -596,7 +599,7 @@ class Engine:
                 (h["date"], JobStatus(h["status"]))
                 for h in record.document.get("statusHistory", [])
             ]
-        scheduler, live = restore(
+        scheduler, live, remote = restore(
             plan,
             job_id=record.job_id,
             inputs=record.inputs,
@@ -606,10 +609,10 @@ class Engine:
             history=history,
             limits=self.limits,
         )
-        return workflow, scheduler, live
+        return workflow, scheduler, live, remote
 
     def _restore(self, record: JobRecord) -> JobRun:
-        workflow, scheduler, live = self.replay(record)
+        workflow, scheduler, live, remote = self.replay(record)
         plan = scheduler.plan
         live = self.subworkflows.repark(scheduler, live)  # before the recorder: nothing new
         job = self._job(
@@ -622,6 +625,7 @@ class Engine:
             created_at=record.created_at,
         )
         job.runner.pending_start = live
+        job.runner.remote_jobs = remote
         self.subworkflows.mend(job)
         return job
 

@@ -24,7 +24,7 @@ stores and limits.
     costs = { default = 1, "model_flux-pro" = 4 }
 
     [executors.offline]
-    type = "dry-run"            # dry-run | http | dask
+    type = "dry-run"            # dry-run | http | dask | scenario
     latency = 0.0
 
     [executors.cluster]
@@ -34,6 +34,10 @@ stores and limits.
     [executors.remote]
     type = "http"
     base_url = "http://gpu-box:8787/v1"
+
+    [executors.cloud]
+    type = "scenario"           # Scenario's API through scenario-sdk (SCENARIO_SDK_* variables)
+    concurrency = 10
 
     [routing]
     default = "offline"
@@ -60,7 +64,7 @@ from engine.limits import LIMIT_NAMES, Limits, limit_problem
 from engine.protocols import Executor
 
 CONFIG_VARIABLE = "FLOWGRAPH_CONFIG"
-EXECUTOR_TYPES = ("dry-run", "http", "dask")
+EXECUTOR_TYPES = ("dry-run", "http", "dask", "scenario")
 
 
 @dataclass
@@ -131,6 +135,8 @@ def build_executor(name: str, spec: dict[str, Any]) -> Executor:
             api_secret=spec.get("api_secret", "flowgraph"),
             poll_interval=float(spec.get("poll_interval", 0.1)),
         )
+    if kind == "scenario":
+        return scenario_executor(spec)
     if kind == "dask":
         from engine.executors.dask import DaskExecutor
 
@@ -142,6 +148,24 @@ def build_executor(name: str, spec: dict[str, Any]) -> Executor:
             settings=spec.get("settings"),
         )
     raise ValueError(f"executor `{name}`: unknown type `{kind}`")
+
+
+def scenario_executor(spec: dict[str, Any]) -> Executor:
+    """A scenario executor; what `spec` leaves out comes from the SDK's environment variables."""
+    from engine.executors.scenario import DEFAULT_CONCURRENCY, ScenarioExecutor
+
+    return ScenarioExecutor(
+        base_url=spec.get("base_url"),
+        api_key=spec.get("api_key"),
+        api_secret=spec.get("api_secret"),
+        jwt=spec.get("jwt"),
+        project_id=spec.get("project_id"),
+        concurrency=int(spec.get("concurrency", DEFAULT_CONCURRENCY)),
+        max_retries=int(spec.get("max_retries", 2)),
+        poll_interval=float(spec.get("poll_interval", 0.5)),
+        max_poll_interval=float(spec.get("max_poll_interval", 5.0)),
+        timeout=float(spec.get("timeout", 60.0)),
+    )
 
 
 def load_config(path: str | Path | None = None) -> Config:

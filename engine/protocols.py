@@ -80,11 +80,29 @@ class NodeCall:
     # remote service that honours it does not start the work twice)
     retry: int = 0
     seed: int = 0
+    # the job a remote service runs for this call, as the executor said when it started it
+    # (`remote_started`); set on the call again when a job resumes after a crash
+    remote_job_id: str | None = None
+    on_remote_job: Callable[[str, str], None] | None = None
+    on_progress: Callable[[str, float], None] | None = None
 
     @property
     def idempotency_key(self) -> str:
         """Stable across a restart: the same job, node and attempt give the same key."""
         return f"{self.job_id}:{self.node_id}:{self.attempt}"
+
+    def remote_started(self, remote_job_id: str) -> None:
+        """Say which remote job now runs this call, before waiting for it: the engine records
+        it, so that the job resumed after a crash hands it back (`remote_job_id`) for the
+        executor to poll rather than start another."""
+        self.remote_job_id = remote_job_id
+        if self.on_remote_job is not None:
+            self.on_remote_job(self.node_id, remote_job_id)
+
+    def report_progress(self, fraction: float) -> None:
+        """Say how far the remote job has come (0 to 1), for progress displays."""
+        if self.on_progress is not None:
+            self.on_progress(self.node_id, fraction)
 
 
 # ----- what a node kind answers when a node starts -------------------------------------------
@@ -225,6 +243,14 @@ class Executor(Protocol):
     async def run(self, call: NodeCall) -> ExecutorResult: ...
 
 
+@runtime_checkable
+class PricingExecutor(Protocol):
+    """An executor that can also say what a call would cost, in creative units, without
+    running it (for `explain --cost` and the server's `dryRun`)."""
+
+    async def estimate(self, call: NodeCall) -> float: ...
+
+
 PythonModelFunction: TypeAlias = Callable[
     [NodeCall], "ExecutorResult | Mapping[str, Any] | Sequence[Any] | Awaitable[Any]"
 ]
@@ -279,7 +305,8 @@ class OutcomeRecord(NamedTuple):
     """One outcome applied to a node, in order: enough to rebuild the job after a restart.
 
     `kind` is `completed`, `failed`, `expand`, `wait`, `call` (a delegated call started, with
-    its attempt), `child-rejected` (a workflow node whose child job was rejected at a gate),
+    its attempt), `remote` (the remote job an executor started for that call),
+    `child-rejected` (a workflow node whose child job was rejected at a gate),
     `decision`, `cancel` or `abort`. Immutable; a named tuple for the same reason as
     `Transition`.
     """
@@ -418,6 +445,10 @@ class Store(Protocol):
 
     def forget_key(self, key: str, job_id: str) -> None:
         """Unbind a key from `job_id` (a run that failed to start); a no-op otherwise."""
+        ...
+
+    def bound_job(self, key: str) -> str | None:
+        """The job id `key` is bound to, or None (nothing is bound)."""
         ...
 
     def close(self) -> None: ...

@@ -209,7 +209,10 @@ model_id = "model_flux*"
         "unknown section `[extra]`; expected one of: engine, executors, limits, routing, server, store"
         in messages
     )
-    assert "executors.x.type: executor `x` needs `type` = one of: dry-run, http, dask" in messages
+    assert (
+        "executors.x.type: executor `x` needs `type` = one of: dry-run, http, dask, scenario"
+        in messages
+    )
     assert "routing.default: routing default `nope` is no executor of the file" in messages
 
 

@@ -1,6 +1,7 @@
 """scenario-sdk's own generated tests (tests/api_resources/test_workflows.py and test_jobs.py
-of its sdist, skipped there as mock-server tests) against a live `flowgraph serve`: sync and
-async (httpx and aiohttp), with strict response validation on and off.
+of its sdist, and those of generate.run_model and assets.retrieve, skipped there as mock-server
+tests) against a live `flowgraph serve`: sync and async (httpx and aiohttp), with strict
+response validation on and off.
 
 The sdist is downloaded from PyPI at test time (nothing of it is copied into this repository);
 only the skip markers are removed. tests/sdk_suite/sdk_fixtures.py writes the ids the tests'
@@ -21,7 +22,12 @@ import pytest
 
 from engine.server.launcher import ROOT, running_server
 
-SUITE = ("tests/api_resources/test_workflows.py", "tests/api_resources/test_jobs.py")
+SUITE = (
+    "tests/api_resources/test_workflows.py",
+    "tests/api_resources/test_jobs.py",
+    "tests/api_resources/test_generate.py",  # generate.run_model only (see sdk_fixtures.py)
+    "tests/api_resources/test_assets.py",  # assets.retrieve only
+)
 SKIP = '@pytest.mark.skip(reason="Mock server tests are disabled")'
 
 
@@ -97,5 +103,5 @@ def test_the_sdk_generated_suite_passes_against_a_live_server(tmp_path: Path) ->
     summary = result.stdout.strip().splitlines()[-1]
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|xfailed|failed)", summary)}
-    # 122 tests, sync (loose, strict) and async (loose, strict, aiohttp): 305 in all
-    assert counts == {"passed": 275, "xfailed": 30}, summary
+    # 142 tests, sync (loose, strict) and async (loose, strict, aiohttp): 355 in all
+    assert counts == {"passed": 320, "xfailed": 35}, summary

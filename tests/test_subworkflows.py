@@ -437,12 +437,13 @@ def test_cli_a_decisions_file_may_name_child_gates_by_path(tmp_path: Path) -> No
 
 def test_a_cost_estimate_goes_through_the_gates_inside_sub_workflows() -> None:
     """A dry run approves and selects in children as in the parent: every model call counted."""
-    from engine.server.costs import estimate
+    from engine.costs import estimate
 
     async def priced(name: str) -> float:
         workflow = Engine().load(flow(name))
         with anyio.fail_after(30):
-            return await estimate(workflow, {}, {"default": 1.0}, workflows=gated_engine()[0])
+            cost = await estimate(workflow, {}, {"default": 1.0}, workflows=gated_engine()[0])
+        return cost.total
 
     assert anyio.run(priced, "sub-gate.json") == 2.0  # the child's draft and final
     # in each clone's child, a draft and, past the selection, a polish: the gate is gone through

@@ -20,7 +20,10 @@ from engine.cli.common import (
     EXIT_CANNOT_SERVE,
     EXIT_INTERNAL,
     EXIT_INVALID,
+    ConfigOption,
+    CostsOption,
     DbOption,
+    ExecutorOption,
     ExpressionSecondsOption,
     JsonOption,
     MaxIterationsOption,
@@ -28,6 +31,7 @@ from engine.cli.common import (
     MaxValueOption,
     as_log_events,
     build_engine,
+    cost_table,
     default_assets_dir,
     describe_db,
     drive,
@@ -225,15 +229,6 @@ def print_warnings(warnings: list[Problem]) -> None:
         err.print(f"warning: {warning}")
 
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        help="A TOML file: executors, routing, store, limits (see docs/configuration.md); "
-        "default $FLOWGRAPH_CONFIG"
-    ),
-]
-
-
 @app.command()
 def run(
     file: Annotated[
@@ -304,6 +299,7 @@ def run(
     expression_seconds: ExpressionSecondsOption = None,
     max_value: MaxValueOption = None,
     config: ConfigOption = None,
+    executor: ExecutorOption = None,
 ) -> None:
     """Run a workflow offline: model nodes go to the dry-run executor or configured executors.
 
@@ -330,6 +326,7 @@ def run(
         "maxIterations": max_iterations,
         "expressionSeconds": expression_seconds,
         "maxValue": max_value,
+        "executor": executor,
     }
     try:
         config_path = config or os.environ.get(CONFIG_VARIABLE)
@@ -424,13 +421,7 @@ def serve(
     ] = None,
     db: DbOption = None,
     config: ConfigOption = None,
-    costs: Annotated[
-        Path | None,
-        typer.Option(
-            help="JSON: creative units per model call, by modelId or node type "
-            '(and "default"), for dry-run estimates'
-        ),
-    ] = None,
+    costs: CostsOption = None,
     workflows_dir: Annotated[
         Path | None,
         typer.Option("--workflows", help="Load these workflow files into the store on start"),
@@ -439,6 +430,17 @@ def serve(
     latency: Annotated[
         float, typer.Option(min=0.0, help="Simulated seconds per dry-run model call")
     ] = 0.0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Simulated transient failure rate")
+    ] = 0.0,
+    fail: Annotated[
+        list[str],
+        typer.Option(
+            "--fail",
+            help="Make this node fail (every clone of a template), or every generation of "
+            "this modelId on /v1/generate",
+        ),
+    ] = [],  # noqa: B006
     max_concurrency: Annotated[
         int | None, typer.Option("--max-concurrency", min=1, help="Executor calls at once [8]")
     ] = None,
@@ -465,26 +467,14 @@ def serve(
         port = port or int(server.get("port", 8787))
         location = db or settings.store_location
         store = open_db(location)
-        table: dict[str, float] = {str(k): float(v) for k, v in server.get("costs", {}).items()}
-        if costs is not None:
-            loaded = parse_json(costs.read_text(encoding="utf-8"), source=str(costs))
-            if not isinstance(loaded, dict) or not all(
-                isinstance(v, int | float) for v in loaded.values()
-            ):
-                raise ValidationError(
-                    [
-                        Problem(
-                            "a costs file maps modelIds or node types to numbers", path=str(costs)
-                        )
-                    ],
-                    what="costs",
-                )
-            table = {str(k): float(v) for k, v in loaded.items()}
+        table = cost_table(costs, settings)
         if workflows_dir is not None:
             load_into_store(workflows_dir, store)
         options = {
             "seed": seed,
             "latency": latency,
+            "failureRate": failure_rate,
+            "fail": list(fail),
             "maxConcurrency": max_concurrency,
             "maxNodes": max_nodes,
             "maxIterations": max_iterations,

@@ -12,12 +12,12 @@ import anyio
 import typer
 
 from engine.api import Engine, JobRun
-from engine.compile.document import published_from_editor, read_document
+from engine.compile.document import parse_json, published_from_editor, read_document
 from engine.compile.models import Workflow
-from engine.config import Config, load_config
+from engine.config import Config, build_executor, load_config, scenario_executor
 from engine.errors import DecisionError, FlowgraphError, Problem, StoreError, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor
-from engine.protocols import JobStatus, Store
+from engine.protocols import Executor, JobStatus, Store
 from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.stores import default_db_path, open_store
 from engine.views.gates import describe_gate, example_selection
@@ -112,6 +112,29 @@ MaxIterationsOption = Annotated[
     int | None,
     typer.Option("--max-iterations", min=1, help="Iterations per for-each [1000000]"),
 ]
+ExecutorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where model nodes run: `scenario` (Scenario's API through scenario-sdk, "
+        "configured by SCENARIO_SDK_API_KEY/_SECRET or _JWT and SCENARIO_BASE_URL), `dry-run`, "
+        "or an executor of the configuration file",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="A TOML file: executors, routing, store, limits (see docs/configuration.md); "
+        "default $FLOWGRAPH_CONFIG"
+    ),
+]
+CostsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="JSON: creative units per model call, by modelId or node type "
+        '(and "default"), for dry-run estimates [the configuration\'s [server] costs]'
+    ),
+]
 ExpressionSecondsOption = Annotated[
     float | None,
     typer.Option(
@@ -201,7 +224,10 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
     except ValueError as error:
         raise ValidationError([Problem(str(error))], what="options") from None
     run_options = {k: v for k, v in options.items() if k not in ("seed", "keepGoing", "lineage")}
-    if settings is not None and (settings.executors or settings.engine):
+    chosen = options.get("executor")
+    if chosen and settings is None:
+        settings = Config()
+    if settings is not None and (settings.executors or settings.engine or chosen):
         section = settings.engine
         given = {
             "concurrency": options.get("maxConcurrency"),
@@ -209,9 +235,14 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
             "timeout": options.get("timeout"),
         }
         policy = replace(settings.policy(), **{k: v for k, v in given.items() if v is not None})
+        router = settings.router()
+        if chosen:
+            router.default = chosen_executor(chosen, settings)
+            if chosen == "scenario" and options.get("maxConcurrency") is None:
+                policy = replace(policy, concurrency=max(policy.concurrency, SCENARIO_WORKERS))
         seed = options.get("seed")
         return Engine(
-            executors=settings.router(),
+            executors=router,
             seed=int(seed if seed is not None else section.get("seed", 0)),
             keep_going=bool(options.get("keepGoing") or section.get("keep_going", False)),
             policy=policy,
@@ -240,6 +271,46 @@ def build_engine(store: Store, options: dict[str, Any], settings: Config | None 
         store=store,
         run_options=run_options,
         limits=limits,
+    )
+
+
+def cost_table(path: Path | None, settings: Config) -> dict[str, float]:
+    """Creative units per call by modelId or node type: the file `path`, else the
+    configuration's `[server] costs`."""
+    if path is None:
+        return {str(k): float(v) for k, v in settings.server.get("costs", {}).items()}
+    try:
+        loaded = parse_json(path.read_text(encoding="utf-8"), source=str(path))
+    except OSError as error:
+        raise ValidationError(
+            [Problem(f"cannot read `{path}`: {error.strerror}")], what="costs"
+        ) from None
+    if not isinstance(loaded, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in loaded.values()
+    ):
+        raise ValidationError(
+            [Problem("a costs file maps modelIds or node types to numbers", path=str(path))],
+            what="costs",
+        )
+    return {str(k): float(v) for k, v in loaded.items()}
+
+
+SCENARIO_WORKERS = 10  # calls at once by default with `--executor scenario` (the cloud's limit)
+
+
+def chosen_executor(name: str, settings: Config) -> Executor:
+    """`--executor NAME`: an executor of the configuration file, or the built-in `scenario`
+    (configured by the SDK's environment variables) or `dry-run`."""
+    if name in settings.executors:
+        return build_executor(name, settings.executors[name])
+    if name == "scenario":
+        return scenario_executor({})
+    if name == "dry-run":
+        return DryRunExecutor(seed=int(settings.engine.get("seed", 0)))
+    known = ", ".join(sorted({"dry-run", "scenario", *settings.executors}))
+    raise ValidationError(
+        [Problem(f"`--executor {name}` is no executor; expected one of: {known}")],
+        what="options",
     )
 
 

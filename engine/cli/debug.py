@@ -7,7 +7,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import typer
@@ -15,8 +15,13 @@ import typer
 from engine.api import Engine, JobRun
 from engine.cli.common import (
     EXIT_INVALID,
+    ConfigOption,
+    CostsOption,
     DbOption,
+    ExecutorOption,
     build_engine,
+    chosen_executor,
+    cost_table,
     describe_db,
     err,
     fail_invalid,
@@ -25,10 +30,14 @@ from engine.cli.common import (
     read_workflow,
     write_file,
 )
-from engine.errors import FlowgraphError, ValidationError
+from engine.config import load_config
+from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.executors import DryRunExecutor
 from engine.run.decisions import DecisionReport, apply_decisions
 from engine.views.gates import describe_gate, waiting_gates
+
+if TYPE_CHECKING:
+    from engine.costs import CostEstimate
 
 
 class GraphFormat(StrEnum):
@@ -102,8 +111,20 @@ def explain(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
     db: DbOption = None,
+    cost: Annotated[
+        bool,
+        typer.Option(
+            "--cost",
+            help="Price the run: each model call the inputs lead to, asked of its executor "
+            "(`scenario`: Scenario's dryRun) or from the costs table",
+        ),
+    ] = False,
+    executor: ExecutorOption = None,
+    config: ConfigOption = None,
+    costs: CostsOption = None,
 ) -> None:
-    """Why each node ran, waited or was skipped, back to the decision that caused it."""
+    """Why each node ran, waited or was skipped, back to the decision that caused it; with
+    --cost, what the run costs in creative units, per model node and in total."""
     from engine.cli.app import parse_inputs
 
     job = stored_job(target, db)
@@ -113,6 +134,7 @@ def explain(
         except ValidationError as error:
             raise fail_invalid(error) from None
         job = planned_job(target, inputs, auto_approve=auto_approve)
+    priced = price_job(job, executor=executor, config=config, costs=costs) if cost else None
     from engine.views.explain import Explainer, explain_text
 
     explainer = Explainer(job.scheduler)
@@ -134,12 +156,64 @@ def explain(
             "nodes": [e.to_json() for e in explanations],
             "gates": gates,
         }
+        if priced is not None:
+            payload["cost"] = priced.to_json()
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
     out_console().print(f"job {job.job_id}: {job.status.value}")
     out_console().print(explain_text(explanations, drill_down=node is not None), soft_wrap=True)
     for lines in gates.values():
         out_console().print("\n".join(lines), soft_wrap=True)
+    if priced is not None:
+        out_console().print(cost_text(priced), soft_wrap=True)
+
+
+def price_job(
+    job: JobRun, *, executor: str | None, config: Path | None, costs: Path | None
+) -> CostEstimate:
+    """What running `job`'s workflow with its inputs costs (see engine/costs.py)."""
+    from engine.costs import estimate
+
+    try:
+        settings = load_config(config)
+        table = cost_table(costs, settings)
+        router = settings.router()
+        if executor:
+            router.default = chosen_executor(executor, settings)
+    except ValidationError as error:
+        raise fail_invalid(error) from None
+    except ValueError as error:  # an executor of the file that cannot be built so
+        raise fail_invalid(ValidationError([Problem(str(error))], what="configuration")) from None
+    executors = {id(e): e for e in (router.default, *(r.executor for r in router.routes))}
+
+    async def go() -> CostEstimate:
+        try:
+            return await estimate(
+                job.plan.workflow, job.scheduler.inputs, table, workflows=Engine(), router=router
+            )
+        finally:
+            for used in executors.values():
+                close = getattr(used, "close", None)
+                if close is not None:
+                    await close()
+
+    try:
+        return anyio.run(go)
+    except FlowgraphError as error:
+        raise fail_invalid(error) from None
+    except Exception as error:  # an executor that cannot price: say which and why
+        err.print(f"error: cannot price the run: {error}")
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def cost_text(priced: CostEstimate) -> str:
+    def units(value: float) -> str:
+        return f"{value:g}"
+
+    width = max((len(n) for n in priced.nodes), default=0)
+    lines = [f"  {n.ljust(width)}  {units(c)}" for n, c in priced.nodes.items()]
+    asked = f" ({priced.asked} distinct calls priced by their executor)" if priced.asked else ""
+    return "\n".join([f"cost: {units(priced.total)} creative units{asked}", *lines])
 
 
 def graph(

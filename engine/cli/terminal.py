@@ -9,7 +9,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
@@ -45,6 +52,7 @@ class ProgressDisplay:
             BarColumn(),
             TextColumn("{task.completed}/{task.total} nodes"),
             TextColumn("{task.fields[detail]}", markup=False),  # loop ids are user text
+            GenerationColumn(job),
             TimeElapsedColumn(),
             console=console,
             transient=True,
@@ -119,6 +127,26 @@ class ProgressDisplay:
     ) -> None:
         self.update()
         self.progress.__exit__(kind, value, traceback)
+
+
+class GenerationColumn(ProgressColumn):
+    """How far the remote jobs of the model calls in flight have come, as their executors
+    report it (the scenario executor: each inference job's `progress`); read at each refresh,
+    since a remote job progresses without any transition of the flow."""
+
+    def __init__(self, job: JobRun) -> None:
+        super().__init__()
+        self.job = job
+
+    def render(self, task: Task) -> Text:
+        try:
+            reported = list(self.job.runner.call_progress.values())
+        except RuntimeError:  # changed while read, from the run's thread: the next refresh
+            return Text("")
+        if not reported:
+            return Text("")
+        average = sum(reported) / len(reported)
+        return Text(f"generating {len(reported)}: {average:.0%}", style="yellow")
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -93,7 +93,7 @@ class DryRunExecutor:
         if url is None:
             path = self.assets_dir / f"dry-run-{colour:03d}.png"
             if not path.exists():
-                path.write_bytes(_placeholder_png(colour))
+                path.write_bytes(placeholder_png(colour))
             url = self._placeholder_urls[colour] = path.resolve().as_uri()
         return Asset(asset_id, url, "image")
 
@@ -106,7 +106,7 @@ def _requested_count(inputs: Mapping[str, Any]) -> int:
     return 1
 
 
-def _placeholder_png(colour: int, size: int = 8) -> bytes:
+def placeholder_png(colour: int, size: int = 8) -> bytes:
     """A tiny valid PNG of one of 256 colours."""
     red, green, blue = hashlib.blake2b(bytes([colour]), digest_size=3).digest()
     row = b"\x00" + bytes((red, green, blue)) * size

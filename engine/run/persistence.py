@@ -118,12 +118,13 @@ def restore(
     outcomes: list[OutcomeRecord],
     history: list[tuple[str, JobStatus]] | None,
     limits: Limits | None = None,
-) -> tuple[Scheduler, list[Instance]]:
+) -> tuple[Scheduler, list[Instance], dict[str, str]]:
     """Rebuild a scheduler by replaying recorded outcomes in the order they were applied.
 
-    Returns the scheduler and the instances it handed out that have no recorded result: the
-    runner must start those (delegated calls among them keep their recorded attempt, so the
-    executor sees the same idempotency key).
+    Returns the scheduler, the instances it handed out that have no recorded result (the
+    runner must start those: delegated calls among them keep their recorded attempt, so the
+    executor sees the same idempotency key), and the remote jobs that unfinished calls had
+    started, by node id (the executor is given them back to poll).
     """
     scheduler = Scheduler(
         plan, job_id=job_id, inputs=inputs, keep_going=keep_going, clock=clock, limits=limits
@@ -131,6 +132,7 @@ def restore(
     scheduler.start()
     started: dict[str, Instance] = {}
     called: dict[str, dict[str, Any]] = {}
+    remote: dict[str, str] = {}  # node id -> the remote job its unfinished call started
 
     def take(node_id: str) -> Instance:
         # hand out in the order the run did (first resolved first), only as far as this node:
@@ -164,9 +166,15 @@ def restore(
             instance.job_id = record.payload.get("jobId")
             called[instance.id] = record.payload
             started[instance.id] = instance
+            remote.pop(instance.id, None)
+        elif record.kind == "remote":
+            calling = started.get(record.node_id)
+            if calling is not None:
+                calling.job_id = remote[calling.id] = record.payload["jobId"]
         else:
             instance = take(record.node_id)
             called.pop(instance.id, None)
+            remote.pop(instance.id, None)
             scheduler.apply(instance, decode_outcome(record))
     live: list[Instance] = []
     if scheduler.halting:
@@ -180,7 +188,7 @@ def restore(
             live.append(instance)
     if history:
         scheduler.status_history = list(history)
-    return scheduler, live
+    return scheduler, live, remote
 
 
 class JobReplayError(FlowgraphError, RuntimeError):

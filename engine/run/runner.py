@@ -113,6 +113,11 @@ class Runner:
         self.backlog = 4096
         self._flush_lock: anyio.Lock | None = None
         self.pending_start: list[Instance] = []  # handed out during a restore, not started yet
+        self.remote_jobs: dict[str, str] = {}  # restored: node id -> the remote job of its call
+        self._remote_hook = self._remote_started
+        # how far the remote jobs of calls in flight have come, by node id (executors that say)
+        self.call_progress: dict[str, float] = {}
+        self._progress_hook = self.call_progress.__setitem__
         self.active = False
         self._announced = self.recorder.flushed_transitions
         self._group: TaskGroup | None = None
@@ -220,6 +225,10 @@ class Runner:
                 instance.job_id = instance.job_id or child_job_id(scheduler.job_id, instance.id)
             elif isinstance(outcome, Delegate):
                 instance.job_id = instance.job_id or self.node_job_ids()
+                call.on_remote_job = self._remote_hook
+                call.on_progress = self._progress_hook
+                if self.remote_jobs:
+                    call.remote_job_id = self.remote_jobs.pop(instance.id, None)
             scheduler.apply(instance, outcome)
             self.recorder.add(instance, outcome)
             if isinstance(outcome, Delegate | RunChild):
@@ -297,6 +306,15 @@ class Runner:
             seed=self.seed,
         )
 
+    def _remote_started(self, node_id: str, remote_job_id: str) -> None:
+        """An executor started a remote job for the node's call: it becomes the node's job
+        id (as Scenario's flow nodes name their inference jobs), and is recorded."""
+        instance = self.scheduler.instances.get(node_id)
+        if instance is None or instance.status is not NodeStatus.PROCESSING:
+            return
+        instance.job_id = remote_job_id
+        self.recorder.add_record(OutcomeRecord(node_id, "remote", {"jobId": remote_job_id}))
+
     def _close_queue(self) -> None:
         self._closed = True
         self._has_work.set()
@@ -359,6 +377,8 @@ class Runner:
             return await call_executor(executor, call, self.policy)
         finally:
             limiter.release_on_behalf_of(borrower)
+            if self.call_progress:
+                self.call_progress.pop(call.node_id, None)
 
     async def _run_child(self, instance: Instance, call: NodeCall, workflow_id: str) -> CallResult:
         if self.child_runner is None:

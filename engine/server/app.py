@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import FlowgraphError
 from engine.run.events import event_logger
-from engine.server import console, jobs, workflows
+from engine.server import console, generate, jobs, workflows
 from engine.server.schemas import ErrorEnvelope
 from engine.server.state import ApiError, ServerState
 
@@ -163,8 +163,11 @@ def create_app(state: ServerState) -> FastAPI:
     api = APIRouter(prefix="/v1", dependencies=[Depends(check_credentials)])
     api.include_router(workflows.router)
     api.include_router(jobs.router)
+    api.include_router(generate.router)
+    api.include_router(generate.assets_router)
     app.include_router(api)
     console.install(app, state)
+    app.include_router(generate.files_router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

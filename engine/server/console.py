@@ -208,7 +208,7 @@ def _view_of(
     record = state.store.get_job(job_id)
     if record is None:
         raise not_found(f"job `{job_id}` not found")
-    workflow, scheduler, _ = state.engine.replay(record)
+    workflow, scheduler, _, _ = state.engine.replay(record)
     if record.status in FINISHED:
         kept.keep(kept.schedulers, job_id, scheduler, FINISHED_KEPT)
     return scheduler, record.workflow_id or workflow.id

@@ -8,8 +8,9 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Query
 
 from engine.errors import DecisionError
+from engine.server.inference import inference_json, is_inference
 from engine.server.schemas import JobAction, JobEnvelope, JobList
-from engine.server.state import ServerState, bad_request, json_envelope, state_of
+from engine.server.state import ApiError, ServerState, bad_request, json_envelope, state_of
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 State = Annotated[ServerState, Depends(state_of)]
@@ -35,8 +36,8 @@ async def list_jobs(
     jobs = []
     for record in records:
         try:
-            jobs.append(state.engine.document_json(record.job_id, may_lag=True))
-        except LookupError:
+            jobs.append(state.answered_job_json(record.job_id))
+        except ApiError:
             continue  # created but not yet written: it shows on the next page load
     pieces = [b'{"jobs":[', b",".join(jobs), b"]"]
     if cursor is not None:
@@ -46,7 +47,7 @@ async def list_jobs(
 
 @router.get("/{job_id}", responses={200: {"model": JobEnvelope}})
 async def get_job(job_id: str, state: State, project_id: ProjectId = None) -> Any:
-    return json_envelope([b'{"job":', state.job_json(job_id), b"}"])
+    return json_envelope([b'{"job":', state.answered_job_json(job_id), b"}"])
 
 
 @router.post("/{job_id}/action", responses={200: {"model": JobEnvelope}})
@@ -56,7 +57,8 @@ async def job_action(
     body: Annotated[JobAction | None, Body()] = None,
     project_id: ProjectId = None,
 ) -> Any:
-    """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped."""
+    """`{"action": "cancel"}`: running model calls are cancelled, the rest skipped (an
+    inference job's call too)."""
     async with state.holding(job_id) as job:
         try:
             # a parent waiting on this job goes on in the background, as any run does here
@@ -66,4 +68,7 @@ async def job_action(
         parent = state.engine.parent_to_carry(job)
         if parent is not None:
             state.start(parent)
-        return json_envelope([b'{"job":', job.document_json(), b"}"])
+        document = job.document_json()
+        if is_inference(job.plan.workflow.id):
+            document = inference_json(document)
+        return json_envelope([b'{"job":', document, b"}"])

@@ -22,6 +22,12 @@ from engine.gc_tuning import collect_promoted
 from engine.protocols import JobRecord, Store
 from engine.run.events import event_logger
 from engine.run.scheduler import TERMINAL_JOB, utc_now
+from engine.server.inference import (
+    index_assets,
+    inference_json,
+    is_inference,
+    is_inference_document,
+)
 from engine.stores.paging import MAX_TOKEN, shown_token
 from engine.subworkflows import MAX_WORKFLOW_DEPTH
 
@@ -211,6 +217,8 @@ class ServerState:
         (the engine fails it), never the task group the other jobs run in."""
         try:
             await self.engine.advance(job)  # runs again for decisions that come meanwhile
+            if job.scheduler.finished and is_inference(job.plan.workflow.id):
+                index_assets(self.store, job)
         except Exception as error:  # the store could not record the failure, or worse
             job.runner.abort(internal_message(first_cause(error)))
             log.error(
@@ -313,6 +321,12 @@ class ServerState:
             return self.engine.document_json(job_id, may_lag=True)
         except LookupError:
             raise not_found(f"job `{job_id}` not found") from None
+
+    def answered_job_json(self, job_id: str) -> bytes:
+        """The job as `/jobs` answers it: an inference job of the generate stand-in in
+        Scenario's inference-job form, a workflow job as it is."""
+        document = self.job_json(job_id)
+        return inference_json(document) if is_inference_document(document) else document
 
 
 def json_envelope(pieces: list[bytes]) -> Response:

@@ -14,8 +14,8 @@ from engine.compile.editor_graph import has_editor_graph
 from engine.compile.models import Workflow
 from engine.compile.publish import publish
 from engine.compile.run_inputs import validate_run_inputs
+from engine.costs import estimate
 from engine.errors import DecisionError, ValidationError
-from engine.server.costs import estimate
 from engine.server.schemas import (
     Deleted,
     DryRunResponse,
@@ -228,10 +228,12 @@ async def run_workflow(
     if dry_run is not None:
         try:
             validate_run_inputs(workflow, body)
-            cost = await estimate(workflow, body, state.costs, workflows=state.engine)
+            cost = await estimate(
+                workflow, body, state.costs, workflows=state.engine, router=state.engine.router
+            )
         except ValidationError as error:
             raise bad_request(problems_message(error)) from None
-        answer = {"creativeUnitsCost": cost, "creativeUnitsDiscount": 0, "job": {}}
+        answer = {"creativeUnitsCost": cost.total, "creativeUnitsDiscount": 0, "job": {}}
         return JSONResponse(answer, status_code=269)
     key = request.headers.get("idempotency-key")
     job_id = state.engine.job_ids()

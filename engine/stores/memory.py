@@ -137,6 +137,10 @@ class MemoryStore:
         with self._lock:
             return self._keys.setdefault(key, job_id)
 
+    def bound_job(self, key: str) -> str | None:
+        with self._lock:
+            return self._keys.get(key)
+
     def forget_key(self, key: str, job_id: str) -> None:
         with self._lock:
             if self._keys.get(key) == job_id:

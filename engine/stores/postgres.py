@@ -254,6 +254,12 @@ class PostgresStore:
         ).fetchone()
         return str(row[0])
 
+    def bound_job(self, key: str) -> str | None:
+        row = self._execute(
+            "SELECT job_id FROM flowgraph_idempotency_keys WHERE key = %s", (key,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def forget_key(self, key: str, job_id: str) -> None:
         self._execute(
             "DELETE FROM flowgraph_idempotency_keys WHERE key = %s AND job_id = %s",

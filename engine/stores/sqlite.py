@@ -311,6 +311,13 @@ class SQLiteStore:
             ).fetchone()
         return str(row[0])
 
+    def bound_job(self, key: str) -> str | None:
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT job_id FROM idempotency_keys WHERE key = ?", (key,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def forget_key(self, key: str, job_id: str) -> None:
         with self._lock:
             self._connection.execute(

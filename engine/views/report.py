@@ -118,10 +118,10 @@ def coverage_page(plan: Plan, coverage: WorkflowCoverage, *, title: str) -> str:
             status = "covered" if taken == len(listed) else "partial" if taken else "uncovered"
         node["status"] = view["details"][node["id"]]["status"] = status
         if listed:
-            never = [point["outcome"] for point in listed if not point["runs"]]
+            untaken = [point["outcome"] for point in listed if not point["runs"]]
             view["details"][node["id"]]["explanation"] = (
                 f"{taken} of {len(listed)} branches taken"
-                + (f"; never taken: {', '.join(never)}" if never else "")
+                + (f"; never taken: {', '.join(untaken)}" if untaken else "")
             )
             view["details"][node["id"]]["coverage"] = listed
     missing = {branch.key for branch in coverage.missing()}

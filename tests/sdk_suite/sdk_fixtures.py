@@ -3,7 +3,8 @@
 a fresh test needs them. Workflow `workflowId` (ready), job `jobId` and job `workflowJobId`
 waiting at gate `nodeId` (a user-selection for the selection tests, else a user-approval), are
 written again into the server's SQLite store, so what one test did (delete, cancel, approve) is
-not what the next one finds."""
+not what the next one finds. Asset `assetId` is made once, by an inference job of the
+generate stand-in (engine/server/inference.py) whose model answers that asset."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from typing import Any
 import anyio
 import pytest
 
-from engine import Engine
+from engine import Engine, ExecutorRouter, PythonExecutor
+from engine.server.inference import index_assets, inference_workflow
 from engine.server.workflows import complete_workflow
 from engine.stores.sqlite import SQLiteStore
 
@@ -58,8 +60,23 @@ def reseed(db: Path, selection: bool) -> None:
         engine = Engine(store=store)
         for job_id in ("jobId", "workflowJobId"):
             anyio.run(engine.advance, engine.prepare(document, job_id=job_id))
+        if store.get_job(ASSET_JOB) is None:
+            make_asset(store)
     finally:
         store.close()
+
+
+ASSET_JOB = "assetJob"
+
+
+def make_asset(store: SQLiteStore) -> None:
+    """The inference job that made asset `assetId` (its url is the server's own)."""
+    model = PythonExecutor({"modelId": lambda call: ["assetId"]})
+    engine = Engine(store=store, executors=ExecutorRouter(default=model))
+    workflow = inference_workflow("modelId", {"prompt": "a fox"}, node_type="custom-model")
+    job = engine.prepare(workflow, job_id=ASSET_JOB)
+    anyio.run(engine.advance, job)
+    index_assets(store, job)
 
 
 @pytest.fixture(autouse=True)
@@ -78,10 +95,27 @@ MOCK_ONLY = {
     "test_method_run_with_all_params": (
         "`dryRun` answers 269 with a cost and an empty `job`, which the test parses as a job"
     ),
+    "test_method_run_model_with_all_params": (
+        "`dryRun` answers 269 with a cost and an empty `job`, which the test parses as a job"
+    ),
 }
 
+# Of these files, only the tests of these methods run: the stand-in serves them, not the rest
+# of the generate and assets APIs.
+ONLY = {"test_generate.py": "run_model", "test_assets.py": "retrieve"}
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+
+def _served(item: pytest.Item) -> bool:
+    method = ONLY.get(item.path.name)
+    name = item.name.split("[", 1)[0]
+    return method is None or name.endswith((f"_{method}", f"_{method}_with_all_params"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselected = [item for item in items if not _served(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if _served(item)]
     for item in items:
         reason = MOCK_ONLY.get(item.name.split("[", 1)[0])
         if reason is not None:
