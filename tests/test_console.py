@@ -269,14 +269,22 @@ def test_a_running_job_updates_without_reload_and_gates_are_decided_from_the_pag
     )
     assert picked == [0, 1]
     page.click('aside .gate .thumb[data-index="1"]')  # unpicked
+    page.click('aside .gate .thumb[data-index="0"]')  # unpicked, then picked after 2
     page.click('aside .gate .thumb[data-index="2"]')
+    page.click('aside .gate .thumb[data-index="0"]')
+    order = page.eval_on_selector_all(
+        "aside .gate .thumb.picked", "els => els.map(e => [Number(e.dataset.index), e.dataset.order])"
+    )
+    assert sorted(order) == [[0, "2"], [2, "1"]]  # the page shows the order of the picks
+    assert "in this order: 2, 0" in page.text_content("aside .gate .pick-count")
     assert page.is_enabled("aside .gate button.select")
     items = node(client.jobs.retrieve(job_id).job, "choose").items
     page.click("aside .gate button.select")
     page.wait_for_selector(".job-status.status-success", timeout=20_000)
     assert page.evaluate("window.sameDocument") is True
     job = client.jobs.retrieve(job_id).job
-    assert job.status == "success" and node(job, "choose").output == [items[0], items[2]]
+    # the output in the order of the picks, as `flowgraph select JOB choose 2 0` gives
+    assert job.status == "success" and node(job, "choose").output == [items[2], items[0]]
     # and an approval from the page, on a second job
     second = client.workflows.run(workflow_id, body={}).job.job_id
     wait_job(client, second, waiting("review"))

@@ -498,20 +498,31 @@
     const rule = gate.min === gate.max ? `${gate.min}` : `${gate.min} to ${gate.max}`;
     const choose = el('button', { class: 'select', text: 'Select', disabled: true });
     const count = el('span', { class: 'hint pick-count', text: `choose ${rule} of ${gate.items.length}` });
-    const refresh = () => { choose.disabled = picked.size < gate.min || picked.size > gate.max; count.textContent = `${picked.size} chosen; choose ${rule} of ${gate.items.length}`; };
+    // the order of the picks is the order of the output, as with `flowgraph select JOB NODE 2 0`
+    const cards = [];
+    const refresh = () => {
+      choose.disabled = picked.size < gate.min || picked.size > gate.max;
+      count.textContent = `${picked.size} chosen (in this order: ${[...picked].join(', ') || 'none'}); choose ${rule} of ${gate.items.length}`;
+      const order = [...picked];
+      cards.forEach((card, index) => {
+        const at = order.indexOf(index);
+        card.classList.toggle('picked', at >= 0);
+        if (at >= 0) card.dataset.order = String(at + 1); else delete card.dataset.order;
+      });
+    };
     const thumbs = gate.items.map((item, index) => {
       const asset = { assetId: typeof item.value === 'string' ? item.value : JSON.stringify(item.value), url: item.url, label: `[${index}] ${typeof item.value === 'string' ? item.value : JSON.stringify(item.value)}` };
       const card = thumb(asset, { 'data-index': String(index) });
       if (live) card.addEventListener('click', () => {
         if (picked.has(index)) picked.delete(index); else if (picked.size < gate.max) picked.add(index);
-        card.classList.toggle('picked', picked.has(index));
         refresh();
       });
+      cards.push(card);
       return card;
     });
     box.prepend(el('strong', { text: 'waiting for a selection' }));
     box.append(count, el('div', { class: 'thumbs' }, thumbs));
-    choose.addEventListener('click', () => send('user-selection', { action: 'select', selectedIndices: [...picked].sort((a, b) => a - b) }));
+    choose.addEventListener('click', () => send('user-selection', { action: 'select', selectedIndices: [...picked] }));
     if (live) box.append(el('div', { class: 'actions' }, choose,
       el('button', { class: 'reject', text: 'Reject', onclick: () => send('user-selection', { action: 'reject' }) }), note));
     return box;
