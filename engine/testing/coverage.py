@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.compile.compiler import CompiledInput, Plan, TemplateNode
 from engine.protocols import NodeStatus
-from engine.run.instances import Instance, json_text
+from engine.run.instances import INSTANCE, Instance, Link, json_text
 from engine.run.scheduler import Scheduler
 from engine.run.skips import matched
 
@@ -147,17 +147,27 @@ def instance_taken(instance: Instance) -> Iterable[str]:
             if index is not None:
                 yield f"{node_id}: input `{compiled.name}` from `{compiled.conditional[index]}`"
         elif compiled.has_equal and link is not None and not conditional:
-            outcome = _equal_outcome(instance, compiled)
+            outcome = _equal_outcome(instance, compiled, link)
             if outcome is not None:
                 equal = json_text(compiled.ref_equal)
                 yield f"{node_id}: input `{compiled.name}` equal `{equal}` {outcome}"
 
 
-def _equal_outcome(instance: Instance, compiled: CompiledInput) -> str | None:
+def _equal_outcome(instance: Instance, compiled: CompiledInput, link: Link) -> str | None:
     if instance.values is not None:
         return "matched"
     cause = instance.cause or {}
     if cause.get("cause") == "equal" and cause.get("input") == compiled.name:
+        return "not matched"
+    # a node that is a branch of the if/else its `ref.equal` reads is skipped as a branch not
+    # taken before its input is looked at: the if/else's choice says whether it matched
+    source = link[1] if link[0] == INSTANCE else None
+    if (
+        cause.get("cause") == "branch"
+        and source is not None
+        and cause.get("node") == source.id
+        and cause.get("chose") != compiled.ref_equal
+    ):
         return "not matched"
     return None
 
