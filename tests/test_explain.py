@@ -31,6 +31,15 @@ def test_literal_case_equal_mismatch_and_taken_branch() -> None:
     )
 
 
+def test_a_branch_that_reads_its_if_else_through_equal_too_says_it_once() -> None:
+    """`paint` is the default branch of `route` and reads it with `equal: paint`."""
+    text = lines(run("scenario-generations.json", {"subjects": ["a fox"]}))
+    assert text["paint"] == (
+        "paint success ← branch `paint` of `route` taken"
+        " ← route chose `paint`: no case matched, so the default"
+    )
+
+
 def test_cel_case_and_default() -> None:
     text = lines(run("explain-cases.json", {"n": 3}))
     assert text["size"] == "size success ← size chose `small` because case 1 `n < 10` was true"

@@ -143,8 +143,9 @@ class Explainer:
             break
         for compiled, link in zip(template.inputs, instance.input_links, strict=True):
             if compiled.has_equal and link is not None and link[0] == INSTANCE:
-                steps.append(f"branch `{json_text(compiled.ref_equal)}` of `{link[1].id}` taken")
-                steps.append(self.decision(link[1]))
+                step = f"branch `{json_text(compiled.ref_equal)}` of `{link[1].id}` taken"
+                if step not in steps:  # a branch of that if/else named by its `equal` too
+                    steps += [step, self.decision(link[1])]
                 break
         if template.type == "for-each":
             count = (instance.outputs or {}).get("count", 0)
