@@ -430,6 +430,9 @@ def test_an_editor_export_in_the_workflows_folder_is_named_without_export(
     (folder / "storyboard.export.json").write_text(
         (EXAMPLES / "storyboard.export.json").read_text()
     )
+    # test files and decisions files beside the workflows are passed over
+    (folder / "storyboard.flowtest.json").write_text('{"workflow": "x", "cases": []}')
+    (folder / "storyboard.decisions.json").write_text('{"approve2": "approve"}')
     parent = tmp_path / "parent.json"
     node = {"id": "board", "type": "workflow", "workflowId": "storyboard"}
     node["inputs"] = [{"name": "text4", "type": "string", "value": "a bridge\na tower"}]
@@ -443,6 +446,7 @@ def test_an_editor_export_in_the_workflows_folder_is_named_without_export(
     (folder / "storyboard.json").write_text((EXAMPLES / "transform.json").read_text())
     twice = flowgraph("run", str(parent), "--workflows", str(folder))
     assert twice.returncode == 2
+    assert "flowtest.json" not in twice.stderr and "decisions" not in twice.stderr
     assert "`storyboard.export.json` gives workflow id `storyboard` too" in twice.stderr
 
 

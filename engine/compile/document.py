@@ -278,11 +278,18 @@ def _workflow_refs(nodes: list[Any]) -> dict[str, str]:
     return found
 
 
+# files that sit next to workflows and are none: test files and decisions files
+NOT_WORKFLOWS = (".flowtest.json", ".decisions.json")
+
+
 def folder_workflows(folder: Path) -> Iterator[tuple[Path, Workflow | ValidationError]]:
-    """Each `*.json` of `folder`, in name order, read as a workflow (or why it is none)."""
+    """Each `*.json` of `folder` (test and decisions files aside), in name order, read as a
+    workflow (or why it is none)."""
     if not folder.is_dir():
         raise ValidationError([Problem(f"no such folder `{folder}`")], what="workflows")
     for path in sorted(folder.glob("*.json")):
+        if path.name.endswith(NOT_WORKFLOWS):
+            continue
         try:
             yield path, read_document(path)
         except ValidationError as error:
