@@ -68,8 +68,8 @@ class ValidationError(FlowgraphError, ValueError):
 class DocumentError(ValidationError):
     """The file could not be read as a workflow document (JSON syntax, shape, schema)."""
 
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__(problems, what="document")
+    def __init__(self, problems: list[Problem], *, what: str = "document") -> None:
+        super().__init__(problems, what=what)
 
 
 class InputError(ValidationError):

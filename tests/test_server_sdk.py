@@ -415,7 +415,8 @@ def test_serve_workflows_loads_files_as_the_api_would_answer_them(tmp_path: Path
         assert job.job_id.startswith("job_")
     log = next(tmp_path.glob("db.*.log")).read_text()
     assert (
-        "warning: notes.json skipped: document is invalid: flow: a workflow needs a `flow`" in log
+        f"warning: skipped: document {folder / 'notes.json'} is invalid: "
+        "flow: a workflow needs a `flow`" in log
     )
 
 

@@ -403,7 +403,7 @@ def load_into_store(folder: Path, store: Store) -> None:
     loaded: dict[str, str] = {}
     for path, workflow in folder_workflows(folder):
         if isinstance(workflow, ValidationError):
-            err.print(f"warning: {path.name} skipped: {workflow.headline}: {workflow.problems[0]}")
+            err.print(f"warning: skipped: {workflow.headline}: {workflow.problems[0]}")
             continue
         workflow_id = workflow.id or file_workflow_id(path)
         if workflow_id in loaded:

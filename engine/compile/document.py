@@ -96,8 +96,11 @@ def read_json_file(path: str | Path) -> Any:
 
 
 def read_document(path: str | Path) -> Workflow:
-    """Read and validate a workflow document from a file."""
-    return load_workflow(read_json_file(path))
+    """Read and validate a workflow document from a file; its problems name the file."""
+    try:
+        return load_workflow(read_json_file(path))
+    except DocumentError as error:
+        raise DocumentError(error.problems, what=f"document {path}") from None
 
 
 def publish_document(document: Any) -> dict[str, Any]:
