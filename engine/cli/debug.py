@@ -213,7 +213,14 @@ def cost_text(priced: CostEstimate) -> str:
     width = max((len(n) for n in priced.nodes), default=0)
     lines = [f"  {n.ljust(width)}  {units(c)}" for n, c in priced.nodes.items()]
     asked = f" ({priced.asked} distinct calls priced by their executor)" if priced.asked else ""
-    return "\n".join([f"cost: {units(priced.total)} creative units{asked}", *lines])
+    return "\n".join(
+        [
+            f"cost: {units(priced.total)} creative units{asked}",
+            "  (the run priced through its gates: approvals approved, selections taking their "
+            "first items)",
+            *lines,
+        ]
+    )
 
 
 def graph(
