@@ -179,6 +179,10 @@ def test_the_job_page_draws_loops_branches_and_explains_a_skipped_node(
     assert page.text_content("aside .explanation") == explained
     assert explained.startswith("upscale_art#1 skipped ← branch `upscale_art` of `style_check#1`")
     assert "selected" in node_class(page, "upscale_art#1")
+    # a skipped node never started: when it was skipped, and no values
+    assert page.query_selector("aside .fact-started") is None
+    assert page.text_content("aside .fact-ended") not in ("", "–")
+    assert page.text_content("aside .inputs") == "not resolved: the node did not run"
     page.click('.node[data-node-id="generate#1"]')
     page.wait_for_selector("aside h2:text-is('generate#1')")
     assert '"prompt": "a kite, photo, poster composition"' in page.text_content("aside pre.inputs")
@@ -194,6 +198,7 @@ def test_the_job_page_draws_loops_branches_and_explains_a_skipped_node(
     page.click("button[data-tab=timeline]")
     bars = page.eval_on_selector_all(".bar", "els => els.map(e => e.dataset.nodeId)")
     assert {"compose", "generate#0", "cutout#3"} <= set(bars)
+    assert "upscale_art#1" not in bars  # skipped: it never ran
     groups = page.eval_on_selector_all("text.group", "els => els.map(e => e.textContent)")
     assert groups == ["for-each variations"]
     shoot(page, "console-timeline.png")

@@ -105,7 +105,8 @@ def node_times(transitions: Iterable[Transition]) -> dict[str | None, list[str |
             entry[0] = transition.at
         elif transition.to_status in ("success", "failure", "skipped", "canceled"):
             entry[1] = transition.at
-            entry[0] = entry[0] or transition.at
+            if transition.to_status != "skipped":  # a node skipped never started
+                entry[0] = entry[0] or transition.at
     return times
 
 

@@ -432,7 +432,8 @@
   function showDetails(d) {
     const status = d.status;
     const facts = [['type', d.type + (d.modelId ? ` · ${d.modelId}` : '')]];
-    if (d.started || d.ended) facts.push(['started', when(d.started)], ['ended', when(d.ended)], ['took', duration(d.started, d.ended)]);
+    if (d.started) facts.push(['started', when(d.started)], ['ended', when(d.ended)], ['took', duration(d.started, d.ended)]);
+    else if (d.ended) facts.push(['ended', when(d.ended)]);
     if (d.attempts) facts.push(['attempts', `${d.attempts}${d.attempts > 1 ? ` (${d.attempts - 1} retr${d.attempts === 2 ? 'y' : 'ies'})` : ''}`]);
     for (const merge of d.merge || []) facts.push(['merge', `input \`${merge.input}\` took its value from \`${merge.from}\``]);
     if (d.reason && status !== 'success') facts.push(['reason', d.reason]);
@@ -446,7 +447,9 @@
     ];
     if (d.gate) parts.push(gatePanel(d));
     if (d.assets && d.assets.length) parts.push(el('h3', { text: 'assets' }), el('div', { class: 'thumbs' }, d.assets.map((a) => thumb(a))));
-    parts.push(el('h3', { text: 'inputs' }), el('pre', { class: 'inputs', text: JSON.stringify(d.inputs === undefined ? null : d.inputs, null, 2) }));
+    parts.push(el('h3', { text: 'inputs' }), d.inputs === undefined || d.inputs === null
+      ? el('div', { class: 'hint inputs', text: 'not resolved: the node did not run' })
+      : el('pre', { class: 'inputs', text: JSON.stringify(d.inputs, null, 2) }));
     if (d.outputs && Object.keys(d.outputs).length) parts.push(el('h3', { text: 'outputs' }), el('pre', { class: 'outputs', text: JSON.stringify(d.outputs, null, 2) }));
     panel(...parts);
   }
