@@ -241,3 +241,49 @@ def test_reading_a_loop_body_node_into_a_single_value_from_outside_is_a_warning(
         "outside the loop: its `prompt` (string) gets the list of every iteration's value; list "
         "`render` in `loopBodyNodeIds` to run it once an iteration"
     ]
+
+
+def test_an_unknown_field_within_a_typo_of_a_known_one_is_a_warning() -> None:
+    """Unknown fields are kept (Scenario's documents carry many); one that is a misspelt known
+    field (`rf`, `allowedValue`) changes what the workflow does, so it is named."""
+    from engine import Engine
+
+    document = {
+        "inputs": [{"name": "p", "type": "string", "allowedValue": ["a", "b"]}],
+        "flow": [
+            {
+                "id": "gen",
+                "type": "custom-model",
+                "modelId": "m",
+                "label": "kept, not a typo",
+                "inputs": [
+                    {"name": "prompt", "type": "string", "rf": {"node": "workflow", "name": "p"}},
+                ],
+            }
+        ],
+    }
+    warnings = [str(p) for p in Engine().compile(document).warnings()]
+    assert "inputs[0].allowedValue: unknown field `allowedValue` is kept as it is and not read; did you mean `allowedValues`?" in warnings
+    assert "flow[0].inputs[0].rf: unknown field `rf` is kept as it is and not read; did you mean `ref`?" in warnings
+    assert not any("label" in w for w in warnings)
+
+
+def test_no_example_fixture_or_export_has_a_field_taken_for_a_typo() -> None:
+    """The fields Scenario's documents carry beyond the ones flowgraph reads are not close
+    enough to a known one to be taken for a typo."""
+    from conftest import EXAMPLES, FLOWS
+
+    from engine.compile.document import read_document
+    from engine.compile.field_names import misspelt_fields
+    from engine.errors import ValidationError as Invalid
+
+    files = [*EXAMPLES.glob("*.json"), *FLOWS.glob("*.json"), *(FLOWS.parent / "exports").glob("*.json")]
+    read = 0
+    for path in files:
+        try:
+            workflow = read_document(path)
+        except Invalid:
+            continue  # fixtures of invalid documents, test and decisions files
+        read += 1
+        assert misspelt_fields(workflow) == [], path
+    assert read > 40

@@ -16,6 +16,7 @@ import networkx as nx
 from engine.compile.edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
 from engine.compile.editor_graph import editor_label
 from engine.compile.expressions import Expression, compile_expression
+from engine.compile.field_names import misspelt_fields
 from engine.compile.models import (
     INPUT_TYPES,
     MODEL_NODE_TYPES,
@@ -122,7 +123,7 @@ class Plan:
         """What is valid but most likely a mistake: an empty flow; a declared workflow input no
         node reads; a workflow input with a `value` and no `default` (its fallback is
         `default`); a node outside a loop reading a body node into a single-value input (it
-        gets the list)."""
+        gets the list); an unknown field within a typo of a known one (`rf` for `ref`)."""
         if not self.nodes:
             return [Problem("the flow has no nodes: a run of it does nothing", path="flow")]
         read = {
@@ -168,7 +169,7 @@ class Plan:
                             node_id=template.id,
                         )
                     )
-        return found
+        return found + misspelt_fields(self.workflow)
 
     def loop_output_is_assets(self, loop_id: str) -> bool:
         """Whether a for-each's collected output is asset ids (every sink produces assets)."""
