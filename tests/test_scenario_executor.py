@@ -307,3 +307,34 @@ def test_explain_cost_asks_the_stand_ins_dry_runs_and_matches_its_run_estimate(
         )  # fmt: skip
     assert "cost: 5.5 creative units (4 distinct calls priced by their executor)" in text.stdout
     assert re.search(r"^  sketch\s+1$", text.stdout, re.MULTILINE), text.stdout
+
+
+def test_the_console_shows_how_far_a_generation_has_come(tmp_path: Path) -> None:
+    """A front server whose model nodes generate on a second one: while an inference job
+    runs, the node's panel in the front's console carries the progress the executor reports."""
+    with running_server(tmp_path / "stand-in.db", "--latency", "8") as back:
+        config = tmp_path / "front.toml"
+        config.write_text(
+            f'[executors.cloud]\ntype = "scenario"\nbase_url = "{back}"\n'
+            'api_key = "key"\napi_secret = "secret"\npoll_interval = 0.1\n'
+            '[routing]\ndefault = "cloud"\n'
+        )
+        with running_server(tmp_path / "front.db", "--config", str(config)) as front:
+            sdk = Scenario(base_url=front, api_key="key", api_secret="secret")
+            console = front.removesuffix("/v1") + "/console/api/jobs/"
+            document = json.loads(FLOW.read_text())
+            workflow_id = sdk.workflows.create(name="generations", description="d").workflow.id
+            sdk.workflows.update(
+                workflow_id, flow=document["flow"], inputs=document.get("inputs"), status="ready"
+            )
+            job_id = sdk.workflows.run(workflow_id, body={}).job.job_id
+            panel: dict[str, Any] = {}
+            deadline = time.monotonic() + 60
+            while "progress" not in panel:
+                assert time.monotonic() < deadline, panel
+                time.sleep(0.2)
+                panel = httpx.get(f"{console}{job_id}/nodes/paint").json()
+            assert panel["status"] == "processing" and 0 <= panel["progress"] <= 1
+            sdk.jobs.trigger_action(job_id, action="cancel")
+            done = httpx.get(f"{console}{job_id}/nodes/paint").json()
+            assert "progress" not in done

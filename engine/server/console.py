@@ -284,6 +284,10 @@ async def console_node(job_id: str, node_id: str, state: State, kept: Kept) -> R
         asset_url=_asset_url(job_id),
         assets=assets,
     )
+    running = state.engine.jobs.get(job_id)
+    progress = running.runner.call_progress.get(node_id) if running is not None else None
+    if progress is not None:  # how far the remote job of its call has come, as reported
+        details["progress"] = progress
     return Response(orjson.dumps(details, default=str), media_type="application/json")
 
 

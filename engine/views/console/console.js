@@ -434,6 +434,7 @@
     const facts = [['type', d.type + (d.modelId ? ` · ${d.modelId}` : '')]];
     if (d.started) facts.push(['started', when(d.started)], ['ended', when(d.ended)], ['took', duration(d.started, d.ended)]);
     else if (d.ended) facts.push(['ended', when(d.ended)]);
+    if (typeof d.progress === 'number') facts.push(['progress', `${Math.round(d.progress * 100)}% (the remote job of its call)`]);
     if (d.attempts) facts.push(['attempts', `${d.attempts}${d.attempts > 1 ? ` (${d.attempts - 1} retr${d.attempts === 2 ? 'y' : 'ies'})` : ''}`]);
     for (const merge of d.merge || []) facts.push(['merge', `input \`${merge.input}\` took its value from \`${merge.from}\``]);
     if (d.reason && status !== 'success') facts.push(['reason', d.reason]);
