@@ -301,6 +301,33 @@ def test_a_running_job_updates_without_reload_and_gates_are_decided_from_the_pag
     page.wait_for_selector('.node.status-processing[data-node-id="choose"]')
 
 
+def test_a_gate_inside_a_sub_workflow_is_reached_from_the_parents_page(
+    client: Scenario, server: tuple[str, Path], page: Any
+) -> None:
+    """The workflow node's panel names the gate its child job waits at and links to it; the
+    child's page opens with that gate's panel, whose Approve ends the child and the parent."""
+    child = json.loads((FLOWS / "subflows" / "wflow_review.json").read_text())
+    child_workflow = ready_workflow(client, child, "review")
+    parent = json.loads((FLOWS / "sub-gate.json").read_text())
+    parent["flow"][0]["workflowId"] = child_workflow
+    workflow_id = ready_workflow(client, parent, "sub-gate")
+    job_id = client.workflows.run(workflow_id, body={}).job.job_id
+    job = wait_job(client, job_id, lambda j: "waitingGates" in node(j, "sub").model_extra)
+    child_id = str(node(job, "sub").job_id)
+    open_job(page, server[0], job_id)
+    page.click('.node[data-node-id="sub"]')
+    link = page.wait_for_selector("aside a.child-gate")
+    assert link.text_content() == f"sub/review: decide it in job {child_id}"
+    link.click()
+    page.wait_for_selector("aside .gate button.approve")
+    assert page.text_content("aside h2") == "review"
+    assert child_id in page.text_content("header")
+    page.click("aside .gate button.approve")
+    done = wait_job(client, job_id, lambda j: j.status == "success")
+    assert node(done, "sub").status == "success" and node(done, "use").status == "success"
+    assert client.jobs.retrieve(child_id).job.status == "success"
+
+
 def test_a_loop_that_expands_while_the_page_is_open_is_drawn_without_reload(
     client: Scenario, server: tuple[str, Path], page: Any
 ) -> None:

@@ -22,6 +22,7 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 
+from engine.protocols import NodeStatus
 from engine.run.events import event_logger
 from engine.server.state import ApiError, ServerState, bad_request, not_found, state_of
 
@@ -284,11 +285,28 @@ async def console_node(job_id: str, node_id: str, state: State, kept: Kept) -> R
         asset_url=_asset_url(job_id),
         assets=assets,
     )
+    if instance.template.type == "workflow" and instance.status is NodeStatus.PROCESSING:
+        # a workflow node whose child job waits at gates: parked here, or as last written
+        waits = scheduler.parked.get(node_id)
+        stored = _stored_gates(state, job_id, node_id) if waits is None else []
+        gates = [g.document for g in waits.gates] if waits is not None else stored
+        if gates:
+            details["childGates"] = gates
     running = state.engine.jobs.get(job_id)
     progress = running.runner.call_progress.get(node_id) if running is not None else None
     if progress is not None:  # how far the remote job of its call has come, as reported
         details["progress"] = progress
     return Response(orjson.dumps(details, default=str), media_type="application/json")
+
+
+def _stored_gates(state: ServerState, job_id: str, node_id: str) -> list[dict[str, Any]]:
+    """The `waitingGates` of a node in the job's stored document (a job parked at its child's
+    gates is not kept in memory)."""
+    record = state.store.get_job(job_id)
+    flow = ((record.document or {}).get("metadata") or {}).get("flow") if record else None
+    found: dict[str, Any] = next((n for n in flow or () if n.get("id") == node_id), {})
+    gates = found.get("waitingGates")
+    return gates if isinstance(gates, list) else []
 
 
 def _transition_row(transition: Any) -> list[Any]:

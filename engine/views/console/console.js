@@ -58,8 +58,9 @@
   // ----- routing -------------------------------------------------------------------------------
   function route() {
     if (STATIC) { showJob(STATIC); return; }
-    const match = location.hash.match(/^#\/jobs\/(.+)$/);
-    if (match) openJob(decodeURIComponent(match[1]));
+    // #/jobs/JOB, or #/jobs/JOB/nodes/NODE: the job with that node's panel open
+    const match = location.hash.match(/^#\/jobs\/([^/]+)(?:\/nodes\/(.+))?$/);
+    if (match) openJob(decodeURIComponent(match[1]), match[2] ? decodeURIComponent(match[2]) : null);
     else showList();
   }
   window.addEventListener('hashchange', route);
@@ -104,7 +105,7 @@
   }
 
   // ----- job page ------------------------------------------------------------------------------
-  async function openJob(jobId) {
+  async function openJob(jobId, nodeId) {
     stopFollowing();
     app.replaceChildren(el('div', { class: 'empty list', text: `loading job ${jobId}…` }));
     let view;
@@ -112,6 +113,7 @@
       app.replaceChildren(el('div', { class: 'error', text: String(error.message) }), el('a', { href: '#/', class: 'list', text: '← jobs' })); return;
     }
     showJob(view);
+    if (nodeId) select(nodeId);
     if (!JOB_TERMINAL.has(view.job.status)) follow(jobId, view.position); // else nothing changes
   }
 
@@ -447,6 +449,12 @@
       el('dl', {}, facts.map(([k, v]) => [el('dt', { text: k }), el('dd', { class: 'fact-' + k, text: v })])),
     ];
     if (d.gate) parts.push(gatePanel(d));
+    if (d.childGates && d.childGates.length) {
+      // a sub-workflow parked at gates: each is decided on its own job's page
+      parts.push(el('div', { class: 'gate child-gates' }, el('strong', { text: 'its child job waits at' }),
+        d.childGates.map((g) => el('div', {}, STATIC ? el('span', { text: `${g.id} (node ${g.nodeId} of job ${g.jobId})` })
+          : el('a', { class: 'child-gate', href: `#/jobs/${enc(g.jobId)}/nodes/${enc(g.nodeId)}`, text: `${g.id}: decide it in job ${g.jobId}` })))));
+    }
     if (d.assets && d.assets.length) parts.push(el('h3', { text: 'assets' }), el('div', { class: 'thumbs' }, d.assets.map((a) => thumb(a))));
     parts.push(el('h3', { text: 'inputs' }), d.inputs === undefined || d.inputs === null
       ? el('div', { class: 'hint inputs', text: 'not resolved: the node did not run' })
