@@ -126,6 +126,15 @@ def test_the_jobs_list_shows_status_workflow_and_waiting_gates(
     assert "in-progress" in row and "listed" in row and "review" in row
     assert "success" in page.text_content(f'tr[data-job-id="{done_job}"]')
     shoot(page, "console-jobs.png")
+    # while the list is open, a new job appears and a decided one changes, without a reload
+    page.evaluate("window.sameDocument = true")
+    new_job = client.workflows.run(fan, body={"subjects": ["c"]}).job.job_id
+    page.wait_for_selector(f'tr[data-job-id="{new_job}"]', timeout=15_000)
+    client.workflows.user_approval(
+        workflow_id, project_id="p", node_id="review", workflow_job_id=waiting_job
+    )
+    page.wait_for_selector(f'tr[data-job-id="{waiting_job}"] .gates:text-is("choose")', timeout=15_000)
+    assert page.evaluate("window.sameDocument") is True
     page.select_option("select[aria-label=status]", "success")
     page.wait_for_selector(f'tr[data-job-id="{done_job}"]')
     statuses = page.eval_on_selector_all(

@@ -66,7 +66,7 @@
   window.addEventListener('hashchange', route);
 
   // ----- jobs list -----------------------------------------------------------------------------
-  const list = { status: '', workflowId: '', cursors: [null], index: 0 };
+  const list = { status: '', workflowId: '', cursors: [null], index: 0, timer: null };
   async function showList() {
     stopFollowing();
     page = null;
@@ -78,6 +78,14 @@
     const body = el('div', { class: 'list' }, el('div', { class: 'filters' }, status, workflow,
       el('button', { text: 'refresh', onclick: showList })), el('div', { class: 'empty', text: 'loading…' }));
     app.replaceChildren(el('header', { class: 'top' }, el('h1', { text: 'flowgraph · jobs' })), body);
+    await loadRows(body);
+  }
+
+  // The newest page of the list is read again every few seconds while it is shown, so that new
+  // jobs and their statuses appear (a page of 25 summaries, never a job's document).
+  const LIST_EVERY_MS = 3000;
+  async function loadRows(body) {
+    clearTimeout(list.timer);
     const query = new URLSearchParams({ pageSize: '25' });
     if (list.status) query.set('status', list.status);
     if (list.workflowId) query.set('workflowId', list.workflowId);
@@ -101,7 +109,9 @@
       el('button', { text: '← newer', disabled: list.index === 0, onclick: () => { list.index -= 1; showList(); } }),
       el('span', { class: 'counts', text: `page ${list.index + 1}` }),
       el('button', { text: 'older →', disabled: !data.next, onclick: () => { list.cursors[list.index + 1] = data.next; list.index += 1; showList(); } }));
-    body.lastChild.replaceWith(el('div', {}, table, pager));
+    if (!document.contains(body)) return; // the user went elsewhere meanwhile
+    body.lastChild.replaceWith(el('div', { class: 'rows' }, table, pager));
+    if (list.index === 0) list.timer = setTimeout(() => { if (document.contains(body)) loadRows(body); }, LIST_EVERY_MS);
   }
 
   // ----- job page ------------------------------------------------------------------------------
