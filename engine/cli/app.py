@@ -48,7 +48,6 @@ from engine.compile.document import (
     file_workflow_id,
     folder_workflows,
     load_workflow_folder,
-    parse_json,
     publish_document,
     published_from_editor,
     read_json_file,
@@ -105,12 +104,7 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     if inputs_file is not None:
-        try:
-            loaded = parse_json(inputs_file.read_text(encoding="utf-8"), source=str(inputs_file))
-        except OSError as error:
-            raise ValidationError(
-                [Problem(f"cannot read `{inputs_file}`: {error.strerror}")], what="run inputs"
-            ) from None
+        loaded = read_json_file(inputs_file, what="run inputs")
         if not isinstance(loaded, dict):
             problems.append(
                 Problem(
@@ -350,13 +344,7 @@ def run(
         inputs = parse_inputs(input_pairs, inputs_file)
         decisions: dict[str, Any] = {}
         if decisions_file is not None:
-            try:
-                text = decisions_file.read_text(encoding="utf-8")
-            except OSError as error:
-                raise ValidationError(
-                    [Problem(f"cannot read `{decisions_file}`: {error.strerror}")], what="decisions"
-                ) from None
-            decisions = check_decisions(parse_json(text, source=str(decisions_file)))
+            decisions = check_decisions(read_json_file(decisions_file, what="decisions"))
         db = db or settings.store_location
         engine = build_engine(open_db(db), options, settings)
         if workflows_dir is not None:

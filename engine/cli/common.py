@@ -12,7 +12,11 @@ import anyio
 import typer
 
 from engine.api import Engine, JobRun
-from engine.compile.document import parse_json, published_from_editor, read_document
+from engine.compile.document import (
+    published_from_editor,
+    read_document,
+    read_json_file,
+)
 from engine.compile.models import Workflow
 from engine.config import Config, build_executor, load_config, scenario_executor
 from engine.errors import DecisionError, FlowgraphError, Problem, StoreError, ValidationError
@@ -279,12 +283,7 @@ def cost_table(path: Path | None, settings: Config) -> dict[str, float]:
     configuration's `[server] costs`."""
     if path is None:
         return {str(k): float(v) for k, v in settings.server.get("costs", {}).items()}
-    try:
-        loaded = parse_json(path.read_text(encoding="utf-8"), source=str(path))
-    except OSError as error:
-        raise ValidationError(
-            [Problem(f"cannot read `{path}`: {error.strerror}")], what="costs"
-        ) from None
+    loaded = read_json_file(path, what="costs")
     if not isinstance(loaded, dict) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in loaded.values()
     ):

@@ -83,16 +83,26 @@ def parse_json(text: str, *, source: str = "<document>") -> Any:
         raise DocumentError([Problem(HUGE_NUMBER, path=source)]) from None
 
 
-def read_json_file(path: str | Path) -> Any:
-    """The parsed JSON of a file, with a clear problem when it cannot be read or parsed."""
+def read_text_file(path: str | Path, *, what: str = "document") -> str:
+    """The text of a file a user named; when it cannot be read, a DocumentError (`what` is
+    invalid) that says why."""
     file = Path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DocumentError([Problem(f"no such file `{file}`")]) from None
+        raise DocumentError([Problem(f"no such file `{file}`")], what=what) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise DocumentError([Problem(f"cannot read `{file}`: {error}")]) from None
-    return parse_json(text, source=str(file))
+        reason = (error.strerror if isinstance(error, OSError) else None) or error
+        raise DocumentError([Problem(f"cannot read `{file}`: {reason}")], what=what) from None
+
+
+def read_json_file(path: str | Path, *, what: str = "document") -> Any:
+    """The parsed JSON of a file, with a clear problem when it cannot be read or parsed."""
+    text = read_text_file(path, what=what)
+    try:
+        return parse_json(text, source=str(path))
+    except DocumentError as error:
+        raise DocumentError(error.problems, what=what) from None
 
 
 def read_document(path: str | Path) -> Workflow:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.compile.document import parse_json
+from engine.compile.document import parse_json, read_text_file
 from engine.errors import Problem, ValidationError
 from engine.run.decisions import check_decisions
 
@@ -136,12 +136,7 @@ def parse_case_text(text: str, *, source: str, yaml: bool) -> Any:
 
 def read_case_file(path: Path) -> CaseFile:
     """Read and check one test file; raises ValidationError listing every problem."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ValidationError(
-            [Problem(f"cannot read `{path}`: {error.strerror}")], what="test file"
-        ) from None
+    text = read_text_file(path, what="test file")
     yaml = path.suffix in (".yaml", ".yml")
     return load_case_file(parse_case_text(text, source=str(path), yaml=yaml), path)
 
