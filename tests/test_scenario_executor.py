@@ -71,17 +71,17 @@ def test_model_nodes_generate_on_the_stand_in_and_their_assets_come_back(tmp_pat
         check_generations(url, db, tmp_path)
 
 
-def check_generations(url: str, db: Path, tmp_path: Path) -> None:
-    result = flowgraph(
-        "run",
-        str(FLOW),
-        "--executor",
-        "scenario",
-        "--db",
-        str(tmp_path / "run.db"),
-        "--json",
+def run_on_stand_in(url: str, tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`flowgraph run FLOW --executor scenario --json`, its model nodes generating on `url`."""
+    run_db = str(tmp_path / "run.db")
+    return flowgraph(
+        "run", str(FLOW), "--executor", "scenario", "--db", run_db, "--json", *options,
         env=sdk_environment(url),
     )
+
+
+def check_generations(url: str, db: Path, tmp_path: Path) -> None:
+    result = run_on_stand_in(url, tmp_path)
     assert result.returncode == 0, result.stderr
     nodes = by_id(json.loads(result.stdout)["job"])
     assert nodes["sketch"]["status"] == "skipped"  # the branch not taken generates nothing
@@ -115,17 +115,7 @@ def test_a_failed_inference_job_fails_its_node_with_scenarios_message(tmp_path: 
 
 
 def check_failure(url: str, tmp_path: Path) -> None:
-    result = flowgraph(
-        "run",
-        str(FLOW),
-        "--executor",
-        "scenario",
-        "--db",
-        str(tmp_path / "run.db"),
-        "--json",
-        "--keep-going",
-        env=sdk_environment(url),
-    )
+    result = run_on_stand_in(url, tmp_path, "--keep-going")
     assert result.returncode == 1, result.stderr
     nodes = by_id(json.loads(result.stdout)["job"])
     paint = nodes["paint"]

@@ -81,27 +81,23 @@ def json_or_yaml(path: Path) -> Any:
     return parse_case_text(path.read_text(), source=str(path), yaml=path.suffix == ".yaml")
 
 
-def test_the_example_tests_pass_through_the_pytest_plugin_with_full_coverage() -> None:
-    # the plugin named explicitly: an editable install registers it (entry point `flowgraph`
-    # of `pytest11`) only once `pip install -e .` ran with this pyproject.toml
-    environment = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "engine.testing.pytest_plugin",
-            "-p",
-            "no:cacheprovider",
-        ]
-        + ["--flowgraph-cover", "-v", "examples"],
-        cwd=ROOT,
-        env=environment,
+def pytest_with_the_plugin(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """pytest in its own process with the plugin named explicitly: an editable install
+    registers it (entry point `flowgraph` of `pytest11`) only once `pip install -e .` ran with
+    this pyproject.toml."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "engine.testing.pytest_plugin"]
+        + ["-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_the_example_tests_pass_through_the_pytest_plugin_with_full_coverage() -> None:
+    result = pytest_with_the_plugin("--flowgraph-cover", "-v", "examples", cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     cases = sum(len(json_or_yaml(p)["cases"]) for p in EXAMPLE_TESTS)
     assert f"{cases} passed" in result.stdout
@@ -112,23 +108,8 @@ def test_the_example_tests_pass_through_the_pytest_plugin_with_full_coverage() -
 
 
 def test_the_plugin_reports_a_failing_case_with_its_diff(changed_branch: Path) -> None:
-    environment = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "engine.testing.pytest_plugin",
-            "-p",
-            "no:cacheprovider",
-        ]
-        + ["-o", "addopts=", str(changed_branch)],
-        cwd=changed_branch.parent,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = pytest_with_the_plugin(
+        "-o", "addopts=", str(changed_branch), cwd=changed_branch.parent
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 failed, 1 passed" in result.stdout
