@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from engine import DryRunExecutor, Engine, JobRun
+from engine.protocols import Transition
 
 FLOWS = Path(__file__).parent / "flows"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -99,3 +100,11 @@ def _isolated_assets(
 ) -> None:
     """Keep dry-run files and data dirs of every test under a temporary directory."""
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))
+
+
+def run_with_events(document: Any, inputs: dict[str, Any]) -> tuple[JobRun, list[Transition]]:
+    """Run `document` with a fresh engine; the job and every transition it made, in order."""
+    engine = Engine()
+    transitions: list[Transition] = []
+    engine.subscribe(transitions.append)
+    return anyio.run(engine.run, document, inputs), transitions

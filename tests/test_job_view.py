@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import EXAMPLES, flow, run
+from conftest import EXAMPLES, flow, run, run_with_events
 
 from engine import Engine
-from engine.protocols import Transition
 from engine.views import job_view as job_view_module
 from engine.views.explain import Explainer
 from engine.views.job_view import job_view, plan_view
@@ -58,16 +57,7 @@ def test_a_loop_with_a_failed_iteration_counts_it_as_failed() -> None:
 
 
 def test_times_come_from_the_event_log_and_the_timeline_groups_loops() -> None:
-    engine = Engine()
-    transitions: list[Transition] = []
-
-    def keep(transition: Transition) -> None:
-        transitions.append(transition)
-
-    engine.subscribe(keep)
-    import anyio
-
-    job = anyio.run(engine.run, EXAMPLES / "creative-app.json", {"subject": "a kite"})
+    job, transitions = run_with_events(EXAMPLES / "creative-app.json", {"subject": "a kite"})
     view = job_view(job.scheduler, title="t", transitions=transitions)
     generate = view["details"]["generate#1"]
     assert generate["started"] <= generate["ended"] and generate["attempts"] == 1

@@ -6,12 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, run_with_events
 
-from engine import Engine
-from engine.protocols import Transition
 from engine.server.launcher import ROOT
 from engine.views.report import job_page
 
@@ -30,14 +27,7 @@ LAUNCH_FLAGS = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """The creative app parked at its selection gate: a branch, a loop and a gate."""
-    engine = Engine()
-    transitions: list[Transition] = []
-
-    def keep(transition: Transition) -> None:
-        transitions.append(transition)
-
-    engine.subscribe(keep)
-    job = anyio.run(engine.run, EXAMPLES / "creative-app.json", {"subject": "a kite"})
+    job, transitions = run_with_events(EXAMPLES / "creative-app.json", {"subject": "a kite"})
     assert job.waiting and job.waiting[0].id == "pick"
     path = tmp_path_factory.mktemp("report") / "report.html"
     page = job_page(job.scheduler, title="creative app", transitions=transitions)
