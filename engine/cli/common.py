@@ -49,8 +49,13 @@ def stderr_console() -> Console:
 
 
 # `note: ...` is said at level info, `warning: ...` at warning, and so on
-_LEVELS = {"note": "info", "report": "info", "warning": "warning", "error": "error"}
-_LEVELS["refused"] = "error"
+_LEVELS = {
+    "note": "info",
+    "report": "info",
+    "warning": "warning",
+    "error": "error",
+    "refused": "error",
+}
 
 
 class _StderrConsole:
