@@ -431,7 +431,10 @@ class Engine:
         (the cost per node is measured as it goes; 5 µs to begin with)."""
         assert self.store is not None and self.checkpoint_every
         every = self.checkpoint_every
-        store, written, per_node, last = self.store, job._key(), 5e-6, monotonic()
+        # the state written last is unknown: the run may have changed the job before this
+        # task first ran (calls a batch executor answers at once), so the first turn writes
+        store, per_node, last = self.store, 5e-6, monotonic()
+        written: tuple[int, JobStatus] | None = None
         while True:
             await anyio.sleep(min(every, 0.5))
             nodes = len(job.scheduler.instances)  # a loop's expansion can multiply them

@@ -174,7 +174,11 @@ def test_the_terminal_progress_shows_types_loops_and_gates() -> None:
 
     from engine.cli.terminal import ProgressDisplay
 
-    engine = make_engine()
+    from engine.executors import DryRunExecutor
+
+    # generations that take a moment, as real ones do (with none, the dry run answers each
+    # call as it starts, and nothing is ever seen running)
+    engine = make_engine(dry_run=DryRunExecutor(latency=0.01))
     job = engine.prepare(flow("gates-in-loop.json"))
     display = ProgressDisplay(Console(file=io.StringIO(), force_terminal=True, width=200), job)
     engine.subscribe(display)

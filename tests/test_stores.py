@@ -444,7 +444,7 @@ class BatchSpy(SQLiteStore):
 
 
 def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path) -> None:
-    """When outcome records pile up faster than the store writes them, workers wait for a
+    """When outcome records pile up faster than the store writes them, the run waits for a
     flush: no batch is much larger than the backlog, and nothing is lost."""
     store = BatchSpy(tmp_path / "jobs.db")
     engine = make_engine(store=store)
@@ -461,7 +461,8 @@ def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path)
     assert job.status.value == "success"
     bound = job.runner.backlog + job.runner.queue_ahead + engine.policy.concurrency
     assert max(store.batches) <= bound
-    assert sum(store.batches) == len(store.outcomes(job.job_id)) >= 2 * 2000
+    # the loop's expansion, then one record per call (the dry run answers each as it starts)
+    assert sum(store.batches) == len(store.outcomes(job.job_id)) == 1 + 2000
 
 
 def test_a_running_job_is_written_now_and_then_for_readers_of_the_store(tmp_path: Path) -> None:

@@ -121,19 +121,27 @@ async def call_executor(
             call.retry += 1
             continue
         except Exception as error:  # an executor's own error fails the node, never the engine
-            return Failed(f"executor `{executor.name}`: {error}")
-        try:
-            normalized = normalize_result(result)
-        except TypeError as error:
-            return Failed(f"executor `{executor.name}`: {error}")
-        outputs = dict(normalized.outputs)
-        if call.node_type == "generate-prompt" and "prompt" in outputs:
-            outputs["output"] = outputs["prompt"]  # it makes text: a ref to it reads the prompt
-        else:
-            outputs["output"] = [asset.asset_id for asset in normalized.assets]
-        try:
-            orjson.dumps(outputs)  # a node's outputs are kept and served as JSON
-        except TypeError as error:
-            return Failed(f"executor `{executor.name}` answered outputs that are not JSON: {error}")
-        return Completed(outputs, assets=list(normalized.assets))
+            return executor_outcome(executor, call, error)
+        return executor_outcome(executor, call, result)
     raise AssertionError("unreachable: the loop returns on its last attempt")
+
+
+def executor_outcome(executor: Executor, call: NodeCall, answer: Any) -> Completed | Failed:
+    """What an executor's answer to a call makes of its node: its result, checked and
+    normalized, completes it; an exception it raised (not retried) fails it, with its message."""
+    if isinstance(answer, Exception):
+        return Failed(f"executor `{executor.name}`: {answer}")
+    try:
+        normalized = normalize_result(answer)
+    except TypeError as error:
+        return Failed(f"executor `{executor.name}`: {error}")
+    outputs = dict(normalized.outputs)
+    if call.node_type == "generate-prompt" and "prompt" in outputs:
+        outputs["output"] = outputs["prompt"]  # it makes text: a ref to it reads the prompt
+    else:
+        outputs["output"] = [asset.asset_id for asset in normalized.assets]
+    try:
+        orjson.dumps(outputs)  # a node's outputs are kept and served as JSON
+    except TypeError as error:
+        return Failed(f"executor `{executor.name}` answered outputs that are not JSON: {error}")
+    return Completed(outputs, assets=list(normalized.assets))

@@ -27,21 +27,28 @@ from engine.run.instances import Instance
 from engine.run.scheduler import Clock, Scheduler
 
 
-def outcome_record(instance: Instance, outcome: Outcome | ChildRejected) -> OutcomeRecord:
-    """The record of an outcome applied to `instance`."""
+def outcome_record(
+    instance: Instance, outcome: Outcome | ChildRejected, *, with_call: bool = False
+) -> OutcomeRecord:
+    """The record of an outcome applied to `instance`. `with_call`: the outcome of a call
+    started and answered in one step (see `BatchExecutor`), whose record stands for its `call`
+    record too: it carries the call's attempt and job id."""
     node_id = instance.id
-    if isinstance(outcome, Completed):
-        return OutcomeRecord(
-            node_id,
-            "completed",
+    if isinstance(outcome, Completed | Failed):
+        payload: dict[str, Any] = (
             {
                 "outputs": outcome.outputs,
                 "assets": [a.to_json() for a in outcome.assets],
                 "details": outcome.details,
-            },
+            }
+            if isinstance(outcome, Completed)
+            else {"message": outcome.message}
         )
-    if isinstance(outcome, Failed):
-        return OutcomeRecord(node_id, "failed", {"message": outcome.message})
+        if with_call:
+            payload["call"] = {"attempt": instance.attempt, "jobId": instance.job_id}
+        return OutcomeRecord(
+            node_id, "completed" if isinstance(outcome, Completed) else "failed", payload
+        )
     if isinstance(outcome, Expand):
         return OutcomeRecord(node_id, "expand", {"items": outcome.items})
     if isinstance(outcome, Wait):
@@ -86,6 +93,11 @@ class Recorder:
     def add(self, instance: Instance, outcome: Outcome | ChildRejected) -> None:
         if self.store is not None:
             self.pending.append(outcome_record(instance, outcome))
+
+    def add_answered(self, instance: Instance, outcome: Completed | Failed) -> None:
+        """The outcome of a call started and answered in one step (no `call` record before)."""
+        if self.store is not None:
+            self.pending.append(outcome_record(instance, outcome, with_call=True))
 
     def add_record(self, record: OutcomeRecord) -> None:
         if self.store is not None:
@@ -173,6 +185,10 @@ def restore(
                 calling.job_id = remote[calling.id] = record.payload["jobId"]
         else:
             instance = take(record.node_id)
+            call = record.payload.get("call")
+            if call is not None:  # a call answered as it started: one record for both
+                instance.attempt = int(call["attempt"])
+                instance.job_id = call.get("jobId")
             called.pop(instance.id, None)
             remote.pop(instance.id, None)
             scheduler.apply(instance, decode_outcome(record))

@@ -18,9 +18,13 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from engine.compile.budget import kind_failed, runs_apart, start_apart
+from engine.compile.compiler import TemplateNode
+from engine.errors import TransientExecutorError
 from engine.executors import CallPolicy, ExecutorRouter, call_executor
+from engine.executors.calls import executor_outcome
 from engine.gc_tuning import collect_if_due, quiet_gc
 from engine.protocols import (
+    BatchExecutor,
     CallResult,
     ChildWaits,
     Completed,
@@ -128,8 +132,14 @@ class Runner:
         # Calls started ahead of a free worker, at most. The rest of a large fan-out stays
         # `pending` in the scheduler: no call, outcome record or transition exists for it yet.
         self.queue_ahead = max(64, 4 * policy.concurrency)
+        # Nodes started by one `pump` at most: calls a batch executor answers at once finish
+        # there, and a large fan-out would otherwise hold the event loop (the store's flushes,
+        # other jobs, a cancel) until its last iteration.
+        self.start_at_once = 512
         self._has_work = anyio.Event()
         self._closed = False
+        # by template id: the executor serving its calls if it answers batches at once, or None
+        self._batchers: dict[str, BatchExecutor | None] = {}
 
     @property
     def durable(self) -> bool:
@@ -169,6 +179,8 @@ class Runner:
                 while scheduler.is_active():
                     await self._wake.wait()
                     self._wake = anyio.Event()
+                    if self.durable and len(self.recorder.pending) >= self.backlog:
+                        await self.flush(backlog=self.backlog)  # the store is behind: wait
                     self.pump()
                 self._close_queue()
                 group.cancel_scope.cancel()
@@ -193,10 +205,19 @@ class Runner:
         if self.closing:
             return
         scheduler = self.scheduler
+        started = 0
         while (room := self.queue_ahead - len(self._queue)) > 0:
+            if started >= self.start_at_once or (
+                self.durable and len(self.recorder.pending) >= self.backlog
+            ):
+                # more is ready: the run starts it after a turn of the event loop, once the
+                # store has caught up
+                self._wake.set()
+                break
             batch = scheduler.ready(room)
             if not batch:
                 break
+            started += len(batch)
             self._start_batch(batch)
         if not self.durable:
             self._flush_now()
@@ -207,6 +228,8 @@ class Runner:
 
     def _start_batch(self, batch: list[Instance]) -> None:
         scheduler = self.scheduler
+        answered_now: dict[int, tuple[BatchExecutor, list[tuple[Instance, NodeCall, Delegate]]]]
+        answered_now = {}
         for instance in batch:
             template = instance.template
             call = self._call(instance)
@@ -229,12 +252,50 @@ class Runner:
                 call.on_progress = self._progress_hook
                 if self.remote_jobs:
                     call.remote_job_id = self.remote_jobs.pop(instance.id, None)
+                batcher = self._batch_executor(template)
+                if batcher is not None:
+                    scheduler.apply(instance, outcome)
+                    call.attempt = instance.attempt
+                    group = answered_now.setdefault(id(batcher), (batcher, []))[1]
+                    group.append((instance, call, outcome))
+                    continue
             scheduler.apply(instance, outcome)
             self.recorder.add(instance, outcome)
             if isinstance(outcome, Delegate | RunChild):
                 call.attempt = instance.attempt
                 self._queue.append((instance, call, outcome))
                 self._has_work.set()
+        for batcher, calls in answered_now.values():
+            self._answer_now(batcher, calls)
+
+    def _batch_executor(self, template: TemplateNode) -> BatchExecutor | None:
+        """The executor that serves `template`'s calls if it answers batches at once."""
+        if template.id not in self._batchers:
+            executor = self.router.route(template.type, template.node.model_id)
+            self._batchers[template.id] = executor if isinstance(executor, BatchExecutor) else None
+        return self._batchers[template.id]
+
+    def _answer_now(
+        self, batcher: BatchExecutor, calls: list[tuple[Instance, NodeCall, Delegate]]
+    ) -> None:
+        """Calls of one batch executor, answered in one step: each node completes or fails at
+        once. Calls it cannot answer now, and transient errors (retried with a backoff), go to
+        the workers, to be awaited one at a time."""
+        scheduler = self.scheduler
+        answers = batcher.run_batch([call for _, call, _ in calls])
+        for position, (instance, call, delegate) in enumerate(calls):
+            answer = answers[position] if answers is not None else None
+            if answer is None or isinstance(answer, TransientExecutorError):
+                self.recorder.add(instance, delegate)
+                self._queue.append((instance, call, delegate))
+                self._has_work.set()
+            elif scheduler.halting:  # fail-fast: a call answered before it in this batch failed
+                scheduler.withdraw(instance)
+            else:
+                outcome = executor_outcome(batcher, call, answer)
+                scheduler.call_started(instance)
+                scheduler.finish_call(instance, outcome)
+                self.recorder.add_answered(instance, outcome)
 
     async def _start_apart(self, instance: Instance, call: NodeCall) -> None:
         """Start a node whose expressions can run long in a worker process (see
