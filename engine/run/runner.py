@@ -254,8 +254,7 @@ class Runner:
                     call.remote_job_id = self.remote_jobs.pop(instance.id, None)
                 batcher = self._batch_executor(template)
                 if batcher is not None:
-                    scheduler.apply(instance, outcome)
-                    call.attempt = instance.attempt
+                    call.attempt = instance.attempt + 1  # as `apply` counts it for a call
                     group = answered_now.setdefault(id(batcher), (batcher, []))[1]
                     group.append((instance, call, outcome))
                     continue
@@ -286,6 +285,7 @@ class Runner:
         for position, (instance, call, delegate) in enumerate(calls):
             answer = answers[position] if answers is not None else None
             if answer is None or isinstance(answer, TransientExecutorError):
+                scheduler.apply(instance, delegate)
                 self.recorder.add(instance, delegate)
                 self._queue.append((instance, call, delegate))
                 self._has_work.set()
@@ -293,8 +293,7 @@ class Runner:
                 scheduler.withdraw(instance)
             else:
                 outcome = executor_outcome(batcher, call, answer)
-                scheduler.call_started(instance)
-                scheduler.finish_call(instance, outcome)
+                scheduler.answered(instance, outcome)
                 self.recorder.add_answered(instance, outcome)
 
     async def _start_apart(self, instance: Instance, call: NodeCall) -> None:
