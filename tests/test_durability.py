@@ -17,6 +17,7 @@ import pytest
 from conftest import FLOWS
 from test_cli import flowgraph, job_of
 
+from engine.protocols import OutcomeRecord
 from engine.stores import SQLiteStore
 
 HERE = Path(__file__).parent
@@ -50,6 +51,16 @@ def run_and_kill(db: Path, script: str, *args: str, until: Callable[[SQLiteStore
 
 def outcome_kinds(store: SQLiteStore, job_id: str) -> set[tuple[str, str]]:
     return {(o.node_id, o.kind) for o in store.outcomes(job_id)}
+
+
+def call_attempts(outcomes: list[OutcomeRecord], node_id: str) -> list[int]:
+    """The attempt of each call the log records for `node_id`: its `call` records, and the
+    results of calls answered as they started (the dry run's), which stand for theirs."""
+    return [
+        o.payload["attempt"] if o.kind == "call" else o.payload["call"]["attempt"]
+        for o in outcomes
+        if o.node_id == node_id and (o.kind == "call" or "call" in o.payload)
+    ]
 
 
 def test_a_job_survives_sigkill_and_finishes_in_another_process(tmp_path: Path) -> None:
@@ -89,14 +100,7 @@ def test_a_job_survives_sigkill_and_finishes_in_another_process(tmp_path: Path) 
     assert flow["final"]["inputs"][0]["value"] == draft_asset
     outcomes = SQLiteStore(db).outcomes(job_id)
     assert sum(1 for o in outcomes if o.node_id == "draft" and o.kind == "completed") == 1
-    # the call again, with the same attempt: the same idempotency key (answered at once by the
-    # dry run, its `completed` record stands for its `call` record)
-    slow_calls = [
-        o.payload["attempt"] if o.kind == "call" else o.payload.get("call", {}).get("attempt")
-        for o in outcomes
-        if o.node_id == "slow" and o.kind in ("call", "completed")
-    ]
-    assert slow_calls == [1, 1]
+    assert call_attempts(outcomes, "slow") == [1, 1]  # the same idempotency key again
 
 
 def test_cli_gate_commands_through_the_store(tmp_path: Path) -> None:
@@ -293,7 +297,4 @@ def test_a_parent_and_its_child_job_survive_sigkill_and_finish(tmp_path: Path, m
     outcomes = SQLiteStore(db).outcomes(child_id)
     completed = [o.node_id for o in outcomes if o.kind == "completed"]
     assert sorted(completed) == ["draft", "final", "prep"]  # each once
-    prep_calls = [
-        o.payload["attempt"] for o in outcomes if o.node_id == "prep" and o.kind == "call"
-    ]
-    assert prep_calls == ([1, 1] if moment == "before-the-gate" else [1])
+    assert call_attempts(outcomes, "prep") == ([1, 1] if moment == "before-the-gate" else [1])
