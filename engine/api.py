@@ -610,6 +610,7 @@ class Engine:
             clock=self.clock,
             outcomes=self.store.outcomes(record.job_id),
             history=history,
+            updated_at=record.updated_at,
             limits=self.limits,
         )
         return workflow, scheduler, live, remote

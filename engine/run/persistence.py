@@ -129,6 +129,7 @@ def restore(
     clock: Clock,
     outcomes: list[OutcomeRecord],
     history: list[tuple[str, JobStatus]] | None,
+    updated_at: str | None = None,
     limits: Limits | None = None,
 ) -> tuple[Scheduler, list[Instance], dict[str, str]]:
     """Rebuild a scheduler by replaying recorded outcomes in the order they were applied.
@@ -136,11 +137,14 @@ def restore(
     Returns the scheduler, the instances it handed out that have no recorded result (the
     runner must start those: delegated calls among them keep their recorded attempt, so the
     executor sees the same idempotency key), and the remote jobs that unfinished calls had
-    started, by node id (the executor is given them back to poll).
+    started, by node id (the executor is given them back to poll). The store has the
+    transitions the replay goes through: they are counted, not made again; the job was last
+    changed `updated_at`.
     """
     scheduler = Scheduler(
         plan, job_id=job_id, inputs=inputs, keep_going=keep_going, clock=clock, limits=limits
     )
+    scheduler.replaying = True
     scheduler.start()
     started: dict[str, Instance] = {}
     called: dict[str, dict[str, Any]] = {}
@@ -151,7 +155,7 @@ def restore(
         # what the run had not handed out stays `pending`, for the runner to hand out as it
         # would have (a bounded number at a time, each with its transition in the event log)
         while node_id not in started:
-            batch = scheduler.ready(1, replaying=True)
+            batch = scheduler.ready(1)
             if not batch:
                 break
             started[batch[0].id] = batch[0]
@@ -202,6 +206,7 @@ def restore(
             if instance.id in called:
                 instance.attempt -= 1  # the runner counts the attempt again when it starts
             live.append(instance)
+    scheduler.replayed(updated_at)
     if history:
         scheduler.status_history = list(history)
     return scheduler, live, remote

@@ -115,6 +115,8 @@ class Scheduler:
         self.rejected_at: str | None = None  # the gate whose reject canceled the job
         self.terminal_count = 0
         self._ready: deque[Instance] = deque()
+        # rebuilding the job from its log (see `restore`): transitions are counted, not kept
+        self.replaying = False
         self._started = 0  # instances handed out by ready() whose outcome is not applied yet
         self._closing = False  # while the job is being closed, terminal states do not propagate
         top = Scope(None, None, None, None)
@@ -157,6 +159,14 @@ class Scheduler:
             del self.transitions[:count]
             self.transitions_dropped = upto
 
+    def replayed(self, updated_at: str | None) -> None:
+        """A replay of the job's log has ended: record transitions again. The last one the log
+        has was made at `updated_at`."""
+        self.replaying = False
+        self.drop_transitions(self.transition_count)  # the templates' own, made before it
+        if updated_at is not None:
+            self._dropped_at = updated_at
+
     def start(self) -> None:
         """Move the job to `in-progress`."""
         if self.status is not JobStatus.QUEUED:
@@ -164,12 +174,12 @@ class Scheduler:
         self._job_status(JobStatus.IN_PROGRESS)
         self._settle_job()
 
-    def ready(self, limit: int | None = None, *, replaying: bool = False) -> list[Instance]:
+    def ready(self, limit: int | None = None) -> list[Instance]:
         """Instances whose inputs resolved (at most `limit`, first resolved first), now
         `processing`; the caller must `apply` each. The others stay `pending` until asked for.
         A failure stops new hand-outs, except in a replay (the run handed out a batch before
         it failed, and the log has those nodes' outcomes)."""
-        if self.status is not JobStatus.IN_PROGRESS or (self.halting and not replaying):
+        if self.status is not JobStatus.IN_PROGRESS or (self.halting and not self.replaying):
             return []
         queued = self._ready
         if limit is None or limit >= len(queued):
@@ -511,35 +521,39 @@ class Scheduler:
         instance.reason = reason
         if status in BAD_STATUSES:
             instance.cause = details
-        self.transitions.append(
-            Transition(
-                self.job_id,
-                instance.id,
-                instance.template.id,
-                instance.scope.index,
-                previous,  # a StrEnum member is its own text: no `.value` lookup on this path
-                status,
-                reason,
-                self.clock(),
-                details,
-            )
-        )
+        self._log(instance, previous, status, reason, details)
         if status in TERMINAL_NODE_STATUSES:
             self.terminal_count += 1
             self._terminal(instance)
 
     def _note(self, instance: Instance, reason: str) -> None:
+        self._log(instance, instance.status, instance.status, reason, None)
+
+    def _log(
+        self,
+        instance: Instance | None,
+        previous: str,
+        status: str,
+        reason: str | None,
+        details: dict[str, Any] | None,
+        at: str | None = None,
+    ) -> None:
+        """Append a transition of `instance` (None: of the job) to the outbox, made now or
+        `at`; while a log is replayed (the store has its transitions), only count it."""
+        if self.replaying:
+            self.transitions_dropped += 1
+            return
         self.transitions.append(
             Transition(
                 self.job_id,
-                instance.id,
-                instance.template.id,
-                instance.scope.index,
-                instance.status.value,
-                instance.status.value,
+                instance.id if instance is not None else None,
+                instance.template.id if instance is not None else None,
+                instance.scope.index if instance is not None else None,
+                previous,  # a StrEnum member is its own text: no `.value` lookup on this path
+                status,
                 reason,
-                self.clock(),
-                None,
+                at or self.clock(),
+                details,
             )
         )
 
@@ -704,8 +718,4 @@ class Scheduler:
         self.status_history.append((at, status))
         previous = self.status
         self.status = status
-        self.transitions.append(
-            Transition(
-                self.job_id, None, None, None, previous.value, status.value, self.error, at, None
-            )
-        )
+        self._log(None, previous, status, self.error, None, at)
