@@ -247,7 +247,6 @@ class Runner:
             if isinstance(outcome, RunChild):
                 instance.job_id = instance.job_id or child_job_id(scheduler.job_id, instance.id)
             elif isinstance(outcome, Delegate):
-                instance.job_id = instance.job_id or self.node_job_ids()
                 call.on_remote_job = self._remote_hook
                 call.on_progress = self._progress_hook
                 if self.remote_jobs:
@@ -258,6 +257,7 @@ class Runner:
                     group = answered_now.setdefault(id(batcher), (batcher, []))[1]
                     group.append((instance, call, outcome))
                     continue
+                instance.job_id = instance.job_id or self.node_job_ids()
             scheduler.apply(instance, outcome)
             self.recorder.add(instance, outcome)
             if isinstance(outcome, Delegate | RunChild):
@@ -284,13 +284,16 @@ class Runner:
         answers = batcher.run_batch([call for _, call, _ in calls])
         for position, (instance, call, delegate) in enumerate(calls):
             answer = answers[position] if answers is not None else None
+            if scheduler.halting:
+                # fail-fast: a call answered before it in this batch failed; it never started
+                scheduler.withdraw(instance)
+                continue
+            instance.job_id = instance.job_id or self.node_job_ids()
             if answer is None or isinstance(answer, TransientExecutorError):
                 scheduler.apply(instance, delegate)
                 self.recorder.add(instance, delegate)
                 self._queue.append((instance, call, delegate))
                 self._has_work.set()
-            elif scheduler.halting:  # fail-fast: a call answered before it in this batch failed
-                scheduler.withdraw(instance)
             else:
                 outcome = executor_outcome(batcher, call, answer)
                 scheduler.answered(instance, outcome)
