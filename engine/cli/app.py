@@ -346,7 +346,8 @@ def run(
         if decisions_file is not None:
             decisions = check_decisions(read_json_file(decisions_file, what="decisions"))
         db = db or settings.store_location
-        engine = build_engine(open_db(db), options, settings)
+        # `:memory:` keeps nothing once the process ends: the run records nothing at all
+        engine = build_engine(None if db == ":memory:" else open_db(db), options, settings)
         if workflows_dir is not None:
             engine.workflows.update(load_workflow_folder(workflows_dir))
         workflow = read_workflow(file)

@@ -212,7 +212,9 @@ def open_db(db: str | None) -> Store:
         raise fail_invalid(error) from None
 
 
-def build_engine(store: Store, options: dict[str, Any], settings: Config | None = None) -> Engine:
+def build_engine(
+    store: Store | None, options: dict[str, Any], settings: Config | None = None
+) -> Engine:
     """An engine whose executors and policy follow the run's options (stored with the job, so
     that approving or resuming later runs the rest the same way).
 
