@@ -141,7 +141,8 @@ def executor_outcome(executor: Executor, call: NodeCall, answer: Any) -> Complet
     else:
         outputs["output"] = [asset.asset_id for asset in normalized.assets]
     try:
-        orjson.dumps(outputs)  # a node's outputs are kept and served as JSON
+        if normalized.outputs:  # a node's outputs are kept and served as JSON (asset ids are)
+            orjson.dumps(outputs)
     except TypeError as error:
         return Failed(f"executor `{executor.name}` answered outputs that are not JSON: {error}")
     return Completed(outputs, assets=list(normalized.assets))
