@@ -180,6 +180,69 @@ async def test_transient_errors_are_retried_under_one_idempotency_key() -> None:
     )
 
 
+class CountedBatches(DryRunExecutor):
+    """The dry run, noting how many calls each batch it answers holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def run_batch(self, calls: Any) -> list[ExecutorResult | Exception] | None:
+        self.sizes.append(len(calls))
+        return super().run_batch(calls)
+
+
+async def test_a_batch_executor_answers_the_calls_that_start_together_at_once() -> None:
+    """The dry run with no latency is handed many calls in one step, and its nodes end as
+    they would through awaited calls: the same assets, each call recorded once with its
+    attempt and job id."""
+    from engine.stores.memory import MemoryStore
+
+    batches = CountedBatches()
+    store = MemoryStore()
+    answered = await make_engine(dry_run=batches, store=store).run(model_loop(300))
+    awaited = await make_engine(dry_run=DryRunExecutor(latency=0.0001)).run(model_loop(300))
+    assert answered.document()["status"] == awaited.document()["status"] == "success"
+    assert sum(batches.sizes) == 300 and max(batches.sizes) > 1
+    assert asset_ids(answered) == asset_ids(awaited)
+    records = [o for o in store.outcomes(answered.job_id) if o.node_id.startswith("gen#")]
+    assert len(records) == 300 and {o.kind for o in records} == {"completed"}
+    flow = nodes(answered)
+    assert all(
+        o.payload["call"] == {"attempt": 1, "jobId": flow[o.node_id]["jobId"]} for o in records
+    )
+
+
+class TransientInBatches(DryRunExecutor):
+    """Answers every call at once, except that the first answer to an odd iteration is a
+    transient error: those calls are retried through `run`."""
+
+    name = "transient-batches"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.awaited: list[str] = []
+
+    def run_batch(self, calls: Any) -> list[ExecutorResult | Exception] | None:
+        answers = super().run_batch(calls) or []
+        return [
+            TransientExecutorError("busy") if call.iteration_index % 2 else answer
+            for call, answer in zip(calls, answers, strict=True)
+        ]
+
+    async def run(self, call: NodeCall) -> ExecutorResult:
+        self.awaited.append(call.node_id)
+        return await super().run(call)
+
+
+async def test_a_transient_error_in_a_batch_is_retried_through_run() -> None:
+    executor = TransientInBatches()
+    job = await make_engine(dry_run=executor).run(model_loop(6))
+    assert job.document()["status"] == "success"
+    assert sorted(executor.awaited) == ["gen#1", "gen#3", "gen#5"]
+    assert all(nodes(job)[f"gen#{i}"]["status"] == "success" for i in range(6))
+
+
 class Sleeper:
     name = "sleeper"
 
