@@ -44,6 +44,7 @@ from engine.cli.common import (
 )
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
+from engine.gc_tuning import quiet_gc
 from engine.protocols import Store, Transition
 from engine.run.events import event_logger, logging_sink
 
@@ -72,6 +73,7 @@ def show_version(value: bool) -> None:
 
 @app.callback()
 def options(
+    context: typer.Context,
     _version: Annotated[
         bool,
         typer.Option(
@@ -84,6 +86,10 @@ def options(
     ] = False,
 ) -> None:
     """flowgraph: run Scenario workflows locally."""
+    # the collector paused for the command's imports and its work (see gc_tuning); a server
+    # collects on its own schedule when idle
+    if context.invoked_subcommand != "serve":
+        context.with_resource(quiet_gc())
 
 
 class LogFormat(StrEnum):
