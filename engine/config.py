@@ -53,7 +53,6 @@ the file names none; `FLOWGRAPH_API_KEY` / `FLOWGRAPH_API_SECRET` are the server
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +172,8 @@ def load_config(path: str | Path | None = None) -> Config:
     location = path if path is not None else os.environ.get(CONFIG_VARIABLE)
     if location is None:
         return Config()
+    import tomllib  # a run without a configuration file does without it
+
     file = Path(location)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))

@@ -172,7 +172,7 @@ def test_the_terminal_progress_shows_types_loops_and_gates() -> None:
     from conftest import make_engine
     from rich.console import Console
 
-    from engine.cli.terminal import ProgressDisplay
+    from engine.cli.progress import ProgressDisplay
 
     from engine.executors import DryRunExecutor
 

@@ -84,3 +84,39 @@ def test_many_promoted_objects_are_collected_when_asked_while_idle(collector_on,
     assert gc_tuning.collect_promoted()
     assert all(p() is None for p in probes)
     assert not gc_tuning.collect_promoted()  # nothing promoted since
+
+
+def test_a_command_runs_with_the_collector_paused_and_a_server_does_not(
+    collector_on, monkeypatch, capsys
+):
+    """The CLI's imports and its job are made with the collector paused; `serve` keeps it on,
+    as a long-lived server collects on its own schedule."""
+    import socket
+
+    from conftest import EXAMPLES
+
+    import engine.server
+    from engine.cli import app as cli
+
+    enabled: dict[str, bool] = {}
+    drive = cli.drive
+
+    def drive_noting(*args, **options):
+        enabled["run"] = gc.isenabled()
+        drive(*args, **options)
+
+    def serve_noting(state, *, sock):
+        enabled["serve"] = gc.isenabled()
+        sock.close()
+
+    monkeypatch.setattr(cli, "drive", drive_noting)
+    monkeypatch.setattr(engine.server, "serve", serve_noting)
+    run = ["run", str(EXAMPLES / "fan-out.json"), "--json", "--db", ":memory:"]
+    assert cli.app(run, standalone_mode=False) == 0
+    assert '"status":"success"' in capsys.readouterr().out
+    assert gc.isenabled()  # on again once the command is done
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cli.app(["serve", "--db", ":memory:", "--port", str(port)], standalone_mode=False)
+    assert enabled == {"run": False, "serve": True}

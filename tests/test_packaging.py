@@ -95,6 +95,20 @@ def test_the_cli_does_not_import_the_benchmarks() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_the_public_names_are_imported_on_first_use() -> None:
+    """`import engine` (as every command does) and the pytest plugin (which pytest loads in every
+    session) load neither networkx nor pydantic; each name of `engine.__all__` is there when
+    asked for."""
+    result = run(
+        code="import sys, engine, engine.testing.pytest_plugin\n"
+        "print(sorted(m for m in ('networkx', 'pydantic', 'engine.api') if m in sys.modules))\n"
+        "missing = [n for n in engine.__all__ if getattr(engine, n, None) is None]\n"
+        "print(missing, engine.Engine.__module__, engine.Workflow.__module__)"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["[]", "[] engine.api engine.compile.models"]
+
+
 def test_version_and_short_help() -> None:
     from importlib.metadata import version
 

@@ -86,7 +86,7 @@ def test_the_live_line_says_what_is_running_and_what_is_done() -> None:
     from rich.console import Console
 
     from engine import DryRunExecutor, Engine
-    from engine.cli.terminal import ProgressDisplay
+    from engine.cli.progress import ProgressDisplay
 
     engine = Engine(dry_run=DryRunExecutor(assets_dir=None, latency=0.01))
     job = engine.prepare(ROOT / "examples" / "fan-out.json", {})

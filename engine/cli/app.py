@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.api import Engine
 from engine.cli import debug as cli_debug
 from engine.cli import jobs as cli_jobs
 from engine.cli import testing as cli_testing
@@ -43,20 +42,14 @@ from engine.cli.common import (
     read_workflow,
     write_file,
 )
-from engine.compile.document import (
-    HUGE_NUMBER,
-    file_workflow_id,
-    folder_workflows,
-    load_workflow_folder,
-    publish_document,
-    published_from_editor,
-    read_json_file,
-)
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
+from engine.gc_tuning import quiet_gc
 from engine.protocols import Store, Transition
-from engine.run.decisions import check_decision_targets, check_decisions
 from engine.run.events import event_logger, logging_sink
+
+# The engine's compiler and models (networkx, pydantic) are imported by the commands that use
+# them: `--help`, `--version` and a mistyped command need none of it.
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -80,6 +73,7 @@ def show_version(value: bool) -> None:
 
 @app.callback()
 def options(
+    context: typer.Context,
     _version: Annotated[
         bool,
         typer.Option(
@@ -92,6 +86,10 @@ def options(
     ] = False,
 ) -> None:
     """flowgraph: run Scenario workflows locally."""
+    # the collector paused for the command's imports and its work (see gc_tuning); a server
+    # collects on its own schedule when idle
+    if context.invoked_subcommand != "serve":
+        context.with_resource(quiet_gc())
 
 
 class LogFormat(StrEnum):
@@ -101,6 +99,8 @@ class LogFormat(StrEnum):
 
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     """`--inputs FILE.json` first, then every `--input NAME=VALUE` (JSON when it parses)."""
+    from engine.compile.document import HUGE_NUMBER, read_json_file
+
     values: dict[str, Any] = {}
     problems: list[Problem] = []
     if inputs_file is not None:
@@ -145,6 +145,9 @@ def validate(
 
     The verdict goes to stdout; problems and warnings to stderr. Exit 0 when valid, 2 when not.
     """
+    from engine.api import Engine
+    from engine.compile.document import published_from_editor
+
     try:
         workflow = read_workflow(file, quiet=as_json)
         plan = Engine().compile(workflow)
@@ -189,6 +192,9 @@ def publish_command(
     Every problem is named by node id, title and field; the flow must compile too. Exit 0 when
     published, 2 when not.
     """
+    from engine.api import Engine
+    from engine.compile.document import publish_document, read_json_file
+
     try:
         published = publish_document(read_json_file(file))
         plan = Engine().compile(published)
@@ -301,6 +307,9 @@ def run(
     the same configuration file: its path is kept with the job). Options given here win over
     the file.
     """
+    from engine.compile.document import load_workflow_folder, read_json_file
+    from engine.run.decisions import check_decision_targets, check_decisions
+
     logger = None
     if log_format is not None:
         logger = event_logger(log_format=log_format.value)
@@ -387,6 +396,7 @@ def run(
 def load_into_store(folder: Path, store: Store) -> None:
     """Every workflow of `folder` into the store, by its `id` (else its file name), with the
     fields the API answers with; a file that is no workflow is skipped with a warning."""
+    from engine.compile.document import file_workflow_id, folder_workflows
     from engine.server.workflows import complete_workflow
 
     loaded: dict[str, str] = {}

@@ -11,23 +11,20 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import anyio
 import typer
 
-from engine.api import Engine, JobRun
-from engine.compile.document import (
-    published_from_editor,
-    read_document,
-    read_json_file,
-)
-from engine.compile.models import Workflow
 from engine.config import Config, build_executor, load_config, scenario_executor
 from engine.errors import DecisionError, FlowgraphError, Problem, StoreError, ValidationError
 from engine.executors import CallPolicy, DryRunExecutor
 from engine.protocols import Executor, JobStatus, Store
-from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
 from engine.stores import default_db_path, open_store
-from engine.views.gates import describe_gate, example_selection
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from engine.api import Engine, JobRun
+    from engine.compile.models import Workflow
+
+# The engine's compiler and models (networkx, pydantic) are imported by the functions that use
+# them: `--help`, `--version` and a mistyped command need none of it.
 
 # 0 success; 1 the job failed or was canceled; 2 invalid input or usage; 3 the job waits at a
 # gate; 4 `serve` cannot listen; 70 a flowgraph bug (main); 130 interrupted (the job is kept)
@@ -172,6 +169,8 @@ def default_assets_dir() -> Path:
 def read_workflow(file: str | Path, *, quiet: bool = False) -> Workflow:
     """The workflow of `file`; when it had to be published first (a webapp export), says so on
     stderr unless `quiet`."""
+    from engine.compile.document import published_from_editor, read_document
+
     workflow = read_document(file)
     if published_from_editor(workflow) and not quiet:
         count = len(workflow.flow)
@@ -223,6 +222,8 @@ def build_engine(
     given on the command line (concurrency, retries, timeout, seed, keep-going) win over it.
     Otherwise the built-in dry-run executor serves every model node, shaped by the options.
     """
+    from engine.api import Engine
+
     if settings is None and options.get("config"):
         settings = load_config(options["config"])
     try:
@@ -288,6 +289,8 @@ def build_engine(
 def cost_table(path: Path | None, settings: Config) -> dict[str, float]:
     """Creative units per call by modelId or node type: the file `path`, else the
     configuration's `[server] costs`."""
+    from engine.compile.document import read_json_file
+
     if path is None:
         return {str(k): float(v) for k, v in settings.server.get("costs", {}).items()}
     loaded = read_json_file(path, what="costs")
@@ -331,11 +334,13 @@ def drive(
 ) -> None:
     """Run the job as far as it goes, deciding gates from `decisions`, `auto_approve` or, at
     an interactive terminal, by asking. Progress shows on a terminal."""
+    from engine.run.decisions import DecisionReport, apply_decisions, unused_entries
+
     decisions = decisions or {}
     interactive = sys.stdin.isatty() and sys.stderr.isatty() and not as_json
     display = None
     if stderr_is_terminal():
-        from engine.cli.terminal import ProgressDisplay
+        from engine.cli.progress import ProgressDisplay
 
         display = ProgressDisplay(stderr_console(), job)
     if display is not None:
@@ -384,6 +389,8 @@ def drive(
 
 
 def ask_decisions(engine: Engine, job: JobRun) -> bool:
+    from engine.views.gates import describe_gate
+
     decided = False
     for gate in list(job.waiting):
         if job.scheduler.finished:
@@ -438,6 +445,8 @@ def write_envelope(document_json: bytes) -> None:
 
 
 def print_continue_hints(job: JobRun, db: str | None) -> None:
+    from engine.views.gates import describe_gate, example_selection
+
     if db == ":memory:":
         err.print(
             f"job {job.job_id} is waiting at a gate; with `--db :memory:` it is not kept, "

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import anyio
 import typer
 
-from engine.api import Engine, JobRun
 from engine.cli.common import (
     EXIT_INVALID,
     ConfigOption,
@@ -33,11 +32,13 @@ from engine.cli.common import (
 from engine.config import load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.executors import DryRunExecutor
-from engine.run.decisions import DecisionReport, apply_decisions
-from engine.views.gates import describe_gate, waiting_gates
 
 if TYPE_CHECKING:
+    from engine.api import JobRun
     from engine.costs import CostEstimate
+
+# The engine (networkx, pydantic) and the views are imported by the commands that use them:
+# `--help` and the other commands need none of it.
 
 
 class GraphFormat(StrEnum):
@@ -74,6 +75,9 @@ def stored_job(target: str, db: str | None) -> JobRun | None:
 
 def planned_job(file: str, inputs: dict[str, Any], *, auto_approve: bool) -> JobRun:
     """Run `file` offline (dry-run executor, nothing written anywhere) to see how it resolves."""
+    from engine.api import Engine
+    from engine.run.decisions import DecisionReport, apply_decisions
+
     engine = Engine(dry_run=DryRunExecutor(assets_dir=None))
     try:
         job = engine.prepare(read_workflow(file), inputs)
@@ -136,6 +140,7 @@ def explain(
         job = planned_job(target, inputs, auto_approve=auto_approve)
     priced = price_job(job, executor=executor, config=config, costs=costs) if cost else None
     from engine.views.explain import Explainer, explain_text
+    from engine.views.gates import describe_gate, waiting_gates
 
     explainer = Explainer(job.scheduler)
     try:
@@ -172,6 +177,7 @@ def price_job(
     job: JobRun, *, executor: str | None, config: Path | None, costs: Path | None
 ) -> CostEstimate:
     """What running `job`'s workflow with its inputs costs (see engine/costs.py)."""
+    from engine.api import Engine
     from engine.costs import estimate
 
     try:
@@ -232,6 +238,8 @@ def graph(
     db: DbOption = None,
 ) -> None:
     """Draw a workflow's flow (mermaid, dot, json, html) or a stored job (html shows statuses)."""
+    from engine.api import Engine
+
     job = stored_job(target, db)
     if job is not None:
         plan = job.plan

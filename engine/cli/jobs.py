@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from engine.api import Engine, JobRun
 from engine.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -27,7 +26,12 @@ from engine.cli.common import (
 )
 from engine.errors import DecisionError, FlowgraphError
 from engine.protocols import JobRecord, JobStatus, Store
-from engine.views.gates import describe_gate, waiting_gates
+
+if TYPE_CHECKING:
+    from engine.api import Engine, JobRun
+
+# The engine (networkx, pydantic) is imported where a job is rebuilt or its gates described:
+# listing the jobs of the store and `--help` need none of it.
 
 JobArgument = Annotated[str, typer.Argument(help="The job id (`flowgraph jobs` lists them)")]
 NodeArgument = Annotated[str, typer.Argument(help="The gate: a node id, a template id or a prefix")]
@@ -219,6 +223,8 @@ def list_with_gates(
 ) -> list[tuple[JobRecord, list[str]]]:
     """Up to `limit` jobs, newest first, each with the gates it waits at (read from the job's
     document: only for jobs in progress)."""
+    from engine.views.gates import waiting_gates
+
     wanted = (
         JobStatus.IN_PROGRESS.value if status is StatusFilter.waiting else status and status.value
     )
@@ -246,6 +252,7 @@ def list_with_gates(
 
 def show(document: dict[str, Any]) -> None:
     from engine.cli.terminal import count_nodes
+    from engine.views.gates import describe_gate, waiting_gates
 
     console = out_console()
     console.print(

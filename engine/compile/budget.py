@@ -22,7 +22,6 @@ import sys
 from typing import Any
 
 import anyio
-import anyio.to_process
 from anyio.lowlevel import RunVar
 
 from engine.compile.compiler import TemplateNode
@@ -44,6 +43,8 @@ def runs_apart(template: TemplateNode, inputs: dict[str, Any]) -> bool:
 
 async def start_apart(template: TemplateNode, call: NodeCall, limits: Limits) -> Outcome:
     """`template.kind.start(call)` in a worker process, within `limits.expression_seconds`."""
+    import anyio.to_process  # with subprocess and the workers' machinery: only when needed
+
     try:
         kind = pickle.dumps(template.kind)  # a kind defined inside a function cannot travel
     except (pickle.PicklingError, AttributeError, TypeError):

@@ -60,11 +60,15 @@ def input_type_of(value: Any) -> str | None:
 class WireModel(BaseModel):
     """Base: camelCase aliases, unknown fields kept, round-trip through `to_wire()`."""
 
+    # Validators and serializers are built when a model is first used, not when its class is
+    # made: a run validates a `Workflow` (one build, its nested models inlined) and never
+    # builds the job models; building all of them at import was most of this module's cost.
     model_config = ConfigDict(
         alias_generator=to_camel,
         populate_by_name=True,
         extra="allow",
         protected_namespaces=(),
+        defer_build=True,
     )
 
     def to_wire(self) -> dict[str, Any]:

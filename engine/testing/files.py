@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.compile.document import parse_json, read_text_file
 from engine.errors import Problem, ValidationError
-from engine.run.decisions import check_decisions
 
+# The engine (pydantic, networkx) is imported where a file is read: the pytest plugin asks
+# `is_case_file` of every file of every session.
 SUFFIXES = (".flowtest.json", ".flowtest.yaml", ".flowtest.yml")
 JOB_STATUSES = ("success", "failure", "canceled", "in-progress", "queued")
 NODE_STATUSES = ("success", "failure", "skipped", "rejected", "processing", "pending")
@@ -120,6 +120,8 @@ def find_case_files(paths: Iterable[Path]) -> list[Path]:
 def parse_case_text(text: str, *, source: str, yaml: bool) -> Any:
     """The document of a test file's text, JSON or YAML."""
     if not yaml:
+        from engine.compile.document import parse_json
+
         return parse_json(text, source=source)
     import yaml as pyyaml
 
@@ -136,6 +138,8 @@ def parse_case_text(text: str, *, source: str, yaml: bool) -> Any:
 
 def read_case_file(path: Path) -> CaseFile:
     """Read and check one test file; raises ValidationError listing every problem."""
+    from engine.compile.document import read_text_file
+
     text = read_text_file(path, what="test file")
     yaml = path.suffix in (".yaml", ".yml")
     return load_case_file(parse_case_text(text, source=str(path), yaml=yaml), path)
@@ -195,6 +199,8 @@ def load_case_file(raw: Any, path: Path) -> CaseFile:
 
 
 def _case(raw: Any, where: str, problem: Callable[[str, str], None]) -> Case | None:
+    from engine.run.decisions import check_decisions
+
     if not isinstance(raw, Mapping):
         problem("a case is an object with `name`, `inputs`, `decisions`, `expect`...", where)
         return None
