@@ -173,7 +173,6 @@ def test_the_terminal_progress_shows_types_loops_and_gates() -> None:
     from rich.console import Console
 
     from engine.cli.progress import ProgressDisplay
-
     from engine.executors import DryRunExecutor
 
     # generations that take a moment, as real ones do (with none, the dry run answers each
