@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
+from itertools import groupby
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -24,6 +26,9 @@ _OUTPUT_TYPES = frozenset(
 )
 
 
+_TEMPLATE = attrgetter("template")
+
+
 def iteration_path(instance: Instance) -> tuple[int, ...]:
     path: list[int] = []
     scope = instance.scope
@@ -36,13 +41,17 @@ def iteration_path(instance: Instance) -> tuple[int, ...]:
 
 def ordered_instances(scheduler: Scheduler) -> list[Instance]:
     """Flow order: each template, then its clones in iteration order (outer-major)."""
-    return sorted(
-        scheduler.instances.values(), key=lambda i: (i.template.position, iteration_path(i))
-    )
+    return sorted(scheduler.instances.values(), key=_flow_position)
 
 
-def is_output_node(instance: Instance) -> bool:
-    return instance.template.is_output_candidate and not instance.is_template_copy
+def _flow_position(instance: Instance) -> tuple[int, Any]:
+    """The sort key of flow order. The clones of a template in one loop (most nodes of a large
+    job) are ordered by their index alone, the template itself (which has none) first: no path
+    is built for each of them."""
+    template, index = instance.template, instance.scope.index
+    if len(template.loops) > 1:
+        return (template.position, iteration_path(instance))
+    return (template.position, -1 if index is None else index)
 
 
 def node_document(
@@ -138,15 +147,26 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
     return rewritten
 
 
-def node_outputs_for_job(plan: Plan, instance: Instance) -> dict[str, Any]:
-    """An output node's outputs for `metadata.output`, asset lists left out."""
-    outputs = instance.outputs
-    template = instance.template
-    if template.produces_assets or (
-        template.type == "for-each" and plan.loop_output_is_assets(template.id)
-    ):
-        return {k: v for k, v in outputs.items() if k != "output"}
-    return dict(outputs)
+def _job_outputs(plan: Plan, ordered: list[Instance]) -> tuple[list[str], dict[str, Any]]:
+    """`metadata.assetIds` and `metadata.output`: the assets and outputs of the output nodes
+    that succeeded, in flow order (a model node's or a for-each's asset list left out of its
+    outputs). Read a template's clones at a time: what the template decides is read once, and
+    the clones of a template that has no output node are not read at all."""
+    asset_ids: list[str] = []
+    output: dict[str, Any] = {}
+    for template, clones in groupby(ordered, key=_TEMPLATE):
+        if not template.is_output_candidate:
+            continue
+        done = [i for i in clones if i.status is NodeStatus.SUCCESS and not i.is_template_copy]
+        asset_ids += [asset.asset_id for instance in done for asset in instance.assets]
+        outputs = [dict(instance.outputs) for instance in done]
+        if template.produces_assets or (
+            template.type == "for-each" and plan.loop_output_is_assets(template.id)
+        ):
+            for kept in outputs:
+                kept.pop("output", None)
+        output.update(zip([instance.id for instance in done], outputs, strict=True))
+    return asset_ids, output
 
 
 def job_document(
@@ -219,12 +239,7 @@ def _document(
     extra_metadata: dict[str, Any] | None,
 ) -> dict[str, Any]:
     plan = scheduler.plan
-    asset_ids: list[str] = []
-    output: dict[str, Any] = {}
-    for instance in ordered:
-        if instance.status is NodeStatus.SUCCESS and is_output_node(instance):
-            asset_ids.extend(asset.asset_id for asset in instance.assets)
-            output[instance.id] = node_outputs_for_job(plan, instance)
+    asset_ids, output = _job_outputs(plan, ordered)
     metadata: dict[str, Any] = {
         "input": dict(scheduler.inputs),
         "flow": flow,
