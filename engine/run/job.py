@@ -62,13 +62,13 @@ def node_document(
     A workflow node parked while its child job waits (`parked`) lists the child's gates in
     `waitingGates`: each the gate's node in the job it waits in, named by its path, with that
     job's id (`jobId`) and its id there (`nodeId`)."""
-    template = instance.template
+    template, scope, status = instance.template, instance.scope, instance.status
     node = dict(template.wire)
     node["id"] = instance.id
-    suffix = instance.scope.suffix
-    if instance.scope.loop is not None:
-        node["iterationIndex"] = instance.scope.index
-        node["loopNodeId"] = instance.scope.loop.id
+    suffix = scope.suffix
+    if scope.loop is not None:
+        node["iterationIndex"] = scope.index
+        node["loopNodeId"] = scope.loop.id
     if suffix and template.node.loop_body_node_ids:
         node["loopBodyNodeIds"] = [member + suffix for member in template.node.loop_body_node_ids]
     if suffix and instance.order_links:
@@ -78,7 +78,7 @@ def node_document(
         ]
     if template.node.inputs and (instance.values is not None or instance.input_links):
         node["inputs"] = _inputs_document(instance, node["inputs"])
-    node["status"] = instance.status.value
+    node["status"] = status._value_  # `.value` is a descriptor, four times slower to read
     node.pop("waitingGates", None)  # only a run writes it: a document's own is never shown
     if instance.job_id:
         node["jobId"] = instance.job_id
@@ -93,11 +93,11 @@ def node_document(
             extra = outputs["all"]
         if extra:
             node["output"] = extra
-    elif template.type in _OUTPUT_TYPES and instance.status is NodeStatus.SUCCESS:
+    elif template.type in _OUTPUT_TYPES and status is NodeStatus.SUCCESS:
         node["output"] = outputs.get("output")
     if instance.items is not None:
         node["items"] = instance.items
-    if instance.reason is not None and instance.status in _REASON_STATUSES:
+    if instance.reason is not None and status in _REASON_STATUSES:
         node["statusReason"] = instance.reason
         waits = parked.get(instance.id)
         if waits is not None:
