@@ -150,8 +150,9 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
 def _job_outputs(plan: Plan, ordered: list[Instance]) -> tuple[list[str], dict[str, Any]]:
     """`metadata.assetIds` and `metadata.output`: the assets and outputs of the output nodes
     that succeeded, in flow order (a model node's or a for-each's asset list left out of its
-    outputs). Read a template's clones at a time: what the template decides is read once, and
-    the clones of a template that has no output node are not read at all."""
+    outputs). `ordered` is in flow order, a template's nodes together, and is read a template
+    at a time: what the template decides is read once, and the clones of a template that has
+    no output node are not read at all."""
     asset_ids: list[str] = []
     output: dict[str, Any] = {}
     for template, clones in groupby(ordered, key=_TEMPLATE):
