@@ -8,22 +8,89 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import FLOWS, run
+from conftest import EXAMPLES, FLOWS, export, run
 
+from engine.api import JobRun
+from engine.protocols import NodeStatus
 from engine.run import job as job_module
+from engine.run.instances import Instance
 
 FLOW_FILES = sorted(path.name for path in Path(FLOWS).glob("*.json"))
 
 
-@pytest.mark.parametrize("name", FLOW_FILES)
+def example_runs() -> list[tuple[str, dict[str, Any]]]:
+    """Each example workflow with the inputs of each case of its test file."""
+    runs = []
+    for tests in sorted(Path(EXAMPLES).glob("*.flowtest.json")):
+        cases = json.loads(tests.read_text())
+        workflow = str(Path(EXAMPLES) / cases["workflow"])
+        runs += [(workflow, case.get("inputs", {})) for case in cases["cases"]]
+    return runs
+
+
+# the fixture flows, the examples with their test cases' inputs, an editor export run whole
+DOCUMENTS = [*((name, {}) for name in FLOW_FILES), *example_runs(), ("storyboard", {})]
+NAMES = [f"{Path(name).name}-{index}" for index, (name, _) in enumerate(DOCUMENTS)]
+
+
+def run_document(name: str, inputs: dict[str, Any]) -> JobRun:
+    """A fixture flow by file name, an example by path, or an editor export by name."""
+    return run(name if name.endswith(".json") else export(name), inputs)
+
+
+@pytest.mark.parametrize(("name", "inputs"), DOCUMENTS, ids=NAMES)
 def test_streamed_encoding_equals_the_whole_document(
-    name: str, monkeypatch: pytest.MonkeyPatch
+    name: str, inputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(job_module, "ENCODE_BATCH", 2)  # several batches even in small flows
-    job = run(name)
+    job = run_document(name, inputs)
     encoded = job.document_json()
     assert encoded == orjson.dumps(job.document())
     assert json.loads(encoded)["metadata"]["flow"] == job.document()["metadata"]["flow"]
+
+
+def flow_order(instance: Instance) -> tuple[int, tuple[int, ...]]:
+    """Flow order by definition: the template's position, then the clone's iteration indices
+    from the outermost loop in (the template itself, which has none, first)."""
+    path: list[int] = []
+    scope = instance.scope
+    while scope.index is not None:
+        path.insert(0, scope.index)
+        assert scope.parent is not None
+        scope = scope.parent
+    return (instance.template.position, tuple(path))
+
+
+@pytest.mark.parametrize(("name", "inputs"), DOCUMENTS, ids=NAMES)
+def test_the_flow_is_in_flow_order_and_the_outputs_are_the_output_nodes(
+    name: str, inputs: dict[str, Any]
+) -> None:
+    """Every node once, each template then its clones outer loop first; `metadata.output` and
+    `assetIds` the succeeded output nodes' (a model node's asset list left out of its outputs,
+    as is a for-each's that collects assets), in that order."""
+    job = run_document(name, inputs)
+    scheduler = job.scheduler
+    by_definition = sorted(scheduler.instances.values(), key=flow_order)
+    metadata = json.loads(job.document_json())["metadata"]
+    assert [node["id"] for node in metadata["flow"]] == [i.id for i in by_definition]
+    output_nodes = [
+        i
+        for i in by_definition
+        if i.status is NodeStatus.SUCCESS
+        and i.template.is_output_candidate
+        and not i.is_template_copy
+    ]
+    assert metadata["assetIds"] == [a.asset_id for i in output_nodes for a in i.assets]
+    expected = {}
+    for instance in output_nodes:
+        template = instance.template
+        outputs = dict(instance.outputs)
+        if template.produces_assets or (
+            template.type == "for-each" and scheduler.plan.loop_output_is_assets(template.id)
+        ):
+            outputs.pop("output", None)
+        expected[instance.id] = outputs
+    assert list(metadata["output"].items()) == list(json.loads(json.dumps(expected)).items())
 
 
 def test_streamed_encoding_of_a_failed_job_with_extra_metadata() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Mapping
+from itertools import groupby
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -24,6 +26,9 @@ _OUTPUT_TYPES = frozenset(
 )
 
 
+_TEMPLATE = attrgetter("template")
+
+
 def iteration_path(instance: Instance) -> tuple[int, ...]:
     path: list[int] = []
     scope = instance.scope
@@ -36,13 +41,17 @@ def iteration_path(instance: Instance) -> tuple[int, ...]:
 
 def ordered_instances(scheduler: Scheduler) -> list[Instance]:
     """Flow order: each template, then its clones in iteration order (outer-major)."""
-    return sorted(
-        scheduler.instances.values(), key=lambda i: (i.template.position, iteration_path(i))
-    )
+    return sorted(scheduler.instances.values(), key=_flow_position)
 
 
-def is_output_node(instance: Instance) -> bool:
-    return instance.template.is_output_candidate and not instance.is_template_copy
+def _flow_position(instance: Instance) -> tuple[int, Any]:
+    """The sort key of flow order. The clones of a template in one loop (most nodes of a large
+    job) are ordered by their index alone, the template itself (which has none) first: no path
+    is built for each of them."""
+    template, index = instance.template, instance.scope.index
+    if len(template.loops) > 1:
+        return (template.position, iteration_path(instance))
+    return (template.position, -1 if index is None else index)
 
 
 def node_document(
@@ -53,13 +62,13 @@ def node_document(
     A workflow node parked while its child job waits (`parked`) lists the child's gates in
     `waitingGates`: each the gate's node in the job it waits in, named by its path, with that
     job's id (`jobId`) and its id there (`nodeId`)."""
-    template = instance.template
+    template, scope, status = instance.template, instance.scope, instance.status
     node = dict(template.wire)
     node["id"] = instance.id
-    suffix = instance.scope.suffix
-    if instance.scope.loop is not None:
-        node["iterationIndex"] = instance.scope.index
-        node["loopNodeId"] = instance.scope.loop.id
+    suffix = scope.suffix
+    if scope.loop is not None:
+        node["iterationIndex"] = scope.index
+        node["loopNodeId"] = scope.loop.id
     if suffix and template.node.loop_body_node_ids:
         node["loopBodyNodeIds"] = [member + suffix for member in template.node.loop_body_node_ids]
     if suffix and instance.order_links:
@@ -69,7 +78,7 @@ def node_document(
         ]
     if template.node.inputs and (instance.values is not None or instance.input_links):
         node["inputs"] = _inputs_document(instance, node["inputs"])
-    node["status"] = instance.status.value
+    node["status"] = status._value_  # `.value` is a descriptor, four times slower to read
     node.pop("waitingGates", None)  # only a run writes it: a document's own is never shown
     if instance.job_id:
         node["jobId"] = instance.job_id
@@ -84,11 +93,11 @@ def node_document(
             extra = outputs["all"]
         if extra:
             node["output"] = extra
-    elif template.type in _OUTPUT_TYPES and instance.status is NodeStatus.SUCCESS:
+    elif template.type in _OUTPUT_TYPES and status is NodeStatus.SUCCESS:
         node["output"] = outputs.get("output")
     if instance.items is not None:
         node["items"] = instance.items
-    if instance.reason is not None and instance.status in _REASON_STATUSES:
+    if instance.reason is not None and status in _REASON_STATUSES:
         node["statusReason"] = instance.reason
         waits = parked.get(instance.id)
         if waits is not None:
@@ -138,15 +147,27 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
     return rewritten
 
 
-def node_outputs_for_job(plan: Plan, instance: Instance) -> dict[str, Any]:
-    """An output node's outputs for `metadata.output`, asset lists left out."""
-    outputs = instance.outputs
-    template = instance.template
-    if template.produces_assets or (
-        template.type == "for-each" and plan.loop_output_is_assets(template.id)
-    ):
-        return {k: v for k, v in outputs.items() if k != "output"}
-    return dict(outputs)
+def _job_outputs(plan: Plan, ordered: list[Instance]) -> tuple[list[str], dict[str, Any]]:
+    """`metadata.assetIds` and `metadata.output`: the assets and outputs of the output nodes
+    that succeeded, in flow order (a model node's or a for-each's asset list left out of its
+    outputs). `ordered` is in flow order, a template's nodes together, and is read a template
+    at a time: what the template decides is read once, and the clones of a template that has
+    no output node are not read at all."""
+    asset_ids: list[str] = []
+    output: dict[str, Any] = {}
+    for template, clones in groupby(ordered, key=_TEMPLATE):
+        if not template.is_output_candidate:
+            continue
+        done = [i for i in clones if i.status is NodeStatus.SUCCESS and not i.is_template_copy]
+        asset_ids += [asset.asset_id for instance in done for asset in instance.assets]
+        outputs = [dict(instance.outputs) for instance in done]
+        if template.produces_assets or (
+            template.type == "for-each" and plan.loop_output_is_assets(template.id)
+        ):
+            for kept in outputs:
+                kept.pop("output", None)
+        output.update(zip([instance.id for instance in done], outputs, strict=True))
+    return asset_ids, output
 
 
 def job_document(
@@ -219,12 +240,7 @@ def _document(
     extra_metadata: dict[str, Any] | None,
 ) -> dict[str, Any]:
     plan = scheduler.plan
-    asset_ids: list[str] = []
-    output: dict[str, Any] = {}
-    for instance in ordered:
-        if instance.status is NodeStatus.SUCCESS and is_output_node(instance):
-            asset_ids.extend(asset.asset_id for asset in instance.assets)
-            output[instance.id] = node_outputs_for_job(plan, instance)
+    asset_ids, output = _job_outputs(plan, ordered)
     metadata: dict[str, Any] = {
         "input": dict(scheduler.inputs),
         "flow": flow,
