@@ -404,7 +404,11 @@ class Store(Protocol):
         """Replace the job's status and latest document (given as UTF-8 JSON)."""
         ...
 
-    def get_job(self, job_id: str) -> JobRecord | None: ...
+    def get_job(self, job_id: str, *, document: bool = True) -> JobRecord | None:
+        """The job; without `document`, its latest document is neither read nor parsed
+        (`document` None): the rest of the record, for a reader that rebuilds the job from its
+        log, as a large job's document is most of what is stored of it."""
+        ...
 
     def job_summary(self, job_id: str) -> JobRecord | None:
         """The job without its workflow and document (its status, its parent), as

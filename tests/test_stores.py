@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -214,6 +215,21 @@ def test_a_document_of_several_megabytes_round_trips(store: Store) -> None:
     store.checkpoint("job_big", status="failure", updated_at="y", document_json=b'{"small": 1}')
     job = store.get_job("job_big")
     assert job is not None and (job.status, job.document) == ("failure", {"small": 1})
+
+
+def test_a_job_is_read_without_its_document_when_asked(store: Store) -> None:
+    """What rebuilds a job from its log needs the record, not the (large) document."""
+    store.create_job(record("job_1", "2026-01-01T00:00:00.000Z", status="queued"))
+    store.checkpoint(
+        "job_1", status="success", updated_at="y", document_json=b'{"flow": [{"id": "a"}]}'
+    )
+    whole = store.get_job("job_1")
+    bare = store.get_job("job_1", document=False)
+    assert whole is not None and whole.document == {"flow": [{"id": "a"}]}
+    assert bare is not None and bare.document is None
+    assert (bare.status, bare.updated_at, bare.workflow) == ("success", "y", {"flow": []})
+    assert dataclasses.replace(whole, document=None) == bare
+    assert store.get_job("job_missing", document=False) is None
 
 
 def test_idempotency_keys_bind_once(store: Store) -> None:

@@ -206,7 +206,9 @@ def _view_of(
     finished = kept.schedulers.get(job_id)  # see `Remembered`
     if summary is not None and finished is not None:
         return finished, summary.workflow_id
-    record = state.store.get_job(job_id)
+    # of the job's document (most of what is stored of a large job) the replay would read only
+    # the status history, which no page shows: it is left in the store
+    record = state.store.get_job(job_id, document=False)
     if record is None:
         raise not_found(f"job `{job_id}` not found")
     workflow, scheduler, _, _ = state.engine.replay(record)

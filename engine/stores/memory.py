@@ -83,13 +83,14 @@ class MemoryStore:
             job.status, job.updated_at = status, updated_at
             self._documents[job_id] = document_json
 
-    def get_job(self, job_id: str) -> JobRecord | None:
+    def get_job(self, job_id: str, *, document: bool = True) -> JobRecord | None:
         with self._lock:
             found = self._jobs.get(job_id)
             if found is None:
                 return None
             job = copy.deepcopy(found)
-            job.document = json.loads(self._documents[job_id])
+            if document:
+                job.document = json.loads(self._documents[job_id])
             return job
 
     def document_json(self, job_id: str) -> bytes | None:

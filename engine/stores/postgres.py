@@ -23,6 +23,7 @@ from engine.stores.sql import (
     entry_of,
     events_of,
     job_from_row,
+    job_query,
     job_values,
     list_jobs_query,
     outcomes_of,
@@ -185,9 +186,9 @@ class PostgresStore:
         if not cursor.rowcount:
             raise KeyError(f"no job `{job_id}` in the store")
 
-    def get_job(self, job_id: str) -> JobRecord | None:
+    def get_job(self, job_id: str, *, document: bool = True) -> JobRecord | None:
         row = self._execute(
-            f"SELECT {JOB_COLUMNS} FROM flowgraph_jobs WHERE job_id = %s", (job_id,)
+            job_query("flowgraph_jobs", "%s", document=document), (job_id,)
         ).fetchone()
         return job_from_row(row) if row is not None else None
 

@@ -13,10 +13,10 @@ import orjson
 from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry, workflow_head
 from engine.stores.paging import decode_cursor, encode_cursor
 
-JOB_COLUMNS = (
-    "job_id, workflow_id, parent_job_id, status, created_at, updated_at, workflow, inputs, "
-    "options, document"
+RECORD_COLUMNS = (
+    "job_id, workflow_id, parent_job_id, status, created_at, updated_at, workflow, inputs, options"
 )
+JOB_COLUMNS = f"{RECORD_COLUMNS}, document"
 SUMMARY_COLUMNS = (
     "job_id, workflow_id, parent_job_id, status, created_at, updated_at, inputs, options"
 )
@@ -24,6 +24,13 @@ SUMMARY_COLUMNS = (
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def job_query(table: str, mark: str, *, document: bool) -> str:
+    """The query for one job by id, its columns in JOB_COLUMNS order (without `document`,
+    the document is not read: NULL in its place)."""
+    columns = JOB_COLUMNS if document else f"{RECORD_COLUMNS}, NULL"
+    return f"SELECT {columns} FROM {table} WHERE job_id = {mark}"
 
 
 def job_values(record: JobRecord) -> tuple[Any, ...]:

@@ -24,6 +24,7 @@ from engine.stores.sql import (
     entry_of,
     events_of,
     job_from_row,
+    job_query,
     job_values,
     list_jobs_query,
     outcomes_of,
@@ -241,10 +242,10 @@ class SQLiteStore:
         if row is None:
             raise KeyError(f"no job `{job_id}` in the store")
 
-    def get_job(self, job_id: str) -> JobRecord | None:
+    def get_job(self, job_id: str, *, document: bool = True) -> JobRecord | None:
         with self._lock:
             row = self._connection.execute(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
+                job_query("jobs", "?", document=document), (job_id,)
             ).fetchone()
         return job_from_row(row) if row is not None else None
 

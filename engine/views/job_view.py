@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 from engine.compile.compiler import Plan, TemplateNode
 from engine.protocols import NodeStatus, Transition
-from engine.run.instances import COLLECTION, INSTANCE, Instance
+from engine.run.instances import COLLECTION, INSTANCE, Instance, Link
 from engine.run.scheduler import Scheduler
 from engine.run.skips import matched
 from engine.views.explain import Explainer, Explanation
@@ -26,6 +27,13 @@ from nodes.user_selection import selection_bounds
 MAX_DRAWN = 400  # past this many nodes, clones are drawn as one node per template
 # a collapsed template shows the worst of its clones' statuses
 _SEVERITY = ("failure", "canceled", "processing", "pending", "success", "skipped")
+# a status's place in _SEVERITY; one not there (rejected) counts as the last
+_RANK = {status: rank for rank, status in enumerate(_SEVERITY)}
+_LAST = len(_SEVERITY) - 1
+_VALUE = {status: status.value for status in NodeStatus}  # faster than `.value`, per node
+_NO_TIMES: list[str | None] = [None, None]
+_STARTED = frozenset(("processing", "in-progress"))
+_ENDED = frozenset(("success", "failure", "skipped", "canceled"))
 AssetUrl = Callable[[str, str], str]  # (asset id, stored url) -> the url the page loads
 
 
@@ -98,14 +106,19 @@ def _worst(counts: Mapping[str, int]) -> str:
 
 def node_times(transitions: Iterable[Transition]) -> dict[str | None, list[str | None]]:
     """Per node id (None: the job), when it started processing and when it ended."""
-    times: dict[str | None, list[str | None]] = defaultdict(lambda: [None, None])
+    times: dict[str | None, list[str | None]] = {}
     for transition in transitions:
-        entry = times[transition.node_id]
-        if transition.to_status in ("processing", "in-progress") and entry[0] is None:
-            entry[0] = transition.at
-        elif transition.to_status in ("success", "failure", "skipped", "canceled"):
+        to_status = transition.to_status
+        if to_status not in _STARTED and to_status not in _ENDED:
+            continue
+        entry = times.get(transition.node_id)
+        if entry is None:
+            entry = times[transition.node_id] = [None, None]
+        if to_status in _STARTED:
+            entry[0] = entry[0] or transition.at
+        else:
             entry[1] = transition.at
-            if transition.to_status != "skipped":  # a node skipped never started
+            if to_status != "skipped":  # a node skipped never started
                 entry[0] = entry[0] or transition.at
     return times
 
@@ -126,6 +139,8 @@ def job_view(
     builder = ViewBuilder()
     alias: dict[str, str] = {}  # instance id -> drawn id
     clones: dict[str, list[Instance]] = defaultdict(list)  # template id -> its clones
+    statuses: dict[str, list[str]] = defaultdict(list)  # template id -> its clones' statuses
+    summary: list[str] = []  # the status of each node that is not a template
 
     def place(instance: Instance) -> str | None:
         """The container of a drawn instance (created on the way)."""
@@ -149,8 +164,13 @@ def job_view(
         )
 
     for instance in instances.values():
-        if instance.scope.loop is not None and not instance.is_template_copy:
+        if instance.is_template_copy:
+            continue
+        status = _VALUE[instance.status]
+        summary.append(status)
+        if instance.scope.loop is not None:
             clones[instance.template.id].append(instance)
+            statuses[instance.template.id].append(status)
     for instance in instances.values():
         looped = instance.scope.loop is not None
         if collapse and looped:
@@ -158,8 +178,9 @@ def job_view(
             continue
         if instance.is_template_copy and not collapse:
             continue
-        if instance.is_template_copy:
-            counts = Counter(c.status.value for c in clones[instance.template.id])
+        if instance.is_template_copy:  # (listed even before its loop has any clone)
+            clones.setdefault(instance.template.id, [])
+            counts = Counter(statuses[instance.template.id])
             status = _worst(counts)
             extra: dict[str, Any] = {"counts": dict(counts), "collapsed": True}
         else:
@@ -184,14 +205,14 @@ def job_view(
             builder.edge(alias.get(instance.id, instance.id), box, "", kind="loop")
     _loop_counts(builder, instances, collapse)
     assets = _asset_index(scheduler)
-    details = {
-        instance.id: node_details(
-            instance, explainer, times=times, asset_url=asset_url, assets=assets
+    details = {  # the drawn nodes that are themselves (not a clone's template)
+        drawn: node_details(
+            instances[drawn], explainer, times=times, asset_url=asset_url, assets=assets
         )
-        for instance in instances.values()
-        if alias.get(instance.id) == instance.id
+        for drawn in builder.nodes
+        if alias.get(drawn) == drawn
     }
-    summary = Counter(i.status.value for i in instances.values() if not i.is_template_copy)
+    counted = Counter(summary)
     started, ended = times.get(None, (None, None))
     return {
         "title": title,
@@ -200,15 +221,18 @@ def job_view(
             "workflowId": workflow_id,
             "status": scheduler.status.value,
             "error": scheduler.error,
-            "nodes": sum(summary.values()),
-            "statuses": dict(summary),
+            "nodes": len(summary),
+            "statuses": dict(counted),
             "started": started,
             "ended": ended,
         },
         "collapsed": collapse,
         **builder.result(),
         "clones": (
-            {t: [[c.id, c.status.value] for c in found] for t, found in clones.items()}
+            {
+                t: [[c.id, s] for c, s in zip(found, statuses[t], strict=True)]
+                for t, found in clones.items()
+            }
             if collapse
             else {}
         ),
@@ -221,32 +245,35 @@ def _edges(
     scheduler: Scheduler, builder: ViewBuilder, alias: dict[str, str], collapse: bool
 ) -> None:
     instances = scheduler.instances
-    below: dict[tuple[str, str], list[str]] = defaultdict(list)  # (template, prefix) -> clones
-    for instance in instances.values():
-        if instance.scope.loop is not None and not instance.is_template_copy:
-            suffix = instance.scope.loop.scope.suffix
-            below[(instance.template.id, suffix)].append(instance.id)
+    below: dict[tuple[str, str], list[str]] = {}  # (template, prefix) -> clones; when needed
+    indexed = False
+
+    def collected(link: Link) -> list[str]:
+        """The clones of that template below the loop, where a collection's data comes from."""
+        nonlocal indexed
+        if not indexed:
+            indexed = True
+            for instance in instances.values():
+                if instance.scope.loop is not None and not instance.is_template_copy:
+                    key = (instance.template.id, instance.scope.loop.scope.suffix)
+                    below.setdefault(key, []).append(instance.id)
+        found = [
+            i
+            for key, ids in below.items()
+            if key[0] == link[2] and key[1].startswith(link[1].scope.suffix)
+            for i in ids
+        ]
+        return found or [link[1].id]
+
     seen: set[tuple[str, str]] = set()
     for instance in instances.values():
         target = alias.get(instance.id)
         if instance.is_template_copy or target is None:
             continue
-        links = [link for link in instance.input_links if link is not None]
-        links += [entry for entries in instance.conditional_links for entry in entries]
-        links += list(instance.order_links)
-        for link in links:
-            sources: list[str] = []
-            if link[0] == INSTANCE:
-                sources = [link[1].id]
-            elif link[0] == COLLECTION:
-                # the data comes from the clones of that template below the loop
-                found = [
-                    i
-                    for key, ids in below.items()
-                    if key[0] == link[2] and key[1].startswith(link[1].scope.suffix)
-                    for i in ids
-                ]
-                sources = found or [link[1].id]
+        for link in chain(instance.input_links, *instance.conditional_links, instance.order_links):
+            if link is None or (link[0] != INSTANCE and link[0] != COLLECTION):
+                continue
+            sources = [link[1].id] if link[0] == INSTANCE else collected(link)
             for source_id in sources:
                 drawn = alias.get(source_id)
                 if drawn is None or (collapse and (drawn, target) in seen):
@@ -280,16 +307,21 @@ def _taken(source: Instance, target: Instance) -> dict[str, Any]:
 
 def _loop_counts(builder: ViewBuilder, instances: Mapping[str, Instance], collapse: bool) -> None:
     """Each loop box's iterations by outcome: an iteration failed when one of its nodes did."""
-    by_row: dict[str, Counter[str]] = defaultdict(Counter)
+    worst: dict[tuple[str, int | None], int] = {}  # (loop instance, index) -> worst rank
+    boxes: dict[str, str] = {}  # loop instance -> its box
     for instance in instances.values():
         loop = instance.scope.loop
         if loop is None or instance.is_template_copy:
             continue
-        key = f"loop:{loop.template.id if collapse else loop.id}"
-        by_row[f"{key}\0{loop.id}\0{instance.scope.index}"][instance.status.value] += 1
+        row = (loop.id, instance.scope.index)
+        rank = _RANK.get(_VALUE[instance.status], _LAST)
+        if rank < worst.get(row, len(_SEVERITY)):
+            worst[row] = rank
+        if loop.id not in boxes:
+            boxes[loop.id] = f"loop:{loop.template.id if collapse else loop.id}"
     totals: dict[str, Counter[str]] = defaultdict(Counter)
-    for key, counts in by_row.items():
-        totals[key.split("\0")[0]][_worst(counts)] += 1
+    for (loop_id, _), rank in worst.items():
+        totals[boxes[loop_id]][_SEVERITY[rank]] += 1
     for key, counts in totals.items():
         if key in builder.containers:
             builder.containers[key]["counts"] = dict(counts)
@@ -315,7 +347,7 @@ def node_details(
     attempts, times, the branch a merge took, and what a waiting gate asks."""
     template = instance.template
     if instance.is_template_copy:  # its clones, counted (each clone is explained on request)
-        counts = Counter(c.status.value for c in explainer.clones_of(template.id))
+        counts = Counter([_VALUE[c.status] for c in explainer.clones_of(template.id)])
         iterations = {"count": sum(counts.values()), "statuses": dict(counts.most_common())}
         explanation = Explanation(
             template.id, "template", [], iterations=iterations, title=template.title
@@ -394,33 +426,38 @@ def _timeline(
     """Bars of the Gantt: each node that started, grouped by loop (by template past
     MAX_DRAWN, with its clones' earliest start and latest end)."""
     bars: dict[str, dict[str, Any]] = {}
+    ranks: dict[str, int] = {}  # bar -> the rank of its worst status
     for instance in instances.values():
         if instance.is_template_copy:
             continue
-        started, ended = times.get(instance.id, [None, None])
+        started, ended = times.get(instance.id, _NO_TIMES)
         if started is None:
             continue
         loop = instance.scope.loop
         key = instance.template.id if collapse and loop is not None else instance.id
-        group = None
-        if loop is not None:
-            group = instance.template.owner if collapse else loop.id
+        status = _VALUE[instance.status]
         bar = bars.get(key)
         if bar is None:
+            group = None
+            if loop is not None:
+                group = instance.template.owner if collapse else loop.id
             bars[key] = {
                 "id": key,
                 "group": group,
                 "start": started,
                 "end": ended,
-                "status": instance.status.value,
+                "status": status,
                 "count": 1,
             }
+            ranks[key] = _RANK.get(status, _LAST)
             continue
         bar["count"] += 1
-        bar["start"] = min(bar["start"], started)
+        if started < bar["start"]:
+            bar["start"] = started
         if ended is not None and (bar["end"] is None or ended > bar["end"]):
             bar["end"] = ended
-        bar["status"] = _worst({bar["status"]: 1, instance.status.value: 1})
+        ranks[key] = min(ranks[key], _RANK.get(status, _LAST))
+        bar["status"] = _SEVERITY[ranks[key]]
     return sorted(bars.values(), key=lambda b: (b["group"] or "", b["start"]))
 
 

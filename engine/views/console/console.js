@@ -119,7 +119,9 @@
     stopFollowing();
     app.replaceChildren(el('div', { class: 'empty list', text: `loading job ${jobId}…` }));
     let view;
-    try { view = await api(`/console/api/jobs/${enc(jobId)}/view`); } catch (error) {
+    const asked = api(`/console/api/jobs/${enc(jobId)}/view`);
+    warmLayout(); // meanwhile (a large job's page data may be built as it is asked for)
+    try { view = await asked; } catch (error) {
       app.replaceChildren(el('div', { class: 'error', text: String(error.message) }), el('a', { href: '#/', class: 'list', text: '← jobs' })); return;
     }
     showJob(view);
@@ -238,6 +240,19 @@
     'elk.layered.spacing.edgeNodeBetweenLayers': '14', 'elk.edgeLabels.inline': 'false',
     'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES', 'elk.hierarchyHandling': 'SEPARATE_CHILDREN',
   };
+
+  // elkjs's first layout in a page takes a few hundred milliseconds more than the next ones
+  // (it starts, then its code warms up): the page pays that once, on a small graph, while it
+  // waits for its first job's data
+  let warmed = null;
+  function warmLayout() {
+    const graph = {
+      id: 'warm',
+      children: [{ id: 'a', width: NODE_W, height: NODE_H }, { id: 'b', width: NODE_W, height: NODE_H }],
+      edges: [{ id: 'e', sources: ['a'], targets: ['b'] }],
+    };
+    if (!warmed && window.ELK) warmed = new window.ELK().layout(graph, { layoutOptions: LAYOUT }).catch(() => null);
+  }
 
   async function drawGraph(view) {
     const started = performance.now();
