@@ -138,8 +138,9 @@ class Runner:
         self.start_at_once = 512
         self._has_work = anyio.Event()
         self._closed = False
-        # by template id: the executor serving its calls if it answers batches at once, or None
-        self._batchers: dict[str, BatchExecutor | None] = {}
+        # by node type and model id: the executor serving those calls if it answers batches
+        # at once, or None
+        self._batchers: dict[tuple[str, str | None], BatchExecutor | None] = {}
 
     @property
     def durable(self) -> bool:
@@ -268,11 +269,13 @@ class Runner:
             self._answer_now(batcher, calls)
 
     def _batch_executor(self, template: TemplateNode) -> BatchExecutor | None:
-        """The executor that serves `template`'s calls if it answers batches at once."""
-        if template.id not in self._batchers:
-            executor = self.router.route(template.type, template.node.model_id)
-            self._batchers[template.id] = executor if isinstance(executor, BatchExecutor) else None
-        return self._batchers[template.id]
+        """The executor that serves `template`'s calls if it answers batches at once (looked
+        up once per node type and model: a protocol check costs tens of microseconds)."""
+        key = (template.type, template.node.model_id)
+        if key not in self._batchers:
+            executor = self.router.route(*key)
+            self._batchers[key] = executor if isinstance(executor, BatchExecutor) else None
+        return self._batchers[key]
 
     def _answer_now(
         self, batcher: BatchExecutor, calls: list[tuple[Instance, NodeCall, Delegate]]
