@@ -243,6 +243,31 @@ async def test_a_transient_error_in_a_batch_is_retried_through_run() -> None:
     assert all(nodes(job)[f"gen#{i}"]["status"] == "success" for i in range(6))
 
 
+class BrokenBatches(DryRunExecutor):
+    """A batch executor with a bug: it raises, or answers fewer results than calls."""
+
+    name = "broken"
+
+    def __init__(self, short: bool) -> None:
+        super().__init__()
+        self.short = short
+
+    def run_batch(self, calls: Any) -> list[ExecutorResult | Exception] | None:
+        if self.short:
+            return []
+        raise ValueError("lost its connection pool")
+
+
+async def test_a_batch_executor_that_breaks_fails_its_nodes_not_the_engine() -> None:
+    job = await make_engine(dry_run=BrokenBatches(short=False)).run(model_loop(3))
+    assert job.document()["status"] == "failure"
+    assert nodes(job)["gen#0"]["statusReason"] == "executor `broken`: lost its connection pool"
+    job = await make_engine(dry_run=BrokenBatches(short=True)).run(model_loop(3))
+    assert nodes(job)["gen#0"]["statusReason"] == (
+        "executor `broken`: run_batch answered 0 results for 3 calls"
+    )
+
+
 class Sleeper:
     name = "sleeper"
 

@@ -30,6 +30,7 @@ from engine.protocols import (
     Completed,
     Delegate,
     EventSink,
+    ExecutorResult,
     Failed,
     NodeCall,
     NodeStatus,
@@ -79,6 +80,21 @@ def new_node_job_id() -> str:
         start = _id_next
         _id_next += _ID_CHARS
     return "job_" + _id_pool[start : start + _ID_CHARS]
+
+
+def _batch_answers(
+    batcher: BatchExecutor, calls: list[NodeCall]
+) -> list[ExecutorResult | Exception] | None:
+    """`batcher.run_batch(calls)`; its own error, or a list of the wrong length, is every
+    call's answer: an executor's error fails its nodes, never the engine."""
+    try:
+        answers = batcher.run_batch(calls)
+    except Exception as error:
+        return [error] * len(calls)
+    if answers is not None and len(answers) != len(calls):
+        wrong = RuntimeError(f"run_batch answered {len(answers)} results for {len(calls)} calls")
+        return [wrong] * len(calls)
+    return answers
 
 
 class Runner:
@@ -284,7 +300,7 @@ class Runner:
         once. Calls it cannot answer now, and transient errors (retried with a backoff), go to
         the workers, to be awaited one at a time."""
         scheduler = self.scheduler
-        answers = batcher.run_batch([call for _, call, _ in calls])
+        answers = _batch_answers(batcher, [call for _, call, _ in calls])
         for position, (instance, call, delegate) in enumerate(calls):
             answer = answers[position] if answers is not None else None
             if scheduler.halting:
