@@ -46,6 +46,7 @@ from engine.run.instances import (
     BAD_STATUSES,
     COLLECTION,
     INSTANCE,
+    ITEM,
     LOOP_TEMPLATE,
     WORKFLOW,
     Instance,
@@ -419,54 +420,67 @@ class Scheduler:
                 self._settle(instance)
 
     def _link(self, instance: Instance) -> None:
+        """Point the instance's inputs, `dependsOn` entries and branch sources at instances
+        of the runtime graph, and count the unfinished ones it waits on (the hot path of a
+        loop's expansion and of a replay: no closures, nothing built that is not needed)."""
         plan, instances, scope = self.plan, self.instances, instance.scope
         template = instance.template
-        waits_on: dict[str, Instance] = {}
-
-        def track(link: Link) -> Link:
-            if link[0] in (INSTANCE, COLLECTION):
-                waits_on[link[1].id] = link[1]
-            return link
-
-        def linked(compiled: CompiledInput) -> Link | None:
-            """Where an input's (or an inputs_array cell's) `ref.node` points, if anywhere."""
-            if compiled.ref_node == "workflow":
-                return (WORKFLOW, None, compiled.ref_name)
-            if compiled.ref_node is not None:
-                return track(locate(plan, instances, compiled.ref_node, scope))
-            return None
-
+        waits_on: list[Instance] = []  # what the links point at (ITEM links wait on nothing)
         if template.inputs:
             input_links: list[Link | None] = []
             conditional_links: list[tuple[Link, ...]] = []
+            has_rows = False
             for compiled in template.inputs:
-                input_links.append(linked(compiled))
-                conditional_links.append(
-                    tuple(track(locate(plan, instances, e, scope)) for e in compiled.conditional)
-                    if compiled.conditional
-                    else ()
-                )
+                input_links.append(self._ref_link(compiled, scope, waits_on))
+                if compiled.conditional:
+                    entries = tuple(locate(plan, instances, e, scope) for e in compiled.conditional)
+                    waits_on.extend(entry[1] for entry in entries if entry[0] != ITEM)
+                    conditional_links.append(entries)
+                else:
+                    conditional_links.append(())
+                has_rows = has_rows or bool(compiled.rows)
             instance.input_links = tuple(input_links)
             instance.conditional_links = tuple(conditional_links)
-            if any(compiled.rows for compiled in template.inputs):
+            if has_rows:
                 instance.row_links = tuple(
-                    tuple(tuple(linked(cell) for cell in row) for row in compiled.rows)
+                    tuple(
+                        tuple(self._ref_link(cell, scope, waits_on) for cell in row)
+                        for row in compiled.rows
+                    )
                     for compiled in template.inputs
                 )
         if template.depends_on:
-            instance.order_links = tuple(
-                track(locate(plan, instances, target, scope)) for target in template.depends_on
-            )
+            order = tuple(locate(plan, instances, target, scope) for target in template.depends_on)
+            waits_on.extend(link[1] for link in order if link[0] != ITEM)
+            instance.order_links = order
         if template.branch_sources:
             branches = [locate(plan, instances, s, scope) for s in template.branch_sources]
-            instance.branch_links = tuple(track(b)[1] for b in branches if b[0] == INSTANCE)
-        for dependency in waits_on.values():
+            instance.branch_links = tuple(b[1] for b in branches if b[0] == INSTANCE)
+            waits_on.extend(instance.branch_links)
+        if not waits_on:
+            return
+        for dependency in {d.id: d for d in waits_on}.values():
             if not dependency.status.terminal:
                 instance.blocked += 1
                 if dependency.dependents:
                     dependency.dependents.append(instance)
                 else:
                     dependency.dependents = [instance]
+
+    def _ref_link(
+        self, compiled: CompiledInput, scope: Scope, waits_on: list[Instance]
+    ) -> Link | None:
+        """Where an input's (or an inputs_array cell's) `ref.node` points, if anywhere; an
+        instance it points at is added to `waits_on`."""
+        node = compiled.ref_node
+        if node is None:
+            return None
+        if node == "workflow":
+            return (WORKFLOW, None, compiled.ref_name)
+        link = locate(self.plan, self.instances, node, scope)
+        if link[0] != ITEM:
+            waits_on.append(link[1])
+        return link
 
     def _over_limits(self, loop: Instance, iterations: int) -> str | None:
         """Why `loop` may not expand into `iterations` iterations, or None."""
