@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from engine.executors import CallPolicy, DryRunExecutor, ExecutorRouter, PythonExecutor, Route
     from engine.protocols import (
         Asset,
+        BatchExecutor,
         Executor,
         ExecutorResult,
         JobStatus,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Asset",
+    "BatchExecutor",
     "CallPolicy",
     "CycleError",
     "DecisionError",
@@ -90,6 +92,7 @@ __all__ = [
 
 _HOMES = {
     "Asset": "engine.protocols",
+    "BatchExecutor": "engine.protocols",
     "CallPolicy": "engine.executors",
     "compile_flow": "engine.compile.compiler",
     "CycleError": "engine.errors",
