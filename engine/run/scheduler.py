@@ -247,15 +247,8 @@ class Scheduler:
         """Record a delegated call started and answered in one step (by a batch executor):
         what `apply(Delegate)`, `call_started` and `finish_call` record for it, without the
         call ever being in flight."""
-        if instance.status is not NodeStatus.PROCESSING:
-            raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
-        self._take_back(instance)
-        instance.attempt += 1
-        if isinstance(outcome, Completed):
-            self._succeed(instance, outcome)
-        else:
-            self._fail(instance, outcome.message)
-        self._settle_job()
+        instance.attempt += 1  # as `apply(Delegate)` counts a call
+        self.apply(instance, outcome)
 
     def call_started(self, instance: Instance) -> None:
         """A worker began the delegated call (a cancel now fails it rather than skipping it)."""
