@@ -196,8 +196,7 @@ class Runner:
                 while scheduler.is_active():
                     await self._wake.wait()
                     self._wake = anyio.Event()
-                    if self.durable and len(self.recorder.pending) >= self.backlog:
-                        await self.flush(backlog=self.backlog)  # the store is behind: wait
+                    await self._catch_up()
                     self.pump()
                 self._close_queue()
                 group.cancel_scope.cancel()
@@ -224,9 +223,7 @@ class Runner:
         scheduler = self.scheduler
         started = 0
         while (room := self.queue_ahead - len(self._queue)) > 0:
-            if started >= self.start_at_once or (
-                self.durable and len(self.recorder.pending) >= self.backlog
-            ):
+            if started >= self.start_at_once or self._store_behind:
                 # more is ready: the run starts it after a turn of the event loop, once the
                 # store has caught up
                 self._wake.set()
@@ -350,6 +347,16 @@ class Runner:
             self.recorder.write(outcomes, transitions, end)
         self.announce(end)
 
+    @property
+    def _store_behind(self) -> bool:
+        """At least `backlog` outcome records wait for the store."""
+        return self.durable and len(self.recorder.pending) >= self.backlog
+
+    async def _catch_up(self) -> None:
+        """When the store is behind, wait for a flush rather than pile up more records."""
+        if self._store_behind:
+            await self.flush(backlog=self.backlog)
+
     def _flush_now(self) -> None:
         outcomes, transitions, end = self.recorder.take()
         self.recorder.write(outcomes, transitions, end)
@@ -432,8 +439,7 @@ class Runner:
             if scheduler.finish_call(instance, result) and not isinstance(result, ChildWaits):
                 self.recorder.add(instance, result)
             self.pump()
-            if len(self.recorder.pending) >= self.backlog and self.durable:
-                await self.flush(backlog=self.backlog)  # the store is behind: wait for it
+            await self._catch_up()
             handled += 1
             if handled % 32 == 0:
                 await (
