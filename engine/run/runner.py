@@ -60,8 +60,7 @@ _ID_CHARS = 24  # 18 random bytes in url-safe base64, no padding
 _ID_BATCH = 4096
 _ID_ALPHABET = bytes.maketrans(b"-_", b"xy")
 _ids_lock = threading.Lock()
-_id_pool = ""
-_id_next = 0
+_id_pool: list[str] = []  # ids drawn and not handed out yet
 
 
 def new_node_job_id() -> str:
@@ -71,15 +70,14 @@ def new_node_job_id() -> str:
     concatenation of their encodings): one `os.urandom` per id released the GIL 100,000 times
     in a large run, and each time the store's writer thread could take it for a while.
     """
-    global _id_pool, _id_next
     with _ids_lock:
-        if _id_next >= len(_id_pool):
+        if not _id_pool:
             raw = os.urandom(_ID_CHARS * 3 // 4 * _ID_BATCH)
-            _id_pool = base64.urlsafe_b64encode(raw).translate(_ID_ALPHABET).decode()
-            _id_next = 0
-        start = _id_next
-        _id_next += _ID_CHARS
-    return "job_" + _id_pool[start : start + _ID_CHARS]
+            text = base64.urlsafe_b64encode(raw).translate(_ID_ALPHABET).decode()
+            _id_pool.extend(
+                "job_" + text[i : i + _ID_CHARS] for i in range(0, len(text), _ID_CHARS)
+            )
+        return _id_pool.pop()
 
 
 def _batch_answers(
@@ -154,9 +152,8 @@ class Runner:
         self.start_at_once = 512
         self._has_work = anyio.Event()
         self._closed = False
-        # by node type and model id: the executor serving those calls if it answers batches
-        # at once, or None
-        self._batchers: dict[tuple[str, str | None], BatchExecutor | None] = {}
+        # by template id: the executor serving its calls if it answers batches at once, or None
+        self._batchers: dict[str, BatchExecutor | None] = {}
 
     @property
     def durable(self) -> bool:
@@ -268,8 +265,10 @@ class Runner:
                 batcher = self._batch_executor(template)
                 if batcher is not None:
                     call.attempt = instance.attempt + 1  # as `apply` counts it for a call
-                    group = answered_now.setdefault(id(batcher), (batcher, []))[1]
-                    group.append((instance, call, outcome))
+                    group = answered_now.get(id(batcher))
+                    if group is None:
+                        group = answered_now[id(batcher)] = (batcher, [])
+                    group[1].append((instance, call, outcome))
                     continue
                 instance.job_id = instance.job_id or self.node_job_ids()
             scheduler.apply(instance, outcome)
@@ -283,12 +282,14 @@ class Runner:
 
     def _batch_executor(self, template: TemplateNode) -> BatchExecutor | None:
         """The executor that serves `template`'s calls if it answers batches at once (looked
-        up once per node type and model: a protocol check costs tens of microseconds)."""
-        key = (template.type, template.node.model_id)
-        if key not in self._batchers:
-            executor = self.router.route(*key)
-            self._batchers[key] = executor if isinstance(executor, BatchExecutor) else None
-        return self._batchers[key]
+        up once per template: a protocol check costs tens of microseconds)."""
+        try:
+            return self._batchers[template.id]
+        except KeyError:
+            executor = self.router.route(template.type, template.node.model_id)
+            batcher = executor if isinstance(executor, BatchExecutor) else None
+            self._batchers[template.id] = batcher
+            return batcher
 
     def _answer_now(
         self, batcher: BatchExecutor, calls: list[tuple[Instance, NodeCall, Delegate]]

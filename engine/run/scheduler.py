@@ -492,12 +492,13 @@ class Scheduler:
         loop.iterations = []
         loop.details = {"iterations": len(items)}
         created: list[Instance] = []
+        members = [self.plan.nodes[member_id] for member_id in template.descendants]
+        owned = [member.owner == template.id for member in members]
         for index, item in enumerate(items):
             scope = Scope(loop.scope, loop, index, item)
             loop.iterations.append(scope)
-            for member_id in template.descendants:
-                member = self.plan.nodes[member_id]
-                if member.owner == template.id:
+            for member, own in zip(members, owned, strict=True):
+                if own:
                     created.append(self._create(member, scope))
                 else:
                     copy = self._create(member, scope, template_copy=True)
@@ -583,7 +584,8 @@ class Scheduler:
         outputs = instance.outputs = outcome.outputs
         if outcome.assets:
             instance.assets = outcome.assets
-            outputs.setdefault("output", [a.asset_id for a in outcome.assets])
+            if "output" not in outputs:
+                outputs["output"] = [a.asset_id for a in outcome.assets]
         instance.details = outcome.details
         self._set(instance, NodeStatus.SUCCESS, None, outcome.details)
 
