@@ -3,6 +3,7 @@ the concurrency limit, and cancellation reaching running calls. Run on both anyi
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,15 @@ async def test_a_batch_executor_answers_the_calls_that_start_together_at_once() 
     assert all(
         o.payload["call"] == {"attempt": 1, "jobId": flow[o.node_id]["jobId"]} for o in records
     )
+
+
+async def test_every_model_node_of_a_large_loop_gets_its_own_job_id() -> None:
+    """Node job ids are drawn from the OS's random source a few thousand at a time: a loop
+    larger than one draw still gives each node a distinct id of Scenario's form."""
+    job = await make_engine().run(model_loop(5000))
+    ids = [node["jobId"] for node_id, node in nodes(job).items() if node_id.startswith("gen#")]
+    assert len(ids) == len(set(ids)) == 5000
+    assert all(re.fullmatch(r"job_[A-Za-z0-9]{24}", job_id) for job_id in ids)
 
 
 class TransientInBatches(DryRunExecutor):
