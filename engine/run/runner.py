@@ -130,6 +130,7 @@ class Runner:
         # 40,000 nodes' records and transitions at once.
         self.backlog = 4096
         self._flush_lock: anyio.Lock | None = None
+        self._writing_ahead = False  # a write started by `_catch_up` is under way
         self.pending_start: list[Instance] = []  # handed out during a restore, not started yet
         self.remote_jobs: dict[str, str] = {}  # restored: node id -> the remote job of its call
         self._remote_hook = self._remote_started
@@ -177,6 +178,7 @@ class Runner:
         self._closed = False
         self._has_work = anyio.Event()
         self._flush_lock = anyio.Lock()
+        self._writing_ahead = False
         self.active = True
         quiet = quiet_gc()
         quiet.__enter__()
@@ -354,9 +356,28 @@ class Runner:
         return self.durable and len(self.recorder.pending) >= self.backlog
 
     async def _catch_up(self) -> None:
-        """When the store is behind, wait for a flush rather than pile up more records."""
-        if self._store_behind:
+        """When the store is behind, wait for the write in progress rather than pile up more
+        records, then start the next write and go on while it is made (waiting for that one
+        too kept the run idle for a write's time at every catch-up)."""
+        if not self._store_behind or self._writing_ahead:
+            return
+        if self._group is None or self._flush_lock is None:
             await self.flush(backlog=self.backlog)
+            return
+        self._writing_ahead = True
+        try:
+            async with self._flush_lock:
+                pass  # the write in progress is done
+        except BaseException:
+            self._writing_ahead = False
+            raise
+        self._group.start_soon(self._write_ahead)
+
+    async def _write_ahead(self) -> None:
+        try:
+            await self.flush(backlog=self.backlog)
+        finally:
+            self._writing_ahead = False
 
     def _flush_now(self) -> None:
         outcomes, transitions, end = self.recorder.take()
