@@ -189,9 +189,10 @@ class Scheduler:
         else:
             batch = [queued.popleft() for _ in range(limit)]
         self._started += len(batch)
+        at = self.clock()  # a batch is handed out at one time
         for instance in batch:
             instance.handed_out = True
-            self._set(instance, NodeStatus.PROCESSING, None)
+            self._set(instance, NodeStatus.PROCESSING, None, at=at)
         return batch
 
     def apply(self, instance: Instance, outcome: Outcome | CallResult) -> None:
@@ -523,13 +524,15 @@ class Scheduler:
         status: NodeStatus,
         reason: str | None,
         details: dict[str, Any] | None = None,
+        *,
+        at: str | None = None,
     ) -> None:
         previous = instance.status
         instance.status = status
         instance.reason = reason
         if status in BAD_STATUSES:
             instance.cause = details
-        self._log(instance, previous, status, reason, details)
+        self._log(instance, previous, status, reason, details, at)
         if status in TERMINAL_NODE_STATUSES:
             self.terminal_count += 1
             self._terminal(instance)
