@@ -97,9 +97,11 @@ def test_streamed_encoding_of_a_failed_job_with_extra_metadata() -> None:
     job = run("for-each-failure.json")
     job.extra_metadata["note"] = {"tag": "x"}
     job.extra_metadata["flow"] = "replaced"  # extra metadata wins over the flow, as in the dict
+    job.extra_metadata["output"] = {"kept": [1, 2]}  # and over the outputs
     assert job.status.value == "failure"
     assert job.document_json() == orjson.dumps(job.document())
-    assert json.loads(job.document_json())["metadata"]["flow"] == "replaced"
+    metadata = json.loads(job.document_json())["metadata"]
+    assert metadata["flow"] == "replaced" and metadata["output"] == {"kept": [1, 2]}
 
 
 def test_the_encoding_follows_changes() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Mapping
-from itertools import groupby
+from collections.abc import Callable, Iterator, Mapping
+from itertools import groupby, islice
 from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
@@ -147,27 +147,33 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
     return rewritten
 
 
-def _job_outputs(plan: Plan, ordered: list[Instance]) -> tuple[list[str], dict[str, Any]]:
-    """`metadata.assetIds` and `metadata.output`: the assets and outputs of the output nodes
-    that succeeded, in flow order (a model node's or a for-each's asset list left out of its
-    outputs). `ordered` is in flow order, a template's nodes together, and is read a template
-    at a time: what the template decides is read once, and the clones of a template that has
-    no output node are not read at all."""
-    asset_ids: list[str] = []
-    output: dict[str, Any] = {}
-    for template, clones in groupby(ordered, key=_TEMPLATE):
-        if not template.is_output_candidate:
-            continue
-        done = [i for i in clones if i.status is NodeStatus.SUCCESS and not i.is_template_copy]
-        asset_ids += [asset.asset_id for instance in done for asset in instance.assets]
-        outputs = [dict(instance.outputs) for instance in done]
-        if template.produces_assets or (
-            template.type == "for-each" and plan.loop_output_is_assets(template.id)
-        ):
-            for kept in outputs:
-                kept.pop("output", None)
-        output.update(zip([instance.id for instance in done], outputs, strict=True))
-    return asset_ids, output
+def _job_outputs(
+    plan: Plan, ordered: list[Instance]
+) -> tuple[list[str], Iterator[tuple[str, dict[str, Any]]]]:
+    """`metadata.assetIds`, and `metadata.output` as (node id, outputs) pairs made as they are
+    read: the assets and outputs of the output nodes that succeeded, in flow order (a model
+    node's or a for-each's asset list left out of its outputs). `ordered` is in flow order, a
+    template's nodes together, and is read a template at a time: what the template decides is
+    read once, and the clones of a template that has no output node are not read at all."""
+    done = [
+        (template, [i for i in clones if i.status is NodeStatus.SUCCESS and not i.is_template_copy])
+        for template, clones in groupby(ordered, key=_TEMPLATE)
+        if template.is_output_candidate
+    ]
+    asset_ids = [asset.asset_id for _, nodes in done for i in nodes for asset in i.assets]
+
+    def pairs() -> Iterator[tuple[str, dict[str, Any]]]:
+        for template, nodes in done:
+            without_assets = template.produces_assets or (
+                template.type == "for-each" and plan.loop_output_is_assets(template.id)
+            )
+            for instance in nodes:
+                kept = dict(instance.outputs)
+                if without_assets:
+                    kept.pop("output", None)
+                yield instance.id, kept
+
+    return asset_ids, pairs()
 
 
 def job_document(
@@ -177,70 +183,82 @@ def job_document(
     plan = scheduler.plan
     ordered = ordered_instances(scheduler)
     flow = [node_document(plan, instance, scheduler.parked) for instance in ordered]
-    return _document(scheduler, ordered, flow, created_at, extra_metadata)
+    asset_ids, outputs = _job_outputs(plan, ordered)
+    return _document(scheduler, flow, asset_ids, dict(outputs), created_at, extra_metadata)
 
 
-class _StreamedFlow:
-    """Stands for `metadata.flow` in a document that `job_document_json` encodes node by node."""
+class _Streamed:
+    """Stands for a part of a document that `job_document_json` encodes a batch at a time:
+    `metadata.flow` (its nodes) and `metadata.output` (each output node's outputs)."""
 
 
-STREAMED_FLOW = _StreamedFlow()
-ENCODE_BATCH = 1000  # nodes encoded at once
+STREAMED = _Streamed()
+ENCODE_BATCH = 1000  # nodes (or outputs) encoded at once
 
 
 def job_document_json(
     scheduler: Scheduler, *, created_at: str, extra_metadata: dict[str, Any] | None = None
 ) -> bytes:
     """`job_document` as UTF-8 JSON, byte for byte what `orjson.dumps(job_document(...))`
-    gives, but encoded a batch of nodes at a time: the node dicts of a 100,000-node job never
-    exist all at once, only their encoding does."""
+    gives, but encoded a batch of nodes at a time: the node dicts of a 100,000-node job, and
+    the copies of their outputs, never exist all at once, only their encoding does."""
     plan = scheduler.plan
     ordered = ordered_instances(scheduler)
-    document = _document(scheduler, ordered, STREAMED_FLOW, created_at, extra_metadata)
+    asset_ids, outputs = _job_outputs(plan, ordered)
+    document = _document(scheduler, STREAMED, asset_ids, STREAMED, created_at, extra_metadata)
     out = io.BytesIO()
 
-    def write_object(
-        value: dict[str, Any], special: str, write_special: Callable[[Any], None]
-    ) -> None:
+    def write_object(value: dict[str, Any], special: Mapping[str, Callable[[Any], None]]) -> None:
         out.write(b"{")
         for index, (key, item) in enumerate(value.items()):
             out.write(b',"' if index else b'"')
             out.write(orjson.dumps(key)[1:])  # the key's closing quote and text
             out.write(b":")
-            if key == special:
-                write_special(item)
+            writer = special.get(key)
+            if writer is not None:
+                writer(item)
             else:
                 out.write(orjson.dumps(item))
         out.write(b"}")
 
-    def write_flow(flow: Any) -> None:
-        if flow is not STREAMED_FLOW:  # extra metadata replaced it
-            out.write(orjson.dumps(flow))
-            return
-        out.write(b"[")
-        for start in range(0, len(ordered), ENCODE_BATCH):
-            if start:
-                out.write(b",")
-            batch = [
-                node_document(plan, i, scheduler.parked)
-                for i in ordered[start : start + ENCODE_BATCH]
-            ]
-            out.write(orjson.dumps(batch)[1:-1])
-        out.write(b"]")
+    def streamed(
+        parts: Iterator[Any], encode: Callable[[list[Any]], bytes]
+    ) -> Callable[[Any], None]:
+        """A writer of `parts` encoded a batch at a time (an array or an object, as `encode`
+        makes it), unless extra metadata put a value of its own in their place."""
 
-    write_object(document, "metadata", lambda metadata: write_object(metadata, "flow", write_flow))
+        def write(item: Any) -> None:
+            if item is not STREAMED:
+                out.write(orjson.dumps(item))
+                return
+            empty = encode([])  # `[]` or `{}`: the brackets around the batches
+            out.write(empty[:1])
+            for number, batch in enumerate(iter(lambda: list(islice(parts, ENCODE_BATCH)), [])):
+                if number:
+                    out.write(b",")
+                out.write(encode(batch)[1:-1])
+            out.write(empty[1:])
+
+        return write
+
+    parked = scheduler.parked
+    metadata_parts = {
+        "flow": streamed((node_document(plan, i, parked) for i in ordered), orjson.dumps),
+        "output": streamed(outputs, lambda pairs: orjson.dumps(dict(pairs))),
+    }
+    write_object(document, {"metadata": lambda metadata: write_object(metadata, metadata_parts)})
     return out.getvalue()
 
 
 def _document(
     scheduler: Scheduler,
-    ordered: list[Instance],
     flow: Any,
+    asset_ids: list[str],
+    output: Any,
     created_at: str,
     extra_metadata: dict[str, Any] | None,
 ) -> dict[str, Any]:
     plan = scheduler.plan
-    asset_ids, output = _job_outputs(plan, ordered)
     metadata: dict[str, Any] = {
         "input": dict(scheduler.inputs),
         "flow": flow,
