@@ -19,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from engine.compile.compiler import CompiledInput, Plan, TemplateNode
@@ -78,6 +79,13 @@ def utc_now() -> str:
         _last_stamp[1] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     text: str = _last_stamp[1]
     return text
+
+
+@cache
+def _no_conditionals(inputs: int) -> tuple[tuple[Link, ...], ...]:
+    """The conditional links of an instance none of whose `inputs` is conditional: one tuple
+    shared by every such instance (a large fan-out makes hundreds of thousands)."""
+    return ((),) * inputs
 
 
 class Scheduler:
@@ -434,7 +442,11 @@ class Scheduler:
                     conditional_links.append(())
                 has_rows = has_rows or bool(compiled.rows)
             instance.input_links = tuple(input_links)
-            instance.conditional_links = tuple(conditional_links)
+            instance.conditional_links = (
+                tuple(conditional_links)
+                if any(conditional_links)
+                else _no_conditionals(len(conditional_links))
+            )
             if has_rows:
                 instance.row_links = tuple(
                     tuple(
