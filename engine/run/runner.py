@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import anyio.lowlevel
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from engine.compile.budget import kind_failed, runs_apart, start_apart
 from engine.compile.compiler import TemplateNode
@@ -36,6 +36,7 @@ from engine.protocols import (
     NodeStatus,
     OutcomeRecord,
     RunChild,
+    Transition,
 )
 from engine.run.children import child_job_id
 from engine.run.instances import Instance
@@ -124,13 +125,12 @@ class Runner:
         # executor calls of every job of an engine share one limit; by default, this job's own
         self.limiter = limiter or _own_limiter(policy.concurrency)
         self.flush_interval = flush_interval
-        # Outcome records waiting for the store, at most, before workers wait for a flush. The
-        # store writes in a thread that gets the GIL only between the event loop's slices: a
-        # busy run otherwise outpaces it, and the backlog of a 100,000-node fan-out reached
-        # 40,000 nodes' records and transitions at once.
+        # Outcome records waiting for the store, at most, before the run waits for the write in
+        # progress (see `_catch_up`). The store writes in a thread that gets the GIL only
+        # between the event loop's slices: a busy run otherwise outpaces it, and the backlog of
+        # a 100,000-node fan-out reached 40,000 nodes' records and transitions at once.
         self.backlog = 4096
         self._flush_lock: anyio.Lock | None = None
-        self._writing_ahead = False  # a write started by `_catch_up` is under way
         self.pending_start: list[Instance] = []  # handed out during a restore, not started yet
         self.remote_jobs: dict[str, str] = {}  # restored: node id -> the remote job of its call
         self._remote_hook = self._remote_started
@@ -153,8 +153,9 @@ class Runner:
         self.start_at_once = 512
         self._has_work = anyio.Event()
         self._closed = False
-        # by template id: the executor serving its calls if it answers batches at once, or None
-        self._batchers: dict[str, BatchExecutor | None] = {}
+        # by node type and model id: the executor serving those calls if it answers batches
+        # at once, or None
+        self._batchers: dict[tuple[str, str | None], BatchExecutor | None] = {}
 
     @property
     def durable(self) -> bool:
@@ -178,7 +179,6 @@ class Runner:
         self._closed = False
         self._has_work = anyio.Event()
         self._flush_lock = anyio.Lock()
-        self._writing_ahead = False
         self.active = True
         quiet = quiet_gc()
         quiet.__enter__()
@@ -284,13 +284,15 @@ class Runner:
 
     def _batch_executor(self, template: TemplateNode) -> BatchExecutor | None:
         """The executor that serves `template`'s calls if it answers batches at once (looked
-        up once per template: a protocol check costs tens of microseconds)."""
+        up once per node type and model, not per template: a protocol check costs tens of
+        microseconds, and a chain of 10,000 model nodes has 10,000 templates)."""
+        key = (template.type, template.node.model_id)
         try:
-            return self._batchers[template.id]
+            return self._batchers[key]
         except KeyError:
-            executor = self.router.route(template.type, template.node.model_id)
+            executor = self.router.route(*key)
             batcher = executor if isinstance(executor, BatchExecutor) else None
-            self._batchers[template.id] = batcher
+            self._batchers[key] = batcher
             return batcher
 
     def _answer_now(
@@ -340,7 +342,12 @@ class Runner:
                 await self._flush()
 
     async def _flush(self) -> None:
-        outcomes, transitions, end = self.recorder.take()
+        await self._write(*self.recorder.take())
+
+    async def _write(
+        self, outcomes: list[OutcomeRecord], transitions: list[Transition], end: int
+    ) -> None:
+        """Write a batch taken from the recorder, then tell the sinks."""
         if self.durable and (outcomes or transitions):
             # Shielded: once taken, a batch must reach the store. A cancel arriving while the
             # call waits for a free worker thread would otherwise drop it.
@@ -356,28 +363,25 @@ class Runner:
         return self.durable and len(self.recorder.pending) >= self.backlog
 
     async def _catch_up(self) -> None:
-        """When the store is behind, wait for the write in progress rather than pile up more
-        records, then start the next write and go on while it is made (waiting for that one
-        too kept the run idle for a write's time at every catch-up)."""
-        if not self._store_behind or self._writing_ahead:
-            return
-        if self._group is None or self._flush_lock is None:
-            await self.flush(backlog=self.backlog)
-            return
-        self._writing_ahead = True
-        try:
-            async with self._flush_lock:
-                pass  # the write in progress is done
-        except BaseException:
-            self._writing_ahead = False
-            raise
-        self._group.start_soon(self._write_ahead)
+        """When the store is behind, wait for the write in progress, hand what is pending to
+        the next write, and go on while that one is made: one write in flight at most, and at
+        most `backlog` records piling up behind it (waiting for both writes, as a flush here
+        would, kept the run idle for a write's time at every catch-up)."""
+        if self._store_behind:
+            assert self._group is not None  # only while the job runs
+            await self._group.start(self._write_ahead)
 
-    async def _write_ahead(self) -> None:
-        try:
-            await self.flush(backlog=self.backlog)
-        finally:
-            self._writing_ahead = False
+    async def _write_ahead(self, *, task_status: TaskStatus[None]) -> None:
+        """Take what is pending once the write in progress is done (the one that started it
+        goes on from there), then write it."""
+        assert self._flush_lock is not None
+        async with self._flush_lock:
+            if len(self.recorder.pending) < self.backlog:  # another write took them meanwhile
+                task_status.started()
+                return
+            taken = self.recorder.take()
+            task_status.started()
+            await self._write(*taken)
 
     def _flush_now(self) -> None:
         outcomes, transitions, end = self.recorder.take()
