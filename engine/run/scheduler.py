@@ -196,6 +196,8 @@ class Scheduler:
             queued.clear()
         else:
             batch = [queued.popleft() for _ in range(limit)]
+        if not batch:
+            return batch
         self._started += len(batch)
         at = self.clock()  # a batch is handed out at one time
         for instance in batch:
