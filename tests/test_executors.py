@@ -300,6 +300,35 @@ class Sleeper:
         return ExecutorResult()
 
 
+class PlainResult(ExecutorResult):
+    """An ExecutorResult of a subclass: its answer goes the general way, not the shortcut."""
+
+
+@pytest.mark.parametrize("node_type", ["custom-model", "generate-prompt"])
+def test_an_answer_of_assets_alone_completes_as_any_answer_does(node_type: str) -> None:
+    """An ExecutorResult with assets and no outputs (most answers of a large run) takes a
+    shortcut; its node completes exactly as through the general path."""
+    from engine.executors.calls import executor_outcome
+    from engine.protocols import Asset
+
+    call = NodeCall(
+        job_id="job_x",
+        node_id="gen",
+        template_id="gen",
+        node_type=node_type,
+        model_id="m",
+        inputs={},
+        node=None,
+    )
+    assets = [Asset("asset_a", "asset://a"), Asset("asset_b", "asset://b", "video")]
+    executor = DryRunExecutor()
+    short = executor_outcome(executor, call, ExecutorResult(assets=assets))
+    general = executor_outcome(executor, call, PlainResult(assets=assets))
+    assert short == general
+    assert short.outputs == {"output": ["asset_a", "asset_b"]} and short.assets == assets
+    assert short.assets is not assets  # the executor's list is not shared with the node
+
+
 async def test_timeouts_fail_the_node() -> None:
     engine = make_engine(
         executors=ExecutorRouter(default=Sleeper(5)), policy=CallPolicy(timeout=0.01, retries=0)

@@ -130,7 +130,7 @@ def executor_outcome(executor: Executor, call: NodeCall, answer: Any) -> Complet
     """What an executor's answer to a call makes of its node: its result, checked and
     normalized, completes it; an exception it raised (not retried) fails it, with its message."""
     if type(answer) is ExecutorResult and not answer.outputs:
-        # assets alone (every dry-run answer): nothing to normalize or check
+        # assets alone (a dry-run model's answer): nothing to normalize or check
         assets = list(answer.assets)
         return Completed({"output": [asset.asset_id for asset in assets]}, assets)
     if isinstance(answer, Exception):
