@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import networkx as nx
@@ -54,14 +54,13 @@ class CompiledInput:
     default: Any = None
     # inputs_array: its rows of sub-inputs, each resolved like an input (refs, then value)
     rows: tuple[tuple[CompiledInput, ...], ...] = ()
+    # from `type`, read as every instance resolves the input: set once
+    is_array: bool = field(init=False)
+    is_single_asset: bool = field(init=False)
 
-    @property
-    def is_array(self) -> bool:
-        return self.type.endswith("_array")
-
-    @property
-    def is_single_asset(self) -> bool:
-        return self.type in ("file", "model")
+    def __post_init__(self) -> None:
+        self.is_array = self.type.endswith("_array")
+        self.is_single_asset = self.type in ("file", "model")
 
 
 @dataclass(slots=True)
