@@ -417,19 +417,23 @@ class Scheduler:
         return instance
 
     def _wire(self, created: list[Instance]) -> None:
-        for instance in created:
-            self._link(instance)
-        for instance in created:
+        may_skip = [self._link(instance) for instance in created]
+        for instance, skippable in zip(created, may_skip, strict=True):
             if instance.blocked == 0:
-                self._settle(instance)
+                self._settle(instance, may_skip=skippable)
 
-    def _link(self, instance: Instance) -> None:
+    def _link(self, instance: Instance) -> bool:
         """Point the instance's inputs, `dependsOn` entries and branch sources at instances
         of the runtime graph, and count the unfinished ones it waits on (the hot path of a
-        loop's expansion and of a replay: no closures, nothing built that is not needed)."""
+        loop's expansion and of a replay: no closures, nothing built that is not needed).
+
+        Returns whether a skip rule has anything to read (see `skip_cause`): a link to another
+        instance, or a conditional input. A loop's first body node, which reads only the loop's
+        item, has neither, and is never skipped."""
         plan, instances, scope = self.plan, self.instances, instance.scope
         template = instance.template
         waits_on: list[Instance] = []  # what the links point at (ITEM links wait on nothing)
+        has_conditionals = False
         if template.inputs:
             input_links: list[Link | None] = []
             conditional_links: list[tuple[Link, ...]] = []
@@ -440,13 +444,14 @@ class Scheduler:
                     entries = tuple(locate(plan, instances, e, scope) for e in compiled.conditional)
                     waits_on.extend(entry[1] for entry in entries if entry[0] != ITEM)
                     conditional_links.append(entries)
+                    has_conditionals = True
                 else:
                     conditional_links.append(())
                 has_rows = has_rows or bool(compiled.rows)
             instance.input_links = tuple(input_links)
             instance.conditional_links = (
                 tuple(conditional_links)
-                if any(conditional_links)
+                if has_conditionals
                 else _no_conditionals(len(conditional_links))
             )
             if has_rows:
@@ -466,7 +471,7 @@ class Scheduler:
             instance.branch_links = tuple(b[1] for b in branches if b[0] == INSTANCE)
             waits_on.extend(instance.branch_links)
         if not waits_on:
-            return
+            return has_conditionals
         for dependency in {d.id: d for d in waits_on}.values():
             if not dependency.status.terminal:
                 instance.blocked += 1
@@ -474,6 +479,7 @@ class Scheduler:
                     dependency.dependents.append(instance)
                 else:
                     dependency.dependents = [instance]
+        return True
 
     def _ref_link(
         self, compiled: CompiledInput, scope: Scope, waits_on: list[Instance]
@@ -639,10 +645,10 @@ class Scheduler:
         }
         self._set(loop, NodeStatus.SUCCESS, None, loop.details)
 
-    def _settle(self, instance: Instance) -> None:
+    def _settle(self, instance: Instance, *, may_skip: bool = True) -> None:
         """Every dependency is terminal: skip the instance with a reason, or resolve its inputs
-        and queue it."""
-        cause = skip_cause(instance)
+        and queue it (`may_skip`: whether a skip rule has anything to read, see `_link`)."""
+        cause = skip_cause(instance) if may_skip else None
         if cause is not None:
             self._set(instance, NodeStatus.SKIPPED, cause[0], cause[1])
             return
