@@ -15,6 +15,7 @@ from conftest import flow, make_engine, nodes
 from postgres_server import postgres_server, unavailable_reason
 
 from engine import DecisionError, DryRunExecutor, Engine, ExecutorResult, NodeCall, UnknownJobError
+from engine.errors import StoreError
 from engine.protocols import JobRecord, OutcomeRecord, Store, Transition
 from engine.stores import MemoryStore, SQLiteStore, open_store
 from engine.stores.postgres import PostgresStore
@@ -479,6 +480,48 @@ def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path)
     assert max(store.batches) <= bound
     # the loop's expansion, then one record per call (the dry run answers each as it starts)
     assert sum(store.batches) == len(store.outcomes(job.job_id)) == 1 + 2000
+
+
+class FailsOnce(SQLiteStore):
+    """The SQLite store, refusing the first write of a job's log (a full disk), then working."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.refused = 0
+
+    def record(self, job_id: str, outcomes: Any, transitions: Any) -> None:
+        if not self.refused:
+            self.refused = len(outcomes)
+            raise StoreError(f"the store `{self.path}` failed: database or disk is full")
+        super().record(job_id, outcomes, transitions)
+
+
+def test_a_write_that_fails_while_the_run_is_behind_its_store_ends_the_job_losing_nothing(
+    tmp_path: Path,
+) -> None:
+    """The store fails the write the run handed its backlog to: the job ends failed with the
+    store's reason, and the refused records are written with the rest, in order, so that the
+    job rebuilt from the store ends the same way."""
+    store = FailsOnce(tmp_path / "jobs.db")
+    engine = make_engine(store=store)
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 2000, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "custom-model", "modelId": "m"},
+        ]
+    }
+    job = engine.prepare(document)
+    job.runner.backlog = 50
+    job.runner.flush_interval = 60.0  # only the backlog makes it write while running
+    anyio.run(engine.advance, job)
+    bound = job.runner.backlog + job.runner.queue_ahead + engine.policy.concurrency
+    assert 50 <= store.refused <= bound  # the refused write was one the backlog started
+    assert job.status.value == "failure"
+    assert "database or disk is full" in (job.scheduler.error or "")
+    rebuilt = make_engine(store=SQLiteStore(tmp_path / "jobs.db")).get(job.job_id)
+    assert rebuilt.status.value == "failure"
+    assert rebuilt.scheduler.error == job.scheduler.error
+    assert rebuilt.document()["metadata"]["flow"] == job.document()["metadata"]["flow"]
 
 
 def test_a_running_job_is_written_now_and_then_for_readers_of_the_store(tmp_path: Path) -> None:
