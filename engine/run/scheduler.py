@@ -83,8 +83,8 @@ def utc_now() -> str:
 
 @cache
 def _no_conditionals(inputs: int) -> tuple[tuple[Link, ...], ...]:
-    """The conditional links of an instance none of whose `inputs` is conditional: one tuple
-    shared by every such instance (a large fan-out makes hundreds of thousands)."""
+    """The conditional links of an instance with this many inputs, none of them conditional:
+    one tuple shared by every such instance (a large fan-out makes hundreds of thousands)."""
     return ((),) * inputs
 
 
