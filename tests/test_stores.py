@@ -15,6 +15,7 @@ from conftest import flow, make_engine, nodes
 from postgres_server import postgres_server, unavailable_reason
 
 from engine import DecisionError, DryRunExecutor, Engine, ExecutorResult, NodeCall, UnknownJobError
+from engine.api import JobRun
 from engine.errors import StoreError
 from engine.protocols import JobRecord, OutcomeRecord, Store, Transition
 from engine.stores import MemoryStore, SQLiteStore, open_store
@@ -460,10 +461,10 @@ class BatchSpy(SQLiteStore):
         super().record(job_id, outcomes, transitions)
 
 
-def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path) -> None:
-    """When outcome records pile up faster than the store writes them, the run waits for a
-    flush: no batch is much larger than the backlog, and nothing is lost."""
-    store = BatchSpy(tmp_path / "jobs.db")
+def run_ahead_of(store: SQLiteStore) -> tuple[JobRun, int]:
+    """A loop of 2,000 model nodes run against `store` with a backlog of 50 records and no
+    timed flush (only the backlog makes it write while running); the job, and how many
+    records a write the backlog starts may hold at most."""
     engine = make_engine(store=store)
     document = {
         "flow": [
@@ -473,10 +474,17 @@ def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path)
     }
     job = engine.prepare(document)
     job.runner.backlog = 50
-    job.runner.flush_interval = 60.0  # only the backlog makes it flush while running
+    job.runner.flush_interval = 60.0
     anyio.run(engine.advance, job)
+    return job, job.runner.backlog + job.runner.queue_ahead + engine.policy.concurrency
+
+
+def test_a_run_waits_for_the_store_rather_than_piling_up_records(tmp_path: Path) -> None:
+    """When outcome records pile up faster than the store writes them, the run waits for a
+    flush: no batch is much larger than the backlog, and nothing is lost."""
+    store = BatchSpy(tmp_path / "jobs.db")
+    job, bound = run_ahead_of(store)
     assert job.status.value == "success"
-    bound = job.runner.backlog + job.runner.queue_ahead + engine.policy.concurrency
     assert max(store.batches) <= bound
     # the loop's expansion, then one record per call (the dry run answers each as it starts)
     assert sum(store.batches) == len(store.outcomes(job.job_id)) == 1 + 2000
@@ -503,18 +511,7 @@ def test_a_write_that_fails_while_the_run_is_behind_its_store_ends_the_job_losin
     store's reason, and the refused records are written with the rest, in order, so that the
     job rebuilt from the store ends the same way."""
     store = FailsOnce(tmp_path / "jobs.db")
-    engine = make_engine(store=store)
-    document = {
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": 2000, "loopBodyNodeIds": ["gen"]},
-            {"id": "gen", "type": "custom-model", "modelId": "m"},
-        ]
-    }
-    job = engine.prepare(document)
-    job.runner.backlog = 50
-    job.runner.flush_interval = 60.0  # only the backlog makes it write while running
-    anyio.run(engine.advance, job)
-    bound = job.runner.backlog + job.runner.queue_ahead + engine.policy.concurrency
+    job, bound = run_ahead_of(store)
     assert 50 <= store.refused <= bound  # the refused write was one the backlog started
     assert job.status.value == "failure"
     assert "database or disk is full" in (job.scheduler.error or "")
