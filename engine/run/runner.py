@@ -330,16 +330,14 @@ class Runner:
         self.recorder.add(instance, outcome)
         self.pump()
 
-    async def flush(self, *, backlog: int = 0) -> None:
+    async def flush(self) -> None:
         """Write what is pending (in a worker thread), then tell the sinks. One flush at a time
-        while the job runs, so that batches reach the store in the order they were taken. With
-        `backlog`, only if at least that many outcome records still wait once it is our turn."""
+        while the job runs, so that batches reach the store in the order they were taken."""
         if self._flush_lock is None:
             await self._flush()
             return
         async with self._flush_lock:
-            if len(self.recorder.pending) >= backlog:
-                await self._flush()
+            await self._flush()
 
     async def _flush(self) -> None:
         await self._write(*self.recorder.take())
