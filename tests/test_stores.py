@@ -283,6 +283,50 @@ def test_sqlite_survives_reopening(tmp_path: Path) -> None:
     assert open_store(":memory:").__class__ is MemoryStore
 
 
+def test_a_store_file_with_sqlites_default_pages_keeps_working(tmp_path: Path) -> None:
+    """New files get 16 KiB pages; a file made with 4 KiB pages (SQLite's default, what
+    flowgraph made before) keeps them, and a job runs, is stored and read back from it."""
+    import sqlite3
+
+    def page_size(path: Path) -> int:
+        connection = sqlite3.connect(path)
+        try:
+            return int(connection.execute("PRAGMA page_size").fetchone()[0])
+        finally:
+            connection.close()
+
+    two_models = {
+        "id": "wflow_two",
+        "flow": [
+            {"id": "a", "type": "custom-model", "modelId": "model_x"},
+            {
+                "id": "b",
+                "type": "custom-model",
+                "modelId": "model_x",
+                "inputs": [{"name": "image", "type": "file", "ref": {"node": "a"}}],
+            },
+        ],
+    }
+    old = tmp_path / "old.db"
+    made = sqlite3.connect(old)
+    made.execute("PRAGMA page_size=4096")
+    made.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    made.close()
+    for path, pages in ((old, 4096), (tmp_path / "new.db", 16384)):
+        store = SQLiteStore(path)
+        engine = make_engine(store=store)
+        job = run_async(engine.run, two_models)
+        assert job.status.value == "success"
+        store.close()
+        assert page_size(path) == pages
+        again = SQLiteStore(path)
+        assert [o.node_id for o in again.outcomes(job.job_id)] == ["a", "b"]
+        stored = again.get_job(job.job_id)
+        assert stored is not None and stored.document is not None
+        assert [n["status"] for n in stored.document["metadata"]["flow"]] == ["success"] * 2
+        again.close()
+
+
 def run_async(function: Any, *args: Any) -> Any:
     return anyio.run(function, *args)
 

@@ -34,6 +34,7 @@ from engine.stores.sql import (
 
 SCHEMA_VERSION = 2
 BLOB_PIECE = 1 << 20  # bytes of a job document written at a time
+PAGE_SIZE = 16384  # bytes, for a new store file
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workflows (
@@ -101,6 +102,10 @@ class SQLiteStore:
             self._connection = sqlite3.connect(
                 self.path, check_same_thread=False, isolation_level=None, timeout=30
             )
+            # a new file gets 16 KiB pages (SQLite's default is 4 KiB): a large job's log
+            # batches and document span a quarter of the pages, and of the WAL frames written
+            # and copied back; a file made before keeps its pages (SQLite sets them once)
+            self._connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.executescript(SCHEMA)
