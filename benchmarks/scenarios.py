@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -345,6 +346,33 @@ def run_suite(
             limit=0.3,
         )
     )
+    three_nodes = runs["cli-three"]
+    results.append(
+        Measurement(
+            "a 3-node chain through the CLI (`flowgraph run --json`, SQLite), whole process",
+            3,
+            min(r.seconds for r in three_nodes),
+            target="under 0.25 s",
+            met=min(r.seconds for r in three_nodes) < 0.25,
+            extra=_spread(three_nodes),
+        )
+    )
+    library = runs["library"]
+    library_seconds = min(r.seconds for r in library)
+    results.append(
+        Measurement(
+            f"for-each x{iterations}, 1 model node, `Engine().run` in a fresh process, no store",
+            nodes,
+            library_seconds,
+            target="under 10 µs per node",
+            met=library_seconds / nodes * 1e6 < 10,
+            extra={
+                "minSeconds": round(library_seconds, 3),
+                "medianSeconds": round(statistics.median(r.seconds for r in library), 3),
+                "seconds": [round(r.seconds, 3) for r in library],
+            },
+        )
+    )
     if heavy:
         three = runs["cli-body3"]
         nodes3 = 3 * iterations + 4
@@ -508,6 +536,47 @@ def _flowgraph(flow: Path, db: str) -> Run:
     return run_script(_CLI_SCRIPT.format(flow=str(flow), db=db), 0, env={"PYTHONPATH": str(root)})
 
 
+_LIBRARY_SCRIPT = """import time
+import anyio
+from engine import Engine
+from benchmarks.scenarios import fan_out_workflow
+document = fan_out_workflow(n)
+async def main():
+    start = time.perf_counter()
+    job = await Engine().run(document)
+    seconds = time.perf_counter() - start
+    assert job.status.value == "success", job.status
+    print(seconds)
+anyio.run(main)
+"""
+
+
+def library_run(iterations: int) -> Run:
+    """`await Engine().run(workflow)` of the fan-out in a fresh process, no store (the
+    default engine: the dry-run executor): the seconds of that call alone (compiling, the
+    run, the job's end), not the interpreter's start or the imports; peak memory of the
+    process."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryFile() as output:
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys\nn = int(sys.argv[1])\n" + _LIBRARY_SCRIPT,
+                str(iterations),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            check=False,
+        )
+        if child.returncode != 0:
+            raise RuntimeError(f"the library run failed: {child.stderr.decode()[-1500:]}")
+        output.seek(0)
+        return Run(float(output.read().decode().split()[-1]), 0)
+
+
 def fan_out_processes(
     iterations: int, repetitions: int, *, three_node_body: bool, memory_store: bool
 ) -> dict[str, list[Run]]:
@@ -515,14 +584,17 @@ def fan_out_processes(
     run, its output written to /dev/null, exit), `repetitions` rounds of one run of each,
     interleaved: the asyncio floor, dask's synchronous scheduler, `flowgraph run --json`
     with a SQLite store (and, as asked, with `:memory:`, with a three-node body, and at 10
-    iterations for the memory baseline). Missing dask leaves its list empty."""
-    names = ["floor", "dask", "cli", "cli-small"]
+    iterations for the memory baseline), a 3-node chain through the CLI, and the library's
+    `Engine().run` in a fresh process (that call's own seconds; see `library_run`). Missing
+    dask leaves its list empty."""
+    names = ["floor", "dask", "cli", "cli-small", "cli-three", "library"]
     names += ["cli-memory"] * memory_store + ["cli-body3"] * three_node_body
     runs: dict[str, list[Run]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as folder:
         flows = {
             "cli": fan_out_workflow(iterations),
             "cli-small": fan_out_workflow(10),
+            "cli-three": chain_workflow(3),
             "cli-body3": fan_out_workflow(iterations, body=3),
         }
         paths = {name: Path(folder) / f"{name}.json" for name in flows}
@@ -534,6 +606,8 @@ def fan_out_processes(
             "dask": lambda: peers.dask_sync(iterations),
             "cli": lambda: _flowgraph(paths["cli"], db),
             "cli-small": lambda: _flowgraph(paths["cli-small"], db),
+            "cli-three": lambda: _flowgraph(paths["cli-three"], db),
+            "library": lambda: library_run(iterations),
             "cli-memory": lambda: _flowgraph(paths["cli"], ":memory:"),
             "cli-body3": lambda: _flowgraph(paths["cli-body3"], db),
         }
