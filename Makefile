@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean docs-images
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,3 +53,7 @@ bench: $(VENV)/.installed-bench
 
 clean:
 	rm -rf $(VENV) $(PREFECT_VENV) .pytest_cache build *.egg-info
+
+# the screenshots in docs/ and benchmarks/console-page.json, taken by the browser tests
+docs-images: $(VENV)/.installed-dev
+	FLOWGRAPH_UPDATE_DOCS=1 $(BIN)/python -m pytest -q tests/test_console.py tests/test_report_browser.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,21 @@ from engine.protocols import Transition
 FLOWS = Path(__file__).parent / "flows"
 EXAMPLES = Path(__file__).parent.parent / "examples"
 EXPORTS = Path(__file__).parent / "exports"  # webapp exports: an editor graph, no flow
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser tests put what the docs show (docs/*.png) and the console's timing
+    (benchmarks/console-page.json): the checkout itself with FLOWGRAPH_UPDATE_DOCS=1 (`make
+    docs-images`), else a temporary folder of the same layout, so that a test run leaves the
+    checkout as it was."""
+    if os.environ.get("FLOWGRAPH_UPDATE_DOCS") == "1":
+        return ROOT
+    folder = tmp_path_factory.mktemp("artifacts")
+    for part in ("docs", "benchmarks"):
+        (folder / part).mkdir()
+    return folder
 
 
 def flow(name: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The job console of `flowgraph serve`, in a real headless Chromium (Debian's) through
 Playwright, against a live server driven by the official `scenario-sdk`. Every request that
 is not to the server on 127.0.0.1 is blocked (and fails the test). The screenshots in docs/
-are taken here."""
+are taken here (written into docs/ with `make docs-images`; see the `artifacts` fixture)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,6 @@ from test_server_sdk import node, ready_workflow, wait_job, waiting
 
 from engine.server.launcher import ROOT, running_server
 
-DOCS = ROOT / "docs"
-BENCHMARKS = ROOT / "benchmarks"
 GATED = json.loads((FLOWS / "gates.json").read_text())
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it as root)"
@@ -90,8 +88,8 @@ def open_job(page: Any, base: str, job_id: str) -> float:
     return time.monotonic() - started
 
 
-def shoot(page: Any, name: str) -> None:
-    path = DOCS / name
+def shoot(page: Any, artifacts: Path, name: str) -> None:
+    path = artifacts / "docs" / name
     page.screenshot(path=str(path))
     assert path.read_bytes().startswith(b"\x89PNG")
 
@@ -109,7 +107,7 @@ def run_creative_app(client: Scenario) -> tuple[str, str]:
 
 
 def test_the_jobs_list_shows_status_workflow_and_waiting_gates(
-    client: Scenario, server: tuple[str, Path], page: Any
+    client: Scenario, server: tuple[str, Path], page: Any, artifacts: Path
 ) -> None:
     base = server[0]
     workflow_id = ready_workflow(client, GATED, "listed")
@@ -125,7 +123,7 @@ def test_the_jobs_list_shows_status_workflow_and_waiting_gates(
     row = page.text_content(f'tr[data-job-id="{waiting_job}"]')
     assert "in-progress" in row and "listed" in row and "review" in row
     assert "success" in page.text_content(f'tr[data-job-id="{done_job}"]')
-    shoot(page, "console-jobs.png")
+    shoot(page, artifacts, "console-jobs.png")
     # while the list is open, a new job appears and a decided one changes, without a reload
     page.evaluate("window.sameDocument = true")
     new_job = client.workflows.run(fan, body={"subjects": ["c"]}).job.job_id
@@ -147,7 +145,7 @@ def test_the_jobs_list_shows_status_workflow_and_waiting_gates(
 
 
 def test_the_job_page_draws_loops_branches_and_explains_a_skipped_node(
-    client: Scenario, server: tuple[str, Path], page: Any
+    client: Scenario, server: tuple[str, Path], page: Any, artifacts: Path
 ) -> None:
     base, db = server
     _, job_id = run_creative_app(client)
@@ -200,17 +198,17 @@ def test_the_job_page_draws_loops_branches_and_explains_a_skipped_node(
     assert image.get_attribute("src").startswith(f"/console/api/jobs/{job_id}/assets/asset_")
     assert page.text_content("aside .fact-attempts") == "1"
     assert page.text_content("aside .fact-took") not in ("", "–")
-    shoot(page, "console-job.png")
+    shoot(page, artifacts, "console-job.png")
     page.click('.node[data-node-id="pick"]')
     page.wait_for_selector("aside .gate .thumb")
-    shoot(page, "console-gate.png")
+    shoot(page, artifacts, "console-gate.png")
     page.click("button[data-tab=timeline]")
     bars = page.eval_on_selector_all(".bar", "els => els.map(e => e.dataset.nodeId)")
     assert {"compose", "generate#0", "cutout#3"} <= set(bars)
     assert "upscale_art#1" not in bars  # skipped: it never ran
     groups = page.eval_on_selector_all("text.group", "els => els.map(e => e.textContent)")
     assert groups == ["for-each variations"]
-    shoot(page, "console-timeline.png")
+    shoot(page, artifacts, "console-timeline.png")
 
 
 def test_pan_zoom_fit_and_search(client: Scenario, server: tuple[str, Path], page: Any) -> None:
@@ -407,7 +405,7 @@ def test_the_event_stream_resumes_from_the_last_event_id(
 
 
 def test_a_ten_thousand_iteration_job_opens_collapsed_and_stays_responsive(
-    client: Scenario, server: tuple[str, Path], page: Any
+    client: Scenario, server: tuple[str, Path], page: Any, artifacts: Path
 ) -> None:
     page.goto(server[0] + "/")  # watched: the server prepares the pages of large jobs
     document = json.loads((FLOWS / "console-big-loop.json").read_text())
@@ -443,7 +441,7 @@ def test_a_ten_thousand_iteration_job_opens_collapsed_and_stays_responsive(
     ]
     assert "parity#5000 chose `even`" in page.text_content("aside .explanation")
     page.fill("#search", "")
-    shoot(page, "console-large-loop.png")
+    shoot(page, artifacts, "console-large-loop.png")
     # a second server on the same file has nothing prepared: the page is built as it opens
     folder = server[1].parent
     with running_server(server[1], env={"XDG_DATA_HOME": str(folder / "data")}) as other:
@@ -451,7 +449,7 @@ def test_a_ten_thousand_iteration_job_opens_collapsed_and_stays_responsive(
         page.wait_for_selector("tr[data-job-id]")
         cold = open_job(page, other.removesuffix("/v1"), job_id)
         assert "5000 success · 5000 skipped" in page.text_content('.node[data-node-id="even"]')
-    BENCHMARKS.joinpath("console-page.json").write_text(
+    artifacts.joinpath("benchmarks", "console-page.json").write_text(
         json.dumps(
             {
                 "job": "tests/flows/console-big-loop.json: 10,000 iterations, 40,006 nodes",

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from conftest import EXAMPLES, run_with_events
 
-from engine.server.launcher import ROOT
 from engine.views.report import job_page
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,7 +34,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     return path, job
 
 
-def test_the_report_is_the_console_page_without_its_live_parts(report: tuple[Path, Any]) -> None:
+def test_the_report_is_the_console_page_without_its_live_parts(
+    report: tuple[Path, Any], artifacts: Path
+) -> None:
     """One file, nothing loaded from anywhere: the page draws itself offline, and has no
     link to the jobs list, no event stream and no gate buttons."""
     if CHROMIUM is None:
@@ -93,14 +94,14 @@ def test_the_report_is_the_console_page_without_its_live_parts(report: tuple[Pat
         assert page.eval_on_selector_all("aside .gate .thumb", "els => els.length") == 4
         assert page.eval_on_selector_all("aside button", "els => els.length") == 0  # no gates
         assert page.eval_on_selector_all("a[href='#/']", "els => els.length") == 0
-        page.screenshot(path=str(ROOT / "docs" / "report.png"))
+        page.screenshot(path=str(artifacts / "docs" / "report.png"))
         page.click("button[data-tab=timeline]")
         # a bar per node that started: not the one pending, nor the skipped (they never ran)
         started = [n for n, status in drawn.items() if status not in ("pending", "skipped")]
         assert page.eval_on_selector_all(".bar", "els => els.length") == len(started)
         assert requested == [path.as_uri()] and errors == []
         browser.close()
-    data = (ROOT / "docs" / "report.png").read_bytes()
+    data = (artifacts / "docs" / "report.png").read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
 
 
