@@ -56,4 +56,5 @@ clean:
 
 # the screenshots in docs/ and benchmarks/console-page.json, taken by the browser tests
 docs-images: $(VENV)/.installed-dev
+	bash tests/ensure-package.sh chromium 'command -v chromium' 'the browser test'
 	FLOWGRAPH_UPDATE_DOCS=1 $(BIN)/python -m pytest -q tests/test_console.py tests/test_report_browser.py

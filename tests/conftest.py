@@ -25,7 +25,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where the browser tests put what the docs show (docs/*.png) and the console's timing
     (benchmarks/console-page.json): the checkout itself with FLOWGRAPH_UPDATE_DOCS=1 (`make
     docs-images`), else a temporary folder of the same layout, so that a test run leaves the
-    checkout as it was."""
+    tracked files as they were."""
     if os.environ.get("FLOWGRAPH_UPDATE_DOCS") == "1":
         return ROOT
     folder = tmp_path_factory.mktemp("artifacts")

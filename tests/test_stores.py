@@ -310,6 +310,7 @@ def test_a_store_file_with_sqlites_default_pages_keeps_working(tmp_path: Path) -
     old = tmp_path / "old.db"
     made = sqlite3.connect(old)
     made.execute("PRAGMA page_size=4096")
+    made.execute("PRAGMA journal_mode=WAL")
     made.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     made.close()
     for path, pages in ((old, 4096), (tmp_path / "new.db", 16384)):

@@ -104,7 +104,8 @@ class SQLiteStore:
             )
             # a new file gets 16 KiB pages (SQLite's default is 4 KiB): a large job's log
             # batches and document span a quarter of the pages, and of the WAL frames written
-            # and copied back; a file made before keeps its pages (SQLite sets them once)
+            # and copied back. Before `journal_mode=WAL`, which writes the file's header; an
+            # existing file keeps its page size.
             self._connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
