@@ -652,8 +652,8 @@ SUCCESS = '"jobType":"workflow","status":"success"'
     [
         # no template, JSON on a pipe: the engine and nothing it does not use
         (["run", "fan-out.json", "--json"], SUCCESS, ENGINE),
-        # a computing template: jinja2, and the worker processes its budget runs it in
-        (["run", "transform.json", "--json"], SUCCESS, f"{ENGINE} jinja2 anyio.to_process"),
+        # templates with linear filters: jinja2, evaluated inline (no worker process)
+        (["run", "transform.json", "--json"], SUCCESS, f"{ENGINE} jinja2"),
         # an export: the publisher, and rich for the note on stderr that says it was published
         (
             ["run", "storyboard.export.json", "--json"],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from engine.compile.expressions import compile_expression
@@ -118,8 +121,23 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         ("xs.map(x, x * 2)", {"xs": [list(range(200)), list(range(200))]}, True),  # nested count
         ("size(s)", {"s": "x" * 70_000}, True),  # any expression over a large input
         ("size(xs)", {"xs": list(range(1000))}, False),
-        ("{{ name | upper }}", {"name": "a"}, True),  # a template that computes
+        # a substitution with linear filters and small literal arguments: inline
+        ("{{ name | upper }}", {"name": "a"}, False),
+        ("{{ subject | title }}, {{ tags | join(', ') }}", {"subject": "a", "tags": ["b"]}, False),
+        ("{{ a ~ b if c is defined else d | default('z') }}", {"a": 1, "b": 2, "c": 3}, False),
+        ("{{ name | upper }}", {"name": "x" * 70_000}, True),  # but not over a large input
+        # a template that computes: a statement, a call, `*`, another filter, a long literal
         ("{% for t in tags %}{{ t }}{% endfor %}", {"tags": []}, True),
+        ("{% if x %}a{% endif %}", {"x": 1}, True),
+        ("{{ range(10) | join }}", {}, True),
+        ("{{ x.upper() }}", {"x": "a"}, True),
+        ("{{ x * 3 }}", {"x": "a"}, True),
+        ("{{ x | center(300000000) }}", {"x": "a"}, True),
+        ("{{ '%0300000000d' | format(1) }}", {}, True),
+        ("{{ xs | map('upper') | join }}", {"xs": []}, True),
+        ("{{ xs | join(separator) }}", {"xs": [], "separator": ","}, True),
+        ("{{ xs | join('" + "," * 300 + "') }}", {"xs": []}, True),
+        ("{{ x | truncate(5000) }}", {"x": "a"}, True),
         # nested comprehensions and loops over literals: the cost is not in the inputs' size
         ("xs.map(a, xs.map(b, a + b))", {"xs": [1, 2]}, True),
         ("[0, 1, 2].map(a, a * 2)", {}, True),
@@ -154,3 +172,12 @@ def test_jinja_filters_are_not_run_when_a_template_compiles() -> None:
     assert compile_expression("{{ x | wordwrap(5) }}").evaluate({"x": "hello world"}) == (
         "hello\nworld"
     )
+
+
+def test_the_linear_filters_are_the_ones_the_docs_name() -> None:
+    from engine.compile.templates import LINEAR_FILTERS
+
+    text = (Path(__file__).parent.parent / "docs" / "semantics.md").read_text()
+    listed = text.split("The linear\n  filters:")[1].split("(and the tests")[0]
+    named = set(re.findall(r"`(\w+)`", listed))
+    assert named == LINEAR_FILTERS

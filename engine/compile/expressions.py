@@ -269,10 +269,11 @@ def _free_variables(expression: Expression) -> frozenset[str]:
 
 def _compile(source: str) -> Expression:
     if is_template(source):
-        from engine.compile.templates import compile_template  # jinja2 only when a flow has one
+        # jinja2 only when a flow has one
+        from engine.compile.templates import compile_template, template_computes
 
         template = compile_template(source)
-        computes = bool(_JINJA_COMPUTES.search(source))
+        computes = bool(_JINJA_COMPUTES.search(source)) and template_computes(source)
         return Expression(source, "jinja", template, may_loop=computes)
     try:
         program = cel.compile(source)

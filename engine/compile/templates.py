@@ -8,7 +8,7 @@ from functools import cache
 from typing import Any
 
 import jinja2
-from jinja2 import meta, pass_context
+from jinja2 import meta, nodes, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
@@ -100,3 +100,147 @@ def template_variables(source: str) -> frozenset[str]:
     environment = sandbox()
     parsed = environment.parse(source)
     return frozenset(meta.find_undeclared_variables(parsed) - set(environment.globals))
+
+
+# What a template may hold and still run inline (see `template_computes`): reading its
+# inputs, literals, comparisons, concatenation and plain arithmetic (not `*`, `**` or `%`,
+# which can make values far larger than their operands), and these filters and tests, whose
+# cost and result grow at most with their input, given literal arguments of at most
+# `_ARGUMENT_CHARACTERS` characters or `_ARGUMENT_NUMBER` (a separator of a megabyte joined
+# between 65,536 items is 64 GB).
+_INLINE_NODES = (
+    nodes.Template,
+    nodes.Output,
+    nodes.TemplateData,
+    nodes.Name,
+    nodes.Const,
+    nodes.Getattr,
+    nodes.Getitem,
+    nodes.Slice,
+    nodes.Concat,
+    nodes.CondExpr,
+    nodes.Compare,
+    nodes.Operand,
+    nodes.And,
+    nodes.Or,
+    nodes.Not,
+    nodes.Neg,
+    nodes.Pos,
+    nodes.Add,
+    nodes.Sub,
+    nodes.Div,
+    nodes.FloorDiv,
+    nodes.List,
+    nodes.Tuple,
+    nodes.Dict,
+    nodes.Pair,
+    nodes.Keyword,
+    nodes.Filter,
+    nodes.Test,
+)
+_ARGUMENT_CHARACTERS = 256
+_ARGUMENT_NUMBER = 1000
+LINEAR_FILTERS = frozenset(
+    {
+        "abs",
+        "capitalize",
+        "count",
+        "d",
+        "default",
+        "dictsort",
+        "e",
+        "escape",
+        "first",
+        "float",
+        "int",
+        "items",
+        "join",
+        "last",
+        "length",
+        "list",
+        "lower",
+        "max",
+        "min",
+        "replace",
+        "reverse",
+        "round",
+        "safe",
+        "sort",
+        "string",
+        "sum",
+        "title",
+        "trim",
+        "truncate",
+        "unique",
+        "upper",
+        "wordcount",
+    }
+)
+_CHEAP_TESTS = frozenset(
+    {
+        "boolean",
+        "defined",
+        "divisibleby",
+        "eq",
+        "equalto",
+        "even",
+        "false",
+        "float",
+        "ge",
+        "gt",
+        "in",
+        "integer",
+        "iterable",
+        "le",
+        "lower",
+        "lt",
+        "mapping",
+        "ne",
+        "none",
+        "number",
+        "odd",
+        "sameas",
+        "sequence",
+        "string",
+        "true",
+        "undefined",
+        "upper",
+    }
+)
+
+
+def template_computes(source: str) -> bool:
+    """Whether a template can take longer than its inputs' size allows, and so is evaluated
+    under the time budget: it holds a statement (`{% ... %}`), a call (`range(...)`, a
+    method), `*`, `**` or `%`, or a filter or test that is not among the linear ones or takes
+    an argument that is not a small literal (`'a' | center(n)`, `'%09999999d' | format(1)`,
+    `xs | join(separator)`). A substitution with linear filters (`{{ subject | title }}, {{
+    tags | join(', ') }}`) does not."""
+    try:
+        parsed = sandbox().parse(source)
+    except jinja2.TemplateSyntaxError:
+        return True  # `compile_template` says what is wrong
+    return any(_computes(node) for node in parsed.find_all(nodes.Node))
+
+
+def _computes(node: nodes.Node) -> bool:
+    if not isinstance(node, _INLINE_NODES):
+        return True
+    if isinstance(node, nodes.Filter | nodes.Test):
+        allowed = LINEAR_FILTERS if isinstance(node, nodes.Filter) else _CHEAP_TESTS
+        if node.name not in allowed or node.dyn_args is not None or node.dyn_kwargs is not None:
+            return True
+        arguments = [*node.args, *(keyword.value for keyword in node.kwargs)]
+        return not all(_small_literal(argument) for argument in arguments)
+    return False
+
+
+def _small_literal(node: nodes.Node) -> bool:
+    if not isinstance(node, nodes.Const):
+        return False
+    value = node.value
+    if isinstance(value, str):
+        return len(value) <= _ARGUMENT_CHARACTERS
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return abs(value) <= _ARGUMENT_NUMBER
+    return value is None or isinstance(value, bool)
