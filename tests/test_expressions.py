@@ -140,6 +140,11 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         ("{{ x | truncate(5000) }}", {"x": "a"}, True),
         # nested comprehensions and loops over literals: the cost is not in the inputs' size
         ("xs.map(a, xs.map(b, a + b))", {"xs": [1, 2]}, True),
+        ("xs.filter(a, ys.exists(b, a == b))", {"xs": [1], "ys": [1]}, True),
+        # chained comprehensions cost the sum of their lists, not the product: inline when small
+        ("text.split('\\n').map(s, trim(s)).filter(s, s != '')", {"text": "a\nb"}, False),
+        ("xs.map(a, ')').filter(b, b != '(')", {"xs": [1]}, False),
+        ("xs.map(a, a + 1).filter(b, b > 2)", {"xs": list(range(1000))}, True),
         ("[0, 1, 2].map(a, a * 2)", {}, True),
         ("xs.//a comment\nmap(a, a)", {"xs": list(range(1000))}, True),
     ],

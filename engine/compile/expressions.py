@@ -62,8 +62,8 @@ class Expression:
     # a CEL comprehension or a jinja template that computes (statements, filters, calls,
     # operators): its cost can grow faster than its inputs
     may_loop: bool = False
-    # nested comprehensions, or one over a list written in the expression: its cost does not
-    # show in its inputs' size
+    # nested comprehensions (not chained ones), or one over a list written in the expression:
+    # its cost does not show in its inputs' size
     always_apart: bool = False
     max_value: int = MAX_VALUE
 
@@ -280,9 +280,27 @@ def _compile(source: str) -> Expression:
     except (ValueError, RuntimeError) as error:
         raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
     code = _cel_code(source)
-    macros = len(_CEL_MACRO.findall(code))
-    apart = macros >= 2 or bool(_CEL_LITERAL_LOOP.search(code)) or len(source) > 2000
-    return Expression(source, "cel", program, may_loop=macros > 0, always_apart=apart)
+    macros = [match.end() for match in _CEL_MACRO.finditer(code)]
+    apart = _nested(code, macros) or bool(_CEL_LITERAL_LOOP.search(code)) or len(source) > 2000
+    return Expression(source, "cel", program, may_loop=bool(macros), always_apart=apart)
+
+
+def _nested(code: str, macros: list[int]) -> bool:
+    """Whether a comprehension sits inside another's arguments (`xs.map(a, xs.map(b, a +
+    b))`: its cost is the product of the lists' sizes). Chained ones (`xs.map(s,
+    trim(s)).filter(s, s != '')`) cost the sum. `macros` are the positions just past each
+    comprehension's variable (see `_CEL_MACRO`), in `code`, which has no string literals."""
+    open_until = -1  # where the comprehension being read ends
+    for position in macros:
+        if position < open_until:
+            return True
+        depth = 1  # inside the comprehension's parenthesis
+        end = position
+        while end < len(code) and depth:
+            depth += {"(": 1, ")": -1}.get(code[end], 0)
+            end += 1
+        open_until = end
+    return False
 
 
 def _cel_syntax_message(source: str, raw: str) -> str:
