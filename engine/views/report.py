@@ -105,8 +105,7 @@ def coverage_page(plan: Plan, coverage: WorkflowCoverage, *, title: str) -> str:
         runs = coverage.hits.get(branch.key, 0)
         points[branch.node].append({"outcome": branch.outcome, "label": branch.label, "runs": runs})
     summary = (
-        f"{coverage.covered} of {len(coverage.branches)} branches taken "
-        f"({coverage.percent:.0f}%)"
+        f"{coverage.covered} of {len(coverage.branches)} branches taken ({coverage.percent:.0f}%)"
     )
     view = plan_view(plan, title=f"{title} · {summary}")
     view["legend"] = COVERAGE_LEGEND
