@@ -138,6 +138,14 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         ("{{ xs | join(separator) }}", {"xs": [], "separator": ","}, True),
         ("{{ xs | join('" + "," * 300 + "') }}", {"xs": []}, True),
         ("{{ x | truncate(5000) }}", {"x": "a"}, True),
+        # filters that can multiply their input's size: one per chain, a short literal each
+        ("{{ x | replace('a', 'aa') }} {{ x | replace('a', 'aa') }}", {"x": "a"}, False),
+        ("{{ x | replace('a', 'aa') | replace('a', 'aa') }}", {"x": "a"}, True),
+        ("{{ xs | join(',') | list | join(',') }}", {"xs": ["a"]}, True),
+        ("{{ x | e | e }}", {"x": "<"}, True),
+        ("{{ xs | join('" + "," * 17 + "') }}", {"xs": []}, True),
+        # a long template repeats its inputs as often as it likes: apart, as a long CEL one
+        ("{{ x }}" * 300, {"x": "a"}, True),
         # nested comprehensions and loops over literals: the cost is not in the inputs' size
         ("xs.map(a, xs.map(b, a + b))", {"xs": [1, 2]}, True),
         ("xs.filter(a, ys.exists(b, a == b))", {"xs": [1], "ys": [1]}, True),
@@ -145,6 +153,8 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         ("text.split('\\n').map(s, trim(s)).filter(s, s != '')", {"text": "a\nb"}, False),
         ("xs.map(a, ')').filter(b, b != '(')", {"xs": [1]}, False),
         ("xs.map(a, a + 1).filter(b, b > 2)", {"xs": list(range(1000))}, True),
+        # but each map can multiply what the next one reads: three chained always run apart
+        ("xs.map(a, a + a).map(a, a + a).map(a, a + a)", {"xs": ["a"]}, True),
         ("[0, 1, 2].map(a, a * 2)", {}, True),
         ("xs.//a comment\nmap(a, a)", {"xs": list(range(1000))}, True),
     ],

@@ -45,6 +45,7 @@ MAX_VALUE = 10_000_000  # characters or items an expression may produce (Limits.
 # expression is evaluated in a worker process under the time budget (see engine/compile/budget.py)
 INLINE_ITEMS_LOOPING = 256  # for a CEL comprehension (`map`, `filter`, `exists`, ...)
 INLINE_ITEMS = 65_536  # for any expression
+INLINE_SOURCE = 2000  # characters of an expression above which it is always evaluated apart
 
 current_max_value: ContextVar[int] = ContextVar("flowgraph_max_value", default=MAX_VALUE)
 
@@ -62,8 +63,8 @@ class Expression:
     # a CEL comprehension or a jinja template that computes (statements, filters, calls,
     # operators): its cost can grow faster than its inputs
     may_loop: bool = False
-    # nested comprehensions (not chained ones), or one over a list written in the expression:
-    # its cost does not show in its inputs' size
+    # nested comprehensions, more than two chained ones, or one over a list written in the
+    # expression: its cost does not show in its inputs' size
     always_apart: bool = False
     max_value: int = MAX_VALUE
 
@@ -273,7 +274,8 @@ def _compile(source: str) -> Expression:
         from engine.compile.templates import compile_template, template_computes
 
         template = compile_template(source)
-        computes = bool(_JINJA_COMPUTES.search(source)) and template_computes(source)
+        looks_computing = bool(_JINJA_COMPUTES.search(source)) or len(source) > INLINE_SOURCE
+        computes = looks_computing and template_computes(source)
         return Expression(source, "jinja", template, may_loop=computes)
     try:
         program = cel.compile(source)
@@ -281,15 +283,22 @@ def _compile(source: str) -> Expression:
         raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
     code = _cel_code(source)
     macros = [match.end() for match in _CEL_MACRO.finditer(code)]
-    apart = _nested(code, macros) or bool(_CEL_LITERAL_LOOP.search(code)) or len(source) > 2000
+    apart = (
+        len(macros) > 2
+        or _nested(code, macros)
+        or bool(_CEL_LITERAL_LOOP.search(code))
+        or len(source) > INLINE_SOURCE
+    )
     return Expression(source, "cel", program, may_loop=bool(macros), always_apart=apart)
 
 
 def _nested(code: str, macros: list[int]) -> bool:
     """Whether a comprehension sits inside another's arguments (`xs.map(a, xs.map(b, a +
-    b))`: its cost is the product of the lists' sizes). Chained ones (`xs.map(s,
-    trim(s)).filter(s, s != '')`) cost the sum. `macros` are the positions just past each
-    comprehension's variable (see `_CEL_MACRO`), in `code`, which has no string literals."""
+    b))`: its cost is the product of the lists' sizes). Two chained ones (`xs.map(s,
+    trim(s)).filter(s, s != '')`) cost about the sum; more than two always run apart, as each
+    `map` can multiply the size of what the next one reads (`.map(a, a + a)` again and again).
+    `macros` are the positions just past each comprehension's variable (see `_CEL_MACRO`), in
+    `code`, which has no string literals."""
     open_until = -1  # where the comprehension being read ends
     for position in macros:
         if position < open_until:

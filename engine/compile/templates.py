@@ -13,7 +13,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
-from engine.compile.expressions import current_max_value
+from engine.compile.expressions import INLINE_SOURCE, current_max_value
 from engine.errors import ExpressionSyntaxError
 
 
@@ -106,8 +106,11 @@ def template_variables(source: str) -> frozenset[str]:
 # inputs, literals, comparisons, concatenation and plain arithmetic (not `*`, `**` or `%`,
 # which can make values far larger than their operands), and these filters and tests, whose
 # cost and result grow at most with their input, given literal arguments of at most
-# `_ARGUMENT_CHARACTERS` characters or `_ARGUMENT_NUMBER` (a separator of a megabyte joined
-# between 65,536 items is 64 GB).
+# `_ARGUMENT_CHARACTERS` characters (`_GROWING_ARGUMENT` for the filters that can multiply
+# their input's size: a separator of a megabyte joined between 65,536 items is 64 GB) or
+# numbers up to `_ARGUMENT_NUMBER`; no such filter applied to the result of another (each
+# would multiply what the next reads); and at most `INLINE_SOURCE` characters of template,
+# like a CEL expression (a long template repeats its inputs as often as it likes).
 _INLINE_NODES = (
     nodes.Template,
     nodes.Output,
@@ -139,7 +142,9 @@ _INLINE_NODES = (
     nodes.Test,
 )
 _ARGUMENT_CHARACTERS = 256
+_GROWING_ARGUMENT = 16
 _ARGUMENT_NUMBER = 1000
+GROWING_FILTERS = frozenset({"e", "escape", "join", "replace"})
 LINEAR_FILTERS = frozenset(
     {
         "abs",
@@ -212,10 +217,14 @@ _CHEAP_TESTS = frozenset(
 def template_computes(source: str) -> bool:
     """Whether a template can take longer than its inputs' size allows, and so is evaluated
     under the time budget: it holds a statement (`{% ... %}`), a call (`range(...)`, a
-    method), `*`, `**` or `%`, or a filter or test that is not among the linear ones or takes
-    an argument that is not a small literal (`'a' | center(n)`, `'%09999999d' | format(1)`,
-    `xs | join(separator)`). A substitution with linear filters (`{{ subject | title }}, {{
-    tags | join(', ') }}`) does not."""
+    method), `*`, `**` or `%`, a filter or test that is not among the linear ones or takes an
+    argument that is not a small literal (`'a' | center(n)`, `'%09999999d' | format(1)`,
+    `xs | join(separator)`), a filter that can multiply its input's size applied to another's
+    result (`x | replace('a', 'aa') | replace('a', 'aa')`), or is longer than
+    `INLINE_SOURCE` characters. A substitution with linear filters (`{{ subject | title }},
+    {{ tags | join(', ') }}`) does not."""
+    if len(source) > INLINE_SOURCE:
+        return True
     try:
         parsed = sandbox().parse(source)
     except jinja2.TemplateSyntaxError:
@@ -230,17 +239,23 @@ def _computes(node: nodes.Node) -> bool:
         allowed = LINEAR_FILTERS if isinstance(node, nodes.Filter) else _CHEAP_TESTS
         if node.name not in allowed or node.dyn_args is not None or node.dyn_kwargs is not None:
             return True
+        growing = isinstance(node, nodes.Filter) and node.name in GROWING_FILTERS
+        characters = _GROWING_ARGUMENT if growing else _ARGUMENT_CHARACTERS
         arguments = [*node.args, *(keyword.value for keyword in node.kwargs)]
-        return not all(_small_literal(argument) for argument in arguments)
+        if not all(_small_literal(argument, characters) for argument in arguments):
+            return True
+        if growing and node.node is not None:  # what it reads holds no growing filter
+            below = [node.node, *node.node.find_all(nodes.Filter)]
+            return any(isinstance(n, nodes.Filter) and n.name in GROWING_FILTERS for n in below)
     return False
 
 
-def _small_literal(node: nodes.Node) -> bool:
+def _small_literal(node: nodes.Node, characters: int) -> bool:
     if not isinstance(node, nodes.Const):
         return False
     value = node.value
     if isinstance(value, str):
-        return len(value) <= _ARGUMENT_CHARACTERS
+        return len(value) <= characters
     if isinstance(value, int | float) and not isinstance(value, bool):
         return abs(value) <= _ARGUMENT_NUMBER
     return value is None or isinstance(value, bool)
