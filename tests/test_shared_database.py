@@ -279,3 +279,51 @@ def test_a_tree_of_sub_workflow_jobs_is_run_by_one_server_at_a_time(tmp_path: Pa
         ]
     for log in tmp_path.glob("shared.db.*.log"):
         assert "Traceback" not in log.read_text()
+
+
+def test_a_server_that_starts_while_another_creates_a_job_leaves_that_job_to_it(
+    tmp_path: Path,
+) -> None:
+    """A server that starts takes over the unfinished jobs no server holds. One starting just
+    as another creates a job (its row written, its run not started yet) must leave it alone:
+    the creator holds the job's lease before the row exists, and its run answers 200."""
+    import anyio
+    import httpx
+
+    from engine import Engine
+    from engine.server import build_state, create_app
+    from engine.stores.sqlite import SQLiteStore
+
+    db = tmp_path / "shared.db"
+    store_b, store_c = SQLiteStore(db), SQLiteStore(db)
+    state_b = build_state(Engine(store=store_b), store_b, host="127.0.0.1")
+    state_c = build_state(Engine(store=store_c), store_c, host="127.0.0.1")
+    store_b.put_workflow("wflow_x", {"id": "wflow_x", "status": "ready", **WORKFLOW})
+    taken_over: list[bool] = []
+    create_job = store_b.create_job
+
+    def create_then_another_server_starts(record: Any) -> None:
+        create_job(record)
+        taken_over.append(state_c.take_over(record.job_id))  # what C does for it as it starts
+
+    store_b.create_job = create_then_another_server_starts  # type: ignore[method-assign]
+
+    async def run() -> tuple[httpx.Response, str]:
+        async with anyio.create_task_group() as group:
+            state_b.group = state_c.group = group
+            transport = httpx.ASGITransport(app=create_app(state_b))
+            async with httpx.AsyncClient(transport=transport, base_url="http://b") as client:
+                answer = await client.put("/v1/workflows/wflow_x/run", json={})
+                job_id = answer.json()["job"]["jobId"] if answer.status_code == 200 else ""
+                with anyio.fail_after(30):
+                    while job_id and store_b.job_summary(job_id).status != "success":  # type: ignore[union-attr]
+                        await anyio.sleep(0.05)
+            group.cancel_scope.cancel()
+        return answer, job_id
+
+    answer, job_id = anyio.run(run)
+    assert answer.status_code == 200, answer.text
+    assert taken_over == [False]
+    assert job_id not in state_c.engine.jobs
+    ran = Counter(o.node_id for o in store_b.outcomes(job_id) if o.kind == "completed")
+    assert ran == {"draft": 1, "variant#0": 1, "variant#1": 1, "variant#2": 1, "final": 1}

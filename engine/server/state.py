@@ -123,6 +123,12 @@ class ServerState:
         self.roots[job_id] = root
         return root
 
+    def reserve(self, job_id: str) -> None:
+        """Hold the lease of a job this server is about to create, before its row exists. A
+        server that starts takes over the unfinished jobs no server holds: without the lease
+        first, it could take this one between its creation here and its start."""
+        self._claim(job_id, job_id)
+
     def _claim(self, root: str, job_id: str) -> None:
         if not self.store.claim(root, self.owner, LEASE_SECONDS):
             above = f" (through job `{root}`, the job above it)" if root != job_id else ""

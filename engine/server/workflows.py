@@ -242,9 +242,13 @@ async def run_workflow(
         if bound != job_id:
             # the same run asked again (a client retry): the job it started, not a second one
             return {"job": await started_job(state, bound), "workflow": document}
+    state.reserve(job_id)
     try:
         job = state.engine.prepare(workflow, body, job_id=job_id)
-    except ValidationError as error:
+    except BaseException as error:
+        state.store.release(job_id, state.owner)
+        if not isinstance(error, ValidationError):
+            raise
         if key:
             state.store.forget_key(key, job_id)  # nothing started: a corrected retry may run
         raise bad_request(problems_message(error)) from None
