@@ -147,14 +147,32 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         # a long template repeats its inputs as often as it likes: apart, as a long CEL one
         ("{{ x }}" * 300, {"x": "a"}, True),
         # nested comprehensions and loops over literals: the cost is not in the inputs' size
-        ("xs.map(a, xs.map(b, a + b))", {"xs": [1, 2]}, True),
-        ("xs.filter(a, ys.exists(b, a == b))", {"xs": [1], "ys": [1]}, True),
+        # a nested pair costs the product of its lists: inline only over a few dozen items
+        ("xs.map(a, xs.map(b, a + b))", {"xs": [1, 2]}, False),
+        ("xs.map(a, xs.map(b, a + b))", {"xs": list(range(100))}, True),
+        ("xs.filter(a, ys.exists(b, a == b))", {"xs": list(range(50)), "ys": [1] * 50}, True),
         # chained comprehensions cost the sum of their lists, not the product: inline when small
         ("text.split('\\n').map(s, trim(s)).filter(s, s != '')", {"text": "a\nb"}, False),
         ("xs.map(a, ')').filter(b, b != '(')", {"xs": [1]}, False),
         ("xs.map(a, a + 1).filter(b, b > 2)", {"xs": list(range(1000))}, True),
-        # but each map can multiply what the next one reads: three chained always run apart
-        ("xs.map(a, a + a).map(a, a + a).map(a, a + a)", {"xs": ["a"]}, True),
+        # each map can multiply what the next one reads: three chained, over a few characters
+        ("xs.map(a, a + a).map(a, a + a).map(a, a + a)", {"xs": ["a"]}, False),
+        ("xs.map(a, a + a).map(a, a + a).map(a, a + a)", {"xs": ["a" * 30]}, True),
+        # what a hostile flow may try inline: inputs nested under a small list or in a
+        # mapping's keys, a name read many times, calls whose cost is not their inputs' size,
+        # a raw string that hides a comprehension from a reader of the source
+        ("size(x[0])", {"x": ["a" * 70_000]}, True),
+        ("size(m)", {"m": {"a" * 70_000: 1}}, True),
+        ("size(" + " + ".join(["s"] * 900) + ")", {"s": "a" * 1000}, True),
+        ("size([" + ", ".join(["xs"] * 600) + "])", {"xs": list(range(1000))}, True),
+        ("size(lists.range(100000000))", {}, True),
+        ("size(distinct(xs))", {"xs": [1, 2]}, True),
+        ("sets.contains(xs, ys)", {"xs": [1], "ys": [1]}, True),
+        ("s.matches('^a')", {"s": "a"}, True),
+        ("size(xs.join(s))", {"xs": [""] * 3000, "s": "a" * 3000}, True),
+        ("tags.join(', ')", {"tags": ["moody", "cinematic"]}, False),
+        ("[r'\\', xs.map(a, xs.map(b, a + b)).size(), ''][1]", {"xs": list(range(100))}, True),
+        ("{{ (" + " + ".join(["xs"] * 150) + ") | length }}", {"xs": list(range(1000))}, True),
         ("[0, 1, 2].map(a, a * 2)", {}, True),
         ("xs.//a comment\nmap(a, a)", {"xs": list(range(1000))}, True),
     ],
@@ -196,3 +214,25 @@ def test_the_linear_filters_are_the_ones_the_docs_name() -> None:
     listed = text.split("The linear\n  filters:")[1].split("(and the tests")[0]
     named = set(re.findall(r"`(\w+)`", listed))
     assert named == LINEAR_FILTERS
+
+
+def test_a_value_over_the_limit_nested_in_a_small_one_fails_its_node() -> None:
+    expression = compile_expression("[s + s]")
+    expression.max_value = 1000
+    with pytest.raises(ExpressionEvaluationError, match="holds more than 1,000 characters"):
+        expression.evaluate({"s": "a" * 600})
+    assert expression.evaluate({"s": "a" * 400}) == ["a" * 800]
+
+
+def test_the_inline_sizes_the_docs_give() -> None:
+    """docs/semantics.md gives these as examples of the rule."""
+    sizes = {
+        "tags.join(', ')": 2048,
+        "text.split('\\n').map(s, trim(s)).filter(s, s != '')": 69,
+        "xs.map(a, xs.map(b, a + b))": 69,
+        "size(" + " + ".join(["s"] * 900) + ")": 20,
+    }
+    for source, size in sizes.items():
+        assert compile_expression(source).inline_size == size, source
+    text = (Path(__file__).parent.parent / "docs" / "semantics.md").read_text()
+    assert "up to 2,048 characters" in text and "900 copies up to 20" in text

@@ -5,12 +5,12 @@ limit of its own on time or memory; a comprehension over a few thousand items ca
 minutes. jinja2's sandbox bounds `range` to 100,000 items and, here, `*` and `**` to the
 `max_value` limit, but nested loops still take as long as they take. Neither can be
 interrupted from the event loop, so an expression that *can* run long (see
-`Expression.runs_apart`: a computing template, a CEL comprehension over more than 256 items,
-inputs over 65,536 characters or items) is evaluated in a worker process: its node fails
-when it takes more than `Limits.expression_seconds` (the process is killed) or more memory
-than `WORKER_MEMORY`, and the event loop stays free meanwhile. Everything else (a substitution,
-arithmetic, a comprehension over a few items) runs inline, as its cost is bounded by its
-inputs' size.
+`Expression.runs_apart`: a computing template, a call whose cost is not its inputs' size,
+inputs larger than its work allows inline, see `INLINE_WORK`) is evaluated in a worker
+process: its node fails when it takes more than `Limits.expression_seconds` (the process is
+killed) or more memory than `WORKER_MEMORY`, and the event loop stays free meanwhile.
+Everything else (a substitution, linear filters, arithmetic, a comprehension over a few
+items) runs inline, as its cost is bounded by its inputs' size.
 """
 
 from __future__ import annotations

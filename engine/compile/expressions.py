@@ -46,6 +46,11 @@ MAX_VALUE = 10_000_000  # characters or items an expression may produce (Limits.
 INLINE_ITEMS_LOOPING = 256  # for a CEL comprehension (`map`, `filter`, `exists`, ...)
 INLINE_ITEMS = 65_536  # for any expression
 INLINE_SOURCE = 2000  # characters of an expression above which it is always evaluated apart
+# The work an inline expression may reach, as (references + 1)² × size^(1 + multipliers):
+# `references` the names it reads (each may copy an input: `s + s + s`), `size` its inputs'
+# characters and items, `multipliers` its comprehensions and the calls and filters that can
+# multiply their input's size (`join`, `replace`). Past it, the expression runs apart.
+INLINE_WORK = 1 << 24
 
 current_max_value: ContextVar[int] = ContextVar("flowgraph_max_value", default=MAX_VALUE)
 
@@ -63,9 +68,12 @@ class Expression:
     # a CEL comprehension or a jinja template that computes (statements, filters, calls,
     # operators): its cost can grow faster than its inputs
     may_loop: bool = False
-    # nested comprehensions, more than two chained ones, or one over a list written in the
-    # expression: its cost does not show in its inputs' size
+    # a comprehension over a list written in the expression, a function whose cost does not
+    # show in its inputs' size (`lists.range`, `distinct`, `matches`, `sets.*`), or a long
+    # source
     always_apart: bool = False
+    # the inputs' size (characters and items) up to which it runs inline (see INLINE_WORK)
+    inline_size: int = INLINE_ITEMS
     max_value: int = MAX_VALUE
 
     def evaluate(self, variables: Mapping[str, Any]) -> Any:
@@ -90,6 +98,13 @@ class Expression:
                     f"its value has {len(result):,} characters or items; the limit is "
                     f"{self.max_value:,} (max_value)"
                 )
+            if (type(result) is list or type(result) is dict) and _larger_than(
+                (result,), self.max_value
+            ):
+                raise ValueError(
+                    f"its value holds more than {self.max_value:,} characters or items, nested "
+                    f"ones counted; the limit is {self.max_value:,} (max_value)"
+                )
             return result
         except Exception as error:  # every library error becomes one clear message
             raise ExpressionEvaluationError(
@@ -98,19 +113,13 @@ class Expression:
 
     def runs_apart(self, variables: Mapping[str, Any]) -> bool:
         """Whether evaluating against `variables` can take long enough to need the time
-        budget: a computing template; a CEL comprehension over more than a few hundred items;
-        any expression over inputs of more than 65,536 characters or items."""
-        if self.always_apart:
+        budget: a computing template, a function whose cost does not show in its inputs,
+        inputs larger than the expression's `inline_size` (see INLINE_WORK: a comprehension
+        over more than 256 items, any expression over more than 65,536 characters and items,
+        less for one that reads its inputs many times or multiplies their size)."""
+        if self.always_apart or (self.may_loop and self.language == "jinja"):
             return True
-        if self.may_loop:
-            if self.language == "jinja":
-                return True
-            return _larger_than(variables.values(), INLINE_ITEMS_LOOPING)
-        for value in variables.values():  # most inputs are small scalars: look no further
-            kind = type(value)
-            if (kind is str or kind is list or kind is dict) and len(value) > INLINE_ITEMS_LOOPING:
-                return _larger_than(variables.values(), INLINE_ITEMS)
-        return False
+        return _larger_than(variables.values(), self.inline_size)
 
     def variables(self) -> frozenset[str]:
         """The names the expression reads from its variables (the node's inputs): for CEL the
@@ -184,7 +193,8 @@ def _json_key(key: Any) -> str:
 
 
 def _larger_than(values: Any, limit: int) -> bool:
-    """Whether `values` hold more than `limit` characters and items, nested ones counted."""
+    """Whether `values` hold more than `limit` characters and items, nested ones and a
+    mapping's keys counted."""
     total = 0
     stack = list(values)
     while stack:
@@ -192,16 +202,24 @@ def _larger_than(values: Any, limit: int) -> bool:
         kind = type(value)
         if kind is str:
             total += len(value)
-        elif kind is list or kind is dict:
+        elif kind is list:
             total += len(value)
-            stack.extend(value.values() if kind is dict else value)
+            stack.extend(value)
+        elif kind is dict:
+            total += len(value)
+            stack.extend(value)
+            stack.extend(value.values())
         if total > limit:
             return True
     return False
 
 
-# a template that only substitutes values (`{{ name }}`, `{{ a.b }}`) runs inline
-_JINJA_COMPUTES = re.compile(r"\{%|[|(*%]|\brange\b")
+def inline_size(references: int, multipliers: int, *, looping: bool) -> int:
+    """The inputs' size (characters and items) up to which an expression that reads
+    `references` names and has `multipliers` (comprehensions, size-multiplying calls) keeps
+    within INLINE_WORK; at most 256 with a comprehension, 65,536 in any case."""
+    largest = (INLINE_WORK / (references + 1) ** 2) ** (1 / (1 + multipliers))
+    return min(INLINE_ITEMS_LOOPING if looping else INLINE_ITEMS, int(largest))
 
 
 def is_template(source: str) -> bool:
@@ -225,6 +243,7 @@ def compile_expression(source: str) -> Expression:
         cached._program,
         may_loop=cached.may_loop,
         always_apart=cached.always_apart,
+        inline_size=cached.inline_size,
     )
 
 
@@ -239,6 +258,17 @@ _CEL_STRING = re.compile(
 )
 _CEL_COMMENT = re.compile(r"//[^\n]*")
 _CEL_LITERAL_LOOP = re.compile(r"\]\s*\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(")
+_CEL_ANY_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(")
+# calls whose result can be many times their input (`xs.join(s)`, `s.replace('a', s)`)
+_CEL_GROWING_CALL = re.compile(r"\.\s*(?:join|replace)\s*\(")
+# calls whose cost does not show in their inputs' size: `lists.range(n)` (n items),
+# `distinct` (quadratic), `matches` (a regular expression compiled at each call), the `sets`
+# functions (quadratic), a shift by a large number of bits
+_CEL_UNBOUNDED_CALL = re.compile(
+    r"\b(?:range|distinct|matches|bitShiftLeft|bitShiftRight)\s*\(|\bsets\s*\."
+)
+# a name that is read (not a function called, not a field): each may copy an input
+_CEL_NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*(?!\w)(?!\s*\()")
 _CEL_MACRO = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )
@@ -271,45 +301,40 @@ def _free_variables(expression: Expression) -> frozenset[str]:
 def _compile(source: str) -> Expression:
     if is_template(source):
         # jinja2 only when a flow has one
-        from engine.compile.templates import compile_template, template_computes
+        from engine.compile.templates import compile_template, template_profile
 
         template = compile_template(source)
-        looks_computing = bool(_JINJA_COMPUTES.search(source)) or len(source) > INLINE_SOURCE
-        computes = looks_computing and template_computes(source)
-        return Expression(source, "jinja", template, may_loop=computes)
+        computes, references, multipliers = template_profile(source)
+        return Expression(
+            source,
+            "jinja",
+            template,
+            may_loop=computes,
+            always_apart=len(source) > INLINE_SOURCE,
+            inline_size=inline_size(references, multipliers, looping=False),
+        )
     try:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
-    code = _cel_code(source)
-    macros = [match.end() for match in _CEL_MACRO.finditer(code)]
-    apart = (
-        len(macros) > 2
-        or _nested(code, macros)
-        or bool(_CEL_LITERAL_LOOP.search(code))
-        or len(source) > INLINE_SOURCE
+    # counted in the source as written (string literals and comments included), without its
+    # comments, and without its literals too, the most of the three: never fewer than there
+    # are, whatever a literal or comment holds
+    readings = (source, _CEL_COMMENT.sub("", source), _cel_code(source))
+    macros = max(len(_CEL_ANY_MACRO.findall(text)) for text in readings)
+    growing = max(len(_CEL_GROWING_CALL.findall(text)) for text in readings)
+    names = max(len(_CEL_NAME.findall(text)) for text in readings)
+    apart = len(source) > INLINE_SOURCE or any(
+        _CEL_LITERAL_LOOP.search(text) or _CEL_UNBOUNDED_CALL.search(text) for text in readings
     )
-    return Expression(source, "cel", program, may_loop=bool(macros), always_apart=apart)
-
-
-def _nested(code: str, macros: list[int]) -> bool:
-    """Whether a comprehension sits inside another's arguments (`xs.map(a, xs.map(b, a +
-    b))`: its cost is the product of the lists' sizes). Two chained ones (`xs.map(s,
-    trim(s)).filter(s, s != '')`) cost about the sum; more than two always run apart, as each
-    `map` can multiply the size of what the next one reads (`.map(a, a + a)` again and again).
-    `macros` are the positions just past each comprehension's variable (see `_CEL_MACRO`), in
-    `code`, which has no string literals."""
-    open_until = -1  # where the comprehension being read ends
-    for position in macros:
-        if position < open_until:
-            return True
-        depth = 1  # inside the comprehension's parenthesis
-        end = position
-        while end < len(code) and depth:
-            depth += {"(": 1, ")": -1}.get(code[end], 0)
-            end += 1
-        open_until = end
-    return False
+    return Expression(
+        source,
+        "cel",
+        program,
+        may_loop=macros > 0,
+        always_apart=apart,
+        inline_size=inline_size(names, macros + growing, looping=macros > 0),
+    )
 
 
 def _cel_syntax_message(source: str, raw: str) -> str:

@@ -13,7 +13,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
-from engine.compile.expressions import INLINE_SOURCE, current_max_value
+from engine.compile.expressions import current_max_value
 from engine.errors import ExpressionSyntaxError
 
 
@@ -102,15 +102,13 @@ def template_variables(source: str) -> frozenset[str]:
     return frozenset(meta.find_undeclared_variables(parsed) - set(environment.globals))
 
 
-# What a template may hold and still run inline (see `template_computes`): reading its
+# What a template may hold and still run inline (see `template_profile`): reading its
 # inputs, literals, comparisons, concatenation and plain arithmetic (not `*`, `**` or `%`,
 # which can make values far larger than their operands), and these filters and tests, whose
 # cost and result grow at most with their input, given literal arguments of at most
 # `_ARGUMENT_CHARACTERS` characters (`_GROWING_ARGUMENT` for the filters that can multiply
 # their input's size: a separator of a megabyte joined between 65,536 items is 64 GB) or
-# numbers up to `_ARGUMENT_NUMBER`; no such filter applied to the result of another (each
-# would multiply what the next reads); and at most `INLINE_SOURCE` characters of template,
-# like a CEL expression (a long template repeats its inputs as often as it likes).
+# numbers up to `_ARGUMENT_NUMBER`, and no such filter applied to the result of another.
 _INLINE_NODES = (
     nodes.Template,
     nodes.Output,
@@ -144,7 +142,6 @@ _INLINE_NODES = (
 _ARGUMENT_CHARACTERS = 256
 _GROWING_ARGUMENT = 16
 _ARGUMENT_NUMBER = 1000
-GROWING_FILTERS = frozenset({"e", "escape", "join", "replace"})
 LINEAR_FILTERS = frozenset(
     {
         "abs",
@@ -181,6 +178,12 @@ LINEAR_FILTERS = frozenset(
         "wordcount",
     }
 )
+# the linear filters that can make their result several times their input: `join` and
+# `replace` by their arguments, `escape` by entities, `string`, `list`, `items` and
+# `dictsort` by the text of a value's `repr` (a character can be written as 14)
+GROWING_FILTERS = frozenset(
+    {"dictsort", "e", "escape", "items", "join", "list", "replace", "string"}
+)
 _CHEAP_TESTS = frozenset(
     {
         "boolean",
@@ -214,22 +217,29 @@ _CHEAP_TESTS = frozenset(
 )
 
 
-def template_computes(source: str) -> bool:
-    """Whether a template can take longer than its inputs' size allows, and so is evaluated
-    under the time budget: it holds a statement (`{% ... %}`), a call (`range(...)`, a
-    method), `*`, `**` or `%`, a filter or test that is not among the linear ones or takes an
-    argument that is not a small literal (`'a' | center(n)`, `'%09999999d' | format(1)`,
-    `xs | join(separator)`), a filter that can multiply its input's size applied to another's
-    result (`x | replace('a', 'aa') | replace('a', 'aa')`), or is longer than
-    `INLINE_SOURCE` characters. A substitution with linear filters (`{{ subject | title }},
-    {{ tags | join(', ') }}`) does not."""
-    if len(source) > INLINE_SOURCE:
-        return True
+def template_profile(source: str) -> tuple[bool, int, int]:
+    """What decides where a template runs (see `Expression.runs_apart`): whether it
+    computes, the names it reads, and its filters that can multiply their input's size.
+
+    A template computes, and so always runs under the time budget, when it holds a statement
+    (`{% ... %}`), a call (`range(...)`, a method), `*`, `**` or `%`, a filter or test that is
+    not among the linear ones or takes an argument that is not a small literal (`'a' |
+    center(n)`, `'%09999999d' | format(1)`, `xs | join(separator)`), or a filter that can
+    multiply its input's size applied to another's result (`x | replace('a', 'aa') |
+    replace('a', 'aa')`). A substitution with linear filters (`{{ subject | title }}, {{ tags |
+    join(', ') }}`) does not; it runs inline while its inputs are small enough for the number
+    of names it reads and of such filters."""
     try:
         parsed = sandbox().parse(source)
     except jinja2.TemplateSyntaxError:
-        return True  # `compile_template` says what is wrong
-    return any(_computes(node) for node in parsed.find_all(nodes.Node))
+        return True, 0, 0  # `compile_template` says what is wrong
+    found = list(parsed.find_all(nodes.Node))
+    computes = any(_computes(node) for node in found)
+    references = sum(1 for node in found if isinstance(node, nodes.Name))
+    growing = sum(
+        1 for node in found if isinstance(node, nodes.Filter) and node.name in GROWING_FILTERS
+    )
+    return computes, references, growing
 
 
 def _computes(node: nodes.Node) -> bool:
