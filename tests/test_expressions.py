@@ -236,3 +236,16 @@ def test_the_inline_sizes_the_docs_give() -> None:
         assert compile_expression(source).inline_size == size, source
     text = (Path(__file__).parent.parent / "docs" / "semantics.md").read_text()
     assert "up to 2,048 characters" in text and "900 copies up to 20" in text
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ " + " + ".join(["x"] * 250) + " }}",
+        "{{ " + " + ".join(["x"] * 1000) + " }}",
+        "{{ " + "(" * 300 + "x" + ")" * 300 + " }}",
+    ],
+)
+def test_a_template_nested_too_deeply_is_refused_with_a_reason(source: str) -> None:
+    with pytest.raises(ExpressionSyntaxError, match="is nested too deeply to compile"):
+        compile_expression(source)

@@ -93,6 +93,11 @@ def compile_template(source: str) -> jinja2.Template:
         raise ExpressionSyntaxError(
             f"template `{source}` does not parse at line {error.lineno}: {error.message}"
         ) from None
+    except (SyntaxError, RecursionError, MemoryError):  # from Python, compiling jinja2's code
+        raise ExpressionSyntaxError(
+            f"template `{source}` is nested too deeply to compile (about 100 levels of "
+            "operators or parentheses at most)"
+        ) from None
 
 
 def template_variables(source: str) -> frozenset[str]:
