@@ -173,6 +173,16 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         ("tags.join(', ')", {"tags": ["moody", "cinematic"]}, False),
         ("[r'\\', xs.map(a, xs.map(b, a + b)).size(), ''][1]", {"xs": list(range(100))}, True),
         ("{{ (" + " + ".join(["xs"] * 150) + ") | length }}", {"xs": list(range(1000))}, True),
+        # values written in the expression count as inputs
+        ("'" + "a" * 640 + "'.replace('a', '" + "a" * 640 + "')", {}, True),
+        ("([" + ",".join(["0"] * 300) + "]).map(a, a)", {}, True),
+        # `.xs` is a name to CEL; `lastIndexOf` is quadratic; reading an input 15 times
+        ("[" + ", ".join([".xs"] * 50) + "]", {".xs": [""] * 20_000}, True),
+        ("s.lastIndexOf(t)", {"s": "a", "t": "a"}, True),
+        (" + ".join(["xs.reverse().size()"] * 15), {"xs": [{}] * 20_000}, True),
+        # an attribute path is a lookup per part, per item
+        ("{{ xs | sort(attribute='0,0,0') | length }}", {"xs": ["a"]}, True),
+        ("{{ xs | sort(attribute='name') | join(', ') }}", {"xs": []}, False),
         ("[0, 1, 2].map(a, a * 2)", {}, True),
         ("xs.//a comment\nmap(a, a)", {"xs": list(range(1000))}, True),
     ],
@@ -227,15 +237,16 @@ def test_a_value_over_the_limit_nested_in_a_small_one_fails_its_node() -> None:
 def test_the_inline_sizes_the_docs_give() -> None:
     """docs/semantics.md gives these as examples of the rule."""
     sizes = {
-        "tags.join(', ')": 2048,
-        "text.split('\\n').map(s, trim(s)).filter(s, s != '')": 69,
-        "xs.map(a, xs.map(b, a + b))": 69,
+        "tags.join(', ')": 2043,
+        "text.split('\\n').map(s, trim(s)).filter(s, s != '')": 61,
+        "xs.map(a, xs.map(b, a + b))": 67,
         "size(" + " + ".join(["s"] * 900) + ")": 20,
     }
     for source, size in sizes.items():
         assert compile_expression(source).inline_size == size, source
     text = (Path(__file__).parent.parent / "docs" / "semantics.md").read_text()
-    assert "up to 2,048 characters" in text and "900 copies up to 20" in text
+    assert "up to 2,043 characters" in text and "900 copies up to 20" in text
+    assert "`xs.map(a, xs.map(b, a + b))` up to\n    67" in text
 
 
 @pytest.mark.parametrize(
@@ -249,3 +260,13 @@ def test_the_inline_sizes_the_docs_give() -> None:
 def test_a_template_nested_too_deeply_is_refused_with_a_reason(source: str) -> None:
     with pytest.raises(ExpressionSyntaxError, match="is nested too deeply to compile"):
         compile_expression(source)
+
+
+def test_the_cases_of_one_node_share_what_runs_inline() -> None:
+    from engine.compile.expressions import runs_apart_together
+
+    cases = [compile_expression(f"size(xs) == {n}") for n in range(100)]
+    small, large = {"xs": [""] * 10}, {"xs": [""] * 5000}
+    assert not runs_apart_together(cases[:3], small)
+    assert not cases[0].runs_apart(large)  # one case over these inputs: inline
+    assert runs_apart_together(cases, large)  # a hundred: apart

@@ -25,7 +25,7 @@ import anyio
 from anyio.lowlevel import RunVar
 
 from engine.compile.compiler import TemplateNode
-from engine.compile.expressions import compile_expression
+from engine.compile.expressions import compile_expression, inputs_exceed
 from engine.limits import Limits
 from engine.protocols import Completed, Failed, NodeCall, Outcome
 
@@ -34,11 +34,9 @@ _capped = False
 
 
 def runs_apart(template: TemplateNode, inputs: dict[str, Any]) -> bool:
-    """Whether the node's expressions need the budget with these inputs."""
-    for expression in template.expressions.values():  # noqa: SIM110 (no generator: hot path)
-        if expression.runs_apart(inputs):
-            return True
-    return False
+    """Whether the node's expressions need the budget with these inputs (see
+    `inline_share`: a logic node's cases share what one may do inline)."""
+    return inputs_exceed(template.inline_share, inputs)
 
 
 async def start_apart(template: TemplateNode, call: NodeCall, limits: Limits) -> Outcome:

@@ -15,7 +15,12 @@ import networkx as nx
 
 from engine.compile.edges import REFERENCE_EDGES, Edges, check_cycles, resolve_loops
 from engine.compile.editor_graph import editor_label
-from engine.compile.expressions import Expression, compile_expression
+from engine.compile.expressions import (
+    INLINE_ITEMS,
+    Expression,
+    compile_expression,
+    inline_share,
+)
 from engine.compile.field_names import misspelt_fields
 from engine.compile.models import (
     INPUT_TYPES,
@@ -82,6 +87,8 @@ class TemplateNode:
     sinks: tuple[str, ...] = ()  # for-each: body nodes no other body node refers to
     branch_sources: tuple[str, ...] = ()  # logic nodes with a case value naming this node
     referenced: bool = False
+    # the inputs' size up to which its expressions run inline (None: always apart)
+    inline_share: int | None = INLINE_ITEMS
 
     @property
     def owner(self) -> str | None:
@@ -509,6 +516,7 @@ def _compile_node(
         inputs,
         tuple(node.depends_on) if node.depends_on else (),
         expressions,
+        inline_share=inline_share(tuple(expressions.values())),
     )
 
 

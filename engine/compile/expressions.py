@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -51,6 +51,9 @@ INLINE_SOURCE = 2000  # characters of an expression above which it is always eva
 # characters and items, `multipliers` its comprehensions and the calls and filters that can
 # multiply their input's size (`join`, `replace`). Past it, the expression runs apart.
 INLINE_WORK = 1 << 24
+# and as (references + 1) × size: reading a large input costs about a microsecond an item
+# wherever it goes (a call of the CEL library converts its arguments item by item)
+INLINE_READS = 1 << 18
 
 current_max_value: ContextVar[int] = ContextVar("flowgraph_max_value", default=MAX_VALUE)
 
@@ -117,9 +120,7 @@ class Expression:
         inputs larger than the expression's `inline_size` (see INLINE_WORK: a comprehension
         over more than 256 items, any expression over more than 65,536 characters and items,
         less for one that reads its inputs many times or multiplies their size)."""
-        if self.always_apart or (self.may_loop and self.language == "jinja"):
-            return True
-        return _larger_than(variables.values(), self.inline_size)
+        return runs_apart_together((self,), variables)
 
     def variables(self) -> frozenset[str]:
         """The names the expression reads from its variables (the node's inputs): for CEL the
@@ -214,11 +215,40 @@ def _larger_than(values: Any, limit: int) -> bool:
     return False
 
 
+def runs_apart_together(expressions: Sequence[Expression], variables: Mapping[str, Any]) -> bool:
+    """Whether a node's expressions, evaluated one after the other against the same
+    `variables` (a logic node's cases), need the time budget (see `inline_share`)."""
+    return inputs_exceed(inline_share(expressions), variables)
+
+
+def inline_share(expressions: Sequence[Expression]) -> int | None:
+    """The inputs' size up to which a node's expressions run inline, each with its share of
+    what one may do inline (a logic node's ten cases, a tenth each); None when one of them
+    always runs apart, 0 for none at all."""
+    if not expressions:
+        return INLINE_ITEMS
+    limit = INLINE_ITEMS
+    for expression in expressions:
+        if expression.always_apart or (expression.may_loop and expression.language == "jinja"):
+            return None
+        limit = min(limit, expression.inline_size)
+    return limit // len(expressions)
+
+
+def inputs_exceed(share: int | None, variables: Mapping[str, Any]) -> bool:
+    """Whether `variables` are too large for expressions with this `inline_share`."""
+    return share is None or _larger_than(variables.values(), share)
+
+
 def inline_size(references: int, multipliers: int, *, looping: bool) -> int:
     """The inputs' size (characters and items) up to which an expression that reads
     `references` names and has `multipliers` (comprehensions, size-multiplying calls) keeps
-    within INLINE_WORK; at most 256 with a comprehension, 65,536 in any case."""
-    largest = (INLINE_WORK / (references + 1) ** 2) ** (1 / (1 + multipliers))
+    within INLINE_WORK and INLINE_READS; at most 256 with a comprehension, 65,536 in any
+    case."""
+    largest = min(
+        (INLINE_WORK / (references + 1) ** 2) ** (1 / (1 + multipliers)),
+        INLINE_READS / (references + 1),
+    )
     return min(INLINE_ITEMS_LOOPING if looping else INLINE_ITEMS, int(largest))
 
 
@@ -265,10 +295,11 @@ _CEL_GROWING_CALL = re.compile(r"\.\s*(?:join|replace)\s*\(")
 # `distinct` (quadratic), `matches` (a regular expression compiled at each call), the `sets`
 # functions (quadratic), a shift by a large number of bits
 _CEL_UNBOUNDED_CALL = re.compile(
-    r"\b(?:range|distinct|matches|bitShiftLeft|bitShiftRight)\s*\(|\bsets\s*\."
+    r"\b(?:range|distinct|matches|lastIndexOf|bitShiftLeft|bitShiftRight)\s*\(|\bsets\s*\."
 )
-# a name that is read (not a function called, not a field): each may copy an input
-_CEL_NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*(?!\w)(?!\s*\()")
+# a name that is read, not a function called: each may copy an input (a field's name is
+# counted too, and `.xs`, which CEL reads as a name)
+_CEL_NAME = re.compile(r"(?<!\w)[A-Za-z_]\w*(?!\w)(?!\s*\()")
 _CEL_MACRO = re.compile(
     r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,"
 )
@@ -321,11 +352,20 @@ def _compile(source: str) -> Expression:
     # comments, and without its literals too, the most of the three: never fewer than there
     # are, whatever a literal or comment holds
     readings = (source, _CEL_COMMENT.sub("", source), _cel_code(source))
+    # values written in the expression count as inputs: their characters, and an item for
+    # each `,` or `:` of a list or map written out
+    written = sum(len(match.group(0)) for match in _CEL_STRING.finditer(source))
+    written += max(text.count(",") + text.count(":") for text in readings)
     macros = max(len(_CEL_ANY_MACRO.findall(text)) for text in readings)
     growing = max(len(_CEL_GROWING_CALL.findall(text)) for text in readings)
     names = max(len(_CEL_NAME.findall(text)) for text in readings)
-    apart = len(source) > INLINE_SOURCE or any(
-        _CEL_LITERAL_LOOP.search(text) or _CEL_UNBOUNDED_CALL.search(text) for text in readings
+    room = inline_size(names, macros + growing, looping=macros > 0) - written
+    apart = (
+        room < 0
+        or len(source) > INLINE_SOURCE
+        or any(
+            _CEL_LITERAL_LOOP.search(text) or _CEL_UNBOUNDED_CALL.search(text) for text in readings
+        )
     )
     return Expression(
         source,
@@ -333,7 +373,7 @@ def _compile(source: str) -> Expression:
         program,
         may_loop=macros > 0,
         always_apart=apart,
-        inline_size=inline_size(names, macros + growing, looping=macros > 0),
+        inline_size=max(room, 0),
     )
 
 

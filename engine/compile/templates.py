@@ -144,6 +144,9 @@ _INLINE_NODES = (
     nodes.Filter,
     nodes.Test,
 )
+# the filters that read an `attribute` of each item: one plain name each, not a path
+_ATTRIBUTE_FILTERS = frozenset({"dictsort", "max", "min", "sort", "sum", "unique"})
+_SIMPLE_ATTRIBUTE = re.compile(r"\w{1,32}")
 _ARGUMENT_CHARACTERS = 256
 _GROWING_ARGUMENT = 16
 _ARGUMENT_NUMBER = 1000
@@ -259,6 +262,12 @@ def _computes(node: nodes.Node) -> bool:
         arguments = [*node.args, *(keyword.value for keyword in node.kwargs)]
         if not all(_small_literal(argument, characters) for argument in arguments):
             return True
+        if node.name in _ATTRIBUTE_FILTERS and any(
+            isinstance(a.value, str) and not _SIMPLE_ATTRIBUTE.fullmatch(a.value)
+            for a in arguments
+            if isinstance(a, nodes.Const)
+        ):
+            return True  # `attribute='0.0.0...'` or `'a,b,c...'`: a lookup per part, per item
         if growing and node.node is not None:  # what it reads holds no growing filter
             below = [node.node, *node.node.find_all(nodes.Filter)]
             return any(isinstance(n, nodes.Filter) and n.name in GROWING_FILTERS for n in below)
