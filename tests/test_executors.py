@@ -428,3 +428,56 @@ async def test_the_limit_is_shared_by_every_job_of_an_engine() -> None:
             group.start_soon(engine.run, document)
     assert sleeper.peak == 2
     assert all(job.document()["status"] == "success" for job in engine.jobs.values())
+
+
+async def test_expression_nodes_past_a_turns_slice_leave_the_event_loop_free_between_them() -> None:
+    """Expression nodes a turn hands out past its `inline_slice` are evaluated one per turn
+    of the event loop: other tasks (a server's requests, other jobs) run between them, and
+    the job ends as it does when they all run in the turn that handed them out."""
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 200, "loopBodyNodeIds": ["label"]},
+            {
+                "id": "label",
+                "type": "transform",
+                "inputs": [
+                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
+                ],
+                "logic": {"transform": "'item ' + string(i)"},
+            },
+        ]
+    }
+    at_once = make_engine().prepare(document, job_id="job_same")
+    await at_once.runner.run()
+
+    engine = make_engine()
+    job = engine.prepare(document, job_id="job_same")
+    job.runner.inline_slice = 0.0  # every expression node after a turn's first waits its turn
+    order: list[str] = []
+    kind = job.plan.nodes["label"].kind
+    start = kind.start
+
+    def watched(call: Any, expressions: Any) -> Any:
+        order.append("label")
+        return start(call, expressions)
+
+    kind.start = watched  # type: ignore[method-assign]
+
+    async def other_task() -> None:
+        while job.scheduler.is_active():
+            order.append("other")
+            await anyio.sleep(0)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(other_task)
+        await job.runner.run()
+    assert job.status.value == "success"
+    assert order.count("label") == 200
+    # the other task ran between the evaluations (at most two in a row: trio runs the tasks
+    # of one turn in any order)
+    longest = run = 0
+    for what in order:
+        run = run + 1 if what == "label" else 0
+        longest = max(longest, run)
+    assert longest <= 2 and order.count("other") >= 100
+    assert job.document()["metadata"] == at_once.document()["metadata"]

@@ -12,6 +12,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from time import monotonic
 
 import anyio
 import anyio.lowlevel
@@ -151,6 +152,15 @@ class Runner:
         # there, and a large fan-out would otherwise hold the event loop (the store's flushes,
         # other jobs, a cancel) until its last iteration.
         self.start_at_once = 512
+        # Seconds of inline expressions a turn of the run may spend: past them, the expression
+        # nodes it hands out are evaluated in later turns of the event loop, as many as fit in
+        # this many seconds each (`_drain_inline`), so that a fan-out of costly ones (each
+        # within what may run inline) does not hold the loop (the server, other jobs) for all
+        # of them at once.
+        self.inline_slice = 0.02
+        self._turn_ends = 0.0
+        self._inline_due: deque[tuple[Instance, NodeCall]] = deque()
+        self._draining = False
         self._has_work = anyio.Event()
         self._closed = False
         # by node type and model id: the executor serving those calls if it answers batches
@@ -189,6 +199,9 @@ class Runner:
                     group.start_soon(self._worker)
                 if self.durable:
                     group.start_soon(self._flusher)
+                if self._inline_due and not self._draining:  # left by a run cancelled early
+                    self._draining = True
+                    group.start_soon(self._drain_inline)
                 starting, self.pending_start = self.pending_start, []
                 self._start_batch(starting)
                 self.pump()
@@ -221,6 +234,7 @@ class Runner:
             return
         scheduler = self.scheduler
         started = 0
+        self._turn_ends = monotonic() + self.inline_slice
         while (room := self.queue_ahead - len(self._queue)) > 0:
             if started >= self.start_at_once or self._store_behind:
                 # more is ready: the run starts it after a turn of the event loop, once the
@@ -246,13 +260,16 @@ class Runner:
         for instance in batch:
             template = instance.template
             call = self._call(instance)
-            if (
-                template.expressions
-                and self._group is not None
-                and runs_apart(template, call.inputs)
-            ):
-                self._group.start_soon(self._start_apart, instance, call)  # under the budget
-                continue
+            if template.expressions and self._group is not None:
+                if runs_apart(template, call.inputs):
+                    self._group.start_soon(self._start_apart, instance, call)  # the budget
+                    continue
+                if self._inline_due or monotonic() > self._turn_ends:
+                    self._inline_due.append((instance, call))
+                    if not self._draining:
+                        self._draining = True
+                        self._group.start_soon(self._drain_inline)
+                    continue
             try:
                 outcome = template.kind.start(call, template.expressions)
             except Exception as error:  # a node kind's own error fails its node, not the job
@@ -329,6 +346,35 @@ class Runner:
         self.scheduler.apply(instance, outcome)
         self.recorder.add(instance, outcome)
         self.pump()
+
+    async def _drain_inline(self) -> None:
+        """Evaluate the expression nodes a turn left for later (see `inline_slice`), in the
+        order they were handed out, for at most `inline_slice` seconds a turn of the event
+        loop."""
+        due = self._inline_due
+        try:
+            await self._drain(due)
+        finally:
+            self._draining = False
+
+    async def _drain(self, due: deque[tuple[Instance, NodeCall]]) -> None:
+        while due:
+            await anyio.sleep(0)
+            turn_ends = monotonic() + self.inline_slice
+            while due:
+                instance, call = due[0]
+                if instance.status is NodeStatus.PROCESSING and instance.handed_out:
+                    template = instance.template
+                    try:
+                        outcome = template.kind.start(call, template.expressions)
+                    except Exception as error:  # a node kind's own error fails its node
+                        outcome = kind_failed(template.type, error)
+                    self.scheduler.apply(instance, outcome)
+                    self.recorder.add(instance, outcome)
+                due.popleft()
+                if monotonic() > turn_ends:
+                    break
+            self.pump()
 
     async def flush(self) -> None:
         """Write what is pending (in a worker thread), then tell the sinks. One flush at a time
