@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -481,3 +482,64 @@ async def test_expression_nodes_past_a_turns_slice_leave_the_event_loop_free_bet
         longest = max(longest, run)
     assert longest <= 2 and order.count("other") >= 100
     assert job.document()["metadata"] == at_once.document()["metadata"]
+
+
+async def test_a_failure_stops_the_expression_nodes_that_wait_their_turn() -> None:
+    """Fail fast: once a node fails, the expression nodes handed out but left for a later
+    turn are not evaluated (as a worker does not start its waiting calls); the rest of the
+    loop is skipped."""
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 200, "loopBodyNodeIds": ["ratio"]},
+            {
+                "id": "ratio",
+                "type": "transform",
+                "inputs": [
+                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
+                ],
+                "logic": {"transform": "100 / (int(i) - 50)"},
+            },
+        ]
+    }
+    job = make_engine().prepare(document)
+    job.runner.inline_slice = 0.0
+    await job.runner.run()
+    statuses = Counter(n["status"] for n in job.document()["metadata"]["flow"])
+    assert job.status.value == "failure"
+    assert statuses["failure"] == 1  # `ratio#50`
+    # the loop, the template and the 149 iterations after the failure
+    assert statuses["success"] == 50 and statuses["skipped"] == 151
+
+
+async def test_a_kind_that_delegates_from_a_later_turn_hands_its_call_to_the_workers() -> None:
+    """A node kind with expressions may delegate (`Engine(kinds=...)`): started in a later
+    turn, its call goes to the workers as one started at once does."""
+    from engine.protocols import Delegate
+    from nodes import default_registry
+    from nodes.transform import TransformKind
+
+    class CheckThenCall(TransformKind):
+        def start(self, call: Any, expressions: Any) -> Any:
+            expressions["transform"].evaluate(call.inputs)
+            return Delegate()
+
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 3, "loopBodyNodeIds": ["label"]},
+            {
+                "id": "label",
+                "type": "transform",
+                "inputs": [
+                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
+                ],
+                "logic": {"transform": "'item ' + string(i)"},
+            },
+        ]
+    }
+    engine = make_engine(kinds={**default_registry(), "transform": CheckThenCall()})
+    job = engine.prepare(document)
+    job.runner.inline_slice = 0.0
+    with anyio.fail_after(10):
+        await job.runner.run()
+    assert job.status.value == "success"
+    assert [n["status"] for n in job.document()["metadata"]["flow"]][-3:] == ["success"] * 3

@@ -35,6 +35,7 @@ from engine.protocols import (
     Failed,
     NodeCall,
     NodeStatus,
+    Outcome,
     OutcomeRecord,
     RunChild,
     Transition,
@@ -203,6 +204,7 @@ class Runner:
                     self._draining = True
                     group.start_soon(self._drain_inline)
                 starting, self.pending_start = self.pending_start, []
+                self._turn_ends = monotonic() + self.inline_slice
                 self._start_batch(starting)
                 self.pump()
                 while scheduler.is_active():
@@ -216,6 +218,8 @@ class Runner:
             self._group = None
             self.active = False
             self._close_queue()
+            if scheduler.finished:
+                self._inline_due.clear()  # canceled or aborted: nothing left of them runs
             quiet.__exit__(None, None, None)
             with anyio.CancelScope(shield=True):
                 await self.flush()  # even when the run itself is being cancelled
@@ -235,7 +239,7 @@ class Runner:
         scheduler = self.scheduler
         started = 0
         self._turn_ends = monotonic() + self.inline_slice
-        while (room := self.queue_ahead - len(self._queue)) > 0:
+        while (room := self.queue_ahead - len(self._queue) - len(self._inline_due)) > 0:
             if started >= self.start_at_once or self._store_behind:
                 # more is ready: the run starts it after a turn of the event loop, once the
                 # store has caught up
@@ -254,7 +258,6 @@ class Runner:
             self._wake.set()
 
     def _start_batch(self, batch: list[Instance]) -> None:
-        scheduler = self.scheduler
         answered_now: dict[int, tuple[BatchExecutor, list[tuple[Instance, NodeCall, Delegate]]]]
         answered_now = {}
         for instance in batch:
@@ -274,30 +277,42 @@ class Runner:
                 outcome = template.kind.start(call, template.expressions)
             except Exception as error:  # a node kind's own error fails its node, not the job
                 outcome = kind_failed(template.type, error)
-            if isinstance(outcome, RunChild):
-                instance.job_id = instance.job_id or child_job_id(scheduler.job_id, instance.id)
-            elif isinstance(outcome, Delegate):
-                call.on_remote_job = self._remote_hook
-                call.on_progress = self._progress_hook
-                if self.remote_jobs:
-                    call.remote_job_id = self.remote_jobs.pop(instance.id, None)
+            if isinstance(outcome, Delegate):
                 batcher = self._batch_executor(template)
                 if batcher is not None:
+                    self._prepare_call(instance, call)
                     call.attempt = instance.attempt + 1  # as `apply` counts it for a call
                     group = answered_now.get(id(batcher))
                     if group is None:
                         group = answered_now[id(batcher)] = (batcher, [])
                     group[1].append((instance, call, outcome))
                     continue
-                instance.job_id = instance.job_id or self.node_job_ids()
-            scheduler.apply(instance, outcome)
-            self.recorder.add(instance, outcome)
-            if isinstance(outcome, Delegate | RunChild):
-                call.attempt = instance.attempt
-                self._queue.append((instance, call, outcome))
-                self._has_work.set()
+            self._started(instance, call, outcome)
         for batcher, calls in answered_now.values():
             self._answer_now(batcher, calls)
+
+    def _prepare_call(self, instance: Instance, call: NodeCall) -> None:
+        """What a delegated call carries: the hooks an executor reports through, and the
+        remote job a restored call had started."""
+        call.on_remote_job = self._remote_hook
+        call.on_progress = self._progress_hook
+        if self.remote_jobs:
+            call.remote_job_id = self.remote_jobs.pop(instance.id, None)
+
+    def _started(self, instance: Instance, call: NodeCall, outcome: Outcome) -> None:
+        """Apply what a node's kind answered when it started, and hand a call it delegates
+        (or a child job it runs) to the workers."""
+        if isinstance(outcome, RunChild):
+            instance.job_id = instance.job_id or child_job_id(self.scheduler.job_id, instance.id)
+        elif isinstance(outcome, Delegate):
+            self._prepare_call(instance, call)
+            instance.job_id = instance.job_id or self.node_job_ids()
+        self.scheduler.apply(instance, outcome)
+        self.recorder.add(instance, outcome)
+        if isinstance(outcome, Delegate | RunChild):
+            call.attempt = instance.attempt
+            self._queue.append((instance, call, outcome))
+            self._has_work.set()
 
     def _batch_executor(self, template: TemplateNode) -> BatchExecutor | None:
         """The executor that serves `template`'s calls if it answers batches at once (looked
@@ -358,20 +373,23 @@ class Runner:
             self._draining = False
 
     async def _drain(self, due: deque[tuple[Instance, NodeCall]]) -> None:
+        scheduler = self.scheduler
         while due:
             await anyio.sleep(0)
+            await self._catch_up()  # the store's backlog bounds these nodes' records too
             turn_ends = monotonic() + self.inline_slice
             while due:
-                instance, call = due[0]
+                instance, call = due.popleft()
                 if instance.status is NodeStatus.PROCESSING and instance.handed_out:
+                    if scheduler.halting:  # fail fast: as a worker does with its calls
+                        scheduler.withdraw(instance)
+                        continue
                     template = instance.template
                     try:
                         outcome = template.kind.start(call, template.expressions)
                     except Exception as error:  # a node kind's own error fails its node
                         outcome = kind_failed(template.type, error)
-                    self.scheduler.apply(instance, outcome)
-                    self.recorder.add(instance, outcome)
-                due.popleft()
+                    self._started(instance, call, outcome)
                 if monotonic() > turn_ends:
                     break
             self.pump()
