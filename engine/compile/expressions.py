@@ -283,14 +283,19 @@ _CACHE_LIMIT = 10_000
 
 # CEL string literals (removed before looking for macros) and the single-variable macros, whose
 # first argument names the element: `xs.map(x, x + 1)`, `xs.exists(x, x > 2)`.
-_CEL_STRING = re.compile(
-    r"""[rRbB]{0,2}("{3}[\s\S]*?"{3}|'{3}[\s\S]*?'{3}|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')"""
+# CEL's string literals and comments, read left to right in one pass (whichever starts first
+# is what it is): raw strings (`r'...'`) have no escapes, the others take `\\x`.
+_CEL_LITERAL_OR_COMMENT = re.compile(
+    r"""//[^\n]*"""
+    r"""|(?:[bB]?[rR]|[rR][bB])(?:'{3}[\s\S]*?'{3}|"{3}[\s\S]*?"{3}|'[^'\n]*'|"[^"\n]*")"""
+    r"""|[bB]?(?:'{3}(?:\\[\s\S]|[\s\S])*?'{3}|"{3}(?:\\[\s\S]|[\s\S])*?"{3}"""
+    r"""|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*")"""
 )
-_CEL_COMMENT = re.compile(r"//[^\n]*")
 _CEL_LITERAL_LOOP = re.compile(r"\]\s*\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(")
 _CEL_ANY_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(")
-# calls whose result can be many times their input (`xs.join(s)`, `s.replace('a', s)`)
-_CEL_GROWING_CALL = re.compile(r"\.\s*(?:join|replace)\s*\(")
+# calls whose result can be many times their input (`xs.join(s)`, `s.replace('a', s)`, or
+# as functions: `join(xs, s)`, `replace(s, 'a', s)`)
+_CEL_GROWING_CALL = re.compile(r"(?<!\w)(?:join|replace)\s*\(")
 # calls whose cost does not show in their inputs' size: `lists.range(n)` (n items),
 # `distinct` (quadratic), `matches` (a regular expression compiled at each call), the `sets`
 # functions (quadratic), a shift by a large number of bits
@@ -315,8 +320,23 @@ _CEL_NAMESPACE_CALL = re.compile(
 
 
 def _cel_code(source: str) -> str:
-    """CEL source without its string literals and comments: what the regexes look at."""
-    return _CEL_COMMENT.sub("", _CEL_STRING.sub('""', source))
+    """CEL source without its string literals (each left as `""`) and comments: what the
+    regexes look at."""
+    return _cel_reading(source)[0]
+
+
+def _cel_reading(source: str) -> tuple[str, int]:
+    """The source without its literals and comments, and the characters of its literals."""
+    written = 0
+
+    def blank(match: re.Match[str]) -> str:
+        nonlocal written
+        if match.group(0).startswith("//"):
+            return ""
+        written += len(match.group(0))
+        return '""'
+
+    return _CEL_LITERAL_OR_COMMENT.sub(blank, source), written
 
 
 def _free_variables(expression: Expression) -> frozenset[str]:
@@ -348,24 +368,19 @@ def _compile(source: str) -> Expression:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise ExpressionSyntaxError(_cel_syntax_message(source, str(error))) from None
-    # counted in the source as written (string literals and comments included), without its
-    # comments, and without its literals too, the most of the three: never fewer than there
-    # are, whatever a literal or comment holds
-    readings = (source, _CEL_COMMENT.sub("", source), _cel_code(source))
+    # counted in the code alone (literals and comments read out in one pass, left to right);
     # values written in the expression count as inputs: their characters, and an item for
     # each `,` or `:` of a list or map written out
-    written = sum(len(match.group(0)) for match in _CEL_STRING.finditer(source))
-    written += max(text.count(",") + text.count(":") for text in readings)
-    macros = max(len(_CEL_ANY_MACRO.findall(text)) for text in readings)
-    growing = max(len(_CEL_GROWING_CALL.findall(text)) for text in readings)
-    names = max(len(_CEL_NAME.findall(text)) for text in readings)
+    code, written = _cel_reading(source)
+    written += code.count(",") + code.count(":")
+    macros = len(_CEL_ANY_MACRO.findall(code))
+    growing = len(_CEL_GROWING_CALL.findall(code))
+    names = len(_CEL_NAME.findall(code))
     room = inline_size(names, macros + growing, looping=macros > 0) - written
     apart = (
         room < 0
         or len(source) > INLINE_SOURCE
-        or any(
-            _CEL_LITERAL_LOOP.search(text) or _CEL_UNBOUNDED_CALL.search(text) for text in readings
-        )
+        or bool(_CEL_LITERAL_LOOP.search(code) or _CEL_UNBOUNDED_CALL.search(code))
     )
     return Expression(
         source,

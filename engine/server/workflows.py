@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Annotated, Any
 
 import anyio
@@ -242,20 +243,22 @@ async def run_workflow(
         if bound != job_id:
             # the same run asked again (a client retry): the job it started, not a second one
             return {"job": await started_job(state, bound), "workflow": document}
-    state.reserve(job_id)
     try:
+        state.reserve(job_id)
         job = state.engine.prepare(workflow, body, job_id=job_id)
     except BaseException as error:
-        state.store.release(job_id, state.owner)
-        if not isinstance(error, ValidationError):
-            raise
         if key:
-            state.store.forget_key(key, job_id)  # nothing started: a corrected retry may run
-        raise bad_request(problems_message(error)) from None
+            state.store.forget_key(key, job_id)  # nothing started: a retry may run
+        with suppress(Exception):  # the store's own error, if any, is the one to report
+            state.store.release(job_id, state.owner)
+        if isinstance(error, ValidationError):
+            raise bad_request(problems_message(error)) from None
+        raise
     try:
         state.start(job)
     except BaseException as error:  # the job row exists: end it, so that nothing runs it later
         state.end_unstarted(job, f"the run could not start: {error}")
+        state.store.release(job_id, state.owner)
         raise
     return {"job": job.document(), "workflow": document}
 
