@@ -48,6 +48,22 @@ def model_loop(count: int) -> dict[str, Any]:
     }
 
 
+def transform_loop(count: int, node_id: str, expression: str) -> dict[str, Any]:
+    """A for-each of `count` iterations, each one transform `node_id` of the loop's index."""
+    index = {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
+    return {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": count, "loopBodyNodeIds": [node_id]},
+            {
+                "id": node_id,
+                "type": "transform",
+                "inputs": [index],
+                "logic": {"transform": expression},
+            },
+        ]
+    }
+
+
 def asset_ids(job: Any) -> dict[str, list[str]]:
     return {i: [a["assetId"] for a in n.get("assets", [])] for i, n in nodes(job).items()}
 
@@ -435,19 +451,7 @@ async def test_expression_nodes_past_a_turns_slice_leave_the_event_loop_free_bet
     """Expression nodes a turn hands out past its `inline_slice` are evaluated one per turn
     of the event loop: other tasks (a server's requests, other jobs) run between them, and
     the job ends as it does when they all run in the turn that handed them out."""
-    document = {
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": 200, "loopBodyNodeIds": ["label"]},
-            {
-                "id": "label",
-                "type": "transform",
-                "inputs": [
-                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
-                ],
-                "logic": {"transform": "'item ' + string(i)"},
-            },
-        ]
-    }
+    document = transform_loop(200, "label", "'item ' + string(i)")
     at_once = make_engine().prepare(document, job_id="job_same")
     await at_once.runner.run()
 
@@ -488,19 +492,7 @@ async def test_a_failure_stops_the_expression_nodes_that_wait_their_turn() -> No
     """Fail fast: once a node fails, the expression nodes handed out but left for a later
     turn are not evaluated (as a worker does not start its waiting calls); the rest of the
     loop is skipped."""
-    document = {
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": 200, "loopBodyNodeIds": ["ratio"]},
-            {
-                "id": "ratio",
-                "type": "transform",
-                "inputs": [
-                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
-                ],
-                "logic": {"transform": "100 / (int(i) - 50)"},
-            },
-        ]
-    }
+    document = transform_loop(200, "ratio", "100 / (int(i) - 50)")
     job = make_engine().prepare(document)
     job.runner.inline_slice = 0.0
     await job.runner.run()
@@ -523,19 +515,7 @@ async def test_a_kind_that_delegates_from_a_later_turn_hands_its_call_to_the_wor
             expressions["transform"].evaluate(call.inputs)
             return Delegate()
 
-    document = {
-        "flow": [
-            {"id": "loop", "type": "for-each", "count": 3, "loopBodyNodeIds": ["label"]},
-            {
-                "id": "label",
-                "type": "transform",
-                "inputs": [
-                    {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}
-                ],
-                "logic": {"transform": "'item ' + string(i)"},
-            },
-        ]
-    }
+    document = transform_loop(3, "label", "'item ' + string(i)")
     engine = make_engine(kinds={**default_registry(), "transform": CheckThenCall()})
     job = engine.prepare(document)
     job.runner.inline_slice = 0.0
