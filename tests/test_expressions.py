@@ -179,6 +179,12 @@ def test_cel_function_namespaces_are_not_variables() -> None:
         # as functions too, and words in a literal are neither names nor calls
         ("replace(s, 'a', s)", {"s": "a" * 2000}, True),
         ("'Do 3 sets. Pick a number in range (1-5): ' + q", {"q": "a" * 1000}, False),
+        # calls that double or grow what they are given, nested; chains of calls that each
+        # read their whole input
+        ("strings.quote(" * 24 + '"\\\\"' + ")" * 24, {}, True),
+        ("base64.encode(" * 60 + '"aaaa"' + ")" * 60, {}, True),
+        ("xs" + ".sort()" * 10 + ".size()", {"xs": [[]] * 30_000}, True),
+        ("{{ xs" + " | sort" * 90 + " | length }}", {"xs": list(range(5000))}, True),
         ("([" + ",".join(["0"] * 300) + "]).map(a, a)", {}, True),
         # `.xs` is a name to CEL; `lastIndexOf` is quadratic; reading an input 15 times
         ("[" + ", ".join([".xs"] * 50) + "]", {".xs": [""] * 20_000}, True),

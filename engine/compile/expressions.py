@@ -240,14 +240,14 @@ def inputs_exceed(share: int | None, variables: Mapping[str, Any]) -> bool:
     return share is None or _larger_than(variables.values(), share)
 
 
-def inline_size(references: int, multipliers: int, *, looping: bool) -> int:
+def inline_size(references: int, multipliers: int, *, calls: int = 0, looping: bool) -> int:
     """The inputs' size (characters and items) up to which an expression that reads
-    `references` names and has `multipliers` (comprehensions, size-multiplying calls) keeps
-    within INLINE_WORK and INLINE_READS; at most 256 with a comprehension, 65,536 in any
-    case."""
+    `references` names, makes `calls` calls (or applies filters) and has `multipliers`
+    (comprehensions, size-multiplying calls) keeps within INLINE_WORK and INLINE_READS; at
+    most 256 with a comprehension, 65,536 in any case."""
     largest = min(
         (INLINE_WORK / (references + 1) ** 2) ** (1 / (1 + multipliers)),
-        INLINE_READS / (references + 1),
+        INLINE_READS / (references + calls + 1),
     )
     return min(INLINE_ITEMS_LOOPING if looping else INLINE_ITEMS, int(largest))
 
@@ -294,8 +294,12 @@ _CEL_LITERAL_OR_COMMENT = re.compile(
 _CEL_LITERAL_LOOP = re.compile(r"\]\s*\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(")
 _CEL_ANY_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|existsOne|map|filter)\s*\(")
 # calls whose result can be many times their input (`xs.join(s)`, `s.replace('a', s)`, or
-# as functions: `join(xs, s)`, `replace(s, 'a', s)`)
-_CEL_GROWING_CALL = re.compile(r"(?<!\w)(?:join|replace)\s*\(")
+# as functions: `join(xs, s)`, `replace(s, 'a', s)`; `strings.quote` doubles a backslash,
+# `base64.encode` makes four characters of three)
+_CEL_GROWING_CALL = re.compile(r"(?<!\w)(?:join|replace|quote|encode)\s*\(")
+# any call: each converts what it is given item by item (a chain of `.sort()` reads its list
+# once per call)
+_CEL_CALL = re.compile(r"(?<!\w)[A-Za-z_]\w*\s*\(")
 # calls whose cost does not show in their inputs' size: `lists.range(n)` (n items),
 # `distinct` (quadratic), `matches` (a regular expression compiled at each call), the `sets`
 # functions (quadratic), a shift by a large number of bits
@@ -355,14 +359,14 @@ def _compile(source: str) -> Expression:
         from engine.compile.templates import compile_template, template_profile
 
         template = compile_template(source)
-        computes, references, multipliers = template_profile(source)
+        computes, references, multipliers, calls = template_profile(source)
         return Expression(
             source,
             "jinja",
             template,
             may_loop=computes,
             always_apart=len(source) > INLINE_SOURCE,
-            inline_size=inline_size(references, multipliers, looping=False),
+            inline_size=inline_size(references, multipliers, calls=calls, looping=False),
         )
     try:
         program = cel.compile(source)
@@ -376,7 +380,8 @@ def _compile(source: str) -> Expression:
     macros = len(_CEL_ANY_MACRO.findall(code))
     growing = len(_CEL_GROWING_CALL.findall(code))
     names = len(_CEL_NAME.findall(code))
-    room = inline_size(names, macros + growing, looping=macros > 0) - written
+    calls = len(_CEL_CALL.findall(code))
+    room = inline_size(names, macros + growing, calls=calls, looping=macros > 0) - written
     apart = (
         room < 0
         or len(source) > INLINE_SOURCE

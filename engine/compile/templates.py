@@ -225,9 +225,10 @@ _CHEAP_TESTS = frozenset(
 )
 
 
-def template_profile(source: str) -> tuple[bool, int, int]:
+def template_profile(source: str) -> tuple[bool, int, int, int]:
     """What decides where a template runs (see `Expression.runs_apart`): whether it
-    computes, the names it reads, and its filters that can multiply their input's size.
+    computes, the names it reads, its filters that can multiply their input's size, and its
+    filters and tests (each reads what it is given: `xs | sort | sort ...`).
 
     A template computes, and so always runs under the time budget, when it holds a statement
     (`{% ... %}`), a call (`range(...)`, a method), `*`, `**` or `%`, a filter or test that is
@@ -240,14 +241,15 @@ def template_profile(source: str) -> tuple[bool, int, int]:
     try:
         parsed = sandbox().parse(source)
     except jinja2.TemplateSyntaxError:
-        return True, 0, 0  # `compile_template` says what is wrong
+        return True, 0, 0, 0  # `compile_template` says what is wrong
     found = list(parsed.find_all(nodes.Node))
     computes = any(_computes(node) for node in found)
     references = sum(1 for node in found if isinstance(node, nodes.Name))
     growing = sum(
         1 for node in found if isinstance(node, nodes.Filter) and node.name in GROWING_FILTERS
     )
-    return computes, references, growing
+    applied = sum(1 for node in found if isinstance(node, nodes.Filter | nodes.Test))
+    return computes, references, growing, applied
 
 
 def _computes(node: nodes.Node) -> bool:
