@@ -48,6 +48,14 @@ from engine.run.scheduler import Scheduler
 ChildRunner = Callable[[Instance, NodeCall, str], Awaitable[CallResult]]
 
 
+def _kind_start(template: TemplateNode, call: NodeCall) -> Outcome:
+    """What a node's kind answers when it starts; its own error fails the node, not the job."""
+    try:
+        return template.kind.start(call, template.expressions)
+    except Exception as error:
+        return kind_failed(template.type, error)
+
+
 def _own_limiter(total: int) -> Callable[[], anyio.CapacityLimiter]:
     holder: list[anyio.CapacityLimiter] = []
 
@@ -273,10 +281,7 @@ class Runner:
                         self._draining = True
                         self._group.start_soon(self._drain_inline)
                     continue
-            try:
-                outcome = template.kind.start(call, template.expressions)
-            except Exception as error:  # a node kind's own error fails its node, not the job
-                outcome = kind_failed(template.type, error)
+            outcome = _kind_start(template, call)
             if isinstance(outcome, Delegate):
                 batcher = self._batch_executor(template)
                 if batcher is not None:
@@ -358,8 +363,7 @@ class Runner:
         outcome = await start_apart(instance.template, call, self.scheduler.limits)
         if instance.status is not NodeStatus.PROCESSING or not instance.handed_out:
             return  # the job was canceled or closed meanwhile
-        self.scheduler.apply(instance, outcome)
-        self.recorder.add(instance, outcome)
+        self._started(instance, call, outcome)
         self.pump()
 
     async def _drain_inline(self) -> None:
@@ -384,12 +388,7 @@ class Runner:
                     if scheduler.halting:  # fail fast: as a worker does with its calls
                         scheduler.withdraw(instance)
                         continue
-                    template = instance.template
-                    try:
-                        outcome = template.kind.start(call, template.expressions)
-                    except Exception as error:  # a node kind's own error fails its node
-                        outcome = kind_failed(template.type, error)
-                    self._started(instance, call, outcome)
+                    self._started(instance, call, _kind_start(instance.template, call))
                 if monotonic() > turn_ends:
                     break
             self.pump()
