@@ -365,11 +365,7 @@ def run_suite(
             library_seconds,
             target="under 10 µs per node",
             met=library_seconds / nodes * 1e6 < 10,
-            extra={
-                "minSeconds": round(library_seconds, 3),
-                "medianSeconds": round(statistics.median(r.seconds for r in library), 3),
-                "seconds": [round(r.seconds, 3) for r in library],
-            },
+            extra=_spread(library),
         )
     )
     if heavy:
