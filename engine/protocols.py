@@ -6,7 +6,7 @@ on it without pulling in the runtime.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
@@ -115,9 +115,40 @@ class Completed:
     `details` carries the decisive values (the condition and the case chosen) for explanations.
     """
 
-    outputs: Outputs
+    outputs: Outputs | AssetOutputs
     assets: list[Asset] = field(default_factory=list)
     details: dict[str, JSON] | None = None
+
+
+class AssetOutputs(Mapping[str, JSON]):
+    """The outputs of a node that answered assets alone: `output`, the assets' ids, listed
+    when read. A dict and a list of ids kept per node would cost about 250 bytes each of the
+    hundreds of thousands of model nodes a large fan-out makes; this costs 48."""
+
+    __slots__ = ("assets",)
+
+    def __init__(self, assets: Sequence[Asset]) -> None:
+        self.assets = assets
+
+    def __getitem__(self, key: str) -> JSON:
+        if key == "output":
+            return [asset.asset_id for asset in self.assets]
+        raise KeyError(key)
+
+    def get(self, key: str, default: JSON = None) -> JSON:
+        return [asset.asset_id for asset in self.assets] if key == "output" else default
+
+    def __contains__(self, key: object) -> bool:
+        return key == "output"
+
+    def __iter__(self) -> Iterator[str]:
+        yield "output"
+
+    def __len__(self) -> int:
+        return 1
+
+    def __repr__(self) -> str:
+        return f"AssetOutputs({dict(self)!r})"
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import anyio
 import orjson
 
 from engine.errors import TransientExecutorError
-from engine.protocols import Asset, Completed, Executor, ExecutorResult, Failed, NodeCall
+from engine.protocols import Asset, AssetOutputs, Completed, Executor, ExecutorResult, Failed, NodeCall
 
 
 def normalize_result(result: Any) -> ExecutorResult:
@@ -132,7 +132,7 @@ def executor_outcome(executor: Executor, call: NodeCall, answer: Any) -> Complet
     if type(answer) is ExecutorResult and not answer.outputs:
         # assets alone (a dry-run model's answer): nothing to normalize or check
         assets = list(answer.assets)
-        return Completed({"output": [asset.asset_id for asset in assets]}, assets)
+        return Completed(AssetOutputs(assets), assets)
     if isinstance(answer, Exception):
         return Failed(f"executor `{executor.name}`: {answer}")
     try:

@@ -42,7 +42,7 @@ def is_loop_template(node: Mapping[str, Any]) -> bool:
 class Scope:
     """One loop iteration (or the top level, with no loop): where clone ids get their suffix."""
 
-    __slots__ = ("parent", "loop", "suffix", "index", "item", "depth")
+    __slots__ = ("parent", "loop", "index", "item", "depth")
 
     def __init__(
         self, parent: Scope | None, loop: Instance | None, index: int | None, item: Any
@@ -51,11 +51,16 @@ class Scope:
         self.loop = loop
         self.index = index
         self.item = item
-        if parent is None or loop is None:
-            self.suffix, self.depth = "", 0
-        else:
-            self.suffix = f"{loop.scope.suffix}#{index}"
-            self.depth = parent.depth + 1
+        self.depth: int = 0 if parent is None or loop is None else parent.depth + 1
+
+    @property
+    def suffix(self) -> str:
+        """What the ids of the scope's clones add to their template's id (`#2`, `#2#0`; none at
+        top level). Made when asked: a large fan-out's iterations would each keep one."""
+        loop = self.loop
+        if loop is None:
+            return ""
+        return f"{loop.scope.suffix}#{self.index}"
 
 
 class Instance:

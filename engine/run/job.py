@@ -65,13 +65,15 @@ def node_document(
     template, scope, status = instance.template, instance.scope, instance.status
     node = dict(template.wire)
     node["id"] = instance.id
-    suffix = scope.suffix
-    if scope.loop is not None:
+    loop = scope.loop
+    cloned = loop is not None
+    if loop is not None:
         node["iterationIndex"] = scope.index
-        node["loopNodeId"] = scope.loop.id
-    if suffix and template.node.loop_body_node_ids:
+        node["loopNodeId"] = loop.id
+    if cloned and template.node.loop_body_node_ids:
+        suffix = scope.suffix
         node["loopBodyNodeIds"] = [member + suffix for member in template.node.loop_body_node_ids]
-    if suffix and instance.order_links:
+    if cloned and instance.order_links:
         node["dependsOn"] = [
             link[1].id if link[0] == INSTANCE else target
             for link, target in zip(instance.order_links, template.depends_on, strict=True)
@@ -127,7 +129,7 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
             else []
         )
         source = link[1] if link is not None and link[0] == INSTANCE else None
-        if instance.scope.suffix and ("ref" in item) and (source is not None or conditional):
+        if instance.scope.loop is not None and ("ref" in item) and (source is not None or conditional):
             ref = dict(item["ref"])  # the wire form is shared: never changed in place
             if source is not None:
                 ref["node"] = source.id

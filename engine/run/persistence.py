@@ -10,6 +10,7 @@ from engine.errors import FlowgraphError
 from engine.limits import Limits
 from engine.protocols import (
     Asset,
+    AssetOutputs,
     ChildRejected,
     Completed,
     Delegate,
@@ -37,7 +38,8 @@ def outcome_record(
     if isinstance(outcome, Completed | Failed):
         payload: dict[str, Any] = (
             {
-                "outputs": outcome.outputs,
+                # an AssetOutputs is its assets' ids: the record's assets give them back
+                "outputs": {} if type(outcome.outputs) is AssetOutputs else outcome.outputs,
                 "assets": [a.to_json() for a in outcome.assets],
                 "details": outcome.details,
             }

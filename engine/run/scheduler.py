@@ -516,6 +516,8 @@ class Scheduler:
         members = [self.plan.nodes[member_id] for member_id in template.descendants]
         owned = [member.owner == template.id for member in members]
         for index, item in enumerate(items):
+            if type(item) is int and item == index:
+                index = item  # a `count` loop's item is its index: one int kept, not two
             scope = Scope(loop.scope, loop, index, item)
             loop.iterations.append(scope)
             for member, own in zip(members, owned, strict=True):
@@ -604,11 +606,14 @@ class Scheduler:
                 self._finish_loop(loop)
 
     def _succeed(self, instance: Instance, outcome: Completed) -> None:
-        outputs = instance.outputs = outcome.outputs
+        instance.outputs = outcome.outputs
         if outcome.assets:
             instance.assets = outcome.assets
-            if "output" not in outputs:
-                outputs["output"] = [a.asset_id for a in outcome.assets]
+            if "output" not in outcome.outputs:
+                instance.outputs = {
+                    **outcome.outputs,
+                    "output": [a.asset_id for a in outcome.assets],
+                }
         instance.details = outcome.details
         self._set(instance, NodeStatus.SUCCESS, None, outcome.details)
 
