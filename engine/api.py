@@ -40,13 +40,15 @@ from engine.protocols import (
 )
 from engine.run.children import ChildGate
 from engine.run.instances import Instance
-from engine.run.job import job_document, job_document_json
+from engine.run.job import job_document, job_document_json, write_job_document
 from engine.run.persistence import Recorder, restore
 from engine.run.runner import Runner
 from engine.run.scheduler import Clock, Scheduler, utc_now
+from engine.run.spooled import SpooledDocument
 from engine.subworkflows import SubWorkflows, decide_here
 
 CHECKPOINT_EVERY = 5.0  # seconds, at least, between two documents written while a job runs
+SPOOL_NODES = 20_000  # a job with more nodes has its document encoded into a file
 
 
 def new_job_id() -> str:
@@ -73,6 +75,8 @@ class JobRun:
     _document_json: tuple[tuple[int, JobStatus], bytes, float, float] | None = field(
         default=None, repr=False
     )
+    # a large job's latest encoding, in a file (see `stored_form`)
+    _spooled: tuple[tuple[int, JobStatus], SpooledDocument] | None = field(default=None, repr=False)
 
     @property
     def job_id(self) -> str:
@@ -105,7 +109,9 @@ class JobRun:
             return cached[1]
         self._document_json = None  # let the old encoding go before making the new one
         started = monotonic()
-        encoded = self.encode()
+        spooled = self._spooled
+        # a large job's checkpoint may have encoded this state into a file already
+        encoded = spooled[1].read() if spooled is not None and spooled[0] == key else self.encode()
         finished = monotonic()
         self._document_json = (key, encoded, finished, finished - started)
         return encoded
@@ -116,6 +122,43 @@ class JobRun:
             return job_document_json(
                 self.scheduler, created_at=self.created_at, extra_metadata=self.extra_metadata
             )
+
+    @property
+    def spools(self) -> bool:
+        """Whether the job is large enough to have its document encoded into a file."""
+        return len(self.scheduler.instances) > SPOOL_NODES
+
+    def spool(self) -> SpooledDocument:
+        """The document encoded now into a temporary file, not kept (the caller closes it)."""
+        with quiet_gc():
+            return SpooledDocument(
+                partial(
+                    write_job_document,
+                    self.scheduler,
+                    created_at=self.created_at,
+                    extra_metadata=self.extra_metadata,
+                )
+            )
+
+    def stored_form(self) -> bytes | SpooledDocument:
+        """The document as checkpoints and the CLI's output take it, once per change: in
+        memory, or, for a job of more than SPOOL_NODES nodes, in a temporary file read a piece
+        at a time, so that a large job's encoding (480 MB for a million nodes) is never held
+        whole beside its state. The file is kept until the job changes (or is forgotten)."""
+        if not self.spools:
+            return self.document_json()
+        key = self._key()
+        spooled = self._spooled
+        if spooled is not None:
+            if spooled[0] == key:
+                return spooled[1]
+            # not closed: a checkpoint may still be reading it; it goes with its last holder
+            self._spooled = None
+        if self._document_json is not None and self._document_json[0] == key:
+            return self._document_json[1]  # encoded in memory already (a reader asked)
+        document = self.spool()
+        self._spooled = (key, document)
+        return document
 
     def _key(self) -> tuple[int, JobStatus]:
         return (self.scheduler.transition_count, self.scheduler.status)
@@ -441,9 +484,14 @@ class Engine:
             if monotonic() - last < max(every, 10 * per_node * nodes) or job._key() == written:
                 continue
             key, started = job._key(), monotonic()
-            encoded = job.encode()  # not kept: a running job would hold tens of megabytes
+            # not kept: a running job would hold tens of megabytes
+            encoded = job.spool() if job.spools else job.encode()
             per_node = (monotonic() - started) / max(nodes, 1)
-            await self._write_checkpoint(store, job, encoded)
+            try:
+                await self._write_checkpoint(store, job, encoded)
+            finally:
+                if isinstance(encoded, SpooledDocument):
+                    encoded.close()
             del encoded
             written, last = key, monotonic()
 
@@ -459,16 +507,18 @@ class Engine:
             job.job_id,
             status=job.status.value,
             updated_at=job.updated_at,
-            document_json=job.document_json(),
+            document_json=job.stored_form(),
         )
 
     async def checkpoint(self, job: JobRun) -> None:
         """Store the job's status and its whole document."""
         if self.store is not None:
-            await self._write_checkpoint(self.store, job, job.document_json())
+            await self._write_checkpoint(self.store, job, job.stored_form())
 
     @staticmethod
-    async def _write_checkpoint(store: Store, job: JobRun, encoded: bytes) -> None:
+    async def _write_checkpoint(
+        store: Store, job: JobRun, encoded: bytes | SpooledDocument
+    ) -> None:
         write = partial(
             store.checkpoint,
             job.job_id,

@@ -397,6 +397,20 @@ def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+class EncodedDocument(Protocol):
+    """A job document encoded outside memory (a large job's; see engine/run/spooled.py)."""
+
+    size: int  # in bytes
+
+    def pieces(self) -> Iterator[bytes]:
+        """The document a piece at a time, in order."""
+        ...
+
+    def read(self) -> bytes:
+        """The whole document."""
+        ...
+
+
 class Store(Protocol):
     """Where workflows, jobs and each job's outcome and event logs live."""
 
@@ -430,9 +444,10 @@ class Store(Protocol):
         ...
 
     def checkpoint(
-        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes | EncodedDocument
     ) -> None:
-        """Replace the job's status and latest document (given as UTF-8 JSON)."""
+        """Replace the job's status and latest document (given as UTF-8 JSON: in memory, or, for
+        a large job, in a file read a piece at a time)."""
         ...
 
     def get_job(self, job_id: str, *, document: bool = True) -> JobRecord | None:

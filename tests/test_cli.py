@@ -581,6 +581,34 @@ def test_serve_on_a_port_in_use_says_so_and_exits_4() -> None:
     )
 
 
+def test_a_large_job_prints_and_stores_the_same_document(tmp_path: Path) -> None:
+    """A job of more than 20,000 nodes has its document encoded into a temporary file: the
+    CLI prints it from there, the store holds the same bytes, and no file is left behind."""
+    flow_path = tmp_path / "large.json"
+    count = 20_001
+    flow_path.write_text(
+        json.dumps(
+            {
+                "flow": [
+                    {"id": "loop", "type": "for-each", "count": count, "loopBodyNodeIds": ["m"]},
+                    {"id": "m", "type": "custom-model", "modelId": "model_x"},
+                ]
+            }
+        )
+    )
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    db = str(tmp_path / "jobs.db")
+    result = flowgraph("run", str(flow_path), "--json", "--db", db, env={"TMPDIR": str(spool)})
+    assert result.returncode == 0, result.stderr
+    job = job_of(result)
+    assert len(job["metadata"]["flow"]) == count + 2
+    assert job["metadata"]["flow"][-1]["id"] == f"m#{count - 1}"
+    shown = flowgraph("jobs", job["jobId"], "--db", db, "--json")
+    assert shown.stdout == result.stdout
+    assert list(spool.iterdir()) == []
+
+
 def test_what_a_new_user_tripped_on(tmp_path: Path) -> None:
     """Integers stay integers after a job continues; `jobs JOB --json` prints what `run --json`
     prints; long messages are one line in a pipe; an approval sent to a selection gate says how

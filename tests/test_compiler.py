@@ -263,8 +263,14 @@ def test_an_unknown_field_within_a_typo_of_a_known_one_is_a_warning() -> None:
         ],
     }
     warnings = [str(p) for p in Engine().compile(document).warnings()]
-    assert "inputs[0].allowedValue: unknown field `allowedValue` is kept as it is and not read; did you mean `allowedValues`?" in warnings
-    assert "flow[0].inputs[0].rf: unknown field `rf` is kept as it is and not read; did you mean `ref`?" in warnings
+    assert (
+        "inputs[0].allowedValue: unknown field `allowedValue` is kept as it is and not read; did you mean `allowedValues`?"
+        in warnings
+    )
+    assert (
+        "flow[0].inputs[0].rf: unknown field `rf` is kept as it is and not read; did you mean `ref`?"
+        in warnings
+    )
     assert not any("label" in w for w in warnings)
 
 
@@ -277,7 +283,11 @@ def test_no_example_fixture_or_export_has_a_field_taken_for_a_typo() -> None:
     from engine.compile.field_names import misspelt_fields
     from engine.errors import ValidationError as Invalid
 
-    files = [*EXAMPLES.glob("*.json"), *FLOWS.glob("*.json"), *(FLOWS.parent / "exports").glob("*.json")]
+    files = [
+        *EXAMPLES.glob("*.json"),
+        *FLOWS.glob("*.json"),
+        *(FLOWS.parent / "exports").glob("*.json"),
+    ]
     read = 0
     for path in files:
         try:

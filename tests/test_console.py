@@ -131,7 +131,9 @@ def test_the_jobs_list_shows_status_workflow_and_waiting_gates(
     client.workflows.user_approval(
         workflow_id, project_id="p", node_id="review", workflow_job_id=waiting_job
     )
-    page.wait_for_selector(f'tr[data-job-id="{waiting_job}"] .gates:text-is("choose")', timeout=15_000)
+    page.wait_for_selector(
+        f'tr[data-job-id="{waiting_job}"] .gates:text-is("choose")', timeout=15_000
+    )
     assert page.evaluate("window.sameDocument") is True
     page.select_option("select[aria-label=status]", "success")
     page.wait_for_selector(f'tr[data-job-id="{done_job}"]')
@@ -285,7 +287,8 @@ def test_a_running_job_updates_without_reload_and_gates_are_decided_from_the_pag
     page.click('aside .gate .thumb[data-index="2"]')
     page.click('aside .gate .thumb[data-index="0"]')
     order = page.eval_on_selector_all(
-        "aside .gate .thumb.picked", "els => els.map(e => [Number(e.dataset.index), e.dataset.order])"
+        "aside .gate .thumb.picked",
+        "els => els.map(e => [Number(e.dataset.index), e.dataset.order])",
     )
     assert sorted(order) == [[0, "2"], [2, "1"]]  # the page shows the order of the picks
     assert "in this order: 2, 0" in page.text_content("aside .gate .pick-count")

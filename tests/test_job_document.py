@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,38 @@ def test_the_encoding_follows_changes() -> None:
     after = json.loads(job.document_json())
     assert after["status"] == "canceled"
     assert after == job.document()
+
+
+def test_a_large_job_document_goes_to_the_store_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SPOOL_NODES nodes the document is encoded into a temporary file, once per change:
+    the store gets the same bytes, a reader gets them from the file, and the file is closed
+    when the job changes."""
+    from engine import api
+    from engine.run.spooled import SpooledDocument
+    from engine.stores import SQLiteStore
+
+    monkeypatch.setattr(api, "SPOOL_NODES", 3)  # gates.json has more nodes than that
+    store = SQLiteStore(tmp_path / "jobs.db")
+    job = run("gates.json", store=store)
+    assert job.spools and job.status.value == "in-progress"  # waiting at its gates
+    spooled = job.stored_form()
+    assert isinstance(spooled, SpooledDocument) and job.stored_form() is spooled  # one encoding
+    assert spooled.read() == orjson.dumps(job.document())
+    assert store.document_json(job.job_id) == spooled.read()  # the run's last checkpoint
+    assert job.document_json() == spooled.read()  # read from the file, not encoded again
+    job.scheduler.cancel("enough")
+    changed = job.stored_form()
+    assert changed is not spooled and not spooled.closed  # its holder may still read it
+    released = weakref.ref(spooled)
+    del spooled
+    assert released() is None  # the job let it go: its file with it
+    assert (
+        json.loads(changed.read() if isinstance(changed, SpooledDocument) else changed)["status"]
+        == "canceled"
+    )
+    store.close()
 
 
 @pytest.mark.anyio

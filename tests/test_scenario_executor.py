@@ -75,7 +75,14 @@ def run_on_stand_in(url: str, tmp_path: Path, *options: str) -> subprocess.Compl
     """`flowgraph run FLOW --executor scenario --json`, its model nodes generating on `url`."""
     run_db = str(tmp_path / "run.db")
     return flowgraph(
-        "run", str(FLOW), "--executor", "scenario", "--db", run_db, "--json", *options,
+        "run",
+        str(FLOW),
+        "--executor",
+        "scenario",
+        "--db",
+        run_db,
+        "--json",
+        *options,
         env=sdk_environment(url),
     )
 

@@ -18,6 +18,7 @@ from engine import DecisionError, DryRunExecutor, Engine, ExecutorResult, NodeCa
 from engine.api import JobRun
 from engine.errors import StoreError
 from engine.protocols import JobRecord, OutcomeRecord, Store, Transition
+from engine.run.spooled import SpooledDocument
 from engine.stores import MemoryStore, SQLiteStore, open_store
 from engine.stores.postgres import PostgresStore
 
@@ -217,6 +218,27 @@ def test_a_document_of_several_megabytes_round_trips(store: Store) -> None:
     store.checkpoint("job_big", status="failure", updated_at="y", document_json=b'{"small": 1}')
     job = store.get_job("job_big")
     assert job is not None and (job.status, job.document) == ("failure", {"small": 1})
+
+
+def test_a_spooled_document_is_stored_as_its_bytes(store: Store) -> None:
+    """A large job's document comes from a temporary file, a piece at a time: what is stored
+    is the same as from memory, and the file is left open for the next reader."""
+    store.create_job(record("job_big", "2026-01-01T00:00:00.000Z"))
+    document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(30_000)]}
+    encoded = json.dumps(document, ensure_ascii=False).encode()
+    spooled = SpooledDocument(
+        lambda write: [write(encoded[i : i + 7000]) for i in range(0, len(encoded), 7000)]
+    )
+    try:
+        assert spooled.size == len(encoded) > 3 * (1 << 20)
+        store.checkpoint("job_big", status="success", updated_at="x", document_json=spooled)
+        assert store.document_json("job_big") == encoded
+        job = store.get_job("job_big")
+        assert job is not None and job.document == document
+        assert not spooled.closed and spooled.read() == encoded
+    finally:
+        spooled.close()
+    assert spooled.closed
 
 
 def test_a_job_is_read_without_its_document_when_asked(store: Store) -> None:
@@ -566,9 +588,16 @@ def test_a_write_that_fails_while_the_run_is_behind_its_store_ends_the_job_losin
     assert rebuilt.document()["metadata"]["flow"] == job.document()["metadata"]["flow"]
 
 
-def test_a_running_job_is_written_now_and_then_for_readers_of_the_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spooled", [False, True], ids=["in-memory", "spooled"])
+def test_a_running_job_is_written_now_and_then_for_readers_of_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spooled: bool
+) -> None:
     """While a job runs, its document reaches the store every `checkpoint_every` seconds (so
-    another server or `flowgraph jobs` sees it progress), not only when the run stops."""
+    another server or `flowgraph jobs` sees it progress), not only when the run stops; a
+    large job's (spooled: encoded into a file) as well."""
+    from engine import api
+
+    monkeypatch.setattr(api, "SPOOL_NODES", 0 if spooled else api.SPOOL_NODES)
     store = SQLiteStore(tmp_path / "jobs.db")
     reader = SQLiteStore(tmp_path / "jobs.db")  # another connection, as another process has
     seen: dict[str, Any] = {}

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from engine.api import Engine, JobRun
     from engine.compile.models import Workflow
+    from engine.run.spooled import SpooledDocument
 
 # The engine's compiler and models (networkx, pydantic) are imported by the functions that use
 # them: `--help`, `--version` and a mistyped command need none of it.
@@ -415,7 +416,7 @@ def ask_decisions(engine: Engine, job: JobRun) -> bool:
 def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
     """Print the job (envelope or summary), say how to continue a parked job, pick the exit."""
     if as_json:
-        write_envelope(job.document_json())
+        write_envelope(job.stored_form())
     else:
         from engine.cli.terminal import print_summary
 
@@ -428,18 +429,21 @@ def finish(job: JobRun, *, as_json: bool, db: str | None) -> typer.Exit:
     return typer.Exit(EXIT_WAITING)
 
 
-def write_envelope(document_json: bytes) -> None:
+def write_envelope(document_json: bytes | SpooledDocument) -> None:
     """`{"job": ...}` on stdout. The encoded document (tens of megabytes for a large job) goes
-    to the binary stream as it is: no concatenated copy and no decoded text of it."""
+    to the binary stream as it is, a piece at a time from a spooled one: no concatenated copy
+    and no decoded text of it."""
+    pieces = [document_json] if isinstance(document_json, bytes) else document_json.pieces()
     binary = getattr(sys.stdout, "buffer", None)
     if binary is None:  # a text-only stream (captured output)
         sys.stdout.write('{"job": ')
-        sys.stdout.write(document_json.decode())
+        sys.stdout.write(b"".join(pieces).decode())
         sys.stdout.write("}\n")
         return
     sys.stdout.flush()
     binary.write(b'{"job": ')
-    binary.write(document_json)
+    for piece in pieces:
+        binary.write(piece)
     binary.write(b"}\n")
     binary.flush()
 

@@ -13,7 +13,15 @@ import anyio
 import orjson
 
 from engine.errors import TransientExecutorError
-from engine.protocols import Asset, AssetOutputs, Completed, Executor, ExecutorResult, Failed, NodeCall
+from engine.protocols import (
+    Asset,
+    AssetOutputs,
+    Completed,
+    Executor,
+    ExecutorResult,
+    Failed,
+    NodeCall,
+)
 
 
 def normalize_result(result: Any) -> ExecutorResult:

@@ -129,7 +129,11 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
             else []
         )
         source = link[1] if link is not None and link[0] == INSTANCE else None
-        if instance.scope.loop is not None and ("ref" in item) and (source is not None or conditional):
+        if (
+            instance.scope.loop is not None
+            and ("ref" in item)
+            and (source is not None or conditional)
+        ):
             ref = dict(item["ref"])  # the wire form is shared: never changed in place
             if source is not None:
                 ref["node"] = source.id
@@ -204,24 +208,37 @@ def job_document_json(
     """`job_document` as UTF-8 JSON, byte for byte what `orjson.dumps(job_document(...))`
     gives, but encoded a batch of nodes at a time: the node dicts of a 100,000-node job, and
     the copies of their outputs, never exist all at once, only their encoding does."""
+    out = io.BytesIO()
+    write_job_document(scheduler, out.write, created_at=created_at, extra_metadata=extra_metadata)
+    return out.getvalue()
+
+
+def write_job_document(
+    scheduler: Scheduler,
+    write: Callable[[bytes], object],
+    *,
+    created_at: str,
+    extra_metadata: dict[str, Any] | None = None,
+) -> None:
+    """`job_document_json`'s bytes, given to `write` a piece at a time (see `SpooledDocument`:
+    a large job's encoding then never exists whole in memory either)."""
     plan = scheduler.plan
     ordered = ordered_instances(scheduler)
     asset_ids, outputs = _job_outputs(plan, ordered)
     document = _document(scheduler, STREAMED, asset_ids, STREAMED, created_at, extra_metadata)
-    out = io.BytesIO()
 
     def write_object(value: dict[str, Any], special: Mapping[str, Callable[[Any], None]]) -> None:
-        out.write(b"{")
+        write(b"{")
         for index, (key, item) in enumerate(value.items()):
-            out.write(b',"' if index else b'"')
-            out.write(orjson.dumps(key)[1:])  # the key's closing quote and text
-            out.write(b":")
+            write(b',"' if index else b'"')
+            write(orjson.dumps(key)[1:])  # the key's closing quote and text
+            write(b":")
             writer = special.get(key)
             if writer is not None:
                 writer(item)
             else:
-                out.write(orjson.dumps(item))
-        out.write(b"}")
+                write(orjson.dumps(item))
+        write(b"}")
 
     def streamed(
         parts: Iterator[Any], encode: Callable[[list[Any]], bytes]
@@ -229,19 +246,19 @@ def job_document_json(
         """A writer of `parts` encoded a batch at a time (an array or an object, as `encode`
         makes it), unless extra metadata put a value of its own in their place."""
 
-        def write(item: Any) -> None:
+        def write_parts(item: Any) -> None:
             if item is not STREAMED:
-                out.write(orjson.dumps(item))
+                write(orjson.dumps(item))
                 return
             empty = encode([])  # `[]` or `{}`: the brackets around the batches
-            out.write(empty[:1])
+            write(empty[:1])
             for number, batch in enumerate(iter(lambda: list(islice(parts, ENCODE_BATCH)), [])):
                 if number:
-                    out.write(b",")
-                out.write(encode(batch)[1:-1])
-            out.write(empty[1:])
+                    write(b",")
+                write(encode(batch)[1:-1])
+            write(empty[1:])
 
-        return write
+        return write_parts
 
     parked = scheduler.parked
     metadata_parts = {
@@ -249,7 +266,6 @@ def job_document_json(
         "output": streamed(outputs, lambda pairs: orjson.dumps(dict(pairs))),
     }
     write_object(document, {"metadata": lambda metadata: write_object(metadata, metadata_parts)})
-    return out.getvalue()
 
 
 def _document(

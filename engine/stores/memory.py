@@ -13,7 +13,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry, workflow_head
+from engine.protocols import (
+    EncodedDocument,
+    JobRecord,
+    OutcomeRecord,
+    Transition,
+    WorkflowEntry,
+    workflow_head,
+)
 from engine.stores.paging import page
 
 
@@ -76,8 +83,10 @@ class MemoryStore:
             self._events[job_id].extend(transitions)
 
     def checkpoint(
-        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes | EncodedDocument
     ) -> None:
+        if not isinstance(document_json, bytes):
+            document_json = document_json.read()  # this store keeps documents in memory
         with self._lock:
             job = self._require(job_id)
             job.status, job.updated_at = status, updated_at

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from engine.errors import FlowgraphError, import_extra
-from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry
+from engine.protocols import EncodedDocument, JobRecord, OutcomeRecord, Transition, WorkflowEntry
 from engine.stores.sql import (
     JOB_COLUMNS,
     SUMMARY_COLUMNS,
@@ -176,8 +176,10 @@ class PostgresStore:
             raise KeyError(f"no job `{job_id}` in the store") from None
 
     def checkpoint(
-        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes | EncodedDocument
     ) -> None:
+        if not isinstance(document_json, bytes):
+            document_json = document_json.read()  # one parameter of the statement
         cursor = self._execute(
             "UPDATE flowgraph_jobs SET status = %s, updated_at = %s, document = %s "
             "WHERE job_id = %s",

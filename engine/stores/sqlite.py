@@ -10,12 +10,18 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.errors import StoreError
-from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry
+from engine.protocols import (
+    EncodedDocument,
+    JobRecord,
+    OutcomeRecord,
+    Transition,
+    WorkflowEntry,
+)
 from engine.stores.sql import (
     JOB_COLUMNS,
     SUMMARY_COLUMNS,
@@ -221,11 +227,19 @@ class SQLiteStore:
             )
 
     def checkpoint(
-        self, job_id: str, *, status: str, updated_at: str, document_json: bytes
+        self, job_id: str, *, status: str, updated_at: str, document_json: bytes | EncodedDocument
     ) -> None:
         """One transaction: the status, and the document written into its row a piece at a time
         (SQLite's incremental blob I/O), so that a document of tens of megabytes is not copied
-        whole into a statement."""
+        whole into a statement (and one in a file is never read whole)."""
+        if isinstance(document_json, bytes):
+            size = len(document_json)
+            view = memoryview(document_json)
+            pieces: Iterable[Any] = (
+                view[start : start + BLOB_PIECE] for start in range(0, size, BLOB_PIECE)
+            )
+        else:
+            size, pieces = document_json.size, document_json.pieces()
         with self._lock:
             connection = self._connection
             connection.execute("BEGIN IMMEDIATE")
@@ -233,13 +247,12 @@ class SQLiteStore:
                 row = connection.execute(
                     "UPDATE jobs SET status = ?, updated_at = ?, document = zeroblob(?) "
                     "WHERE job_id = ? RETURNING rowid",
-                    (status, updated_at, len(document_json), job_id),
+                    (status, updated_at, size, job_id),
                 ).fetchone()
-                if row is not None and document_json:
-                    view = memoryview(document_json)
+                if row is not None and size:
                     with connection.blobopen("jobs", "document", row[0]) as blob:
-                        for start in range(0, len(view), BLOB_PIECE):
-                            blob.write(view[start : start + BLOB_PIECE])
+                        for piece in pieces:
+                            blob.write(piece)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:  # SQLite may have rolled back already (disk full)
