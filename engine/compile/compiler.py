@@ -89,6 +89,10 @@ class TemplateNode:
     referenced: bool = False
     # the inputs' size up to which its expressions run inline (None: always apart)
     inline_share: int | None = INLINE_ITEMS
+    input_names: tuple[str, ...] = ()  # of `inputs`, in order: an instance's values by name
+
+    def __post_init__(self) -> None:
+        self.input_names = tuple(compiled.name for compiled in self.inputs)
 
     @property
     def owner(self) -> str | None:

@@ -40,18 +40,26 @@ def iteration_path(instance: Instance) -> tuple[int, ...]:
 
 
 def ordered_instances(scheduler: Scheduler) -> list[Instance]:
-    """Flow order: each template, then its clones in iteration order (outer-major)."""
-    return sorted(scheduler.instances.values(), key=_flow_position)
+    """Flow order: each template, then its clones in iteration order (outer-major).
 
-
-def _flow_position(instance: Instance) -> tuple[int, Any]:
-    """The sort key of flow order. The clones of a template in one loop (most nodes of a large
-    job) are ordered by their index alone, the template itself (which has none) first: no path
-    is built for each of them."""
-    template, index = instance.template, instance.scope.index
-    if len(template.loops) > 1:
-        return (template.position, iteration_path(instance))
-    return (template.position, -1 if index is None else index)
+    Grouped by template rather than sorted whole (a sort would build a key for each of a
+    million nodes): the instances of a template in at most one loop are made in that order
+    already, its copy first, then the one expansion of its loop, index by index. Only the
+    clones of a template nested in several loops are sorted, by their iteration path."""
+    groups: dict[int, list[Instance]] = {}
+    for instance in scheduler.instances.values():
+        group = groups.get(instance.template.position)
+        if group is None:
+            groups[instance.template.position] = [instance]
+        else:
+            group.append(instance)
+    ordered: list[Instance] = []
+    for position in sorted(groups):
+        group = groups[position]
+        if len(group[0].template.loops) > 1:
+            group.sort(key=iteration_path)
+        ordered += group
+    return ordered
 
 
 def node_document(
@@ -78,7 +86,7 @@ def node_document(
             link[1].id if link[0] == INSTANCE else target
             for link, target in zip(instance.order_links, template.depends_on, strict=True)
         ]
-    if template.node.inputs and (instance.values is not None or instance.input_links):
+    if template.node.inputs and (instance.resolved is not None or instance.input_links):
         node["inputs"] = _inputs_document(instance, node["inputs"])
     node["status"] = status._value_  # `.value` is a descriptor, four times slower to read
     node.pop("waitingGates", None)  # only a run writes it: a document's own is never shown
@@ -120,6 +128,7 @@ def _rows_document(rows: list[list[dict[str, Any]]], values: Any) -> Any:
 
 def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rewritten = []
+    values = instance.values
     for position, wire in enumerate(wire_inputs):
         item = dict(wire)
         link = instance.input_links[position] if position < len(instance.input_links) else None
@@ -143,8 +152,8 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
                     for entry, original in zip(conditional, ref["conditional"], strict=False)
                 ]
             item["ref"] = ref
-        if instance.values is not None and item.get("name") in instance.values:
-            item["value"] = instance.values[item["name"]]
+        if values is not None and item.get("name") in values:
+            item["value"] = values[item["name"]]
             compiled = instance.template.inputs[position]
             if compiled.rows and "items" in item:
                 # an inputs_array resolved from its rows: each sub-input shows its value

@@ -475,7 +475,8 @@ class Runner:
             template_id=template.id,
             node_type=template.type,
             model_id=template.node.model_id,
-            inputs=instance.values or {},
+            # one value per input name (`strict` would double the cost of this, per call)
+            inputs=dict(zip(template.input_names, instance.resolved or ())),  # noqa: B905
             node=template.node,
             iteration_index=instance.scope.index,
             attempt=max(instance.attempt, 1),

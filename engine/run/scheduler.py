@@ -657,15 +657,17 @@ class Scheduler:
         if cause is not None:
             self._set(instance, NodeStatus.SKIPPED, cause[0], cause[1])
             return
-        instance.values = {
-            compiled.name: self._resolved(instance, compiled, link, conditional)
-            for compiled, link, conditional in zip(
-                instance.template.inputs,
-                instance.input_links,
-                instance.conditional_links,
-                strict=True,
-            )
-        }
+        instance.resolved = tuple(
+            [
+                self._resolved(instance, compiled, link, conditional)
+                for compiled, link, conditional in zip(
+                    instance.template.inputs,
+                    instance.input_links,
+                    instance.conditional_links,
+                    strict=True,
+                )
+            ]
+        )
         self._ready.append(instance)
 
     def _resolved(

@@ -140,7 +140,7 @@ def instance_taken(instance: Instance) -> Iterable[str]:
     for compiled, link, conditional in zip(
         template.inputs, instance.input_links, instance.conditional_links, strict=True
     ):
-        if conditional and instance.values is not None:
+        if conditional and instance.resolved is not None:
             index = next(
                 (k for k, entry in enumerate(conditional) if matched(entry, compiled)), None
             )
@@ -154,7 +154,7 @@ def instance_taken(instance: Instance) -> Iterable[str]:
 
 
 def _equal_outcome(instance: Instance, compiled: CompiledInput, link: Link) -> str | None:
-    if instance.values is not None:
+    if instance.resolved is not None:
         return "matched"
     cause = instance.cause or {}
     if cause.get("cause") == "equal" and cause.get("input") == compiled.name:
