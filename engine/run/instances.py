@@ -25,6 +25,12 @@ COLLECTION = 3  # the clones of a template below a loop instance, collected in i
 
 Link = tuple[int, Any, Any]  # (mode, instance-or-scope, template id or input name)
 
+# An input's link to a loop's item holds no scope: `(ITEM, None, levels)` names the scope that
+# many levels up from the instance's own (0: its own). Such links, and the links of run inputs,
+# are the same for every clone of a template, and so is a tuple of them: a loop's clones share
+# one (see `Scheduler._link`) instead of keeping a copy each.
+ITEM_UP = tuple((ITEM, None, levels) for levels in range(64))
+
 # What an instance has before anything is set: shared, immutable (a large fan-out creates
 # hundreds of thousands of instances, most of which never get dependents or order links).
 NO_OUTPUTS: Mapping[str, Any] = MappingProxyType({})
@@ -45,7 +51,7 @@ class Scope:
     __slots__ = ("parent", "loop", "index", "item", "depth")
 
     def __init__(
-        self, parent: Scope | None, loop: Instance | None, index: int | None, item: Any
+        self, parent: Scope | None, loop: FullInstance | None, index: int | None, item: Any
     ) -> None:
         self.parent = parent
         self.loop = loop
@@ -64,7 +70,12 @@ class Scope:
 
 
 class Instance:
-    """One node of the job's flow, with its runtime state (plain slots: this is the hot path)."""
+    """One node of the job's flow, with its runtime state (plain slots: this is the hot path).
+
+    What only some nodes have (a loop's iterations, `dependsOn` links, branch sources, rows)
+    is not among its slots but in those of `FullInstance`, which such nodes are: here it reads
+    as its empty default. The plain model nodes of a large fan-out are most of its instances.
+    """
 
     __slots__ = (
         "id",
@@ -79,20 +90,23 @@ class Instance:
         "items",
         "input_links",
         "conditional_links",
-        "order_links",
-        "row_links",
-        "branch_links",
         "blocked",
         "dependents",
-        "iterations",
-        "children_left",
-        "failed_child",
         "job_id",
         "attempt",
         "is_template_copy",
         "cause",
         "handed_out",
     )
+
+    # FullInstance's slots; read-only defaults on every other instance
+    order_links: tuple[Link, ...] = ()
+    # inputs_array rows: per input, per row, per sub-input, where its ref points (or None)
+    row_links: tuple[tuple[tuple[Link | None, ...], ...], ...] = ()
+    branch_links: tuple[Instance, ...] = ()
+    iterations: list[Scope] | None = None
+    children_left = 0
+    failed_child: Instance | None = None
 
     def __init__(
         self, template: TemplateNode, scope: Scope, *, template_copy: bool = False
@@ -112,20 +126,26 @@ class Instance:
         # filled once by the scheduler when the instance is wired
         self.input_links: tuple[Link | None, ...] = ()
         self.conditional_links: tuple[tuple[Link, ...], ...] = ()
-        self.order_links: tuple[Link, ...] = ()
-        # inputs_array rows: per input, per row, per sub-input, where its ref points (or None)
-        self.row_links: tuple[tuple[tuple[Link | None, ...], ...], ...] = ()
-        self.branch_links: tuple[Instance, ...] = ()
         self.blocked = 0
         self.dependents: list[Instance] | tuple[()] = ()
-        self.iterations: list[Scope] | None = None
-        self.children_left = 0
-        self.failed_child: Instance | None = None
         self.job_id: str | None = None
         self.attempt = 0
         self.is_template_copy = template_copy
         self.cause: dict[str, Any] | None = None  # decisive values of a skip, failure or reject
         self.handed_out = False  # by `ready()`, its outcome not applied yet
+
+    @staticmethod
+    def of(template: TemplateNode) -> type[Instance]:
+        """The class of the template's instances: FullInstance for a loop, and for a node with
+        `dependsOn`, branch sources or rows; Instance for any other."""
+        if (
+            template.type == "for-each"
+            or template.depends_on
+            or template.branch_sources
+            or any(compiled.rows for compiled in template.inputs)
+        ):
+            return FullInstance
+        return Instance
 
     @property
     def values(self) -> dict[str, Any] | None:
@@ -144,6 +164,30 @@ class Instance:
 
     def __repr__(self) -> str:
         return f"<Instance {self.id} {self.status.value}>"
+
+
+class FullInstance(Instance):
+    """An instance with what only some have (see `Instance`): set by the scheduler."""
+
+    __slots__ = (
+        "order_links",
+        "row_links",
+        "branch_links",
+        "iterations",
+        "children_left",
+        "failed_child",
+    )
+
+    def __init__(
+        self, template: TemplateNode, scope: Scope, *, template_copy: bool = False
+    ) -> None:
+        super().__init__(template, scope, template_copy=template_copy)
+        self.order_links = ()
+        self.row_links = ()
+        self.branch_links = ()
+        self.iterations = None
+        self.children_left = 0
+        self.failed_child = None
 
 
 def named_by(key: str, instances: Mapping[str, Instance]) -> list[Instance]:
@@ -217,21 +261,29 @@ def link_value(
 ) -> Any:
     """The value a link yields for a ref with `name`."""
     mode, target, extra = link
+    if mode == ITEM and target is None:  # see ITEM_UP: the scope comes from the instance
+        raise ValueError("a relative item link is resolved with `item_value`")
     if mode == INSTANCE:
         value = output_value(target.outputs, name)
         if flatten and target.template.type == "for-each" and name in (None, "output"):
             value = flatten_once(value)
         return value
     if mode == ITEM:
-        if name in (None, "output", "item"):
-            return target.item
-        if name == "index":
-            return target.index
-        if name == "all":
-            return {"item": target.item, "index": target.index}
-        return target.loop.outputs.get(name)
+        return item_value(target, name)
     values = collect(plan, instances, target, extra, name)
     return flatten_once(values) if flatten else values
+
+
+def item_value(scope: Scope, name: str | None) -> Any:
+    """What a ref to the loop of `scope` yields, from inside it, for `name`."""
+    if name in (None, "output", "item"):
+        return scope.item
+    if name == "index":
+        return scope.index
+    if name == "all":
+        return {"item": scope.item, "index": scope.index}
+    assert scope.loop is not None
+    return scope.loop.outputs.get(name)
 
 
 def collect(

@@ -48,12 +48,15 @@ from engine.run.instances import (
     COLLECTION,
     INSTANCE,
     ITEM,
+    ITEM_UP,
     LOOP_TEMPLATE,
     WORKFLOW,
+    FullInstance,
     Instance,
     Link,
     Scope,
     coerce,
+    item_value,
     link_value,
     locate,
     named_by,
@@ -79,6 +82,12 @@ def utc_now() -> str:
         _last_stamp[1] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     text: str = _last_stamp[1]
     return text
+
+
+@cache
+def _workflow_link(name: str | None) -> Link:
+    """The link of an input to the run input `name` (one for all the instances that read it)."""
+    return (WORKFLOW, None, name)
 
 
 @cache
@@ -108,6 +117,9 @@ class Scheduler:
         self.keep_going = keep_going
         self.clock = clock
         self.instances: dict[str, Instance] = {}
+        # input links that name no instance, by value: one tuple for every clone that has them
+        self._shared_links: dict[tuple[Link | None, ...], tuple[Link | None, ...]] = {}
+        self._classes: dict[str, type[Instance]] = {}  # by template id: see `Instance.of`
         self.transitions: list[Transition] = []  # the outbox; see drop_transitions()
         self.transitions_dropped = 0
         self._dropped_at: str | None = None  # time of the last dropped transition
@@ -220,7 +232,10 @@ class Scheduler:
             self._fail(instance, outcome.message)
         elif isinstance(outcome, Expand):
             refused = self._over_limits(instance, len(outcome.items))
-            if refused is None:
+            if not isinstance(instance, FullInstance) or instance.template.type != "for-each":
+                message = f"a `{instance.template.type}` node cannot start loop iterations"
+                self._fail(instance, message)
+            elif refused is None:
                 self._expand(instance, outcome.items)
             else:
                 self._fail(instance, refused, {"cause": "limit", "message": refused})
@@ -410,7 +425,10 @@ class Scheduler:
     def _create(
         self, template: TemplateNode, scope: Scope, *, template_copy: bool = False
     ) -> Instance:
-        instance = Instance(template, scope, template_copy=template_copy)
+        kind = self._classes.get(template.id)
+        if kind is None:
+            kind = self._classes[template.id] = Instance.of(template)
+        instance = kind(template, scope, template_copy=template_copy)
         if instance.id in self.instances:
             raise RuntimeError(f"node `{instance.id}` already exists")
         self.instances[instance.id] = instance
@@ -438,8 +456,12 @@ class Scheduler:
             input_links: list[Link | None] = []
             conditional_links: list[tuple[Link, ...]] = []
             has_rows = False
+            shared = True  # no link names an instance: the template's clones share the tuple
             for compiled in template.inputs:
-                input_links.append(self._ref_link(compiled, scope, waits_on))
+                link = self._ref_link(compiled, scope, waits_on)
+                if link is not None and link[1] is not None:
+                    shared = False
+                input_links.append(link)
                 if compiled.conditional:
                     entries = tuple(locate(plan, instances, e, scope) for e in compiled.conditional)
                     waits_on.extend(entry[1] for entry in entries if entry[0] != ITEM)
@@ -448,13 +470,15 @@ class Scheduler:
                 else:
                     conditional_links.append(())
                 has_rows = has_rows or bool(compiled.rows)
-            instance.input_links = tuple(input_links)
+            links = tuple(input_links)
+            instance.input_links = self._shared_links.setdefault(links, links) if shared else links
             instance.conditional_links = (
                 tuple(conditional_links)
                 if has_conditionals
                 else _no_conditionals(len(conditional_links))
             )
             if has_rows:
+                assert isinstance(instance, FullInstance)  # see Instance.of
                 instance.row_links = tuple(
                     tuple(
                         tuple(self._ref_link(cell, scope, waits_on) for cell in row)
@@ -465,9 +489,11 @@ class Scheduler:
         if template.depends_on:
             order = tuple(locate(plan, instances, target, scope) for target in template.depends_on)
             waits_on.extend(link[1] for link in order if link[0] != ITEM)
+            assert isinstance(instance, FullInstance)
             instance.order_links = order
         if template.branch_sources:
             branches = [locate(plan, instances, s, scope) for s in template.branch_sources]
+            assert isinstance(instance, FullInstance)
             instance.branch_links = tuple(b[1] for b in branches if b[0] == INSTANCE)
             waits_on.extend(instance.branch_links)
         if not waits_on:
@@ -490,10 +516,12 @@ class Scheduler:
         if node is None:
             return None
         if node == "workflow":
-            return (WORKFLOW, None, compiled.ref_name)
+            return _workflow_link(compiled.ref_name)
         link = locate(self.plan, self.instances, node, scope)
-        if link[0] != ITEM:
-            waits_on.append(link[1])
+        if link[0] == ITEM:  # relative to the instance's scope, the same for every clone
+            levels = scope.depth - link[1].depth
+            return ITEM_UP[levels] if levels < len(ITEM_UP) else (ITEM, None, levels)
+        waits_on.append(link[1])
         return link
 
     def _over_limits(self, loop: Instance, iterations: int) -> str | None:
@@ -507,7 +535,7 @@ class Scheduler:
             return limits.exceeded("max_nodes", nodes, f"{what} ({iterations:,} iterations)")
         return None
 
-    def _expand(self, loop: Instance, items: list[Any]) -> None:
+    def _expand(self, loop: FullInstance, items: list[Any]) -> None:
         template = loop.template
         loop.outputs = {"items": items, "count": len(items)}
         loop.iterations = []
@@ -630,7 +658,7 @@ class Scheduler:
             instance, NodeStatus.FAILURE, message, details or {"cause": "error", "message": message}
         )
 
-    def _finish_loop(self, loop: Instance) -> None:
+    def _finish_loop(self, loop: FullInstance) -> None:
         if loop.failed_child is not None:
             child = loop.failed_child
             self._fail(
@@ -681,13 +709,19 @@ class Scheduler:
         conditional entry, else its rows, else its literal `value`, else its `default`."""
         value = None
         if link is not None:
-            value = (
-                self.inputs.get(compiled.ref_name or "")
-                if link[0] == WORKFLOW
-                else link_value(
+            mode = link[0]
+            if mode == WORKFLOW:
+                value = self.inputs.get(compiled.ref_name or "")
+            elif mode == ITEM and link[1] is None:  # see ITEM_UP
+                scope = instance.scope
+                for _ in range(link[2]):
+                    assert scope.parent is not None
+                    scope = scope.parent
+                value = item_value(scope, compiled.ref_name)
+            else:
+                value = link_value(
                     self.plan, self.instances, link, compiled.ref_name, flatten=compiled.is_array
                 )
-            )
         elif conditional:
             first = next(e for e in conditional if matched(e, compiled))
             value = link_value(
