@@ -116,7 +116,7 @@ class Completed:
     """
 
     outputs: Outputs | AssetOutputs
-    assets: list[Asset] = field(default_factory=list)
+    assets: Sequence[Asset] = field(default_factory=list)
     details: dict[str, JSON] | None = None
 
 

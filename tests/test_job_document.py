@@ -39,11 +39,14 @@ def run_document(name: str, inputs: dict[str, Any]) -> JobRun:
     return run(name if name.endswith(".json") else export(name), inputs)
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["", "large-lists"])
 @pytest.mark.parametrize(("name", "inputs"), DOCUMENTS, ids=NAMES)
 def test_streamed_encoding_equals_the_whole_document(
-    name: str, inputs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    name: str, inputs: dict[str, Any], large: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(job_module, "ENCODE_BATCH", 2)  # several batches even in small flows
+    if large:  # every list `output` or `items` of two or more is written a batch at a time
+        monkeypatch.setattr(job_module, "LARGE_LIST", 1)
     job = run_document(name, inputs)
     encoded = job.document_json()
     assert encoded == orjson.dumps(job.document())

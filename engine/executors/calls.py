@@ -139,7 +139,7 @@ def executor_outcome(executor: Executor, call: NodeCall, answer: Any) -> Complet
     normalized, completes it; an exception it raised (not retried) fails it, with its message."""
     if type(answer) is ExecutorResult and not answer.outputs:
         # assets alone (a dry-run model's answer): nothing to normalize or check
-        assets = list(answer.assets)
+        assets = tuple(answer.assets)  # a tuple: a third smaller than a list, kept per node
         return Completed(AssetOutputs(assets), assets)
     if isinstance(answer, Exception):
         return Failed(f"executor `{executor.name}`: {answer}")

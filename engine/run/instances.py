@@ -8,7 +8,7 @@ each input, `dependsOn` entry and branch source of an instance points in that ru
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -120,7 +120,7 @@ class Instance:
         # rather than a dict by name, a third of its size in a fan-out of hundreds of thousands
         self.resolved: tuple[Any, ...] | None = None
         self.outputs: Mapping[str, Any] = NO_OUTPUTS
-        self.assets: list[Any] | tuple[()] = ()
+        self.assets: Sequence[Any] = ()
         self.details: dict[str, Any] | None = None
         self.items: list[Any] | None = None
         # filled once by the scheduler when the instance is wired

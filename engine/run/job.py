@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator, Mapping
-from itertools import groupby, islice
-from operator import attrgetter
+from itertools import islice
 from types import MappingProxyType
 from typing import Any
 
@@ -26,9 +25,6 @@ _OUTPUT_TYPES = frozenset(
 )
 
 
-_TEMPLATE = attrgetter("template")
-
-
 def iteration_path(instance: Instance) -> tuple[int, ...]:
     path: list[int] = []
     scope = instance.scope
@@ -40,7 +36,12 @@ def iteration_path(instance: Instance) -> tuple[int, ...]:
 
 
 def ordered_instances(scheduler: Scheduler) -> list[Instance]:
-    """Flow order: each template, then its clones in iteration order (outer-major).
+    """Flow order: each template, then its clones in iteration order (outer-major)."""
+    return [instance for group in template_groups(scheduler) for instance in group]
+
+
+def template_groups(scheduler: Scheduler) -> list[list[Instance]]:
+    """The instances in flow order, a template's together: one list per template.
 
     Grouped by template rather than sorted whole (a sort would build a key for each of a
     million nodes): the instances of a template in at most one loop are made in that order
@@ -53,12 +54,10 @@ def ordered_instances(scheduler: Scheduler) -> list[Instance]:
             groups[instance.template.position] = [instance]
         else:
             group.append(instance)
-    ordered: list[Instance] = []
-    for position in sorted(groups):
-        group = groups[position]
+    ordered = [groups[position] for position in sorted(groups)]
+    for group in ordered:
         if len(group[0].template.loops) > 1:
             group.sort(key=iteration_path)
-        ordered += group
     return ordered
 
 
@@ -163,32 +162,39 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
 
 
 def _job_outputs(
-    plan: Plan, ordered: list[Instance]
-) -> tuple[list[str], Iterator[tuple[str, dict[str, Any]]]]:
-    """`metadata.assetIds`, and `metadata.output` as (node id, outputs) pairs made as they are
-    read: the assets and outputs of the output nodes that succeeded, in flow order (a model
-    node's or a for-each's asset list left out of its outputs). `ordered` is in flow order, a
-    template's nodes together, and is read a template at a time: what the template decides is
-    read once, and the clones of a template that has no output node are not read at all."""
-    done = [
-        (template, [i for i in clones if i.status is NodeStatus.SUCCESS and not i.is_template_copy])
-        for template, clones in groupby(ordered, key=_TEMPLATE)
-        if template.is_output_candidate
-    ]
-    asset_ids = [asset.asset_id for _, nodes in done for i in nodes for asset in i.assets]
+    plan: Plan, groups: list[list[Instance]]
+) -> tuple[Iterator[str], Iterator[tuple[str, dict[str, Any]]]]:
+    """`metadata.assetIds`, and `metadata.output` as (node id, outputs) pairs, both made as
+    they are read: the assets and outputs of the output nodes that succeeded, in flow order (a
+    model node's or a for-each's asset list left out of its outputs). `groups` are a
+    template's instances each (see `template_groups`): what the template decides is read once,
+    and the clones of a template that has no output node are not read at all."""
+    done = [group for group in groups if group[0].template.is_output_candidate]
+
+    def succeeded(group: list[Instance]) -> Iterator[Instance]:
+        for instance in group:
+            if instance.status is NodeStatus.SUCCESS and not instance.is_template_copy:
+                yield instance
+
+    def asset_ids() -> Iterator[str]:
+        for group in done:
+            for instance in succeeded(group):
+                for asset in instance.assets:
+                    yield asset.asset_id
 
     def pairs() -> Iterator[tuple[str, dict[str, Any]]]:
-        for template, nodes in done:
+        for group in done:
+            template = group[0].template
             without_assets = template.produces_assets or (
                 template.type == "for-each" and plan.loop_output_is_assets(template.id)
             )
-            for instance in nodes:
+            for instance in succeeded(group):
                 kept = dict(instance.outputs)
                 if without_assets:
                     kept.pop("output", None)
                 yield instance.id, kept
 
-    return asset_ids, pairs()
+    return asset_ids(), pairs()
 
 
 def job_document(
@@ -196,15 +202,16 @@ def job_document(
 ) -> dict[str, Any]:
     """The whole job, as `GET /jobs/{id}` returns it (without the `{"job": ...}` envelope)."""
     plan = scheduler.plan
-    ordered = ordered_instances(scheduler)
-    flow = [node_document(plan, instance, scheduler.parked) for instance in ordered]
-    asset_ids, outputs = _job_outputs(plan, ordered)
-    return _document(scheduler, flow, asset_ids, dict(outputs), created_at, extra_metadata)
+    groups = template_groups(scheduler)
+    flow = [node_document(plan, i, scheduler.parked) for group in groups for i in group]
+    asset_ids, outputs = _job_outputs(plan, groups)
+    return _document(scheduler, flow, list(asset_ids), dict(outputs), created_at, extra_metadata)
 
 
 class _Streamed:
     """Stands for a part of a document that `job_document_json` encodes a batch at a time:
-    `metadata.flow` (its nodes) and `metadata.output` (each output node's outputs)."""
+    `metadata.flow` (its nodes), `metadata.assetIds` and `metadata.output` (each output
+    node's outputs)."""
 
 
 STREAMED = _Streamed()
@@ -232,9 +239,9 @@ def write_job_document(
     """`job_document_json`'s bytes, given to `write` a piece at a time (see `SpooledDocument`:
     a large job's encoding then never exists whole in memory either)."""
     plan = scheduler.plan
-    ordered = ordered_instances(scheduler)
-    asset_ids, outputs = _job_outputs(plan, ordered)
-    document = _document(scheduler, STREAMED, asset_ids, STREAMED, created_at, extra_metadata)
+    groups = template_groups(scheduler)
+    asset_ids, outputs = _job_outputs(plan, groups)
+    document = _document(scheduler, STREAMED, STREAMED, STREAMED, created_at, extra_metadata)
 
     def write_object(value: dict[str, Any], special: Mapping[str, Callable[[Any], None]]) -> None:
         write(b"{")
@@ -250,37 +257,85 @@ def write_job_document(
         write(b"}")
 
     def streamed(
-        parts: Iterator[Any], encode: Callable[[list[Any]], bytes]
+        parts: Iterator[Any], write_batch: Callable[[list[Any]], object], brackets: bytes
     ) -> Callable[[Any], None]:
-        """A writer of `parts` encoded a batch at a time (an array or an object, as `encode`
-        makes it), unless extra metadata put a value of its own in their place."""
+        """A writer of `parts`, a batch at a time between `brackets` (`[]` or `{}`; each batch
+        written by `write_batch`, its elements comma-separated), unless extra metadata put a
+        value of its own in their place."""
 
         def write_parts(item: Any) -> None:
             if item is not STREAMED:
                 write(orjson.dumps(item))
                 return
-            empty = encode([])  # `[]` or `{}`: the brackets around the batches
-            write(empty[:1])
+            write(brackets[:1])
             for number, batch in enumerate(iter(lambda: list(islice(parts, ENCODE_BATCH)), [])):
                 if number:
                     write(b",")
-                write(encode(batch)[1:-1])
-            write(empty[1:])
+                write_batch(batch)
+            write(brackets[1:])
 
         return write_parts
 
+    def write_nodes(batch: list[dict[str, Any]]) -> None:
+        """Node documents, comma-separated: encoded together, but a node with a large list
+        (a for-each's `output` of a million iterations) on its own, its list a batch at a
+        time (its encoding would be tens of megabytes at once)."""
+        separator = b""
+        start = 0
+        for index, node in enumerate(batch):
+            key = _large_list_key(node)
+            if key is None:
+                continue
+            if index > start:
+                write(separator + orjson.dumps(batch[start:index])[1:-1])
+                separator = b","
+            write(separator)
+            _write_large_node(write, node, key)
+            separator, start = b",", index + 1
+        if start < len(batch):
+            write(separator + orjson.dumps(batch[start:] if start else batch)[1:-1])
+
     parked = scheduler.parked
     metadata_parts = {
-        "flow": streamed((node_document(plan, i, parked) for i in ordered), orjson.dumps),
-        "output": streamed(outputs, lambda pairs: orjson.dumps(dict(pairs))),
+        "flow": streamed(
+            (node_document(plan, i, parked) for group in groups for i in group),
+            write_nodes,
+            b"[]",
+        ),
+        "assetIds": streamed(asset_ids, lambda batch: write(orjson.dumps(batch)[1:-1]), b"[]"),
+        "output": streamed(outputs, lambda pairs: write(orjson.dumps(dict(pairs))[1:-1]), b"{}"),
     }
     write_object(document, {"metadata": lambda metadata: write_object(metadata, metadata_parts)})
+
+
+LARGE_LIST = 10_000  # elements of a node's `output` or `items` encoded a batch at a time
+
+
+def _large_list_key(node: dict[str, Any]) -> str | None:
+    for key in ("output", "items"):
+        value = node.get(key)
+        if type(value) is list and len(value) > LARGE_LIST:
+            return key
+    return None
+
+
+def _write_large_node(write: Callable[[bytes], object], node: dict[str, Any], key: str) -> None:
+    """`orjson.dumps(node)`'s bytes, with the list at `key` encoded a batch at a time."""
+    keys = list(node)
+    at = keys.index(key)
+    before = {k: node[k] for k in keys[:at]}
+    after = {k: node[k] for k in keys[at + 1 :]}
+    write(orjson.dumps(before)[:-1] + (b',"' if before else b'"') + key.encode() + b'":[')
+    values = node[key]
+    for start in range(0, len(values), ENCODE_BATCH):
+        write((b"," if start else b"") + orjson.dumps(values[start : start + ENCODE_BATCH])[1:-1])
+    write(b"]" + (b"," + orjson.dumps(after)[1:] if after else b"}"))
 
 
 def _document(
     scheduler: Scheduler,
     flow: Any,
-    asset_ids: list[str],
+    asset_ids: Any,
     output: Any,
     created_at: str,
     extra_metadata: dict[str, Any] | None,
