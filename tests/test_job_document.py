@@ -208,3 +208,71 @@ async def test_a_polled_running_job_lags_by_at_most_twice_its_encoding_time(
     assert status_of(seen["late"], "a") == "success"
     assert seen["exact"] is seen["late"]
     assert json.loads(job.document_json(may_lag=True))["status"] == "success"  # not running
+
+
+def _clone_flows() -> list[dict[str, Any]]:
+    """Loops of model nodes whose clones the spliced encoding covers, in their variety: inputs
+    from the item, the index, a run input, literal values (given in the wire, set in place),
+    the wire's keys in another order and unknown ones, several assets, no inputs at all; and
+    clones it leaves to the general way (a failure, a ref to another clone)."""
+    loop = {"id": "loop", "type": "for-each", "count": 3, "loopBodyNodeIds": ["gen"]}
+    gen_inputs = [
+        {"name": "prompt", "type": "string", "ref": {"node": "loop", "name": "item"}},
+        {"name": "index", "type": "number", "ref": {"node": "loop", "name": "index"}},
+        {"name": "style", "type": "string", "ref": {"node": "workflow", "name": "style"}},
+        {"name": "numSamples", "type": "number", "value": 2},
+        {"name": "note", "type": "string", "value": 'é \u2028 "quoted"', "x-extra": [1, {}]},
+    ]
+    reordered = {
+        "inputs": gen_inputs,
+        "modelId": "model_a",
+        "title": "Gen",
+        "type": "custom-model",
+        "id": "gen",
+        "x-editor": {"position": [1.5, -2]},
+    }
+    chained = [
+        {**loop, "loopBodyNodeIds": ["gen", "upscale"]},
+        {"id": "gen", "type": "custom-model", "modelId": "model_a"},
+        {
+            "id": "upscale",
+            "type": "remove-background",
+            "modelId": "model_up",
+            "inputs": [{"name": "image", "type": "file", "ref": {"node": "gen"}}],
+        },
+    ]
+    return [
+        {"inputs": [{"name": "style", "type": "string"}], "flow": [loop, reordered]},
+        {"flow": [loop, {"id": "gen", "type": "custom-model", "modelId": "model_a"}]},
+        {"flow": [loop, {"id": "gen", "type": "custom-model", "modelId": "m", "inputs": []}]},
+        {"flow": chained},
+    ]
+
+
+@pytest.mark.parametrize("number", range(4))
+def test_spliced_clone_encodings_equal_the_general_one(
+    number: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.run.clone_encoding import CloneEncoder
+
+    spliced: list[str] = []
+    encode = CloneEncoder.encode
+
+    def counting(self: CloneEncoder, instance: Instance) -> bytes | None:
+        encoded = encode(self, instance)
+        if encoded is not None:
+            spliced.append(instance.id)
+        return encoded
+
+    monkeypatch.setattr(CloneEncoder, "encode", counting)
+    flow = _clone_flows()[number]
+    failing = {"fail": ["gen#1"], "keep_going": True} if number == 1 else {}
+    job = run(flow, {"style": "ink"} if number == 0 else {}, **failing)
+    assert job.document_json() == orjson.dumps(job.document())
+    expected = {
+        0: ["gen#0", "gen#1", "gen#2"],
+        1: ["gen#0", "gen#2"],
+        2: ["gen#0", "gen#1", "gen#2"],
+    }
+    # chained: `upscale` reads another clone (its ref is rewritten): the general way
+    assert spliced == expected.get(number, ["gen#0", "gen#1", "gen#2"])

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from engine.compile.compiler import Plan
-from engine.protocols import ChildWaits, NodeStatus
+from engine.protocols import AssetOutputs, ChildWaits, NodeStatus
+from engine.run.clone_encoding import CloneEncoder
 from engine.run.instances import INSTANCE, Instance
 from engine.run.scheduler import Scheduler
 
@@ -20,6 +21,7 @@ _REASON_STATUSES = frozenset(
     {NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED, NodeStatus.PROCESSING}
 )
 NOT_PARKED: Mapping[str, ChildWaits] = MappingProxyType({})
+_NOTHING: dict[str, Any] = {}  # shared by the outputs that keep nothing: only ever encoded
 _OUTPUT_TYPES = frozenset(
     {"generate-prompt", "logic", "transform", "list", "for-each", "user-selection"}
 )
@@ -189,7 +191,11 @@ def _job_outputs(
                 template.type == "for-each" and plan.loop_output_is_assets(template.id)
             )
             for instance in succeeded(group):
-                kept = dict(instance.outputs)
+                outputs = instance.outputs
+                if without_assets and type(outputs) is AssetOutputs:
+                    yield instance.id, _NOTHING  # its only output is its assets' ids
+                    continue
+                kept = dict(outputs)
                 if without_assets:
                     kept.pop("output", None)
                 yield instance.id, kept
@@ -276,32 +282,51 @@ def write_job_document(
 
         return write_parts
 
-    def write_nodes(batch: list[dict[str, Any]]) -> None:
+    def write_nodes(batch: list[dict[str, Any] | bytes]) -> None:
         """Node documents, comma-separated: encoded together, but a node with a large list
         (a for-each's `output` of a million iterations) on its own, its list a batch at a
-        time (its encoding would be tens of megabytes at once)."""
-        separator = b""
-        start = 0
-        for index, node in enumerate(batch):
+        time (its encoding would be tens of megabytes at once); those encoded already (see
+        `CloneEncoder`) as they are."""
+        pieces: list[bytes] = []
+        run: list[dict[str, Any]] = []
+        for node in batch:
+            if type(node) is bytes:
+                if run:
+                    pieces.append(orjson.dumps(run)[1:-1])
+                    run = []
+                pieces.append(node)
+                continue
+            assert isinstance(node, dict)
             key = _large_list_key(node)
             if key is None:
+                run.append(node)
                 continue
-            if index > start:
-                write(separator + orjson.dumps(batch[start:index])[1:-1])
-                separator = b","
-            write(separator)
+            if run:
+                pieces.append(orjson.dumps(run)[1:-1])
+                run = []
+            if pieces:
+                write(b",".join(pieces) + b",")
+                pieces = []
             _write_large_node(write, node, key)
-            separator, start = b",", index + 1
-        if start < len(batch):
-            write(separator + orjson.dumps(batch[start:] if start else batch)[1:-1])
+            pieces.append(b"")  # the next node follows a comma
+        if run:
+            pieces.append(orjson.dumps(run)[1:-1])
+        if pieces:
+            write(b",".join(pieces))
 
-    parked = scheduler.parked
+    def flow() -> Iterator[dict[str, Any] | bytes]:
+        parked = scheduler.parked
+        for group in groups:
+            encoder = CloneEncoder(group[0].template) if len(group) > 1 else None
+            if encoder is None or not encoder.usable:
+                for instance in group:
+                    yield node_document(plan, instance, parked)
+                continue
+            for instance in group:
+                yield encoder.encode(instance) or node_document(plan, instance, parked)
+
     metadata_parts = {
-        "flow": streamed(
-            (node_document(plan, i, parked) for group in groups for i in group),
-            write_nodes,
-            b"[]",
-        ),
+        "flow": streamed(flow(), write_nodes, b"[]"),
         "assetIds": streamed(asset_ids, lambda batch: write(orjson.dumps(batch)[1:-1]), b"[]"),
         "output": streamed(outputs, lambda pairs: write(orjson.dumps(dict(pairs))[1:-1]), b"{}"),
     }
