@@ -128,17 +128,22 @@ class JobRun:
         """Whether the job is large enough to have its document encoded into a file."""
         return len(self.scheduler.instances) > SPOOL_NODES
 
-    def spool(self) -> SpooledDocument:
-        """The document encoded now into a temporary file, not kept (the caller closes it)."""
-        with quiet_gc():
-            return SpooledDocument(
-                partial(
-                    write_job_document,
-                    self.scheduler,
-                    created_at=self.created_at,
-                    extra_metadata=self.extra_metadata,
+    def spool(self) -> SpooledDocument | bytes:
+        """The document encoded now into a temporary file, not kept (the caller closes it);
+        in memory when no temporary file can be written (a full disk, an unwritable
+        `TMPDIR`): the file spares memory, it is not worth failing the job for."""
+        try:
+            with quiet_gc():
+                return SpooledDocument(
+                    partial(
+                        write_job_document,
+                        self.scheduler,
+                        created_at=self.created_at,
+                        extra_metadata=self.extra_metadata,
+                    )
                 )
-            )
+        except OSError:
+            return self.encode()
 
     def stored_form(self) -> bytes | SpooledDocument:
         """The document as checkpoints and the CLI's output take it, once per change: in
@@ -157,7 +162,10 @@ class JobRun:
         if self._document_json is not None and self._document_json[0] == key:
             return self._document_json[1]  # encoded in memory already (a reader asked)
         document = self.spool()
-        self._spooled = (key, document)
+        if isinstance(document, bytes):
+            self._document_json = (key, document, monotonic(), 0.0)
+        else:
+            self._spooled = (key, document)
         return document
 
     def _key(self) -> tuple[int, JobStatus]:

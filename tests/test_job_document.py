@@ -150,6 +150,29 @@ def test_a_large_job_document_goes_to_the_store_from_a_file(
     store.close()
 
 
+def test_a_large_job_document_is_kept_in_memory_when_no_file_can_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (or an unwritable TMPDIR) costs the spared memory, not the job."""
+    import tempfile
+
+    from engine import api
+    from engine.stores import SQLiteStore
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(api, "SPOOL_NODES", 3)
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    store = SQLiteStore(tmp_path / "jobs.db")
+    job = run("gates.json", store=store)
+    assert job.spools and job.status.value == "in-progress"
+    encoded = job.stored_form()
+    assert isinstance(encoded, bytes) and encoded == orjson.dumps(job.document())
+    assert store.document_json(job.job_id) == encoded
+    store.close()
+
+
 @pytest.mark.anyio
 async def test_a_polled_running_job_lags_by_at_most_twice_its_encoding_time(
     monkeypatch: pytest.MonkeyPatch,

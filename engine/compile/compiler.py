@@ -92,7 +92,8 @@ class TemplateNode:
     input_names: tuple[str, ...] = ()  # of `inputs`, in order: an instance's values by name
 
     def __post_init__(self) -> None:
-        self.input_names = tuple(compiled.name for compiled in self.inputs)
+        if self.inputs:
+            self.input_names = tuple([compiled.name for compiled in self.inputs])
 
     @property
     def owner(self) -> str | None:

