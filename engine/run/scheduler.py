@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from engine.compile.compiler import CompiledInput, Plan, TemplateNode
@@ -84,7 +84,7 @@ def utc_now() -> str:
     return text
 
 
-@cache
+@lru_cache(maxsize=1024)  # bounded: the names come from the flows a server is sent
 def _workflow_link(name: str | None) -> Link:
     """The link of an input to the run input `name` (one for all the instances that read it)."""
     return (WORKFLOW, None, name)
