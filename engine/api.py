@@ -168,6 +168,13 @@ class JobRun:
             self._spooled = (key, document)
         return document
 
+    def let_go(self) -> None:
+        """Drop the encodings kept for readers (a large job's temporary file goes with its
+        last holder): the job is no longer kept, and may be held in reference cycles a while."""
+        self._document_json = None
+        self._spooled = None
+        self._document = None
+
     def _key(self) -> tuple[int, JobStatus]:
         return (self.scheduler.transition_count, self.scheduler.status)
 
@@ -607,7 +614,9 @@ class Engine:
     def forget(self, job_id: str) -> None:
         """Drop a job from memory (the store keeps it), with the child jobs it left behind
         that are not running; a later `get` rebuilds them."""
-        self.jobs.pop(job_id, None)
+        forgotten = self.jobs.pop(job_id, None)
+        if forgotten is not None:
+            forgotten.let_go()
         for child in [j for j in self.jobs.values() if j.parent_job_id == job_id]:
             if not child.runner.active:
                 self.forget(child.job_id)

@@ -529,3 +529,38 @@ async def test_a_kind_that_delegates_from_a_later_turn_hands_its_call_to_the_wor
         await job.runner.run()
     assert job.status.value == "success"
     assert [n["status"] for n in job.document()["metadata"]["flow"]][-3:] == ["success"] * 3
+
+
+async def test_a_kind_may_expand_a_node_with_no_body() -> None:
+    """A plugged-in kind that answers `Expand` for a node that is no for-each (it has no body
+    to clone) ends it as a loop of no body: a success with the items' count (its instance has
+    no room for a loop's iterations, which it never needs)."""
+    from engine.protocols import Expand
+    from nodes import default_registry
+    from nodes.transform import TransformKind
+
+    class Spread(TransformKind):
+        def start(self, call: Any, expressions: Any) -> Any:
+            return Expand([1, 2])
+
+    document = {
+        "flow": [
+            {"id": "spread", "type": "transform", "logic": {"transform": "1"}},
+            {
+                "id": "after",
+                "type": "transform",
+                "inputs": [
+                    {"name": "n", "type": "number", "ref": {"node": "spread", "name": "count"}}
+                ],
+                "logic": {"transform": "n"},
+            },
+        ]
+    }
+    engine = make_engine(kinds={**default_registry(), "transform": Spread()})
+    job = await engine.run(document)
+    spread = job.scheduler.instances["spread"]
+    assert (spread.status.value, dict(spread.outputs)) == (
+        "success",
+        {"items": [1, 2], "count": 2, "output": {}},
+    )
+    assert job.scheduler.instances["after"].status.value == "success"

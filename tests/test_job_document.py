@@ -299,3 +299,13 @@ def test_spliced_clone_encodings_equal_the_general_one(
     }
     # chained: `upscale` reads another clone (its ref is rewritten): the general way
     assert spliced == expected.get(number, ["gen#0", "gen#1", "gen#2"])
+
+
+def test_documents_share_no_outputs_between_jobs() -> None:
+    """An output node whose only output is its assets shows `{}` in `metadata.output`: a dict
+    of its own in each document, so one caller's change reaches no other job."""
+    document = {"flow": [{"id": "gen", "type": "custom-model", "modelId": "model_a"}]}
+    first, second = run(document), run(document)
+    first.document()["metadata"]["output"]["gen"]["note"] = "changed"
+    assert second.document()["metadata"]["output"] == {"gen": {}}
+    assert json.loads(second.document_json())["metadata"]["output"] == {"gen": {}}

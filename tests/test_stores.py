@@ -17,7 +17,7 @@ from postgres_server import postgres_server, unavailable_reason
 from engine import DecisionError, DryRunExecutor, Engine, ExecutorResult, NodeCall, UnknownJobError
 from engine.api import JobRun
 from engine.errors import StoreError
-from engine.protocols import JobRecord, OutcomeRecord, Store, Transition
+from engine.protocols import Asset, JobRecord, OutcomeRecord, Store, Transition
 from engine.run.spooled import SpooledDocument
 from engine.stores import MemoryStore, SQLiteStore, open_store
 from engine.stores.postgres import PostgresStore
@@ -624,3 +624,46 @@ def test_a_running_job_is_written_now_and_then_for_readers_of_the_store(
     final = reader.get_job(job.job_id)
     assert final is not None and final.document is not None
     assert final.document["status"] == "success"
+
+
+@pytest.mark.parametrize("assets", [[], ["asset_one"]], ids=["no-assets", "one-asset"])
+def test_a_model_answer_of_assets_alone_is_rebuilt_as_it_ran(
+    tmp_path: Path, assets: list[str]
+) -> None:
+    """A model that answers assets alone (or nothing at all) gives its node an `output` of
+    their ids (`[]` for none); the job rebuilt from its log reads the same, and so does the
+    node after the gate that reads it."""
+
+    def model(call: NodeCall) -> ExecutorResult:
+        return ExecutorResult(assets=[Asset(a, f"asset://{a}") for a in assets])
+
+    flow_document = {
+        "flow": [
+            {"id": "gen", "type": "custom-model", "modelId": "m_assets"},
+            {"id": "gate", "type": "user-approval", "dependsOn": ["gen"]},
+            {
+                "id": "use",
+                "type": "transform",
+                "dependsOn": ["gate"],
+                "inputs": [{"name": "ids", "type": "string_array", "ref": {"node": "gen"}}],
+                "logic": {"transform": "size(ids)"},
+            },
+        ]
+    }
+    engine = make_engine(store=SQLiteStore(tmp_path / "jobs.db"), python_models={"m_assets": model})
+    job = anyio.run(engine.run, flow_document)
+    assert job.status.value == "in-progress"  # at the gate
+    assert dict(job.scheduler.instances["gen"].outputs) == {"output": assets}
+    rebuilt_engine = make_engine(
+        store=SQLiteStore(tmp_path / "jobs.db"), python_models={"m_assets": model}
+    )
+    rebuilt = rebuilt_engine.get(job.job_id)
+    assert dict(rebuilt.scheduler.instances["gen"].outputs) == {"output": assets}
+    rebuilt_engine.decide_now(rebuilt, "gate", "approve")
+
+    async def carry_on() -> None:
+        await rebuilt_engine.advance(rebuilt)
+
+    anyio.run(carry_on)
+    use = next(n for n in rebuilt.document()["metadata"]["flow"] if n["id"] == "use")
+    assert (use["status"], use["output"]) == ("success", len(assets))

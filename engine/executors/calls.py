@@ -137,7 +137,7 @@ async def call_executor(
 def executor_outcome(executor: Executor, call: NodeCall, answer: Any) -> Completed | Failed:
     """What an executor's answer to a call makes of its node: its result, checked and
     normalized, completes it; an exception it raised (not retried) fails it, with its message."""
-    if type(answer) is ExecutorResult and not answer.outputs:
+    if type(answer) is ExecutorResult and answer.assets and not answer.outputs:
         # assets alone (a dry-run model's answer): nothing to normalize or check
         assets = tuple(answer.assets)  # a tuple: a third smaller than a list, kept per node
         return Completed(AssetOutputs(assets), assets)

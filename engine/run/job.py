@@ -21,7 +21,6 @@ _REASON_STATUSES = frozenset(
     {NodeStatus.SKIPPED, NodeStatus.FAILURE, NodeStatus.REJECTED, NodeStatus.PROCESSING}
 )
 NOT_PARKED: Mapping[str, ChildWaits] = MappingProxyType({})
-_NOTHING: dict[str, Any] = {}  # shared by the outputs that keep nothing: only ever encoded
 _OUTPUT_TYPES = frozenset(
     {"generate-prompt", "logic", "transform", "list", "for-each", "user-selection"}
 )
@@ -193,7 +192,7 @@ def _job_outputs(
             for instance in succeeded(group):
                 outputs = instance.outputs
                 if without_assets and type(outputs) is AssetOutputs:
-                    yield instance.id, _NOTHING  # its only output is its assets' ids
+                    yield instance.id, {}  # its only output is its assets' ids
                     continue
                 kept = dict(outputs)
                 if without_assets:

@@ -36,16 +36,19 @@ def outcome_record(
     record too: it carries the call's attempt and job id."""
     node_id = instance.id
     if isinstance(outcome, Completed | Failed):
-        payload: dict[str, Any] = (
-            {
-                # an AssetOutputs is its assets' ids: the record's assets give them back
-                "outputs": {} if type(outcome.outputs) is AssetOutputs else outcome.outputs,
+        payload: dict[str, Any]
+        if isinstance(outcome, Completed):
+            outputs = outcome.outputs
+            if type(outputs) is AssetOutputs:
+                # its assets' ids: the record's assets give them back (none: `output` is kept)
+                outputs = {} if outcome.assets else dict(outputs)
+            payload = {
+                "outputs": outputs,
                 "assets": [a.to_json() for a in outcome.assets],
                 "details": outcome.details,
             }
-            if isinstance(outcome, Completed)
-            else {"message": outcome.message}
-        )
+        else:
+            payload = {"message": outcome.message}
         if with_call:
             payload["call"] = {"attempt": instance.attempt, "jobId": instance.job_id}
         return OutcomeRecord(

@@ -232,10 +232,7 @@ class Scheduler:
             self._fail(instance, outcome.message)
         elif isinstance(outcome, Expand):
             refused = self._over_limits(instance, len(outcome.items))
-            if not isinstance(instance, FullInstance) or instance.template.type != "for-each":
-                message = f"a `{instance.template.type}` node cannot start loop iterations"
-                self._fail(instance, message)
-            elif refused is None:
+            if refused is None:
                 self._expand(instance, outcome.items)
             else:
                 self._fail(instance, refused, {"cause": "limit", "message": refused})
@@ -535,11 +532,15 @@ class Scheduler:
             return limits.exceeded("max_nodes", nodes, f"{what} ({iterations:,} iterations)")
         return None
 
-    def _expand(self, loop: FullInstance, items: list[Any]) -> None:
+    def _expand(self, loop: Instance, items: list[Any]) -> None:
         template = loop.template
         loop.outputs = {"items": items, "count": len(items)}
-        loop.iterations = []
         loop.details = {"iterations": len(items)}
+        if not template.descendants:  # nothing to clone (a plugged-in kind may expand any node)
+            self._finish_loop(loop)
+            return
+        assert isinstance(loop, FullInstance)  # a node with a body is a for-each: see Instance.of
+        loop.iterations = []
         created: list[Instance] = []
         members = [self.plan.nodes[member_id] for member_id in template.descendants]
         owned = [member.owner == template.id for member in members]
@@ -658,7 +659,7 @@ class Scheduler:
             instance, NodeStatus.FAILURE, message, details or {"cause": "error", "message": message}
         )
 
-    def _finish_loop(self, loop: FullInstance) -> None:
+    def _finish_loop(self, loop: Instance) -> None:
         if loop.failed_child is not None:
             child = loop.failed_child
             self._fail(

@@ -7,6 +7,7 @@ a piece at a time.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import weakref
@@ -26,10 +27,18 @@ class SpooledDocument:
         given (one call per piece, in order)."""
         import tempfile  # only large jobs get here: not among the CLI's start-up imports
 
+        if not hasattr(os, "pread"):  # positioned reads (POSIX): the caller keeps it in memory
+            raise OSError("no positioned file reads on this system")
         handle, path = tempfile.mkstemp(prefix="flowgraph-document-")
-        os.unlink(path)  # the file lives while its descriptor is open, and no longer
         self._fd = handle
         self._closer = weakref.finalize(self, os.close, handle)
+        try:
+            os.unlink(path)  # the file lives while its descriptor is open, and no longer
+        except OSError:  # a system that keeps open files (the caller keeps it in memory)
+            self.close()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
         try:
             with (
                 io.FileIO(handle, "wb", closefd=False) as raw,
