@@ -264,15 +264,46 @@ def _clone_flows() -> list[dict[str, Any]]:
             "inputs": [{"name": "image", "type": "file", "ref": {"node": "gen"}}],
         },
     ]
+    outside = [
+        {"id": "prompt", "type": "transform", "logic": {"transform": "'a fox'"}},
+        loop,
+        {
+            "id": "gen",
+            "type": "custom-model",
+            "modelId": "model_a",
+            "inputs": [
+                {"name": "prompt", "type": "string", "ref": {"node": "prompt"}},
+                {"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}},
+            ],
+        },
+    ]
+    nested = [
+        {"id": "outer", "type": "for-each", "count": 2, "loopBodyNodeIds": ["word", "inner"]},
+        {
+            "id": "word",
+            "type": "transform",
+            "inputs": [{"name": "i", "type": "number", "ref": {"node": "outer", "name": "index"}}],
+            "logic": {"transform": "'word ' + string(i)"},
+        },
+        {"id": "inner", "type": "for-each", "count": 2, "loopBodyNodeIds": ["gen"]},
+        {
+            "id": "gen",
+            "type": "custom-model",
+            "modelId": "model_a",
+            "inputs": [{"name": "prompt", "type": "string", "ref": {"node": "word"}}],
+        },
+    ]
     return [
         {"inputs": [{"name": "style", "type": "string"}], "flow": [loop, reordered]},
         {"flow": [loop, {"id": "gen", "type": "custom-model", "modelId": "model_a"}]},
         {"flow": [loop, {"id": "gen", "type": "custom-model", "modelId": "m", "inputs": []}]},
         {"flow": chained},
+        {"flow": outside},
+        {"flow": nested},
     ]
 
 
-@pytest.mark.parametrize("number", range(4))
+@pytest.mark.parametrize("number", range(6))
 def test_spliced_clone_encodings_equal_the_general_one(
     number: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -297,8 +328,13 @@ def test_spliced_clone_encodings_equal_the_general_one(
         1: ["gen#0", "gen#2"],
         2: ["gen#0", "gen#1", "gen#2"],
     }
-    # chained: `upscale` reads another clone (its ref is rewritten): the general way
+    # chained: `upscale` reads another clone (its ref is rewritten): the general way; nested:
+    # `gen` reads its outer iteration's `word#i` (rewritten too)
+    expected[5] = []
     assert spliced == expected.get(number, ["gen#0", "gen#1", "gen#2"])
+    if number == 4:  # reading a node outside the loop, the clones share their links
+        links = {id(job.scheduler.instances[f"gen#{i}"].input_links) for i in range(3)}
+        assert len(links) == 1
 
 
 def test_documents_share_no_outputs_between_jobs() -> None:

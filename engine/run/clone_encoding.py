@@ -18,7 +18,7 @@ import orjson
 
 from engine.compile.compiler import TemplateNode
 from engine.protocols import NodeStatus
-from engine.run.instances import Instance
+from engine.run.instances import INSTANCE, Instance
 
 _MARK = "\x01flowgraph-splice\x01"  # placeholders no document holds (control characters)
 _ID_MARK, _INPUTS_MARK = _MARK + "id", _MARK + "inputs"
@@ -107,8 +107,8 @@ class CloneEncoder:
         ):
             return None
         for link in instance.input_links:
-            if link is not None and link[1] is not None:  # a ref to rewrite to another clone
-                return None
+            if link is not None and link[0] == INSTANCE and link[1].scope.loop is not None:
+                return None  # a ref the document rewrites to that clone's id
         scope = instance.scope
         loop, index = scope.loop, scope.index
         assert loop is not None and index is not None

@@ -453,10 +453,12 @@ class Scheduler:
             input_links: list[Link | None] = []
             conditional_links: list[tuple[Link, ...]] = []
             has_rows = False
-            shared = True  # no link names an instance: the template's clones share the tuple
+            # every link the same for the template's clones in this loop (none names one of
+            # its own iteration's instances): they share one tuple
+            shared = True
             for compiled in template.inputs:
                 link = self._ref_link(compiled, scope, waits_on)
-                if link is not None and link[1] is not None:
+                if link is not None and link[1] is not None and link[1].scope.depth >= scope.depth:
                     shared = False
                 input_links.append(link)
                 if compiled.conditional:
