@@ -137,6 +137,9 @@ def test_a_large_job_document_goes_to_the_store_from_a_file(
     assert spooled.read() == orjson.dumps(job.document())
     assert store.document_json(job.job_id) == spooled.read()  # the run's last checkpoint
     assert job.document_json() == spooled.read()  # read from the file, not encoded again
+    # and weighed, for readers that may take a lagging encoding, by what encoding it took
+    assert job._document_json is not None and job._spooled is not None
+    assert job._document_json[3] == job._spooled[2] > 0
     job.scheduler.cancel("enough")
     changed = job.stored_form()
     assert changed is not spooled and not spooled.closed  # its holder may still read it
