@@ -273,10 +273,10 @@ def test_a_template_nested_too_deeply_is_refused_with_a_reason(source: str) -> N
 
 
 def test_the_cases_of_one_node_share_what_runs_inline() -> None:
-    from engine.compile.expressions import runs_apart_together
+    from engine.compile.expressions import inline_share, inputs_exceed
 
     cases = [compile_expression(f"size(xs) == {n}") for n in range(100)]
     small, large = {"xs": [""] * 10}, {"xs": [""] * 5000}
-    assert not runs_apart_together(cases[:3], small)
+    assert not inputs_exceed(inline_share(cases[:3]), small)
     assert not cases[0].runs_apart(large)  # one case over these inputs: inline
-    assert runs_apart_together(cases, large)  # a hundred: apart
+    assert inputs_exceed(inline_share(cases), large)  # a hundred: apart

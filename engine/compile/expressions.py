@@ -120,7 +120,7 @@ class Expression:
         inputs larger than the expression's `inline_size` (see INLINE_WORK: a comprehension
         over more than 256 items, any expression over more than 65,536 characters and items,
         less for one that reads its inputs many times or multiplies their size)."""
-        return runs_apart_together((self,), variables)
+        return inputs_exceed(inline_share((self,)), variables)
 
     def variables(self) -> frozenset[str]:
         """The names the expression reads from its variables (the node's inputs): for CEL the
@@ -213,12 +213,6 @@ def _larger_than(values: Any, limit: int) -> bool:
         if total > limit:
             return True
     return False
-
-
-def runs_apart_together(expressions: Sequence[Expression], variables: Mapping[str, Any]) -> bool:
-    """Whether a node's expressions, evaluated one after the other against the same
-    `variables` (a logic node's cases), need the time budget (see `inline_share`)."""
-    return inputs_exceed(inline_share(expressions), variables)
 
 
 def inline_share(expressions: Sequence[Expression]) -> int | None:

@@ -36,13 +36,9 @@ def iteration_path(instance: Instance) -> tuple[int, ...]:
     return tuple(reversed(path))
 
 
-def ordered_instances(scheduler: Scheduler) -> list[Instance]:
-    """Flow order: each template, then its clones in iteration order (outer-major)."""
-    return [instance for group in template_groups(scheduler) for instance in group]
-
-
 def template_groups(scheduler: Scheduler) -> list[list[Instance]]:
-    """The instances in flow order, a template's together: one list per template.
+    """The instances in flow order (each template, then its clones in iteration order,
+    outer-major), a template's together: one list per template.
 
     Grouped by template rather than sorted whole (a sort would build a key for each of a
     million nodes): the instances of a template in at most one loop are made in that order

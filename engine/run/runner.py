@@ -208,9 +208,8 @@ class Runner:
                     group.start_soon(self._worker)
                 if self.durable:
                     group.start_soon(self._flusher)
-                if self._inline_due and not self._draining:  # left by a run cancelled early
-                    self._draining = True
-                    group.start_soon(self._drain_inline)
+                if self._inline_due:  # left by a run cancelled early
+                    self._drain_later(group)
                 starting, self.pending_start = self.pending_start, []
                 self._turn_ends = monotonic() + self.inline_slice
                 self._start_batch(starting)
@@ -277,9 +276,7 @@ class Runner:
                     continue
                 if self._inline_due or monotonic() > self._turn_ends:
                     self._inline_due.append((instance, call))
-                    if not self._draining:
-                        self._draining = True
-                        self._group.start_soon(self._drain_inline)
+                    self._drain_later(self._group)
                     continue
             outcome = _kind_start(template, call)
             if isinstance(outcome, Delegate):
@@ -365,6 +362,12 @@ class Runner:
             return  # the job was canceled or closed meanwhile
         self._started(instance, call, outcome)
         self.pump()
+
+    def _drain_later(self, group: TaskGroup) -> None:
+        """Have the nodes left for later evaluated (see `_drain_inline`), unless that goes on."""
+        if not self._draining:
+            self._draining = True
+            group.start_soon(self._drain_inline)
 
     async def _drain_inline(self) -> None:
         """Evaluate the expression nodes a turn left for later (see `inline_slice`), in the
