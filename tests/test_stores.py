@@ -205,11 +205,12 @@ def test_jobs_outcomes_and_events_round_trip_in_order(store: Store) -> None:
 
 
 def test_a_document_of_several_megabytes_round_trips(store: Store) -> None:
-    """The SQLite store writes a document a megabyte at a time: the pieces must add up."""
+    """The SQLite store writes a document a megabyte at a time, deflated past 4 MiB: the
+    pieces must add up, and a reader gets the JSON back as it was given."""
     store.create_job(record("job_big", "2026-01-01T00:00:00.000Z"))
-    document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(30_000)]}
+    document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(50_000)]}
     encoded = json.dumps(document, ensure_ascii=False).encode()
-    assert len(encoded) > 3 * (1 << 20)
+    assert len(encoded) > 5 * (1 << 20)
     store.checkpoint("job_big", status="success", updated_at="x", document_json=encoded)
     job = store.get_job("job_big")
     assert job is not None and job.document == document
@@ -224,13 +225,13 @@ def test_a_spooled_document_is_stored_as_its_bytes(store: Store) -> None:
     """A large job's document comes from a temporary file, a piece at a time: what is stored
     is the same as from memory, and the file is left open for the next reader."""
     store.create_job(record("job_big", "2026-01-01T00:00:00.000Z"))
-    document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(30_000)]}
+    document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(50_000)]}
     encoded = json.dumps(document, ensure_ascii=False).encode()
     spooled = SpooledDocument(
         lambda write: [write(encoded[i : i + 7000]) for i in range(0, len(encoded), 7000)]
     )
     try:
-        assert spooled.size == len(encoded) > 3 * (1 << 20)
+        assert spooled.size == len(encoded) > 5 * (1 << 20)
         store.checkpoint("job_big", status="success", updated_at="x", document_json=spooled)
         assert store.document_json("job_big") == encoded
         job = store.get_job("job_big")
@@ -239,6 +240,71 @@ def test_a_spooled_document_is_stored_as_its_bytes(store: Store) -> None:
     finally:
         spooled.close()
     assert spooled.closed
+
+
+def test_sqlite_deflates_large_log_batches_and_documents_and_reads_its_older_text(
+    tmp_path: Path,
+) -> None:
+    """A large fan-out writes hundreds of megabytes of log and document: the SQLite store keeps
+    a log batch of 4 KiB or more, and a document of 4 MiB or more, deflated. Readers get the
+    same records and JSON back, and rows written as JSON text (small ones, and every row of a
+    file made before) read as they did."""
+    import sqlite3
+
+    path = tmp_path / "db.sqlite"
+    store = SQLiteStore(path)
+    store.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
+    outcomes = [
+        OutcomeRecord(f"gen#{i}", "completed", {"outputs": {"i": i}, "assets": []})
+        for i in range(300)
+    ]
+    transitions = [transition(f"gen#{i}", "success") for i in range(300)]
+    store.record("job_1", outcomes, transitions)
+    store.record("job_1", [OutcomeRecord("b", "wait", {"items": None})], [])
+    document = {"flow": [{"id": f"gen#{i}", "status": "success"} for i in range(200_000)]}
+    encoded = json.dumps(document).encode()
+    assert len(encoded) > 4 * (1 << 20)
+    store.checkpoint("job_1", status="success", updated_at="x", document_json=encoded)
+    store.close()
+
+    raw = sqlite3.connect(path)
+    rows = raw.execute(
+        "SELECT seq, typeof(outcomes), length(outcomes), typeof(events), length(events) "
+        "FROM log_batches ORDER BY seq"
+    ).fetchall()
+    outcomes_json = json.dumps([list(o) for o in outcomes]).encode()
+    assert rows[0][1] == rows[0][3] == "blob" and rows[0][2] < len(outcomes_json) / 3
+    assert rows[1][1:4:2] == ("text", "text")
+    kind, size = raw.execute("SELECT typeof(document), length(document) FROM jobs").fetchone()
+    assert kind == "blob" and size < len(encoded) / 3
+    # what a store of an earlier version wrote: JSON text
+    raw.execute(
+        "INSERT INTO log_batches VALUES ('job_1', 2, ?, '[]')",
+        (json.dumps([["c", "failed", {"message": "old"}]]),),
+    )
+    raw.commit()
+    raw.close()
+
+    again = SQLiteStore(path)
+    assert again.outcomes("job_1") == [
+        *outcomes,
+        OutcomeRecord("b", "wait", {"items": None}),
+        OutcomeRecord("c", "failed", {"message": "old"}),
+    ]
+    assert again.events("job_1") == transitions
+    assert again.document_json("job_1") == encoded
+    job = again.get_job("job_1")
+    assert job is not None and job.document == document
+    again.close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE jobs SET document = ?", ('{"flow": []}',))
+    raw.commit()
+    raw.close()
+    old = SQLiteStore(path)
+    assert old.document_json("job_1") == b'{"flow": []}'
+    job = old.get_job("job_1")
+    assert job is not None and job.document == {"flow": []}
+    old.close()
 
 
 def test_a_job_is_read_without_its_document_when_asked(store: Store) -> None:

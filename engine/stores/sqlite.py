@@ -25,6 +25,9 @@ from engine.protocols import (
 from engine.stores.sql import (
     JOB_COLUMNS,
     SUMMARY_COLUMNS,
+    compress_column,
+    deflate_to_file,
+    document_bytes,
     encode_batch,
     entry_columns,
     entry_of,
@@ -40,6 +43,7 @@ from engine.stores.sql import (
 
 SCHEMA_VERSION = 2
 BLOB_PIECE = 1 << 20  # bytes of a job document written at a time
+DEFLATE_DOCUMENT_FROM = 1 << 22  # bytes of a job document, from which it is stored deflated
 PAGE_SIZE = 16384  # bytes, for a new store file
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -209,7 +213,7 @@ class SQLiteStore:
         (a 100,000-node run writes a few hundred rows, not half a million)."""
         if not outcomes and not transitions:
             return
-        outcome_rows, event_rows = encode_batch(outcomes, transitions)
+        outcome_rows, event_rows = map(compress_column, encode_batch(outcomes, transitions))
         with self._lock:
             if job_id not in self._known_jobs:
                 found = self._connection.execute(
@@ -240,6 +244,19 @@ class SQLiteStore:
             )
         else:
             size, pieces = document_json.size, document_json.pieces()
+        deflated = None
+        if size >= DEFLATE_DOCUMENT_FROM:
+            deflated = deflate_to_file(pieces)
+            size, pieces = deflated.size, deflated.pieces()
+        try:
+            self._write_document(job_id, status, updated_at, size, pieces)
+        finally:
+            if deflated is not None:
+                deflated.close()
+
+    def _write_document(
+        self, job_id: str, status: str, updated_at: str, size: int, pieces: Iterable[Any]
+    ) -> None:
         with self._lock:
             connection = self._connection
             connection.execute("BEGIN IMMEDIATE")
@@ -282,7 +299,7 @@ class SQLiteStore:
             ).fetchone()
         if row is None or row[0] is None:
             return None
-        return row[0] if isinstance(row[0], bytes) else row[0].encode()
+        return document_bytes(row[0])
 
     def outcomes(self, job_id: str) -> list[OutcomeRecord]:
         return outcomes_of(self._batches(job_id, "outcomes"))
