@@ -67,6 +67,9 @@ class JobRun:
     created_at: str
     parent_job_id: str | None = None
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    # a large job's spooled document is deflated as it is encoded, for a store that keeps
+    # large documents deflated (see engine/deflated.py)
+    deflate_spool: bool = False
     # set while an advance of the job goes on: another one joins it instead of running beside it
     advancing: anyio.Event | None = field(default=None, repr=False)
     _document: dict[str, Any] | None = field(default=None, repr=False)
@@ -147,7 +150,8 @@ class JobRun:
                         self.scheduler,
                         created_at=self.created_at,
                         extra_metadata=self.extra_metadata,
-                    )
+                    ),
+                    deflate=self.deflate_spool,
                 )
         except OSError:
             return self.encode()
@@ -391,6 +395,7 @@ class Engine:
             runner=runner,
             created_at=created_at or scheduler.status_history[0][0],
             parent_job_id=parent_job_id,
+            deflate_spool=self.store is not None and self.store.deflates_documents,
         )
         if parent_job_id is not None:
             job.extra_metadata["workflowJobId"] = parent_job_id

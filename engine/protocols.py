@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:  # for annotations only: this module imports nothing of the engine at run time
+    from engine.deflated import DeflatedFile
     from engine.run.children import ChildGate
 
 JSON: TypeAlias = Any
@@ -401,6 +402,9 @@ class EncodedDocument(Protocol):
     """A job document encoded outside memory (a large job's; see engine/run/spooled.py)."""
 
     size: int  # in bytes
+    # the same document as a zlib stream, made beside it for a store that keeps large
+    # documents deflated (see engine/deflated.py), or None
+    deflated: DeflatedFile | None
 
     def pieces(self) -> Iterator[bytes]:
         """The document a piece at a time, in order."""
@@ -418,6 +422,9 @@ class Store(Protocol):
     # is then written now and then, for them to see it progress. An in-memory store is read
     # only by its own process, which sees the live job.
     shared: bool
+    # Whether it keeps large documents deflated (zlib): a large job's document is then
+    # deflated in a thread of its own while it is encoded, and handed over as `deflated`.
+    deflates_documents: bool
 
     def put_workflow(self, workflow_id: str, document: dict[str, JSON]) -> None: ...
 

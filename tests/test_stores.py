@@ -242,24 +242,31 @@ def test_a_spooled_document_is_stored_as_its_bytes(store: Store) -> None:
     assert spooled.closed
 
 
-def test_sqlite_deflates_large_log_batches_and_documents_and_reads_its_older_text(
-    tmp_path: Path,
+def test_sqlite_deflates_a_large_log_and_documents_and_reads_its_older_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A large fan-out writes hundreds of megabytes of log and document: the SQLite store keeps
-    a log batch of 4 KiB or more, and a document of 4 MiB or more, deflated. Readers get the
-    same records and JSON back, and rows written as JSON text (small ones, and every row of a
-    file made before) read as they did."""
+    a job's log batches past its first LOG_TEXT_BYTES (64 MiB; 4 KiB here), and a document of
+    4 MiB or more, deflated. Readers get the same records and JSON back, and rows written as
+    JSON text (a job's first batches, and every row of a file made before) read as they did."""
     import sqlite3
 
+    import engine.stores.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "LOG_TEXT_BYTES", 4096)
     path = tmp_path / "db.sqlite"
     store = SQLiteStore(path)
     store.create_job(record("job_1", "2026-01-01T00:00:00.000Z"))
-    outcomes = [
-        OutcomeRecord(f"gen#{i}", "completed", {"outputs": {"i": i}, "assets": []})
-        for i in range(300)
+    batches = [
+        [
+            OutcomeRecord(f"gen#{i}", "completed", {"outputs": {"i": i}, "assets": []})
+            for i in range(start, start + 300)
+        ]
+        for start in (0, 300)
     ]
-    transitions = [transition(f"gen#{i}", "success") for i in range(300)]
-    store.record("job_1", outcomes, transitions)
+    transitions = [transition(f"gen#{i}", "success") for i in range(600)]
+    store.record("job_1", batches[0], transitions[:300])  # 4 KiB and more: the rest deflated
+    store.record("job_1", batches[1], transitions[300:])
     store.record("job_1", [OutcomeRecord("b", "wait", {"items": None})], [])
     document = {"flow": [{"id": f"gen#{i}", "status": "success"} for i in range(200_000)]}
     encoded = json.dumps(document).encode()
@@ -269,17 +276,16 @@ def test_sqlite_deflates_large_log_batches_and_documents_and_reads_its_older_tex
 
     raw = sqlite3.connect(path)
     rows = raw.execute(
-        "SELECT seq, typeof(outcomes), length(outcomes), typeof(events), length(events) "
-        "FROM log_batches ORDER BY seq"
+        "SELECT typeof(outcomes), length(outcomes), typeof(events) FROM log_batches ORDER BY seq"
     ).fetchall()
-    outcomes_json = json.dumps([list(o) for o in outcomes]).encode()
-    assert rows[0][1] == rows[0][3] == "blob" and rows[0][2] < len(outcomes_json) / 3
-    assert rows[1][1:4:2] == ("text", "text")
+    outcomes_json = json.dumps([list(o) for o in batches[1]]).encode()
+    assert [(row[0], row[2]) for row in rows] == [("text", "text"), *[("blob", "blob")] * 2]
+    assert rows[1][1] < len(outcomes_json) / 3
     kind, size = raw.execute("SELECT typeof(document), length(document) FROM jobs").fetchone()
     assert kind == "blob" and size < len(encoded) / 3
     # what a store of an earlier version wrote: JSON text
     raw.execute(
-        "INSERT INTO log_batches VALUES ('job_1', 2, ?, '[]')",
+        "INSERT INTO log_batches VALUES ('job_1', 3, ?, '[]')",
         (json.dumps([["c", "failed", {"message": "old"}]]),),
     )
     raw.commit()
@@ -287,11 +293,13 @@ def test_sqlite_deflates_large_log_batches_and_documents_and_reads_its_older_tex
 
     again = SQLiteStore(path)
     assert again.outcomes("job_1") == [
-        *outcomes,
+        *batches[0],
+        *batches[1],
         OutcomeRecord("b", "wait", {"items": None}),
         OutcomeRecord("c", "failed", {"message": "old"}),
     ]
     assert again.events("job_1") == transitions
+    assert again.events_after("job_1", 1) == (transitions[300:], 4)
     assert again.document_json("job_1") == encoded
     job = again.get_job("job_1")
     assert job is not None and job.document == document
@@ -305,6 +313,71 @@ def test_sqlite_deflates_large_log_batches_and_documents_and_reads_its_older_tex
     job = old.get_job("job_1")
     assert job is not None and job.document == {"flow": []}
     old.close()
+
+
+def _large_document() -> bytes:
+    document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(50_000)]}
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+def test_a_document_deflated_as_it_is_encoded_goes_to_sqlite_as_it_was_deflated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large job's document bound for SQLite is deflated in a thread while it is encoded
+    into its file; the store writes that stream rather than deflating the document again."""
+    import sqlite3
+    import zlib
+
+    import engine.stores.sqlite as sqlite_store
+
+    def again(pieces: Any) -> Any:
+        raise AssertionError("the document was deflated a second time")
+
+    monkeypatch.setattr(sqlite_store, "deflate_to_file", again)
+    encoded = _large_document()
+    spooled = SpooledDocument(
+        lambda write: [write(encoded[i : i + 7000]) for i in range(0, len(encoded), 7000)],
+        deflate=True,
+    )
+    assert spooled.deflated is not None
+    stream = b"".join(spooled.deflated.pieces())
+    assert zlib.decompress(stream) == encoded == spooled.read()
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    store.create_job(record("job_big", "2026-01-01T00:00:00.000Z"))
+    store.checkpoint("job_big", status="success", updated_at="x", document_json=spooled)
+    assert store.document_json("job_big") == encoded
+    store.close()
+    raw = sqlite3.connect(tmp_path / "db.sqlite")
+    assert raw.execute("SELECT document FROM jobs").fetchone()[0] == stream
+    raw.close()
+    spooled.close()
+    with pytest.raises(ValueError):  # the deflated file goes with the document
+        next(spooled.deflated.pieces())
+
+
+def test_a_document_that_cannot_be_deflated_is_stored_as_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No room for the deflated file (while encoding, or in the store): the document is
+    spooled and stored all the same, as JSON."""
+    from engine.deflated import DeflatedFile
+
+    def full(self: DeflatedFile, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DeflatedFile, "write", full)
+    encoded = _large_document()
+    spooled = SpooledDocument(lambda write: [write(encoded)], deflate=True)
+    try:
+        assert spooled.deflated is None and spooled.read() == encoded
+        store = SQLiteStore(tmp_path / "db.sqlite")
+        store.create_job(record("job_big", "2026-01-01T00:00:00.000Z"))
+        store.checkpoint("job_big", status="success", updated_at="x", document_json=spooled)
+        store.checkpoint("job_big", status="success", updated_at="y", document_json=encoded)
+        assert store.document_json("job_big") == encoded
+        store.close()
+    finally:
+        spooled.close()
 
 
 def test_a_job_is_read_without_its_document_when_asked(store: Store) -> None:

@@ -12,8 +12,12 @@ import io
 import os
 import weakref
 from collections.abc import Callable, Iterator
+from typing import Any
+
+from engine.deflated import DeflatedFile, Deflater
 
 PIECE = 1 << 20  # bytes read at a time
+DEFLATE_PIECE = 1 << 22  # bytes handed to the deflating thread at a time
 
 
 class SpooledDocument:
@@ -22,11 +26,16 @@ class SpooledDocument:
     any number of times, from any thread: every read says where it starts, and nothing moves
     a shared position. Whoever holds it may read it: the file lives as long as the object."""
 
-    def __init__(self, encode: Callable[[Callable[[bytes], object]], None]) -> None:
+    def __init__(
+        self, encode: Callable[[Callable[[bytes], object]], None], *, deflate: bool = False
+    ) -> None:
         """Make the file from `encode`, which writes the document through the function it is
-        given (one call per piece, in order)."""
+        given (one call per piece, in order). With `deflate`, a thread deflates the document
+        as it is written (see engine/deflated.py): `deflated` is then that stream (None when
+        it could not be made), for a store that keeps large documents deflated."""
         import tempfile  # only large jobs get here: not among the CLI's start-up imports
 
+        self.deflated: DeflatedFile | None = None
         if not hasattr(os, "pread"):  # positioned reads (POSIX): the caller keeps it in memory
             raise OSError("no positioned file reads on this system")
         handle, path = tempfile.mkstemp(prefix="flowgraph-document-")
@@ -39,14 +48,24 @@ class SpooledDocument:
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise
+        deflater = None
+        if deflate:
+            try:
+                deflater = Deflater()
+            except OSError:  # no room for a second file: the store takes the JSON
+                deflater = None
         try:
-            with (
-                io.FileIO(handle, "wb", closefd=False) as raw,
-                io.BufferedWriter(raw, PIECE) as out,
-            ):
+            raw = io.FileIO(handle, "wb", closefd=False)
+            with raw, io.BufferedWriter(_Tee(raw, deflater) if deflater else raw, PIECE) as out:
                 encode(out.write)
             self.size = os.fstat(handle).st_size
+            if deflater is not None:
+                self.deflated, deflater = deflater.finish(), None
+                if self.deflated is not None:  # goes with the document, as its file does
+                    self._deflated_closer = weakref.finalize(self, self.deflated.close)
         except BaseException:
+            if deflater is not None:
+                deflater.abandon()
             self.close()
             raise
 
@@ -62,7 +81,36 @@ class SpooledDocument:
     def close(self) -> None:
         """Delete the file now (for its only holder: a reader would fail)."""
         self._closer()
+        if self.deflated is not None:
+            self._deflated_closer()
 
     @property
     def closed(self) -> bool:
         return not self._closer.alive
+
+
+class _Tee(io.RawIOBase):
+    """A file's raw writes, handed to a deflater too, DEFLATE_PIECE bytes at a time: its
+    thread takes the GIL back once a piece (every trip may wait for the encoding thread's
+    switch interval, 5 ms), so large pieces keep it as fast as the encoding."""
+
+    def __init__(self, raw: io.FileIO, deflater: Deflater) -> None:
+        self._raw = raw
+        self._deflater = deflater
+        self._pending = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        written = self._raw.write(data) or 0
+        self._pending += data[:written]
+        if len(self._pending) >= DEFLATE_PIECE:
+            self._deflater.put(bytes(self._pending))
+            self._pending.clear()
+        return written
+
+    def flush(self) -> None:
+        if self._pending:
+            self._deflater.put(bytes(self._pending))
+            self._pending.clear()

@@ -26,6 +26,7 @@ from engine.stores.paging import page
 
 class MemoryStore:
     shared = False  # read only by this process, which sees its live jobs
+    deflates_documents = False  # keeps documents as they are given
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -77,6 +77,7 @@ class PostgresStoreError(FlowgraphError, RuntimeError):
 
 class PostgresStore:
     shared = True
+    deflates_documents = False  # JSON text
 
     def __init__(self, url: str) -> None:
         psycopg = import_extra("psycopg", extra="postgres", purpose="a PostgreSQL store")

@@ -5,14 +5,14 @@ They differ in the driver and the parameter mark (`?` or `%s`), not in the queri
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import tempfile
 import zlib
 
 import orjson
 
+from engine.deflated import ZLIB_HEADER
 from engine.protocols import JobRecord, OutcomeRecord, Transition, WorkflowEntry, workflow_head
 from engine.stores.paging import decode_cursor, encode_cursor
 
@@ -20,8 +20,6 @@ RECORD_COLUMNS = (
     "job_id, workflow_id, parent_job_id, status, created_at, updated_at, workflow, inputs, options"
 )
 JOB_COLUMNS = f"{RECORD_COLUMNS}, document"
-ZLIB_HEADER = b"\x78"  # the first byte of what zlib.compress makes at every level
-COMPRESS_FROM = 4096  # bytes of a log batch's JSON, from which the SQLite store deflates it
 SUMMARY_COLUMNS = (
     "job_id, workflow_id, parent_job_id, status, created_at, updated_at, inputs, options"
 )
@@ -97,15 +95,6 @@ def encode_batch(
     )
 
 
-def compress_column(encoded: bytes) -> bytes | str:
-    """A log batch's column as the SQLite store keeps it: deflated (level 1) when that is worth
-    it, else the JSON text. A batch of a large fan-out deflates to about a sixth, and
-    `zlib` lets go of the GIL while it works: the run goes on beside it."""
-    if len(encoded) < COMPRESS_FROM:
-        return encoded.decode()
-    return zlib.compress(encoded, 1)
-
-
 def decode_column(value: str | bytes) -> Any:
     """A log batch's column as stored: JSON text, or deflated JSON (a BLOB)."""
     if isinstance(value, bytes):
@@ -115,44 +104,12 @@ def decode_column(value: str | bytes) -> Any:
 
 def document_bytes(value: str | bytes) -> bytes:
     """A job document as stored (JSON text or bytes, or deflated JSON: see
-    `deflate_to_file`), as UTF-8 JSON."""
+    engine/deflated.py), as UTF-8 JSON."""
     if isinstance(value, str):
         return value.encode()
-    if value[:1] == ZLIB_HEADER:  # a JSON document starts with `{`
+    if value[:1] == ZLIB_HEADER:
         return zlib.decompress(value)
     return value
-
-
-class DeflatedFile:
-    """A document deflated into an unlinked temporary file, read back a piece at a time."""
-
-    def __init__(self, file: Any) -> None:
-        self.file = file
-        self.size = file.tell()
-
-    def pieces(self) -> Iterator[bytes]:
-        self.file.seek(0)
-        while piece := self.file.read(1 << 20):
-            yield piece
-
-    def close(self) -> None:
-        self.file.close()
-
-
-def deflate_to_file(pieces: Iterable[Any]) -> DeflatedFile:
-    """`pieces` of a large document, deflated (level 1: a job document shrinks about five
-    times at 250 MB/s, and `zlib` lets go of the GIL) into a temporary file: written to the
-    store in a fifth of the pages, and of the WAL frames copied back."""
-    file = tempfile.TemporaryFile()
-    try:
-        deflater = zlib.compressobj(1)
-        for piece in pieces:
-            file.write(deflater.compress(piece))
-        file.write(deflater.flush())
-    except BaseException:
-        file.close()
-        raise
-    return DeflatedFile(file)
 
 
 def decode_batches(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:

@@ -10,10 +10,12 @@ import json
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.deflated import LEVEL, deflate_to_file
 from engine.errors import StoreError
 from engine.protocols import (
     EncodedDocument,
@@ -25,8 +27,6 @@ from engine.protocols import (
 from engine.stores.sql import (
     JOB_COLUMNS,
     SUMMARY_COLUMNS,
-    compress_column,
-    deflate_to_file,
     document_bytes,
     encode_batch,
     entry_columns,
@@ -44,6 +44,11 @@ from engine.stores.sql import (
 SCHEMA_VERSION = 2
 BLOB_PIECE = 1 << 20  # bytes of a job document written at a time
 DEFLATE_DOCUMENT_FROM = 1 << 22  # bytes of a job document, from which it is stored deflated
+# Bytes of a job's log (as JSON) written by this store object as text, readable with any SQLite
+# tool; the job's later batches are deflated. A log that large (a fan-out of 150,000 nodes and
+# more) is written faster than the system writes it back to disk, and then waits on the disk:
+# deflated, it is about a sixth. Below it, deflating would only cost the run time.
+LOG_TEXT_BYTES = 1 << 26
 PAGE_SIZE = 16384  # bytes, for a new store file
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -102,8 +107,21 @@ class _Guard:
             raise StoreError(f"the store `{self.path}` failed: {error}") from None
 
 
+def _size(document: bytes | EncodedDocument) -> int:
+    return len(document) if isinstance(document, bytes) else document.size
+
+
+def _pieces(document: bytes | EncodedDocument) -> Iterable[Any]:
+    """A document a megabyte at a time (a view into one in memory: nothing copied)."""
+    if not isinstance(document, bytes):
+        return document.pieces()
+    view = memoryview(document)
+    return (view[start : start + BLOB_PIECE] for start in range(0, len(document), BLOB_PIECE))
+
+
 class SQLiteStore:
     shared = True  # other processes open the same file
+    deflates_documents = True  # past DEFLATE_DOCUMENT_FROM bytes
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -128,6 +146,7 @@ class SQLiteStore:
             raise StoreError(f"cannot open the store `{self.path}`: {error}") from None
         self._lock = _Guard(self.path)
         self._known_jobs: set[str] = set()  # jobs seen in the store (record checks once)
+        self._logged: dict[str, int] = {}  # bytes of log written by job, up to LOG_TEXT_BYTES
 
     # ----- workflows ------------------------------------------------------------------------
 
@@ -213,7 +232,13 @@ class SQLiteStore:
         (a 100,000-node run writes a few hundred rows, not half a million)."""
         if not outcomes and not transitions:
             return
-        outcome_rows, event_rows = map(compress_column, encode_batch(outcomes, transitions))
+        encoded = encode_batch(outcomes, transitions)
+        logged = self._logged.get(job_id, 0)
+        if logged < LOG_TEXT_BYTES:
+            self._logged[job_id] = logged + len(encoded[0]) + len(encoded[1])
+            outcome_rows, event_rows = (column.decode() for column in encoded)
+        else:  # deflated, outside the GIL: the run goes on beside it
+            outcome_rows, event_rows = (zlib.compress(column, LEVEL) for column in encoded)
         with self._lock:
             if job_id not in self._known_jobs:
                 found = self._connection.execute(
@@ -235,24 +260,28 @@ class SQLiteStore:
     ) -> None:
         """One transaction: the status, and the document written into its row a piece at a time
         (SQLite's incremental blob I/O), so that a document of tens of megabytes is not copied
-        whole into a statement (and one in a file is never read whole)."""
-        if isinstance(document_json, bytes):
-            size = len(document_json)
-            view = memoryview(document_json)
-            pieces: Iterable[Any] = (
-                view[start : start + BLOB_PIECE] for start in range(0, size, BLOB_PIECE)
-            )
-        else:
-            size, pieces = document_json.size, document_json.pieces()
-        deflated = None
-        if size >= DEFLATE_DOCUMENT_FROM:
-            deflated = deflate_to_file(pieces)
-            size, pieces = deflated.size, deflated.pieces()
+        whole into a statement (and one in a file is never read whole). A document of
+        DEFLATE_DOCUMENT_FROM bytes or more is kept deflated: as it was deflated beside its
+        encoding (a spooled one's `deflated`), or deflated now."""
+        size = _size(document_json)
+        if size < DEFLATE_DOCUMENT_FROM:
+            self._write_document(job_id, status, updated_at, size, _pieces(document_json))
+            return
+        deflated = None if isinstance(document_json, bytes) else document_json.deflated
+        made = None
+        if deflated is None:  # not deflated as it was encoded: now
+            try:
+                deflated = made = deflate_to_file(_pieces(document_json))
+            except OSError:  # no room for a temporary file: the JSON as it is
+                pass
         try:
-            self._write_document(job_id, status, updated_at, size, pieces)
+            if deflated is None:
+                self._write_document(job_id, status, updated_at, size, _pieces(document_json))
+            else:
+                self._write_document(job_id, status, updated_at, deflated.size, deflated.pieces())
         finally:
-            if deflated is not None:
-                deflated.close()
+            if made is not None:
+                made.close()
 
     def _write_document(
         self, job_id: str, status: str, updated_at: str, size: int, pieces: Iterable[Any]
