@@ -66,14 +66,14 @@ class Deflater:
     beyond). A failure of the thread (no room for the file) is kept: `finish` returns None
     and the document goes on undeflated."""
 
-    def __init__(self, ahead: int = 2) -> None:
+    def __init__(self, ahead: int = 1) -> None:
         self._out = DeflatedFile()
-        self._queue: queue.Queue[bytes | None] = queue.Queue(ahead)
+        self._queue: queue.Queue[bytes | bytearray | None] = queue.Queue(ahead)
         self._failed = False
         self._thread = threading.Thread(target=self._work, name="flowgraph-deflate", daemon=True)
         self._thread.start()
 
-    def put(self, piece: bytes) -> None:
+    def put(self, piece: bytes | bytearray) -> None:
         if not self._failed:
             self._queue.put(piece)
 

@@ -106,11 +106,10 @@ class _Tee(io.RawIOBase):
         written = self._raw.write(data) or 0
         self._pending += data[:written]
         if len(self._pending) >= DEFLATE_PIECE:
-            self._deflater.put(bytes(self._pending))
-            self._pending.clear()
+            self.flush()
         return written
 
     def flush(self) -> None:
         if self._pending:
-            self._deflater.put(bytes(self._pending))
-            self._pending.clear()
+            piece, self._pending = self._pending, bytearray()  # handed over, not copied
+            self._deflater.put(piece)
