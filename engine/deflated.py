@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import queue
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -24,7 +23,9 @@ class DeflatedFile:
     """A zlib stream in an unnamed temporary file, read back a piece at a time."""
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()
+        import tempfile  # only large documents get here: not among the CLI's start-up imports
+
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `close`)
         self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -98,13 +99,15 @@ class Deflater:
 
     def _work(self) -> None:
         deflater = zlib.compressobj(LEVEL)
+        ended = False
         try:
             while (piece := self._queue.get()) is not None:
                 if not self._failed:
                     self._out.write(deflater.compress(piece))
+            ended = True
             if not self._failed:
                 self._out.write(deflater.flush())
         except Exception:  # no room for the file, no memory: the document goes undeflated
             self._failed = True
-            while self._queue.get() is not None:  # let the writer finish
+            while not ended and self._queue.get() is not None:  # let the writer finish
                 pass

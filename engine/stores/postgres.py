@@ -167,7 +167,9 @@ class PostgresStore:
 
         if not outcomes and not transitions:
             return
-        outcome_rows, event_rows = (column.decode() for column in encode_batch(outcomes, transitions))
+        outcome_rows, event_rows = (
+            column.decode() for column in encode_batch(outcomes, transitions)
+        )
         try:
             self._execute(
                 "INSERT INTO flowgraph_log_batches (job_id, outcomes, events) VALUES (%s, %s, %s)",

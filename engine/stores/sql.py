@@ -5,10 +5,9 @@ They differ in the driver and the parameter mark (`?` or `%s`), not in the queri
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
-
-import zlib
 
 import orjson
 

@@ -6,6 +6,7 @@ Outcomes and transitions arrive in batches; each batch is one row in one transac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -234,11 +235,13 @@ class SQLiteStore:
             return
         encoded = encode_batch(outcomes, transitions)
         logged = self._logged.get(job_id, 0)
+        rows: list[str | bytes]
         if logged < LOG_TEXT_BYTES:
             self._logged[job_id] = logged + len(encoded[0]) + len(encoded[1])
-            outcome_rows, event_rows = (column.decode() for column in encoded)
+            rows = [column.decode() for column in encoded]
         else:  # deflated, outside the GIL: the run goes on beside it
-            outcome_rows, event_rows = (zlib.compress(column, LEVEL) for column in encoded)
+            rows = [zlib.compress(column, LEVEL) for column in encoded]
+        outcome_rows, event_rows = rows
         with self._lock:
             if job_id not in self._known_jobs:
                 found = self._connection.execute(
@@ -270,10 +273,8 @@ class SQLiteStore:
         deflated = None if isinstance(document_json, bytes) else document_json.deflated
         made = None
         if deflated is None:  # not deflated as it was encoded: now
-            try:
+            with contextlib.suppress(OSError):  # no room for a temporary file: the JSON as is
                 deflated = made = deflate_to_file(_pieces(document_json))
-            except OSError:  # no room for a temporary file: the JSON as it is
-                pass
         try:
             if deflated is None:
                 self._write_document(job_id, status, updated_at, size, _pieces(document_json))
