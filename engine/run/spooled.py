@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from engine.deflated import DeflatedFile, Deflater
 
 PIECE = 1 << 20  # bytes read at a time
-DEFLATE_PIECE = 1 << 22  # bytes handed to the deflating thread at a time
+DEFLATE_PIECE = 1 << 20  # bytes handed to the deflating thread at a time
 
 
 class SpooledDocument:
@@ -56,7 +57,11 @@ class SpooledDocument:
                 deflater = None
         try:
             raw = io.FileIO(handle, "wb", closefd=False)
-            with raw, io.BufferedWriter(_Tee(raw, deflater) if deflater else raw, PIECE) as out:
+            with (
+                _deflating_beside(deflater),
+                raw,
+                io.BufferedWriter(_Tee(raw, deflater) if deflater else raw, PIECE) as out,
+            ):
                 encode(out.write)
             self.size = os.fstat(handle).st_size
             if deflater is not None:
@@ -89,10 +94,26 @@ class SpooledDocument:
         return not self._closer.alive
 
 
+@contextlib.contextmanager
+def _deflating_beside(deflater: Deflater | None) -> Iterator[None]:
+    """While a document is encoded with a deflating thread beside it: that thread takes the
+    GIL back after each piece, and waits for the encoding thread to let go of it, at most the
+    interpreter's switch interval (5 ms). At that, a megabyte piece (4 ms of deflating) would
+    leave the thread slower than the encoding; half a millisecond's wait at most keeps it ahead,
+    with a megabyte at a time in its queue rather than four."""
+    if deflater is None:
+        yield
+        return
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.0005))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
+
+
 class _Tee(io.RawIOBase):
-    """A file's raw writes, handed to a deflater too, DEFLATE_PIECE bytes at a time: its
-    thread takes the GIL back once a piece (every trip may wait for the encoding thread's
-    switch interval, 5 ms), so large pieces keep it as fast as the encoding."""
+    """A file's raw writes, handed to a deflater too, DEFLATE_PIECE bytes at a time."""
 
     def __init__(self, raw: io.FileIO, deflater: Deflater) -> None:
         self._raw = raw
