@@ -742,3 +742,35 @@ def test_mermaid_shows_titles_and_conditions_as_typed(tmp_path: Path) -> None:
     )
     assert '-->|"case 1: n #gt; 1 #124;#124; n #lt; -1"| n_big' in result.stdout
     assert "model_#lt;b#gt;x#lt;/b#gt;" in result.stdout and "<b>" not in result.stdout
+
+
+def test_a_command_builds_only_itself_and_the_rest_stay_reachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`flowgraph run ...` builds the click parameters of `run` alone (typer builds every
+    registered command's on each call); help, a mistyped name and every other command still
+    see them all."""
+    from typer.main import get_command_name
+
+    from engine.cli import app as cli_app
+
+    def names(argv: list[str]) -> list[str]:
+        return [
+            info.name or get_command_name(info.callback.__name__)
+            for info in cli_app.invoked_alone(argv)
+            if info.callback is not None
+        ]
+
+    every = names(["flowgraph", "--help"])
+    assert {"run", "serve", "jobs", "explain", "approve", "test", "bench"} <= set(every)
+    assert names(["flowgraph", "run", "flow.json", "--json"]) == ["run"]
+    assert names(["flowgraph", "-V", "jobs"]) == ["jobs"]
+    assert names(["flowgraph", "rn", "flow.json"]) == every  # "Did you mean 'run'?"
+    assert names(["flowgraph"]) == every
+    registered = list(cli_app.app.registered_commands)
+    seen: list[list[Any]] = []
+    monkeypatch.setattr(sys, "argv", ["flowgraph", "jobs", "--db", "x.db"])
+    monkeypatch.setattr(cli_app, "run_app", lambda: seen.append(cli_app.app.registered_commands))
+    cli_app.main()
+    assert [info.callback.__name__ for info in seen[0]] == ["jobs"]
+    assert cli_app.app.registered_commands == registered  # as they were, for the next call
