@@ -352,15 +352,16 @@ class OutcomeRecord(NamedTuple):
     """One outcome applied to a node, in order: enough to rebuild the job after a restart.
 
     `kind` is `completed`, `failed`, `expand`, `wait`, `call` (a delegated call started, with
-    its attempt), `remote` (the remote job an executor started for that call),
-    `child-rejected` (a workflow node whose child job was rejected at a gate),
-    `decision`, `cancel` or `abort`. Immutable; a named tuple for the same reason as
-    `Transition`.
+    its attempt), `remote` (the remote job an executor started for that call), `answered` (a
+    call started and completed in one step: its payload a list, see
+    `engine.run.persistence.answered_record`), `child-rejected` (a workflow node whose child
+    job was rejected at a gate), `decision`, `cancel` or `abort`. Immutable; a named tuple
+    for the same reason as `Transition`.
     """
 
     node_id: str
     kind: str
-    payload: dict[str, JSON]
+    payload: Any  # a JSON object (dict), but for `answered`: a JSON array (list)
 
 
 HEAD_LEAVES_OUT = ("flow", "editorInfo")

@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from engine import DryRunExecutor, Engine, JobRun
-from engine.protocols import Transition
+from engine.protocols import OutcomeRecord, Transition
 
 FLOWS = Path(__file__).parent / "flows"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -87,6 +87,16 @@ def nodes(job: JobRun) -> dict[str, dict[str, Any]]:
 
 def statuses(job: JobRun) -> dict[str, str]:
     return {node_id: node["status"] for node_id, node in nodes(job).items()}
+
+
+def completion_assets(record: OutcomeRecord) -> list[str] | None:
+    """The asset ids of a record of a node that completed (`completed`, or `answered`: a call
+    completed as it started, a list), else None."""
+    if record.kind == "answered":
+        return [asset[0] for asset in record.payload[2]]
+    if record.kind == "completed":
+        return [asset["assetId"] for asset in record.payload["assets"]]
+    return None
 
 
 def outputs(job: JobRun) -> dict[str, Any]:

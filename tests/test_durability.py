@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FLOWS
+from conftest import FLOWS, completion_assets
 from test_cli import flowgraph, job_of
 
 from engine.protocols import OutcomeRecord
@@ -57,9 +57,13 @@ def call_attempts(outcomes: list[OutcomeRecord], node_id: str) -> list[int]:
     """The attempt of each call the log records for `node_id`: its `call` records, and the
     results of calls answered as they started (the dry run's), which stand for theirs."""
     return [
-        o.payload["attempt"] if o.kind == "call" else o.payload["call"]["attempt"]
+        o.payload["attempt"]
+        if o.kind == "call"
+        else o.payload[0]  # answered as it started: [attempt, jobId, ...]
+        if o.kind == "answered"
+        else o.payload["call"]["attempt"]
         for o in outcomes
-        if o.node_id == node_id and (o.kind == "call" or "call" in o.payload)
+        if o.node_id == node_id and (o.kind in ("call", "answered") or "call" in o.payload)
     ]
 
 
@@ -74,9 +78,9 @@ def test_a_job_survives_sigkill_and_finishes_in_another_process(tmp_path: Path) 
     run_and_kill(db, "crash_run.py", job_id, until=gate_waits_and_slow_started)
     before = SQLiteStore(db).outcomes(job_id)
     draft_asset = next(
-        o.payload["assets"][0]["assetId"]
+        assets[0]
         for o in before
-        if o.node_id == "draft" and o.kind == "completed"
+        if o.node_id == "draft" and (assets := completion_assets(o)) is not None
     )
 
     resumed = flowgraph("resume", job_id, "--db", str(db), "--json")
@@ -99,7 +103,7 @@ def test_a_job_survives_sigkill_and_finishes_in_another_process(tmp_path: Path) 
     assert flow["draft"]["assets"][0]["assetId"] == draft_asset  # not run again
     assert flow["final"]["inputs"][0]["value"] == draft_asset
     outcomes = SQLiteStore(db).outcomes(job_id)
-    assert sum(1 for o in outcomes if o.node_id == "draft" and o.kind == "completed") == 1
+    assert sum(1 for o in outcomes if o.node_id == "draft" and completion_assets(o)) == 1
     assert call_attempts(outcomes, "slow") == [1, 1]  # the same idempotency key again
 
 
@@ -265,8 +269,12 @@ def test_a_parent_and_its_child_job_survive_sigkill_and_finish(tmp_path: Path, m
     store = SQLiteStore(db)
     child_id = child_of(store)
     assert child_id is not None
-    draft = [o for o in store.outcomes(child_id) if o.node_id == "draft" and o.kind == "completed"]
-    draft_asset = draft[0].payload["assets"][0]["assetId"]
+    draft = [
+        assets
+        for o in store.outcomes(child_id)
+        if o.node_id == "draft" and (assets := completion_assets(o)) is not None
+    ]
+    draft_asset = draft[0][0]
 
     resumed = flowgraph("resume", job_id, "--db", str(db), "--json")
     assert resumed.returncode == 3, resumed.stderr
@@ -295,6 +303,6 @@ def test_a_parent_and_its_child_job_survive_sigkill_and_finish(tmp_path: Path, m
     use = next(n for n in parent["metadata"]["flow"] if n["id"] == "use")
     assert use["output"] == child["metadata"]["assetIds"][0]
     outcomes = SQLiteStore(db).outcomes(child_id)
-    completed = [o.node_id for o in outcomes if o.kind == "completed"]
+    completed = [o.node_id for o in outcomes if completion_assets(o) is not None]
     assert sorted(completed) == ["draft", "final", "prep"]  # each once
     assert call_attempts(outcomes, "prep") == ([1, 1] if moment == "before-the-gate" else [1])

@@ -224,10 +224,13 @@ async def test_a_batch_executor_answers_the_calls_that_start_together_at_once() 
     assert sum(batches.sizes) == 300 and max(batches.sizes) > 1
     assert asset_ids(answered) == asset_ids(awaited)
     records = [o for o in store.outcomes(answered.job_id) if o.node_id.startswith("gen#")]
-    assert len(records) == 300 and {o.kind for o in records} == {"completed"}
+    assert len(records) == 300 and {o.kind for o in records} == {"answered"}
     flow = nodes(answered)
-    assert all(
-        o.payload["call"] == {"attempt": 1, "jobId": flow[o.node_id]["jobId"]} for o in records
+    assert all(  # [attempt, jobId, assets, outputs (null: the assets' ids), details]
+        o.payload[:2] == [1, flow[o.node_id]["jobId"]]
+        and [a[0] for a in o.payload[2]] == [a["assetId"] for a in flow[o.node_id]["assets"]]
+        and o.payload[3] is None
+        for o in records
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FLOWS
+from conftest import FLOWS, completion_assets
 from postgres_server import postgres_server, unavailable_reason
 
 from engine.server.launcher import running_server
@@ -115,9 +115,7 @@ def test_two_servers_and_a_late_third_on_one_database_run_every_node_once(
         for job_id in job_ids:
             outcomes = store.outcomes(job_id)
             calls = Counter(o.node_id for o in outcomes if o.kind == "call")
-            completed = Counter(
-                o.node_id for o in outcomes if o.kind == "completed" and o.payload["assets"]
-            )
+            completed = Counter(o.node_id for o in outcomes if completion_assets(o))
             assert len(calls) == MODEL_NODES_PER_JOB, (
                 job_id,
                 [(o.node_id, o.kind) for o in outcomes],
@@ -325,5 +323,5 @@ def test_a_server_that_starts_while_another_creates_a_job_leaves_that_job_to_it(
     assert answer.status_code == 200, answer.text
     assert taken_over == [False]
     assert job_id not in state_c.engine.jobs
-    ran = Counter(o.node_id for o in store_b.outcomes(job_id) if o.kind == "completed")
+    ran = Counter(o.node_id for o in store_b.outcomes(job_id) if completion_assets(o) is not None)
     assert ran == {"draft": 1, "variant#0": 1, "variant#1": 1, "variant#2": 1, "final": 1}

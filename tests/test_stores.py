@@ -806,3 +806,56 @@ def test_a_model_answer_of_assets_alone_is_rebuilt_as_it_ran(
     anyio.run(carry_on)
     use = next(n for n in rebuilt.document()["metadata"]["flow"] if n["id"] == "use")
     assert (use["status"], use["output"]) == ("success", len(assets))
+
+
+@pytest.mark.parametrize("written_as", ["answered", "completed with its call"])
+def test_calls_answered_as_they_started_are_rebuilt_from_either_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, written_as: str
+) -> None:
+    """The dry run answers a fan-out's calls as they start, each recorded once: as an
+    `answered` list (attempt, job id, assets, outputs, details), or, in a log written before
+    those, as a `completed` record carrying its `call`. A job rebuilt from either has the
+    same nodes, attempts, job ids, assets and outputs, and carries on past its gate."""
+    from engine.run import persistence
+
+    if written_as != "answered":
+
+        def as_before(instance: Any, outcome: Any) -> OutcomeRecord:
+            node_id, kind, payload = persistence.outcome_record(instance, outcome)
+            payload["call"] = {"attempt": instance.attempt, "jobId": instance.job_id}
+            return OutcomeRecord(node_id, kind, payload)
+
+        monkeypatch.setattr(persistence, "answered_record", as_before)
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 5, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "custom-model", "modelId": "m"},
+            {"id": "gate", "type": "user-approval", "dependsOn": ["loop"]},
+            {
+                "id": "count",
+                "type": "transform",
+                "dependsOn": ["gate"],
+                "inputs": [{"name": "all", "type": "file_array", "ref": {"node": "loop"}}],
+                "logic": {"transform": "size(all)"},
+            },
+        ]
+    }
+    engine = make_engine(store=SQLiteStore(tmp_path / "jobs.db"))
+    job = anyio.run(engine.run, document)
+    assert job.status.value == "in-progress"  # at the gate
+    kinds = {o.kind for o in engine.store.outcomes(job.job_id) if o.node_id.startswith("gen#")}
+    assert kinds == ({"answered"} if written_as == "answered" else {"completed"})
+    rebuilt_engine = make_engine(store=SQLiteStore(tmp_path / "jobs.db"))
+    rebuilt = rebuilt_engine.get(job.job_id)
+    assert rebuilt.document() == job.document()
+    for node_id in (f"gen#{i}" for i in range(5)):
+        ran, again = job.scheduler.instances[node_id], rebuilt.scheduler.instances[node_id]
+        assert (again.attempt, again.job_id, dict(again.outputs)) == (
+            ran.attempt,
+            ran.job_id,
+            dict(ran.outputs),
+        )
+    rebuilt_engine.decide_now(rebuilt, "gate", "approve")
+    anyio.run(rebuilt_engine.advance, rebuilt)
+    counted = nodes(rebuilt)["count"]
+    assert (rebuilt.status.value, counted["output"]) == ("success", 5)

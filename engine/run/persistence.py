@@ -3,6 +3,7 @@ recorded outcomes after a restart (finished nodes keep their results and are nev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from engine.compile.compiler import Plan
@@ -35,6 +36,8 @@ def outcome_record(
     started and answered in one step (see `BatchExecutor`), whose record stands for its `call`
     record too: it carries the call's attempt and job id."""
     node_id = instance.id
+    if with_call and isinstance(outcome, Completed):
+        return answered_record(instance, outcome)
     if isinstance(outcome, Completed | Failed):
         payload: dict[str, Any]
         if isinstance(outcome, Completed):
@@ -67,8 +70,36 @@ def outcome_record(
     raise TypeError(f"cannot record outcome {outcome!r}")
 
 
+def answered_record(instance: Instance, outcome: Completed) -> OutcomeRecord:
+    """The record of a call started and answered in one step, completed (what a batch
+    executor's fan-out makes one of per node): a list, `[attempt, jobId, assets as [assetId,
+    url, kind], outputs, details]`, outputs null when they are the assets' ids. Half the bytes
+    of a `completed` record with its `call`, and no dict to build or encode."""
+    outputs: Mapping[str, Any] | None = outcome.outputs
+    if type(outputs) is AssetOutputs:
+        outputs = None if outcome.assets else dict(outputs)
+    return OutcomeRecord(
+        instance.id,
+        "answered",
+        [
+            instance.attempt,
+            instance.job_id,
+            [[a.asset_id, a.url, a.kind] for a in outcome.assets],
+            outputs,
+            outcome.details,
+        ],
+    )
+
+
 def decode_outcome(record: OutcomeRecord) -> Outcome | ChildRejected:
     payload = record.payload
+    if record.kind == "answered":
+        _, _, assets, outputs, details = payload
+        return Completed(
+            {} if outputs is None else outputs,
+            assets=[Asset(*asset) for asset in assets],
+            details=details,
+        )
     if record.kind == "completed":
         assets = [Asset(a["assetId"], a["url"], a.get("kind", "image")) for a in payload["assets"]]
         return Completed(payload["outputs"], assets=assets, details=payload.get("details"))
@@ -194,8 +225,10 @@ def restore(
                 calling.job_id = remote[calling.id] = record.payload["jobId"]
         else:
             instance = take(record.node_id)
-            call = record.payload.get("call")
-            if call is not None:  # a call answered as it started: one record for both
+            if record.kind == "answered":  # a call answered as it started: one record for both
+                instance.attempt = int(record.payload[0])
+                instance.job_id = record.payload[1]
+            elif (call := record.payload.get("call")) is not None:  # the same, as a dict
                 instance.attempt = int(call["attempt"])
                 instance.job_id = call.get("jobId")
             called.pop(instance.id, None)
