@@ -271,7 +271,9 @@ def test_sqlite_deflates_a_large_log_and_documents_and_reads_its_older_text(
     document = {"flow": [{"id": f"gen#{i}", "status": "success"} for i in range(200_000)]}
     encoded = json.dumps(document).encode()
     assert len(encoded) > 4 * (1 << 20)
+    assert "job_1" in store._logged
     store.checkpoint("job_1", status="success", updated_at="x", document_json=encoded)
+    assert "job_1" not in store._logged  # over: a long-lived server keeps no count for it
     store.close()
 
     raw = sqlite3.connect(path)
