@@ -395,7 +395,8 @@ class Engine:
             runner=runner,
             created_at=created_at or scheduler.status_history[0][0],
             parent_job_id=parent_job_id,
-            deflate_spool=self.store is not None and self.store.deflates_documents,
+            # a store written against the protocol before it had the attribute: False
+            deflate_spool=getattr(self.store, "deflates_documents", False),
         )
         if parent_job_id is not None:
             job.extra_metadata["workflowJobId"] = parent_job_id

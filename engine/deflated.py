@@ -8,6 +8,7 @@ while the document is being encoded (the run's thread encodes, another core defl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -43,7 +44,10 @@ class DeflatedFile:
             yield os.pread(self._file.fileno(), min(PIECE, self.size - start), start)
 
     def close(self) -> None:
-        self._file.close()
+        """Close and so delete it; a write still buffered that fails (a full disk) is dropped
+        with it: what failed is reported where the writing was."""
+        with contextlib.suppress(OSError):
+            self._file.close()
 
 
 def deflate_to_file(pieces: Iterable[bytes | memoryview]) -> DeflatedFile:
@@ -72,7 +76,11 @@ class Deflater:
         self._queue: queue.Queue[bytes | bytearray | None] = queue.Queue(ahead)
         self._failed = False
         self._thread = threading.Thread(target=self._work, name="flowgraph-deflate", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError as error:  # no thread can be started: as for no room for the file
+            self._out.close()
+            raise OSError(f"cannot start a thread to deflate the document: {error}") from None
 
     def put(self, piece: bytes | bytearray) -> None:
         if not self._failed:

@@ -861,3 +861,79 @@ def test_calls_answered_as_they_started_are_rebuilt_from_either_record(
     anyio.run(rebuilt_engine.advance, rebuilt)
     counted = nodes(rebuilt)["count"]
     assert (rebuilt.status.value, counted["output"]) == ("success", 5)
+
+
+def test_a_deflated_file_that_fails_at_its_end_leaves_the_document_undeflated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The deflated file runs out of room while its last bytes are still buffered (its flush
+    and its close both fail): the document is spooled all the same, without a deflated form,
+    rather than failing (and being encoded again in memory)."""
+    import tempfile
+
+    class FullAtTheEnd:
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+        def flush(self) -> None:
+            raise OSError(28, "No space left on device")
+
+        close = flush
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", FullAtTheEnd)
+    encoded = _large_document()
+    spooled = SpooledDocument(lambda write: [write(encoded)], deflate=True)
+    try:
+        assert spooled.deflated is None and spooled.read() == encoded
+    finally:
+        spooled.close()
+
+
+def test_overlapping_deflated_encodings_restore_the_switch_interval_once_all_end() -> None:
+    """Encoding beside a deflating thread lowers the interpreter's switch interval, which is
+    the process's: with two such encodings at once (two threads), the first to end leaves it
+    lowered for the other, and the last restores what it was before either."""
+    import sys
+
+    from engine.deflated import Deflater
+    from engine.run.spooled import _deflating_beside
+
+    before = sys.getswitchinterval()
+    first, second = Deflater(), Deflater()
+    try:
+        with _deflating_beside(first):
+            assert sys.getswitchinterval() == 0.0005
+            inner = _deflating_beside(second)
+            inner.__enter__()
+        assert sys.getswitchinterval() == 0.0005  # the second still encodes
+        inner.__exit__(None, None, None)
+        assert sys.getswitchinterval() == before
+    finally:
+        for deflater in (first, second):
+            deflater.abandon()
+
+
+def test_a_sqlite_file_is_marked_with_its_schema_and_a_newer_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A file of an earlier schema is marked with this one's when opened (its deflated rows and
+    `answered` records are more than an earlier flowgraph reads); a file marked by a newer
+    flowgraph is refused with a message saying so, rather than misread."""
+    import sqlite3
+
+    from engine.stores.sqlite import SCHEMA_VERSION
+
+    path = tmp_path / "db.sqlite"
+    SQLiteStore(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    raw.commit()
+    SQLiteStore(path).close()
+    assert raw.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+    raw.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+    raw.commit()
+    raw.close()
+    with pytest.raises(
+        StoreError, match=f"a newer flowgraph wrote it .schema version {SCHEMA_VERSION + 1}"
+    ):
+        SQLiteStore(path)

@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -94,6 +95,11 @@ class SpooledDocument:
         return not self._closer.alive
 
 
+_interval_lock = threading.Lock()
+_deflating = 0  # documents being encoded with a deflating thread beside them, in any thread
+_interval_before = 0.005  # the switch interval before the first of them
+
+
 @contextlib.contextmanager
 def _deflating_beside(deflater: Deflater | None) -> Iterator[None]:
     """While a document is encoded with a deflating thread beside it: that thread takes the
@@ -104,12 +110,19 @@ def _deflating_beside(deflater: Deflater | None) -> Iterator[None]:
     if deflater is None:
         yield
         return
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(interval, 0.0005))
+    global _deflating, _interval_before
+    with _interval_lock:  # the interval is the process's: the first in sets, the last out restores
+        if not _deflating:
+            _interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(_interval_before, 0.0005))
+        _deflating += 1
     try:
         yield
     finally:
-        sys.setswitchinterval(interval)
+        with _interval_lock:
+            _deflating -= 1
+            if not _deflating:
+                sys.setswitchinterval(_interval_before)
 
 
 class _Tee(io.RawIOBase):

@@ -63,7 +63,7 @@ def job_from_row(row: Sequence[Any]) -> JobRecord:
         workflow=orjson.loads(row[6]),
         inputs=orjson.loads(row[7]),
         options=orjson.loads(row[8]),
-        document=orjson.loads(document_bytes(row[9])) if row[9] is not None else None,
+        document=orjson.loads(inflated(row[9])) if row[9] is not None else None,
     )
 
 
@@ -94,21 +94,24 @@ def encode_batch(
     )
 
 
+def inflated(value: str | bytes) -> str | bytes:
+    """A column as stored (JSON text or UTF-8 bytes, or deflated JSON: see
+    engine/deflated.py), as JSON for orjson: deflated JSON starts with zlib's header, JSON
+    with `{` or `[`."""
+    if isinstance(value, bytes) and value[:1] == ZLIB_HEADER:
+        return zlib.decompress(value)
+    return value
+
+
 def decode_column(value: str | bytes) -> Any:
     """A log batch's column as stored: JSON text, or deflated JSON (a BLOB)."""
-    if isinstance(value, bytes):
-        value = zlib.decompress(value)
-    return orjson.loads(value)
+    return orjson.loads(inflated(value))
 
 
 def document_bytes(value: str | bytes) -> bytes:
-    """A job document as stored (JSON text or bytes, or deflated JSON: see
-    engine/deflated.py), as UTF-8 JSON."""
-    if isinstance(value, str):
-        return value.encode()
-    if value[:1] == ZLIB_HEADER:
-        return zlib.decompress(value)
-    return value
+    """A job document as stored, as UTF-8 JSON."""
+    value = inflated(value)
+    return value.encode() if isinstance(value, str) else value
 
 
 def decode_batches(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:

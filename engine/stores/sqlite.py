@@ -42,7 +42,10 @@ from engine.stores.sql import (
     summary_from_row,
 )
 
-SCHEMA_VERSION = 2
+# 3: log batches and documents may be deflated, and calls answered as they started logged as
+# `answered` lists; flowgraph before it cannot read those (it checked no version), and a
+# flowgraph that reads up to an older version refuses a file marked newer
+SCHEMA_VERSION = 3
 BLOB_PIECE = 1 << 20  # bytes of a job document written at a time
 DEFLATE_DOCUMENT_FROM = 1 << 22  # bytes of a job document, from which it is stored deflated
 # Bytes of a job's log (as JSON) written by this store object as text, readable with any SQLite
@@ -141,14 +144,32 @@ class SQLiteStore:
             self._connection.execute("PRAGMA synchronous=NORMAL")
             self._connection.executescript(SCHEMA)
             self._add_workflow_entries()
-            self._connection.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            found = self._mark_schema_version()
         except (sqlite3.Error, OSError) as error:
             raise StoreError(f"cannot open the store `{self.path}`: {error}") from None
+        if found > SCHEMA_VERSION:
+            self._connection.close()
+            raise StoreError(
+                f"cannot open the store `{self.path}`: a newer flowgraph wrote it (schema "
+                f"version {found}; this one reads up to {SCHEMA_VERSION})"
+            )
         self._lock = _Guard(self.path)
         self._known_jobs: set[str] = set()  # jobs seen in the store (record checks once)
         self._logged: dict[str, int] = {}  # bytes of log written by job, up to LOG_TEXT_BYTES
+
+    def _mark_schema_version(self) -> int:
+        """The file's schema version as found, raised to this one's (never lowered)."""
+        row = self._connection.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        found = int(row[0]) if row is not None else 0
+        if found < SCHEMA_VERSION:
+            self._connection.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+        return found
 
     # ----- workflows ------------------------------------------------------------------------
 
@@ -238,7 +259,6 @@ class SQLiteStore:
         logged = self._logged.get(job_id, 0)
         rows: list[str | bytes]
         if logged < LOG_TEXT_BYTES:
-            self._logged[job_id] = logged + len(encoded[0]) + len(encoded[1])
             rows = [column.decode() for column in encoded]
         else:  # deflated, outside the GIL: the run goes on beside it
             rows = [zlib.compress(column, LEVEL) for column in encoded]
@@ -258,6 +278,8 @@ class SQLiteStore:
                 "SELECT ?, COALESCE(MAX(seq) + 1, 0), ?, ? FROM log_batches WHERE job_id = ?",
                 (job_id, outcome_rows, event_rows, job_id),
             )
+        if logged < LOG_TEXT_BYTES:  # written: counted
+            self._logged[job_id] = logged + len(encoded[0]) + len(encoded[1])
 
     def checkpoint(
         self, job_id: str, *, status: str, updated_at: str, document_json: bytes | EncodedDocument
