@@ -20,6 +20,13 @@ PIECE = 1 << 20  # bytes read at a time
 ZLIB_HEADER = b"\x78"  # the first byte of a zlib stream at every level (a JSON text: `{`)
 
 
+def read_pieces(fd: int, size: int, piece: int = PIECE) -> Iterator[bytes]:
+    """The first `size` bytes of the file open as `fd`, `piece` bytes at a time, each read
+    at its own position (from any thread: no shared position moves)."""
+    for start in range(0, size, piece):
+        yield os.pread(fd, min(piece, size - start), start)
+
+
 class DeflatedFile:
     """A zlib stream in an unnamed temporary file, read back a piece at a time."""
 
@@ -40,8 +47,7 @@ class DeflatedFile:
         return self
 
     def pieces(self) -> Iterator[bytes]:
-        for start in range(0, self.size, PIECE):
-            yield os.pread(self._file.fileno(), min(PIECE, self.size - start), start)
+        return read_pieces(self._file.fileno(), self.size)
 
     def close(self) -> None:
         """Close and so delete it; a write still buffered that fails (a full disk) is dropped

@@ -52,6 +52,9 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
 
 
+TERMINAL_JOB = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED})
+
+
 @dataclass(frozen=True, slots=True)
 class Asset:
     """An asset produced by a model node."""

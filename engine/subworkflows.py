@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import DecisionError, FlowgraphError
 from engine.protocols import (
+    TERMINAL_JOB,
     CallResult,
     ChildRejected,
     ChildWaits,
@@ -28,7 +29,7 @@ from engine.protocols import (
 from engine.run.children import SEPARATOR, ChildGate, child_gates
 from engine.run.instances import Instance, named_by
 from engine.run.job import node_document
-from engine.run.scheduler import TERMINAL_JOB, Scheduler
+from engine.run.scheduler import Scheduler
 
 if TYPE_CHECKING:
     from engine.api import Engine, JobRun

@@ -26,6 +26,7 @@ from engine.compile.compiler import CompiledInput, Plan, TemplateNode
 from engine.errors import DecisionError
 from engine.limits import Limits
 from engine.protocols import (
+    TERMINAL_JOB,
     TERMINAL_NODE_STATUSES,
     CallResult,
     ChildRejected,
@@ -64,7 +65,6 @@ from engine.run.instances import (
 from engine.run.skips import matched, skip_cause
 
 Clock = Callable[[], str]
-TERMINAL_JOB = frozenset({JobStatus.SUCCESS, JobStatus.FAILURE, JobStatus.CANCELED})
 
 
 _last_stamp: list[Any] = [-1, ""]

@@ -16,10 +16,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.deflated import DeflatedFile, Deflater
-
-PIECE = 1 << 20  # bytes read at a time
-DEFLATE_PIECE = 1 << 20  # bytes handed to the deflating thread at a time
+from engine.deflated import PIECE, DeflatedFile, Deflater, read_pieces
 
 
 class SpooledDocument:
@@ -77,8 +74,7 @@ class SpooledDocument:
 
     def pieces(self, size: int = PIECE) -> Iterator[bytes]:
         """The document, `size` bytes at a time."""
-        for start in range(0, self.size, size):
-            yield os.pread(self._fd, min(size, self.size - start), start)
+        return read_pieces(self._fd, self.size, size)
 
     def read(self) -> bytes:
         """The whole document (for a reader that needs it at once)."""
@@ -126,24 +122,17 @@ def _deflating_beside(deflater: Deflater | None) -> Iterator[None]:
 
 
 class _Tee(io.RawIOBase):
-    """A file's raw writes, handed to a deflater too, DEFLATE_PIECE bytes at a time."""
+    """A file's raw writes, each handed to a deflater too: the buffered writer above makes
+    them a megabyte (PIECE) at a time."""
 
     def __init__(self, raw: io.FileIO, deflater: Deflater) -> None:
         self._raw = raw
         self._deflater = deflater
-        self._pending = bytearray()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
         written = self._raw.write(data) or 0
-        self._pending += data[:written]
-        if len(self._pending) >= DEFLATE_PIECE:
-            self.flush()
+        self._deflater.put(bytes(data[:written]))  # the writer's buffer is used again
         return written
-
-    def flush(self) -> None:
-        if self._pending:
-            piece, self._pending = self._pending, bytearray()  # handed over, not copied
-            self._deflater.put(piece)

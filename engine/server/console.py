@@ -156,7 +156,7 @@ async def console_jobs(
 ) -> Response:
     """Jobs newest first, a page at a time, each with its workflow's name, its times and
     the gates it waits at (read from its document only while it is unfinished)."""
-    from engine.run.scheduler import TERMINAL_JOB
+    from engine.protocols import TERMINAL_JOB
     from engine.views.gates import waiting_gates
 
     try:

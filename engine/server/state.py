@@ -19,9 +19,9 @@ from fastapi import HTTPException, Request, Response
 from engine.api import Engine, JobRun
 from engine.errors import Problem, ValidationError, first_cause, internal_message
 from engine.gc_tuning import collect_promoted
-from engine.protocols import JobRecord, Store
+from engine.protocols import TERMINAL_JOB, JobRecord, Store
 from engine.run.events import event_logger
-from engine.run.scheduler import TERMINAL_JOB, utc_now
+from engine.run.scheduler import utc_now
 from engine.server.inference import (
     index_assets,
     inference_json,

@@ -19,6 +19,7 @@ from typing import Any
 from engine.deflated import LEVEL, deflate_to_file
 from engine.errors import StoreError
 from engine.protocols import (
+    TERMINAL_JOB,
     EncodedDocument,
     JobRecord,
     OutcomeRecord,
@@ -54,7 +55,6 @@ DEFLATE_DOCUMENT_FROM = 1 << 22  # bytes of a job document, from which it is sto
 # deflated, it is about a sixth. Below it, deflating would only cost the run time.
 LOG_TEXT_BYTES = 1 << 26
 PAGE_SIZE = 16384  # bytes, for a new store file
-ENDED = frozenset({"success", "failure", "canceled"})  # statuses after which a job logs no more
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS workflows (
@@ -289,7 +289,7 @@ class SQLiteStore:
         whole into a statement (and one in a file is never read whole). A document of
         DEFLATE_DOCUMENT_FROM bytes or more is kept deflated: as it was deflated beside its
         encoding (a spooled one's `deflated`), or deflated now."""
-        if status in ENDED:  # a long-lived server keeps no count for jobs that are over
+        if status in TERMINAL_JOB:  # a long-lived server keeps no count for jobs that are over
             self._logged.pop(job_id, None)
         size = _size(document_json)
         if size < DEFLATE_DOCUMENT_FROM:
