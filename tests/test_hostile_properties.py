@@ -322,3 +322,40 @@ def test_any_editor_graph_publishes_runs_or_is_refused_with_problems(
         anyio.run(go)
     except ValidationError as error:
         assert error.problems and all(p.message for p in error.problems)
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+_LIMIT_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+    st.floats(allow_nan=False),
+    st.integers(min_value=-(2**66), max_value=2**66),
+    st.integers(min_value=0, max_value=80).map(lambda depth: _nested(depth, 0)),
+)
+_LIMIT_VALUES = st.recursive(
+    _LIMIT_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=2), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, database=None, deadline=None)
+@given(_LIMIT_VALUES)
+def test_the_quick_limit_walk_agrees_with_the_one_that_names_the_path(value: Any) -> None:
+    """`value_problem` walks a document once without paths, and spells out a path only when it
+    finds something: both walks must find the same documents at fault (nesting past 64 levels,
+    an integer past 64 bits), wherever it sits."""
+    from engine.compile.document import _first_problem, _within_limits, value_problem
+
+    found = _first_problem(value, "doc")
+    assert _within_limits(value) is (found is None)
+    assert value_problem(value, "doc") == found

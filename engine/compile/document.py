@@ -27,9 +27,43 @@ INT_RANGE = (-(2**63), 2**64 - 1)  # what JSON encoders (and Scenario's API) car
 
 def value_problem(value: Any, where: str = "") -> Problem | None:
     """A problem for the first array or object nested more than MAX_DEPTH levels deep, or the
-    first integer outside 64 bits, in `value`, naming where. One iterative walk (a hostile
-    document must not exhaust the stack, nor take quadratic time); each entry keeps its
-    parent's, so only the path of what is found is ever spelled out."""
+    first integer outside 64 bits, in `value`, naming where. Iterative walks (a hostile
+    document must not exhaust the stack, nor take quadratic time): a first one that keeps no
+    path, then, only when it finds something, one that spells out where."""
+    if _within_limits(value):
+        return None
+    return _first_problem(value, where)
+
+
+def _within_limits(value: Any) -> bool:
+    """Whether nothing in `value` is nested too deep or is an integer past 64 bits: one walk
+    over the containers, each child's type looked at once, no path kept."""
+    low, high = INT_RANGE
+    containers = (dict, list)
+    if type(value) is int:
+        return low <= value <= high
+    if not isinstance(value, containers):
+        return True
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        for child in item.values() if isinstance(item, dict) else item:
+            kind = type(child)
+            if kind is str:
+                continue
+            if kind is int:
+                if not low <= child <= high:
+                    return False
+            elif kind is dict or kind is list or isinstance(child, containers):
+                stack.append((child, depth + 1))
+    return True
+
+
+def _first_problem(value: Any, where: str) -> Problem | None:
+    """The problem `_within_limits` found, with its path: each entry keeps its parent's, so
+    only the path of what is found is ever spelled out."""
     low, high = INT_RANGE
     stack: list[tuple[Any, int, tuple[Any, Any] | None]] = [(value, 0, None)]
     while stack:
