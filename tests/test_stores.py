@@ -317,6 +317,24 @@ def test_sqlite_deflates_a_large_log_and_documents_and_reads_its_older_text(
     old.close()
 
 
+def test_a_long_lived_sqlite_store_keeps_nothing_for_jobs_that_are_over(tmp_path: Path) -> None:
+    """A server's store object lives for thousands of jobs: once a job's checkpoint says it is
+    over, the store forgets it was seen. A batch that comes after (a resumed job) is still
+    written, and one for a job the store does not hold is still refused."""
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    for n in range(50):
+        job_id = f"job_{n}"
+        store.create_job(record(job_id, "2026-01-01T00:00:00.000Z"))
+        store.record(job_id, [], [transition("a", "success")])
+        store.checkpoint(job_id, status="success", updated_at="x", document_json=b"{}")
+    assert not store._known_jobs and not store._logged
+    store.record("job_7", [], [transition("b", "success")])  # after its end: written
+    assert [t.node_id for t in store.events("job_7")] == ["a", "b"]
+    with pytest.raises(KeyError, match="no job `job_x`"):
+        store.record("job_x", [], [transition("a", "success")])
+    store.close()
+
+
 def _large_document() -> bytes:
     document = {"flow": [{"id": f"n{i}", "text": "é" * 50 + str(i)} for i in range(50_000)]}
     return json.dumps(document, ensure_ascii=False).encode()

@@ -154,7 +154,7 @@ class SQLiteStore:
                 f"version {found}; this one reads up to {SCHEMA_VERSION})"
             )
         self._lock = _Guard(self.path)
-        self._known_jobs: set[str] = set()  # jobs seen in the store (record checks once)
+        self._known_jobs: set[str] = set()  # running jobs seen in the store (record checks once)
         self._logged: dict[str, int] = {}  # bytes of log written by job, up to LOG_TEXT_BYTES
 
     def _mark_schema_version(self) -> int:
@@ -289,8 +289,9 @@ class SQLiteStore:
         whole into a statement (and one in a file is never read whole). A document of
         DEFLATE_DOCUMENT_FROM bytes or more is kept deflated: as it was deflated beside its
         encoding (a spooled one's `deflated`), or deflated now."""
-        if status in TERMINAL_JOB:  # a long-lived server keeps no count for jobs that are over
+        if status in TERMINAL_JOB:  # a long-lived server keeps nothing for jobs that are over
             self._logged.pop(job_id, None)
+            self._known_jobs.discard(job_id)  # a later batch (a resumed job) looks it up again
         size = _size(document_json)
         if size < DEFLATE_DOCUMENT_FROM:
             self._write_document(job_id, status, updated_at, size, _pieces(document_json))
