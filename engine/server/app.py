@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from engine.errors import FlowgraphError
 from engine.run.events import event_logger
@@ -37,6 +38,22 @@ def envelope(status: int, message: str, headers: Mapping[str, str] | None = None
         {"statusCode": status, "error": phrase, "message": message},
         status_code=status,
         headers=headers,
+    )
+
+
+def api_path_hint(app: FastAPI, request: Request) -> str | None:
+    """For a path no route serves that the API serves below `/v1` (a client given the
+    server's address without `/v1` as its base URL): where the API is."""
+    path = request.url.path
+    if path == "/v1" or path.startswith("/v1/"):
+        return None
+    scope = {**request.scope, "path": "/v1" + path, "root_path": ""}
+    if not any(route.matches(scope)[0] is not Match.NONE for route in app.routes):
+        return None
+    base = str(request.base_url).rstrip("/")
+    return (
+        f"the Workflows API is served under /v1 ({request.method} /v1{path}): "
+        f"use {base}/v1 as the base URL"
     )
 
 
@@ -172,7 +189,10 @@ def create_app(state: ServerState) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         status = 400 if error.status_code in (405, 409, 422) else error.status_code
-        return envelope(status, str(error.detail), error.headers)
+        message = str(error.detail)
+        if status == 404 and (hint := api_path_hint(app, request)):
+            message = f"{message}: {hint}"
+        return envelope(status, message, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
