@@ -348,3 +348,63 @@ def test_documents_share_no_outputs_between_jobs() -> None:
     first.document()["metadata"]["output"]["gen"]["note"] = "changed"
     assert second.document()["metadata"]["output"] == {"gen": {}}
     assert json.loads(second.document_json())["metadata"]["output"] == {"gen": {}}
+
+
+def _fan_out(count: int, *, readers: int = 0) -> dict[str, Any]:
+    """A for-each of `count` model nodes, and `readers` transforms of the loop's output."""
+    flow: list[dict[str, Any]] = [
+        {"id": "loop", "type": "for-each", "count": count, "loopBodyNodeIds": ["gen"]},
+        {"id": "gen", "type": "custom-model", "modelId": "model_a"},
+    ]
+    for n in range(readers):
+        ref = {"name": "all", "type": "string_array", "ref": {"node": "loop"}}
+        flow.append(
+            {
+                "id": f"read{n}",
+                "type": "transform",
+                "inputs": [ref],
+                "logic": {"transform": "size(all)"},
+            }
+        )
+    return {"flow": flow}
+
+
+def _asset_id_lists() -> int:
+    """Lists alive holding one asset id: what a collected fan-out output holds, one a clone."""
+    import gc
+
+    gc.collect()
+    return sum(
+        1
+        for value in gc.get_objects()
+        if type(value) is list and len(value) == 1 and str(value[0]).startswith("asset_")
+    )
+
+
+def test_a_fan_out_output_nothing_reads_is_written_from_its_clones_not_kept() -> None:
+    """A for-each's `output` (a list per clone) is collected when something reads it; in a
+    fan-out whose clones are the job's outputs nothing does, and the job document writes it
+    from the clones a batch at a time: no list per clone stays alive for it, and the document
+    is the same as the one built whole."""
+    job = run(_fan_out(3000))
+    before = _asset_id_lists()
+    encoded = job.document_json()
+    assert before < 100 and _asset_id_lists() < 100
+    loop = json.loads(encoded)["metadata"]["flow"][0]
+    assert loop["id"] == "loop" and len(loop["output"]) == 3000
+    assert loop["output"][7] == [job.scheduler.instances["gen#7"].assets[0].asset_id]
+    assert encoded == orjson.dumps(job.document())
+
+
+def test_a_read_loop_output_is_collected_once_and_kept() -> None:
+    """Read, the output is collected once and kept: every later read gets that one list, as
+    it did when it was a dict's value (not a collection per read, which would be quadratic
+    in a loop whose clones read another loop's output)."""
+    job = run(_fan_out(50, readers=3))
+    instances = job.scheduler.instances
+    ids = [[instances[f"gen#{i}"].assets[0].asset_id] for i in range(50)]
+    assert [instances[f"read{n}"].resolved[0] for n in range(3)] == [sum(ids, [])] * 3
+    output = instances["loop"].outputs["output"]
+    assert output == ids and instances["loop"].outputs.get("output") is output
+    assert [node["output"] for node in job.document()["metadata"]["flow"][-3:]] == [50, 50, 50]
+    assert job.document_json() == orjson.dumps(job.document())

@@ -8,7 +8,7 @@ each input, `dependsOn` entry and branch source of an instance points in that ru
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -291,17 +291,106 @@ def collect(
 ) -> list[Any]:
     """Values of the clones of `template_id` below `loop`, in iteration order (outer-major),
     skipped clones left out."""
+    return list(collected(plan, instances, loop, template_id, name))
+
+
+def collected(
+    plan: Plan, instances: dict[str, Instance], loop: Instance, template_id: str, name: str | None
+) -> Iterator[Any]:
+    """`collect`'s values, one at a time."""
     loops = plan.nodes[template_id].loops
-    values: list[Any] = []
     for scope in loop.iterations or ():
         next_id = loops[scope.depth] if len(loops) > scope.depth else template_id
         clone = instances[next_id + scope.suffix]
         if next_id == template_id:
             if clone.status is NodeStatus.SUCCESS:
-                values.append(output_value(clone.outputs, name))
+                yield output_value(clone.outputs, name)
         else:
-            values.extend(collect(plan, instances, clone, template_id, name))
-    return values
+            yield from collected(plan, instances, clone, template_id, name)
+
+
+class Collected:
+    """A finished for-each's `output` (its one sink's values, see `collect`), to be encoded a
+    batch at a time (see `job.write_job_document`): iterating it reads the clones again."""
+
+    __slots__ = ("_outputs",)
+
+    def __init__(self, outputs: LoopOutputs) -> None:
+        self._outputs = outputs
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._outputs.iter_output()
+
+
+class LoopOutputs(Mapping[str, Any]):
+    """A finished for-each's outputs: `items` and `count`, as its expansion set them, and
+    `output`, what its sinks' clones gave, collected in iteration order when first read and
+    kept from then on (every reader shares that one value, as they would a dict's).
+
+    Until something reads it, it is not kept: in a fan-out nothing reads (its clones are the
+    job's outputs), and a list per clone kept only to be written into the job document once
+    would be about 100 bytes a clone; the document writes it from the clones instead
+    (`streamed_output`)."""
+
+    __slots__ = ("_plan", "_instances", "_loop", "_base", "_output", "_read")
+
+    def __init__(
+        self, plan: Plan, instances: dict[str, Instance], loop: Instance, base: Mapping[str, Any]
+    ) -> None:
+        self._plan, self._instances, self._loop = plan, instances, loop
+        self._base = {key: value for key, value in base.items() if key != "output"}
+        self._output: Any = None
+        self._read = False
+
+    def _collect(self) -> Any:
+        sinks = self._loop.template.sinks
+        values = {s: collect(self._plan, self._instances, self._loop, s, None) for s in sinks}
+        return values[sinks[0]] if len(sinks) == 1 else values
+
+    def _value(self) -> Any:
+        if not self._read:
+            self._output, self._read = self._collect(), True
+        return self._output
+
+    def iter_output(self) -> Iterator[Any]:
+        """The output's values (of its one sink) without keeping them."""
+        if self._read:
+            return iter(self._output)
+        (sink,) = self._loop.template.sinks
+        return collected(self._plan, self._instances, self._loop, sink, None)
+
+    def streamed_output(self) -> Any:
+        """The output as the job document writes it: the kept value once read, else a
+        `Collected` for a loop with one sink (the usual case), else its values now."""
+        if self._read or len(self._loop.template.sinks) != 1:
+            return self._value()
+        return Collected(self)
+
+    def without_output(self) -> dict[str, Any]:
+        return dict(self._base)
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "output":
+            return self._value()
+        return self._base[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key == "output":
+            return self._value()
+        return self._base.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key == "output" or key in self._base
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._base
+        yield "output"
+
+    def __len__(self) -> int:
+        return len(self._base) + 1
+
+    def __repr__(self) -> str:
+        return f"LoopOutputs({dict(self)!r})"
 
 
 def flatten_once(value: Any) -> Any:

@@ -13,7 +13,7 @@ import orjson
 from engine.compile.compiler import Plan
 from engine.protocols import AssetOutputs, ChildWaits, NodeStatus
 from engine.run.clone_encoding import CloneEncoder
-from engine.run.instances import INSTANCE, Instance
+from engine.run.instances import INSTANCE, Collected, Instance, LoopOutputs
 from engine.run.scheduler import Scheduler
 
 # a processing node has a reason only while it waits on its sub-workflow's gates
@@ -59,13 +59,18 @@ def template_groups(scheduler: Scheduler) -> list[list[Instance]]:
 
 
 def node_document(
-    plan: Plan, instance: Instance, parked: Mapping[str, ChildWaits] = NOT_PARKED
+    plan: Plan,
+    instance: Instance,
+    parked: Mapping[str, ChildWaits] = NOT_PARKED,
+    *,
+    streamed: bool = False,
 ) -> dict[str, Any]:
     """One node of `metadata.flow`: the original fields (unknown ones kept) plus its state.
 
     A workflow node parked while its child job waits (`parked`) lists the child's gates in
     `waitingGates`: each the gate's node in the job it waits in, named by its path, with that
-    job's id (`jobId`) and its id there (`nodeId`)."""
+    job's id (`jobId`) and its id there (`nodeId`). `streamed`: a for-each's `output` may be
+    a `Collected`, which `write_job_document` writes from the clones a batch at a time."""
     template, scope, status = instance.template, instance.scope, instance.status
     node = dict(template.wire)
     node["id"] = instance.id
@@ -100,7 +105,10 @@ def node_document(
         if extra:
             node["output"] = extra
     elif template.type in _OUTPUT_TYPES and status is NodeStatus.SUCCESS:
-        node["output"] = outputs.get("output")
+        if streamed and type(outputs) is LoopOutputs:
+            node["output"] = outputs.streamed_output()
+        else:
+            node["output"] = outputs.get("output")
     if instance.items is not None:
         node["items"] = instance.items
     if instance.reason is not None and status in _REASON_STATUSES:
@@ -189,6 +197,9 @@ def _job_outputs(
                 outputs = instance.outputs
                 if without_assets and type(outputs) is AssetOutputs:
                     yield instance.id, {}  # its only output is its assets' ids
+                    continue
+                if without_assets and type(outputs) is LoopOutputs:
+                    yield instance.id, outputs.without_output()  # not collected to be dropped
                     continue
                 kept = dict(outputs)
                 if without_assets:
@@ -315,7 +326,7 @@ def write_job_document(
             encoder = CloneEncoder(group[0].template) if len(group) > 1 else None
             if encoder is None or not encoder.usable:
                 for instance in group:
-                    yield node_document(plan, instance, parked)
+                    yield node_document(plan, instance, parked, streamed=True)
                 continue
             for instance in group:
                 yield encoder.encode(instance) or node_document(plan, instance, parked)
@@ -334,21 +345,22 @@ LARGE_LIST = 10_000  # elements of a node's `output` or `items` encoded a batch 
 def _large_list_key(node: dict[str, Any]) -> str | None:
     for key in ("output", "items"):
         value = node.get(key)
-        if type(value) is list and len(value) > LARGE_LIST:
+        if type(value) is Collected or (type(value) is list and len(value) > LARGE_LIST):
             return key
     return None
 
 
 def _write_large_node(write: Callable[[bytes], object], node: dict[str, Any], key: str) -> None:
-    """`orjson.dumps(node)`'s bytes, with the list at `key` encoded a batch at a time."""
+    """`orjson.dumps(node)`'s bytes, with the list (or `Collected`) at `key` encoded a batch
+    at a time."""
     keys = list(node)
     at = keys.index(key)
     before = {k: node[k] for k in keys[:at]}
     after = {k: node[k] for k in keys[at + 1 :]}
     write(orjson.dumps(before)[:-1] + (b',"' if before else b'"') + key.encode() + b'":[')
-    values = node[key]
-    for start in range(0, len(values), ENCODE_BATCH):
-        write((b"," if start else b"") + orjson.dumps(values[start : start + ENCODE_BATCH])[1:-1])
+    values = iter(node[key])
+    for number, batch in enumerate(iter(lambda: list(islice(values, ENCODE_BATCH)), [])):
+        write((b"," if number else b"") + orjson.dumps(batch)[1:-1])
     write(b"]" + (b"," + orjson.dumps(after)[1:] if after else b"}"))
 
 

@@ -46,7 +46,6 @@ from engine.protocols import (
 from engine.run.children import ChildGate, waiting_reason
 from engine.run.instances import (
     BAD_STATUSES,
-    COLLECTION,
     INSTANCE,
     ITEM,
     ITEM_UP,
@@ -55,6 +54,7 @@ from engine.run.instances import (
     FullInstance,
     Instance,
     Link,
+    LoopOutputs,
     Scope,
     coerce,
     item_value,
@@ -670,15 +670,7 @@ class Scheduler:
                 {"cause": "iteration", "node": child.id, "iteration": child.scope.index},
             )
             return
-        sinks = loop.template.sinks
-        collected = {
-            s: link_value(self.plan, self.instances, (COLLECTION, loop, s), None, flatten=False)
-            for s in sinks
-        }
-        loop.outputs = {
-            **loop.outputs,
-            "output": collected[sinks[0]] if len(sinks) == 1 else collected,
-        }
+        loop.outputs = LoopOutputs(self.plan, self.instances, loop, loop.outputs)
         self._set(loop, NodeStatus.SUCCESS, None, loop.details)
 
     def _settle(self, instance: Instance, *, may_skip: bool = True) -> None:
