@@ -46,6 +46,7 @@ from engine.cli.common import (
 from engine.config import CONFIG_VARIABLE, load_config
 from engine.errors import FlowgraphError, Problem, ValidationError
 from engine.gc_tuning import quiet_gc
+from engine.malloc_arenas import share_one_arena
 from engine.protocols import Store, Transition
 from engine.run.events import event_logger, logging_sink
 
@@ -88,9 +89,10 @@ def options(
 ) -> None:
     """flowgraph: run Scenario workflows locally."""
     # the collector paused for the command's imports and its work (see gc_tuning); a server
-    # collects on its own schedule when idle
+    # collects on its own schedule when idle, and keeps glibc's malloc arenas
     if context.invoked_subcommand != "serve":
         context.with_resource(quiet_gc())
+        share_one_arena()  # see malloc_arenas: before any thread of the command starts
 
 
 class LogFormat(StrEnum):
