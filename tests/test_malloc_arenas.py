@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from engine.server.launcher import ROOT
+
 # threads that each allocate while the others do (zlib and large bytes, as a document's
 # deflating does), then glibc's arenas, counted from malloc_stats' report on stderr
 THREADS = """
@@ -37,7 +39,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def arenas(mode: str, **env: str) -> tuple[str, int]:
-    environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env
+    own = ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
+    environment = {k: v for k, v in os.environ.items() if k not in own} | env
     done = subprocess.run(
         [sys.executable, "-c", THREADS, mode],
         capture_output=True,
@@ -55,6 +58,50 @@ def test_a_command_s_threads_share_one_arena() -> None:
     assert default > 1  # what glibc does otherwise: an arena for a thread that meets another
 
 
-def test_an_environment_s_own_setting_is_kept() -> None:
-    said, count = arenas("shared", MALLOC_ARENA_MAX="3")
+@pytest.mark.parametrize(
+    "setting",
+    [{"MALLOC_ARENA_MAX": "3"}, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=3"}],
+    ids=["variable", "tunable"],
+)
+def test_an_environment_s_own_setting_is_kept(setting: dict[str, str]) -> None:
+    said, count = arenas("shared", **setting)
     assert said == "False" and 1 < count <= 3
+
+
+# a command run with the arena request watched: when it came, and how many threads were alive
+WATCHED = """
+import sys, threading
+import engine.cli.app as cli
+from engine import malloc_arenas
+calls = []
+def watched():
+    calls.append(threading.active_count())
+    return malloc_arenas.share_one_arena()
+cli.share_one_arena = watched
+try:
+    cli.app(sys.argv[1:], standalone_mode=False)
+finally:
+    print("asked", calls, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "asked"),
+    [
+        (["run", "examples/fan-out.json", "--json", "--db", ":memory:"], "asked [1]"),
+        (["validate", "examples/fan-out.json"], "asked []"),
+        (["serve", "--help"], "asked []"),
+    ],
+)
+def test_commands_that_run_jobs_ask_before_any_thread_starts(args: list[str], asked: str) -> None:
+    """A run asks for the one arena while its thread is the only one (an arena a thread got
+    before would stay its own); a command that runs no job does not pay for asking."""
+    done = subprocess.run(
+        [sys.executable, "-c", WATCHED, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.stderr.strip().splitlines()[-1] == asked, done.stderr

@@ -307,15 +307,19 @@ def test_credentials_when_configured(tmp_path: Path) -> None:
 
 def test_a_base_url_without_v1_is_told_where_the_api_is(base_url: str) -> None:
     """A client given the server's address alone (no `/v1`) gets 404s that say where the API
-    is and which base URL to use; a path the API does not serve either gets a bare 404."""
+    is; a request the API does not serve either (another path, another method) gets a bare
+    404."""
     address = base_url.removesuffix("/v1")
     client = Scenario(api_key="k", api_secret="s", base_url=address, max_retries=0)
     with client, pytest.raises(scenario_sdk.NotFoundError) as caught:
         client.jobs.retrieve("job_anything")
     message = caught.value.body["message"]  # type: ignore[index]
-    assert "served under /v1 (GET /v1/jobs/job_anything)" in message
-    assert f"use {address}/v1 as the base URL" in message
+    assert message.endswith(
+        "served under /v1 (GET /v1/jobs/job_anything): end the client's base URL with /v1"
+    )
     assert httpx.get(address + "/no-such-thing").json()["message"] == "Not Found"
+    # a method the API does not take there gets no hint either
+    assert httpx.delete(address + "/jobs/job_anything").json()["message"] == "Not Found"
     missing = httpx.get(base_url + "/jobs/job_anything").json()["message"]
     assert "/v1" not in missing and "job_anything" in missing
 

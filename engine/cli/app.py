@@ -73,6 +73,12 @@ def show_version(value: bool) -> None:
         raise typer.Exit()
 
 
+# the commands that run jobs (their threads write the store and deflate large documents)
+JOB_COMMANDS = frozenset(
+    {"run", "resume", "approve", "reject", "select", "cancel", "test", "replay"}
+)
+
+
 @app.callback()
 def options(
     context: typer.Context,
@@ -92,6 +98,7 @@ def options(
     # collects on its own schedule when idle, and keeps glibc's malloc arenas
     if context.invoked_subcommand != "serve":
         context.with_resource(quiet_gc())
+    if context.invoked_subcommand in JOB_COMMANDS:
         share_one_arena()  # see malloc_arenas: before any thread of the command starts
 
 

@@ -8,6 +8,7 @@ each input, `dependsOn` entry and branch source of an instance points in that ru
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -297,16 +298,29 @@ def collect(
 def collected(
     plan: Plan, instances: dict[str, Instance], loop: Instance, template_id: str, name: str | None
 ) -> Iterator[Any]:
-    """`collect`'s values, one at a time."""
-    loops = plan.nodes[template_id].loops
-    for scope in loop.iterations or ():
-        next_id = loops[scope.depth] if len(loops) > scope.depth else template_id
-        clone = instances[next_id + scope.suffix]
-        if next_id == template_id:
-            if clone.status is NodeStatus.SUCCESS:
-                yield output_value(clone.outputs, name)
-        else:
-            yield from collected(plan, instances, clone, template_id, name)
+    """`collect`'s values, one at a time. The iterations of one loop are all as deep: each
+    clone's id is the same prefix and its index (its scope's `suffix`, made once)."""
+    iterations = loop.iterations
+    if not iterations:
+        return
+    loops, depth = plan.nodes[template_id].loops, iterations[0].depth
+    next_id = loops[depth] if len(loops) > depth else template_id
+    prefix = f"{next_id}{loop.scope.suffix}#"
+    if next_id != template_id:
+        for scope in iterations:
+            yield from collected(
+                plan, instances, instances[prefix + str(scope.index)], template_id, name
+            )
+        return
+    success = NodeStatus.SUCCESS
+    for scope in iterations:
+        clone = instances[prefix + str(scope.index)]
+        if clone.status is success:
+            yield output_value(clone.outputs, name)
+
+
+STREAM_FROM = 10_000  # iterations of an unread loop output the job document writes from its clones
+_COLLECTING = threading.RLock()  # a loop output's first collection (an outer loop reads inner ones)
 
 
 class Collected:
@@ -349,7 +363,9 @@ class LoopOutputs(Mapping[str, Any]):
 
     def _value(self) -> Any:
         if not self._read:
-            self._output, self._read = self._collect(), True
+            with _COLLECTING:  # a view built in a worker thread may read it as the run does
+                if not self._read:
+                    self._output, self._read = self._collect(), True
         return self._output
 
     def iter_output(self) -> Iterator[Any]:
@@ -360,11 +376,14 @@ class LoopOutputs(Mapping[str, Any]):
         return collected(self._plan, self._instances, self._loop, sink, None)
 
     def streamed_output(self) -> Any:
-        """The output as the job document writes it: the kept value once read, else a
-        `Collected` for a loop with one sink (the usual case), else its values now."""
+        """The output as the job document writes it: the kept value once read; else, for a
+        loop with one sink (the usual case), a `Collected` when it has more than
+        `STREAM_FROM` iterations, a list of its values not kept when fewer; else its values."""
         if self._read or len(self._loop.template.sinks) != 1:
             return self._value()
-        return Collected(self)
+        if len(self._loop.iterations or ()) > STREAM_FROM:
+            return Collected(self)
+        return list(self.iter_output())
 
     def without_output(self) -> dict[str, Any]:
         return dict(self._base)

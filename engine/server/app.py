@@ -42,18 +42,18 @@ def envelope(status: int, message: str, headers: Mapping[str, str] | None = None
 
 
 def api_path_hint(app: FastAPI, request: Request) -> str | None:
-    """For a path no route serves that the API serves below `/v1` (a client given the
-    server's address without `/v1` as its base URL): where the API is."""
+    """For a request no route serves that the API serves below `/v1`, method included (a
+    client given the server's address without `/v1` as its base URL): where the API is. The
+    request's own host is not echoed back (behind a proxy it names the upstream)."""
     path = request.url.path
     if path == "/v1" or path.startswith("/v1/"):
         return None
     scope = {**request.scope, "path": "/v1" + path, "root_path": ""}
-    if not any(route.matches(scope)[0] is not Match.NONE for route in app.routes):
+    if not any(route.matches(scope)[0] is Match.FULL for route in app.routes):
         return None
-    base = str(request.base_url).rstrip("/")
     return (
         f"the Workflows API is served under /v1 ({request.method} /v1{path}): "
-        f"use {base}/v1 as the base URL"
+        "end the client's base URL with /v1"
     )
 
 
