@@ -50,7 +50,7 @@ def test_benchmark_runner_reports_every_scenario_as_json() -> None:
         "for-each x60, 1 model node, Engine().run, fresh process",
         "for-each x60, transform + model + logic, CLI + SQLite",
         "for-each x60, 2 transforms, whole `flowgraph run` processes, expression budget check",
-        "compile + validate a 60-node flow",
+        "compile + validate a 60-node flow, fresh process",
         "peak memory, for-each x60 through the CLI",
         "asyncio chain of awaited tasks (floor per hop)",
         "chain of 20 model nodes, the run itself (library)",
