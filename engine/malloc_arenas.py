@@ -10,11 +10,11 @@ run's peak (161 MB against 154) and about 40 MB of a million-iteration one's.
 A command's process therefore keeps one arena for all its threads (`M_ARENA_MAX` 1, what
 MALLOC_ARENA_MAX=1 does), set before it starts any: its other threads run Python under the
 GIL most of the time, and the time of a 100,000-iteration run did not change. Only the
-commands that run jobs ask (`JOB_COMMANDS` in cli/app.py: the others would pay its 1–4 ms of
-start-up for nothing). An environment that sets MALLOC_ARENA_MAX (or glibc's tunable
-`glibc.malloc.arena_max`) keeps its own choice; another C library, or a Python without
-ctypes, is left as it is. The server keeps glibc's default: its threads serve requests at the
-same time.
+commands whose jobs write a store from a thread of their own ask (`JOB_COMMANDS` in
+cli/app.py: the others would pay its 1–4 ms of start-up for nothing). An environment that
+sets MALLOC_ARENA_MAX (or glibc's tunable `glibc.malloc.arena_max`) keeps its own choice;
+another C library, or a Python without ctypes, is left as it is. The server keeps glibc's
+default: its threads serve requests at the same time.
 """
 
 from __future__ import annotations

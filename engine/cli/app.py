@@ -73,10 +73,8 @@ def show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-# the commands that run jobs (their threads write the store and deflate large documents)
-JOB_COMMANDS = frozenset(
-    {"run", "resume", "approve", "reject", "select", "cancel", "test", "replay"}
-)
+# the commands whose jobs write a store from a thread of its own (and deflate large documents)
+JOB_COMMANDS = frozenset({"run", "resume", "approve", "reject", "select", "cancel", "test"})
 
 
 @app.callback()

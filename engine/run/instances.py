@@ -320,7 +320,7 @@ def collected(
 
 
 STREAM_FROM = 10_000  # iterations of an unread loop output the job document writes from its clones
-_COLLECTING = threading.RLock()  # a loop output's first collection (an outer loop reads inner ones)
+_MAKING_LOCKS = threading.Lock()  # a loop output's lock is made once
 
 
 class Collected:
@@ -346,7 +346,7 @@ class LoopOutputs(Mapping[str, Any]):
     would be about 100 bytes a clone; the document writes it from the clones instead
     (`streamed_output`)."""
 
-    __slots__ = ("_plan", "_instances", "_loop", "_base", "_output", "_read")
+    __slots__ = ("_plan", "_instances", "_loop", "_base", "_output", "_read", "_lock")
 
     def __init__(
         self, plan: Plan, instances: dict[str, Instance], loop: Instance, base: Mapping[str, Any]
@@ -355,6 +355,7 @@ class LoopOutputs(Mapping[str, Any]):
         self._base = {key: value for key, value in base.items() if key != "output"}
         self._output: Any = None
         self._read = False
+        self._lock: threading.RLock | None = None  # made when first needed (see `_value`)
 
     def _collect(self) -> Any:
         sinks = self._loop.template.sinks
@@ -363,7 +364,14 @@ class LoopOutputs(Mapping[str, Any]):
 
     def _value(self) -> Any:
         if not self._read:
-            with _COLLECTING:  # a view built in a worker thread may read it as the run does
+            # a view built in a worker thread may read it as the run does: one collection,
+            # under this output's own lock (a server's other jobs do not wait for it);
+            # reentrant, as an outer loop's collection reads its inner loops'
+            lock = self._lock
+            if lock is None:
+                with _MAKING_LOCKS:
+                    lock = self._lock = self._lock or threading.RLock()
+            with lock:
                 if not self._read:
                     self._output, self._read = self._collect(), True
         return self._output
