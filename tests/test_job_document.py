@@ -13,7 +13,6 @@ from conftest import EXAMPLES, FLOWS, export, run
 
 from engine.api import JobRun
 from engine.protocols import NodeStatus
-from engine.run import instances as instances_module
 from engine.run import job as job_module
 from engine.run.instances import Instance
 
@@ -46,9 +45,8 @@ def test_streamed_encoding_equals_the_whole_document(
     name: str, inputs: dict[str, Any], large: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(job_module, "ENCODE_BATCH", 2)  # several batches even in small flows
-    if large:  # every list `output` or `items` of two or more is written a batch at a time,
-        monkeypatch.setattr(job_module, "LARGE_LIST", 1)  # and a loop's unread output from
-        monkeypatch.setattr(instances_module, "STREAM_FROM", 1)  # its clones
+    if large:  # every list `output` or `items` of two or more is written a batch at a time
+        monkeypatch.setattr(job_module, "LARGE_LIST", 1)  # (a loop's unread one: from its clones)
     job = run_document(name, inputs)
     encoded = job.document_json()
     assert encoded == orjson.dumps(job.document())
@@ -389,11 +387,11 @@ def test_a_fan_out_output_nothing_reads_is_written_from_its_clones_not_kept(
 ) -> None:
     """A for-each's `output` (a list per clone) is collected when something reads it; in a
     fan-out whose clones are the job's outputs nothing does, and the job document writes it
-    from the clones (past STREAM_FROM iterations a batch at a time, else in one list it
+    from the clones (past LARGE_LIST iterations a batch at a time, else in one list it
     drops): no list per clone stays alive for it, and the document is the same as the one
     built whole."""
     if streamed:
-        monkeypatch.setattr(instances_module, "STREAM_FROM", 100)
+        monkeypatch.setattr(job_module, "LARGE_LIST", 100)
     job = run(_fan_out(3000))
     before = _asset_id_lists()
     encoded = job.document_json()

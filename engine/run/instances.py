@@ -319,18 +319,19 @@ def collected(
             yield output_value(clone.outputs, name)
 
 
-STREAM_FROM = 10_000  # iterations of an unread loop output the job document writes from its clones
 _MAKING_LOCKS = threading.Lock()  # a loop output's lock is made once
 
 
 class Collected:
-    """A finished for-each's `output` (its one sink's values, see `collect`), to be encoded a
-    batch at a time (see `job.write_job_document`): iterating it reads the clones again."""
+    """A finished for-each's `output` (its one sink's values, see `collect`), for the job
+    document to write (see `job.node_document`): iterating it reads the clones again. `size`
+    is the loop's iterations (as many values at most, unless the sink is in a nested loop)."""
 
-    __slots__ = ("_outputs",)
+    __slots__ = ("_outputs", "size")
 
-    def __init__(self, outputs: LoopOutputs) -> None:
+    def __init__(self, outputs: LoopOutputs, size: int) -> None:
         self._outputs = outputs
+        self.size = size
 
     def __iter__(self) -> Iterator[Any]:
         return self._outputs.iter_output()
@@ -385,13 +386,11 @@ class LoopOutputs(Mapping[str, Any]):
 
     def streamed_output(self) -> Any:
         """The output as the job document writes it: the kept value once read; else, for a
-        loop with one sink (the usual case), a `Collected` when it has more than
-        `STREAM_FROM` iterations, a list of its values not kept when fewer; else its values."""
+        loop with one sink (the usual case), a `Collected`, read from the clones and not
+        kept; else its values."""
         if self._read or len(self._loop.template.sinks) != 1:
             return self._value()
-        if len(self._loop.iterations or ()) > STREAM_FROM:
-            return Collected(self)
-        return list(self.iter_output())
+        return Collected(self, len(self._loop.iterations or ()))
 
     def without_output(self) -> dict[str, Any]:
         return dict(self._base)

@@ -69,8 +69,9 @@ def node_document(
 
     A workflow node parked while its child job waits (`parked`) lists the child's gates in
     `waitingGates`: each the gate's node in the job it waits in, named by its path, with that
-    job's id (`jobId`) and its id there (`nodeId`). `streamed`: a for-each's `output` may be
-    a `Collected`, which `write_job_document` writes from the clones a batch at a time."""
+    job's id (`jobId`) and its id there (`nodeId`). `streamed`: an unread for-each `output`
+    of more than LARGE_LIST iterations may be a `Collected`, which `write_job_document` writes
+    from the clones a batch at a time."""
     template, scope, status = instance.template, instance.scope, instance.status
     node = dict(template.wire)
     node["id"] = instance.id
@@ -106,9 +107,12 @@ def node_document(
             node["output"] = extra
     elif template.type in _OUTPUT_TYPES and status is NodeStatus.SUCCESS:
         if streamed and type(outputs) is LoopOutputs:
-            node["output"] = outputs.streamed_output()
+            output = outputs.streamed_output()
+            if type(output) is Collected and output.size <= LARGE_LIST:
+                output = list(output)  # small: encoded with the nodes around it, not kept
         else:
-            node["output"] = outputs.get("output")
+            output = outputs.get("output")
+        node["output"] = output
     if instance.items is not None:
         node["items"] = instance.items
     if instance.reason is not None and status in _REASON_STATUSES:
