@@ -27,6 +27,22 @@ def read_pieces(fd: int, size: int, piece: int = PIECE) -> Iterator[bytes]:
         yield os.pread(fd, min(piece, size - start), start)
 
 
+def inflate_pieces(pieces: Iterable[bytes], size: int = PIECE) -> Iterator[bytes]:
+    """A zlib stream given in `pieces`, inflated, at most `size` bytes at a time."""
+    inflater = zlib.decompressobj()
+    for piece in pieces:
+        data = piece
+        while data:
+            inflated = inflater.decompress(data, size)
+            if inflated:
+                yield inflated
+            data = inflater.unconsumed_tail
+    if rest := inflater.flush():
+        yield rest
+    if not inflater.eof:  # a file cut short: its reader must not take a part for the whole
+        raise OSError("a deflated document ends before its stream does")
+
+
 class DeflatedFile:
     """A zlib stream in an unnamed temporary file, read back a piece at a time."""
 

@@ -167,6 +167,7 @@ def test_a_large_job_document_is_kept_in_memory_when_no_file_can_be_written(
 
     monkeypatch.setattr(api, "SPOOL_NODES", 3)
     monkeypatch.setattr(tempfile, "mkstemp", full)
+    monkeypatch.setattr(tempfile, "TemporaryFile", full)  # the deflated document's file
     store = SQLiteStore(tmp_path / "jobs.db")
     job = run("gates.json", store=store)
     assert job.spools and job.status.value == "in-progress"

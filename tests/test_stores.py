@@ -343,9 +343,11 @@ def _large_document() -> bytes:
 def test_a_document_deflated_as_it_is_encoded_goes_to_sqlite_as_it_was_deflated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A large job's document bound for SQLite is deflated in a thread while it is encoded
-    into its file; the store writes that stream rather than deflating the document again."""
+    """A large job's document bound for SQLite is deflated in a thread while it is encoded,
+    into the only file it has (no file of its JSON: readers get it inflated again, a piece at
+    a time); the store writes that stream rather than deflating the document again."""
     import sqlite3
+    import tempfile
     import zlib
 
     import engine.stores.sqlite as sqlite_store
@@ -353,15 +355,23 @@ def test_a_document_deflated_as_it_is_encoded_goes_to_sqlite_as_it_was_deflated(
     def again(pieces: Any) -> Any:
         raise AssertionError("the document was deflated a second time")
 
+    def no_json_file(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a file of the document's JSON was made")
+
     monkeypatch.setattr(sqlite_store, "deflate_to_file", again)
     encoded = _large_document()
-    spooled = SpooledDocument(
-        lambda write: [write(encoded[i : i + 7000]) for i in range(0, len(encoded), 7000)],
-        deflate=True,
-    )
-    assert spooled.deflated is not None
+    with monkeypatch.context() as patched:
+        patched.setattr(tempfile, "mkstemp", no_json_file)
+        spooled = SpooledDocument(
+            lambda write: [write(encoded[i : i + 7000]) for i in range(0, len(encoded), 7000)],
+            deflate=True,
+        )
+    assert spooled.deflated is not None and spooled.size == len(encoded)
     stream = b"".join(spooled.deflated.pieces())
+    assert len(stream) < len(encoded) / 3
     assert zlib.decompress(stream) == encoded == spooled.read()
+    pieces = list(spooled.pieces(100_000))
+    assert b"".join(pieces) == encoded and max(map(len, pieces)) == 100_000
     store = SQLiteStore(tmp_path / "db.sqlite")
     store.create_job(record("job_big", "2026-01-01T00:00:00.000Z"))
     store.checkpoint("job_big", status="success", updated_at="x", document_json=spooled)
@@ -373,6 +383,19 @@ def test_a_document_deflated_as_it_is_encoded_goes_to_sqlite_as_it_was_deflated(
     spooled.close()
     with pytest.raises(ValueError):  # the deflated file goes with the document
         next(spooled.deflated.pieces())
+
+
+def test_a_deflated_document_cut_short_is_an_error_for_its_reader() -> None:
+    """A deflated stream that ends early (a damaged file) is not read as the whole document."""
+    import zlib
+
+    from engine.deflated import inflate_pieces
+
+    encoded = _large_document()
+    stream = zlib.compress(encoded, 1)
+    assert b"".join(inflate_pieces([stream[:1000], stream[1000:]])) == encoded
+    with pytest.raises(OSError, match="ends before its stream"):
+        b"".join(inflate_pieces([stream[: len(stream) // 2]]))
 
 
 def test_a_document_that_cannot_be_deflated_is_stored_as_json(
@@ -913,22 +936,16 @@ def test_overlapping_deflated_encodings_restore_the_switch_interval_once_all_end
     lowered for the other, and the last restores what it was before either."""
     import sys
 
-    from engine.deflated import Deflater
     from engine.run.spooled import _deflating_beside
 
     before = sys.getswitchinterval()
-    first, second = Deflater(), Deflater()
-    try:
-        with _deflating_beside(first):
-            assert sys.getswitchinterval() == 0.0005
-            inner = _deflating_beside(second)
-            inner.__enter__()
-        assert sys.getswitchinterval() == 0.0005  # the second still encodes
-        inner.__exit__(None, None, None)
-        assert sys.getswitchinterval() == before
-    finally:
-        for deflater in (first, second):
-            deflater.abandon()
+    with _deflating_beside():
+        assert sys.getswitchinterval() == 0.0005
+        inner = _deflating_beside()
+        inner.__enter__()
+    assert sys.getswitchinterval() == 0.0005  # the second still encodes
+    inner.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
 
 
 def test_a_sqlite_file_is_marked_with_its_schema_and_a_newer_one_is_refused(

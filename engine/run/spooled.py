@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.deflated import PIECE, DeflatedFile, Deflater, read_pieces
+from engine.deflated import PIECE, DeflatedFile, Deflater, inflate_pieces, read_pieces
 
 
 class SpooledDocument:
@@ -29,52 +29,41 @@ class SpooledDocument:
         self, encode: Callable[[Callable[[bytes], object]], None], *, deflate: bool = False
     ) -> None:
         """Make the file from `encode`, which writes the document through the function it is
-        given (one call per piece, in order). With `deflate`, a thread deflates the document
-        as it is written (see engine/deflated.py): `deflated` is then that stream (None when
-        it could not be made), for a store that keeps large documents deflated."""
-        import tempfile  # only large jobs get here: not among the CLI's start-up imports
+        given (one call per piece, in order).
 
+        With `deflate` (for a store that keeps large documents deflated), a thread deflates the
+        document as it is written (see engine/deflated.py), and that stream is the only file:
+        `deflated`, and what `pieces` inflate again. The JSON is about five times its size, and
+        a first write of that many pages is what a large run's end waits on most (0.25 s of a
+        100,000-iteration run's 48 MB, on an ext4 /tmp); inflating it again for a reader
+        takes a third of that. When the deflated file cannot be made (no room for it), the
+        document is encoded again, into a file of its own, and `deflated` is None."""
         self.deflated: DeflatedFile | None = None
+        self._fd: int | None = None
         if not hasattr(os, "pread"):  # positioned reads (POSIX): the caller keeps it in memory
             raise OSError("no positioned file reads on this system")
-        handle, path = tempfile.mkstemp(prefix="flowgraph-document-")
+        if deflate:
+            self.deflated, self.size = _deflated_only(encode)
+        if self.deflated is not None:
+            self._closer = weakref.finalize(self, self.deflated.close)
+            return
+        handle = _unnamed_file()
         self._fd = handle
         self._closer = weakref.finalize(self, os.close, handle)
         try:
-            os.unlink(path)  # the file lives while its descriptor is open, and no longer
-        except OSError:  # a system that keeps open files (the caller keeps it in memory)
-            self.close()
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            raise
-        deflater = None
-        if deflate:
-            try:
-                deflater = Deflater()
-            except OSError:  # no room for a second file: the store takes the JSON
-                deflater = None
-        try:
-            raw = io.FileIO(handle, "wb", closefd=False)
-            with (
-                _deflating_beside(deflater),
-                raw,
-                io.BufferedWriter(_Tee(raw, deflater) if deflater else raw, PIECE) as out,
-            ):
+            with io.FileIO(handle, "wb", closefd=False) as raw, io.BufferedWriter(raw, PIECE) as out:
                 encode(out.write)
             self.size = os.fstat(handle).st_size
-            if deflater is not None:
-                self.deflated, deflater = deflater.finish(), None
-                if self.deflated is not None:  # goes with the document, as its file does
-                    self._deflated_closer = weakref.finalize(self, self.deflated.close)
         except BaseException:
-            if deflater is not None:
-                deflater.abandon()
             self.close()
             raise
 
     def pieces(self, size: int = PIECE) -> Iterator[bytes]:
-        """The document, `size` bytes at a time."""
-        return read_pieces(self._fd, self.size, size)
+        """The document, `size` bytes at a time (at most, from a deflated one)."""
+        if self._fd is not None:
+            return read_pieces(self._fd, self.size, size)
+        assert self.deflated is not None
+        return inflate_pieces(self.deflated.pieces(), size)
 
     def read(self) -> bytes:
         """The whole document (for a reader that needs it at once)."""
@@ -83,12 +72,46 @@ class SpooledDocument:
     def close(self) -> None:
         """Delete the file now (for its only holder: a reader would fail)."""
         self._closer()
-        if self.deflated is not None:
-            self._deflated_closer()
 
     @property
     def closed(self) -> bool:
         return not self._closer.alive
+
+
+def _unnamed_file() -> int:
+    """A temporary file's descriptor, its name already gone: it lives while the descriptor is
+    open, and no longer. Raises OSError on a system that keeps open files."""
+    import tempfile  # only large jobs get here: not among the CLI's start-up imports
+
+    handle, path = tempfile.mkstemp(prefix="flowgraph-document-")
+    try:
+        os.unlink(path)
+    except OSError:  # a system that keeps open files (the caller keeps it in memory)
+        os.close(handle)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return handle
+
+
+def _deflated_only(
+    encode: Callable[[Callable[[bytes], object]], None],
+) -> tuple[DeflatedFile | None, int]:
+    """The document `encode` writes, deflated by a thread beside it into a file of its own,
+    and its size as JSON; None when the deflated file could not be made (no thread, no room
+    for the file)."""
+    try:
+        deflater = Deflater()
+    except OSError:
+        return None, 0
+    sink = _ToDeflater(deflater)
+    try:
+        with _deflating_beside(), io.BufferedWriter(sink, PIECE) as out:
+            encode(out.write)
+    except BaseException:
+        deflater.abandon()
+        raise
+    return deflater.finish(), sink.size
 
 
 _interval_lock = threading.Lock()
@@ -97,15 +120,12 @@ _interval_before = 0.005  # the switch interval before the first of them
 
 
 @contextlib.contextmanager
-def _deflating_beside(deflater: Deflater | None) -> Iterator[None]:
+def _deflating_beside() -> Iterator[None]:
     """While a document is encoded with a deflating thread beside it: that thread takes the
     GIL back after each piece, and waits for the encoding thread to let go of it, at most the
     interpreter's switch interval (5 ms). At that, a megabyte piece (4 ms of deflating) would
     leave the thread slower than the encoding; half a millisecond's wait at most keeps it ahead,
     with a megabyte at a time in its queue rather than four."""
-    if deflater is None:
-        yield
-        return
     global _deflating, _interval_before
     with _interval_lock:  # the interval is the process's: the first in sets, the last out restores
         if not _deflating:
@@ -121,18 +141,18 @@ def _deflating_beside(deflater: Deflater | None) -> Iterator[None]:
                 sys.setswitchinterval(_interval_before)
 
 
-class _Tee(io.RawIOBase):
-    """A file's raw writes, each handed to a deflater too: the buffered writer above makes
-    them a megabyte (PIECE) at a time."""
+class _ToDeflater(io.RawIOBase):
+    """Raw writes handed to a deflater, counted: the buffered writer above makes them a
+    megabyte (PIECE) at a time."""
 
-    def __init__(self, raw: io.FileIO, deflater: Deflater) -> None:
-        self._raw = raw
+    def __init__(self, deflater: Deflater) -> None:
         self._deflater = deflater
+        self.size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        written = self._raw.write(data) or 0
-        self._deflater.put(bytes(data[:written]))  # the writer's buffer is used again
-        return written
+        self._deflater.put(bytes(data))  # the writer's buffer is used again
+        self.size += len(data)
+        return len(data)
