@@ -156,6 +156,43 @@ async def test_python_functions_sync_and_async_route_by_model_id() -> None:
     assert seen == ["a"]
 
 
+async def test_an_executor_is_given_every_field_of_its_call() -> None:
+    """A call carries the job, the clone and its template, the node's type, model and
+    compiled node, its inputs by name, its iteration, attempt, retry and the engine's seed."""
+    calls: list[NodeCall] = []
+
+    def capture(call: NodeCall) -> list[str]:
+        calls.append(call)
+        return [f"asset_{call.node_id}"]
+
+    document = {
+        "flow": [
+            {"id": "loop", "type": "for-each", "count": 3, "loopBodyNodeIds": ["gen"]},
+            {
+                "id": "gen",
+                "type": "custom-model",
+                "modelId": "model_capture",
+                "inputs": [
+                    {"name": "index", "type": "number", "ref": {"node": "loop", "name": "index"}},
+                    {"name": "prompt", "type": "string", "value": "a fox"},
+                ],
+            },
+        ]
+    }
+    job = await make_engine(python_models={"model_capture": capture}, seed=7).run(document)
+    assert job.document()["status"] == "success"
+    call = next(c for c in calls if c.node_id == "gen#2")
+    assert (call.job_id, call.template_id, call.node_type, call.model_id) == (
+        job.job_id,
+        "gen",
+        "custom-model",
+        "model_capture",
+    )
+    assert call.inputs == {"index": 2, "prompt": "a fox"} and call.node.id == "gen"
+    assert (call.iteration_index, call.attempt, call.retry, call.seed) == (2, 1, 0, 7)
+    assert call.remote_job_id is None and call.idempotency_key == f"{job.job_id}:gen#2:1"
+
+
 async def test_a_node_no_executor_serves_fails_with_a_clear_message() -> None:
     engine = make_engine(executors=ExecutorRouter(routes=[]))
     job = await engine.run(ONE_MODEL)

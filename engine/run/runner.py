@@ -472,18 +472,21 @@ class Runner:
 
     def _call(self, instance: Instance) -> NodeCall:
         template = instance.template
+        # positional, in NodeCall's field order: one call per node, and keyword arguments
+        # tripled what making it cost
         return NodeCall(
-            job_id=self.scheduler.job_id,
-            node_id=instance.id,
-            template_id=template.id,
-            node_type=template.type,
-            model_id=template.node.model_id,
-            # one value per input name (`strict` would double the cost of this, per call)
-            inputs=dict(zip(template.input_names, instance.resolved or ())),  # noqa: B905
-            node=template.node,
-            iteration_index=instance.scope.index,
-            attempt=max(instance.attempt, 1),
-            seed=self.seed,
+            self.scheduler.job_id,  # job_id
+            instance.id,  # node_id
+            template.id,  # template_id
+            template.type,  # node_type
+            template.node.model_id,  # model_id
+            # inputs: one value per input name (`strict` would double the cost of this)
+            dict(zip(template.input_names, instance.resolved or ())),  # noqa: B905
+            template.node,  # node
+            instance.scope.index,  # iteration_index
+            max(instance.attempt, 1),  # attempt
+            0,  # retry
+            self.seed,  # seed
         )
 
     def _remote_started(self, node_id: str, remote_job_id: str) -> None:

@@ -214,7 +214,7 @@ class Scheduler:
         at = self.clock()  # a batch is handed out at one time
         for instance in batch:
             instance.handed_out = True
-            self._set(instance, NodeStatus.PROCESSING, None, at=at)
+            self._set(instance, NodeStatus.PROCESSING, None, None, at)
         return batch
 
     def apply(self, instance: Instance, outcome: Outcome | CallResult) -> None:
@@ -420,22 +420,40 @@ class Scheduler:
     # ----- building the runtime graph ---------------------------------------------------------
 
     def _create(
-        self, template: TemplateNode, scope: Scope, *, template_copy: bool = False
+        self,
+        template: TemplateNode,
+        scope: Scope,
+        template_copy: bool = False,
+        suffix: str | None = None,
     ) -> Instance:
         kind = self._classes.get(template.id)
         if kind is None:
             kind = self._classes[template.id] = Instance.of(template)
-        instance = kind(template, scope, template_copy=template_copy)
+        instance = kind(template, scope, template_copy, suffix)
         if instance.id in self.instances:
             raise RuntimeError(f"node `{instance.id}` already exists")
         self.instances[instance.id] = instance
         return instance
 
     def _wire(self, created: list[Instance]) -> None:
-        may_skip = [self._link(instance) for instance in created]
+        # A plain instance whose links name no instance and no conditional (its inputs read
+        # run inputs, literals and its loops' items) waits on nothing, and its links are the
+        # same for every clone of its template created here: linked once, then shared.
+        unlinked: dict[str, tuple[Any, Any]] = {}
+        may_skip: list[bool] = []
+        for instance in created:
+            links = unlinked.get(instance.template.id)
+            if links is not None:
+                instance.input_links, instance.conditional_links = links
+                may_skip.append(False)
+                continue
+            skippable = self._link(instance)
+            may_skip.append(skippable)
+            if not skippable and type(instance) is Instance:
+                unlinked[instance.template.id] = (instance.input_links, instance.conditional_links)
         for instance, skippable in zip(created, may_skip, strict=True):
             if instance.blocked == 0:
-                self._settle(instance, may_skip=skippable)
+                self._settle(instance, skippable)
 
     def _link(self, instance: Instance) -> bool:
         """Point the instance's inputs, `dependsOn` entries and branch sources at instances
@@ -546,17 +564,20 @@ class Scheduler:
         created: list[Instance] = []
         members = [self.plan.nodes[member_id] for member_id in template.descendants]
         owned = [member.owner == template.id for member in members]
+        outer, prefix = loop.scope, loop.scope.suffix
+        iterations, create = loop.iterations, self._create
         for index, item in enumerate(items):
             if type(item) is int and item == index:
                 index = item  # a `count` loop's item is its index: one int kept, not two
-            scope = Scope(loop.scope, loop, index, item)
-            loop.iterations.append(scope)
+            scope = Scope(outer, loop, index, item)
+            iterations.append(scope)
+            suffix = f"{prefix}#{index}"  # the scope's: made once for its members
             for member, own in zip(members, owned, strict=True):
                 if own:
-                    created.append(self._create(member, scope))
+                    created.append(create(member, scope, False, suffix))
                 else:
-                    copy = self._create(member, scope, template_copy=True)
-                    owner = f"{member.owner}{scope.suffix}"
+                    copy = create(member, scope, True, suffix)
+                    owner = f"{member.owner}{suffix}"
                     self._set(
                         copy,
                         NodeStatus.SKIPPED,
@@ -577,7 +598,6 @@ class Scheduler:
         status: NodeStatus,
         reason: str | None,
         details: dict[str, Any] | None = None,
-        *,
         at: str | None = None,
     ) -> None:
         previous = instance.status
@@ -673,7 +693,7 @@ class Scheduler:
         loop.outputs = LoopOutputs(self.plan, self.instances, loop, loop.outputs)
         self._set(loop, NodeStatus.SUCCESS, None, loop.details)
 
-    def _settle(self, instance: Instance, *, may_skip: bool = True) -> None:
+    def _settle(self, instance: Instance, may_skip: bool = True) -> None:
         """Every dependency is terminal: skip the instance with a reason, or resolve its inputs
         and queue it (`may_skip`: whether a skip rule has anything to read, see `_link`)."""
         cause = skip_cause(instance) if may_skip else None
