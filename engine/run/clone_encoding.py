@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from engine.compile.compiler import TemplateNode
-from engine.protocols import NodeStatus
+from engine.protocols import AssetOutputs, NodeStatus
 from engine.run.instances import INSTANCE, Instance
 
 _MARK = "\x01flowgraph-splice\x01"  # placeholders no document holds (control characters)
@@ -92,26 +92,37 @@ class CloneEncoder:
         )
         # the values go in the order the wire has the id and the inputs
         self.id_first = not self.has_inputs or list(wire).index("id") < list(wire).index("inputs")
+        # what the clones share, checked or encoded once: their links (one tuple, see
+        # `Scheduler._link`), and their loop's id
+        self._links_checked: tuple[Any, ...] | None = None
+        self._loop: Any = None
+        self._loop_id = b""
         self.usable = True
 
     def encode(self, instance: Instance) -> bytes | None:
         """The clone's document as `orjson.dumps(node_document(...))` gives it, or None when
         this encoder does not cover it."""
+        outputs = instance.outputs
         if (
             instance.status is not NodeStatus.SUCCESS
             or instance.resolved is None
             or not instance.job_id
             or instance.items is not None
             or instance.is_template_copy
-            or len(instance.outputs) > 1
+            or (type(outputs) is not AssetOutputs and len(outputs) > 1)
         ):
             return None
-        for link in instance.input_links:
-            if link is not None and link[0] == INSTANCE and link[1].scope.loop is not None:
-                return None  # a ref the document rewrites to that clone's id
+        links = instance.input_links
+        if links is not self._links_checked:
+            for link in links:
+                if link is not None and link[0] == INSTANCE and link[1].scope.loop is not None:
+                    return None  # a ref the document rewrites to that clone's id
+            self._links_checked = links
         scope = instance.scope
         loop, index = scope.loop, scope.index
         assert loop is not None and index is not None
+        if loop is not self._loop:
+            self._loop, self._loop_id = loop, orjson.dumps(loop.id)
         dumps = orjson.dumps
         values = [dumps(value) for value in instance.resolved] if self.has_inputs else []
         if self.id_first:
@@ -126,4 +137,4 @@ class CloneEncoder:
             if instance.assets
             else b""
         )
-        return self.format % (*values, index, dumps(loop.id), dumps(instance.job_id), assets)
+        return self.format % (*values, index, self._loop_id, dumps(instance.job_id), assets)

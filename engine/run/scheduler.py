@@ -774,7 +774,8 @@ class Scheduler:
     # ----- ending the job ---------------------------------------------------------------------
 
     def _settle_job(self) -> None:
-        if self.finished or self.in_flight or self._started:
+        # what is handed out first: nonzero through a batch's answers but the last one's
+        if self._started or self.in_flight or self.finished:
             return
         if self.halting:
             assert self.first_failure is not None
