@@ -133,7 +133,11 @@ class Recorder:
     def add_answered(self, instance: Instance, outcome: Completed | Failed) -> None:
         """The outcome of a call started and answered in one step (no `call` record before)."""
         if self.store is not None:
-            self.pending.append(outcome_record(instance, outcome, with_call=True))
+            self.pending.append(
+                answered_record(instance, outcome)
+                if type(outcome) is Completed
+                else outcome_record(instance, outcome, with_call=True)
+            )
 
     def add_record(self, record: OutcomeRecord) -> None:
         if self.store is not None:
