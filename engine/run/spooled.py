@@ -44,6 +44,7 @@ class SpooledDocument:
             raise OSError("no positioned file reads on this system")
         if deflate:
             self.deflated, self.size = _deflated_only(encode)
+        self._closer: weakref.finalize[..., Any]
         if self.deflated is not None:
             self._closer = weakref.finalize(self, self.deflated.close)
             return
@@ -51,7 +52,10 @@ class SpooledDocument:
         self._fd = handle
         self._closer = weakref.finalize(self, os.close, handle)
         try:
-            with io.FileIO(handle, "wb", closefd=False) as raw, io.BufferedWriter(raw, PIECE) as out:
+            with (
+                io.FileIO(handle, "wb", closefd=False) as raw,
+                io.BufferedWriter(raw, PIECE) as out,
+            ):
                 encode(out.write)
             self.size = os.fstat(handle).st_size
         except BaseException:
