@@ -30,14 +30,18 @@ def read_pieces(fd: int, size: int, piece: int = PIECE) -> Iterator[bytes]:
 def inflate_pieces(pieces: Iterable[bytes], size: int = PIECE) -> Iterator[bytes]:
     """A zlib stream given in `pieces`, inflated, at most `size` bytes at a time."""
     inflater = zlib.decompressobj()
-    for piece in pieces:
-        data = piece
-        while data:
-            inflated = inflater.decompress(data, size)
-            if inflated:
-                yield inflated
-            data = inflater.unconsumed_tail
-    if rest := inflater.flush():
+    try:
+        for piece in pieces:
+            data = piece
+            while data:
+                inflated = inflater.decompress(data, size)
+                if inflated:
+                    yield inflated
+                data = inflater.unconsumed_tail
+        rest = inflater.flush()
+    except zlib.error as error:  # as for a file cut short: the reader's failure, an OSError
+        raise OSError(f"a deflated document is damaged: {error}") from None
+    if rest:
         yield rest
     if not inflater.eof:  # a file cut short: its reader must not take a part for the whole
         raise OSError("a deflated document ends before its stream does")

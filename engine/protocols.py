@@ -406,8 +406,8 @@ class EncodedDocument(Protocol):
     """A job document encoded outside memory (a large job's; see engine/run/spooled.py)."""
 
     size: int  # in bytes
-    # the same document as a zlib stream, made beside it for a store that keeps large
-    # documents deflated (see engine/deflated.py), or None
+    # the same document as a zlib stream, made as it was encoded for a store that keeps
+    # large documents deflated (see engine/deflated.py), or None
     deflated: DeflatedFile | None
 
     def pieces(self) -> Iterator[bytes]:

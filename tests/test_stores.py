@@ -385,8 +385,9 @@ def test_a_document_deflated_as_it_is_encoded_goes_to_sqlite_as_it_was_deflated(
         next(spooled.deflated.pieces())
 
 
-def test_a_deflated_document_cut_short_is_an_error_for_its_reader() -> None:
-    """A deflated stream that ends early (a damaged file) is not read as the whole document."""
+def test_a_deflated_document_cut_short_or_damaged_is_an_error_for_its_reader() -> None:
+    """A deflated stream that ends early or does not inflate (a damaged file) is an OSError,
+    never a part of the document read as the whole."""
     import zlib
 
     from engine.deflated import inflate_pieces
@@ -396,6 +397,9 @@ def test_a_deflated_document_cut_short_is_an_error_for_its_reader() -> None:
     assert b"".join(inflate_pieces([stream[:1000], stream[1000:]])) == encoded
     with pytest.raises(OSError, match="ends before its stream"):
         b"".join(inflate_pieces([stream[: len(stream) // 2]]))
+    damaged = stream[:100] + bytes(b ^ 0xFF for b in stream[100:200]) + stream[200:]
+    with pytest.raises(OSError, match="damaged"):
+        b"".join(inflate_pieces([damaged]))
 
 
 def test_a_document_that_cannot_be_deflated_is_stored_as_json(
@@ -908,8 +912,8 @@ def test_a_deflated_file_that_fails_at_its_end_leaves_the_document_undeflated(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The deflated file runs out of room while its last bytes are still buffered (its flush
-    and its close both fail): the document is spooled all the same, without a deflated form,
-    rather than failing (and being encoded again in memory)."""
+    and its close both fail): the document is spooled all the same, encoded again into a file
+    of its JSON, without a deflated form, rather than failing (or kept in memory)."""
     import tempfile
 
     class FullAtTheEnd:
@@ -926,6 +930,30 @@ def test_a_deflated_file_that_fails_at_its_end_leaves_the_document_undeflated(
     spooled = SpooledDocument(lambda write: [write(encoded)], deflate=True)
     try:
         assert spooled.deflated is None and spooled.read() == encoded
+    finally:
+        spooled.close()
+
+
+def test_a_document_whose_deflating_thread_cannot_start_is_spooled_as_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No thread to deflate with: the document goes to a file of its JSON, encoded once."""
+    from engine.run import spooled as spooled_module
+
+    def no_thread() -> Any:
+        raise OSError("cannot start a thread to deflate the document: can't start new thread")
+
+    monkeypatch.setattr(spooled_module, "Deflater", no_thread)
+    encoded = _large_document()
+    calls: list[int] = []
+
+    def encode(write: Any) -> None:
+        calls.append(1)
+        write(encoded)
+
+    spooled = SpooledDocument(encode, deflate=True)
+    try:
+        assert spooled.deflated is None and spooled.read() == encoded and len(calls) == 1
     finally:
         spooled.close()
 
