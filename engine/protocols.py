@@ -136,11 +136,17 @@ class AssetOutputs(Mapping[str, JSON]):
 
     def __getitem__(self, key: str) -> JSON:
         if key == "output":
-            return [asset.asset_id for asset in self.assets]
+            return self._ids()
         raise KeyError(key)
 
     def get(self, key: str, default: JSON = None) -> JSON:
-        return [asset.asset_id for asset in self.assets] if key == "output" else default
+        return self._ids() if key == "output" else default
+
+    def _ids(self) -> list[str]:
+        assets = self.assets
+        if len(assets) == 1:  # the usual answer: no comprehension made per read
+            return [assets[0].asset_id]
+        return [asset.asset_id for asset in assets]
 
     def __contains__(self, key: object) -> bool:
         return key == "output"

@@ -124,17 +124,25 @@ class CloneEncoder:
         if loop is not self._loop:
             self._loop, self._loop_id = loop, orjson.dumps(loop.id)
         dumps = orjson.dumps
-        values = [dumps(value) for value in instance.resolved] if self.has_inputs else []
+        resolved = instance.resolved
+        if not self.has_inputs:
+            values = []
+        elif len(resolved) == 1:  # the usual loop body's one input: no comprehension
+            values = [dumps(resolved[0])]
+        else:
+            values = [dumps(value) for value in resolved]
         if self.id_first:
             values.insert(0, dumps(instance.id))
         else:
             values.append(dumps(instance.id))
-        assets = (
-            b',"assets":'
-            + dumps(
+        assets = b""
+        if len(instance.assets) == 1:  # the usual answer: no comprehension per clone
+            asset = instance.assets[0]
+            assets = b',"assets":' + dumps(
+                ({"assetId": asset.asset_id, "url": asset.url, "kind": asset.kind},)
+            )
+        elif instance.assets:
+            assets = b',"assets":' + dumps(
                 [{"assetId": a.asset_id, "url": a.url, "kind": a.kind} for a in instance.assets]
             )
-            if instance.assets
-            else b""
-        )
         return self.format % (*values, index, self._loop_id, dumps(instance.job_id), assets)

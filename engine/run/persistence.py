@@ -76,18 +76,18 @@ def answered_record(instance: Instance, outcome: Completed) -> OutcomeRecord:
     url, kind], outputs, details]`, outputs null when they are the assets' ids. Half the bytes
     of a `completed` record with its `call`, and no dict to build or encode."""
     outputs: Mapping[str, Any] | None = outcome.outputs
+    assets = outcome.assets
     if type(outputs) is AssetOutputs:
-        outputs = None if outcome.assets else dict(outputs)
+        outputs = None if assets else dict(outputs)
+    if len(assets) == 1:  # the usual answer: no comprehension made per node
+        asset = assets[0]
+        listed = [[asset.asset_id, asset.url, asset.kind]]
+    else:
+        listed = [[a.asset_id, a.url, a.kind] for a in assets]
     return OutcomeRecord(
         instance.id,
         "answered",
-        [
-            instance.attempt,
-            instance.job_id,
-            [[a.asset_id, a.url, a.kind] for a in outcome.assets],
-            outputs,
-            outcome.details,
-        ],
+        [instance.attempt, instance.job_id, listed, outputs, outcome.details],
     )
 
 

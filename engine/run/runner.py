@@ -13,6 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from time import monotonic
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -54,6 +55,16 @@ def _kind_start(template: TemplateNode, call: NodeCall) -> Outcome:
         return template.kind.start(call, template.expressions)
     except Exception as error:
         return kind_failed(template.type, error)
+
+
+def _inputs(names: tuple[str, ...], values: tuple[Any, ...] | None) -> dict[str, Any]:
+    """A call's inputs by name: one value per name (`strict` would double the cost of this,
+    per call; one input, the usual loop body's, is a dict made at once)."""
+    if values is None:
+        return {}
+    if len(names) == 1:
+        return {names[0]: values[0]}
+    return dict(zip(names, values))  # noqa: B905
 
 
 def _own_limiter(total: int) -> Callable[[], anyio.CapacityLimiter]:
@@ -480,8 +491,7 @@ class Runner:
             template.id,  # template_id
             template.type,  # node_type
             template.node.model_id,  # model_id
-            # inputs: one value per input name (`strict` would double the cost of this)
-            dict(zip(template.input_names, instance.resolved or ())),  # noqa: B905
+            _inputs(template.input_names, instance.resolved),  # inputs
             template.node,  # node
             instance.scope.index,  # iteration_index
             max(instance.attempt, 1),  # attempt

@@ -563,7 +563,8 @@ class Scheduler:
         loop.iterations = []
         created: list[Instance] = []
         members = [self.plan.nodes[member_id] for member_id in template.descendants]
-        owned = [member.owner == template.id for member in members]
+        # each member with whether the loop owns it (else it is an inner loop's template)
+        owned = [(member, member.owner == template.id) for member in members]
         outer, prefix = loop.scope, loop.scope.suffix
         iterations, create = loop.iterations, self._create
         for index, item in enumerate(items):
@@ -572,7 +573,7 @@ class Scheduler:
             scope = Scope(outer, loop, index, item)
             iterations.append(scope)
             suffix = f"{prefix}#{index}"  # the scope's: made once for its members
-            for member, own in zip(members, owned, strict=True):
+            for member, own in owned:
                 if own:
                     created.append(create(member, scope, False, suffix))
                 else:
@@ -700,17 +701,22 @@ class Scheduler:
         if cause is not None:
             self._set(instance, NodeStatus.SKIPPED, cause[0], cause[1])
             return
-        instance.resolved = tuple(
-            [
-                self._resolved(instance, compiled, link, conditional)
-                for compiled, link, conditional in zip(
-                    instance.template.inputs,
-                    instance.input_links,
-                    instance.conditional_links,
-                    strict=True,
-                )
-            ]
-        )
+        inputs = instance.template.inputs
+        if len(inputs) == 1:  # a loop's model node reading its item: no comprehension per clone
+            instance.resolved = (
+                self._resolved(
+                    instance, inputs[0], instance.input_links[0], instance.conditional_links[0]
+                ),
+            )
+        else:
+            instance.resolved = tuple(
+                [
+                    self._resolved(instance, compiled, link, conditional)
+                    for compiled, link, conditional in zip(
+                        inputs, instance.input_links, instance.conditional_links, strict=True
+                    )
+                ]
+            )
         self._ready.append(instance)
 
     def _resolved(
