@@ -77,7 +77,9 @@ class DryRunExecutor:
 
     def compute(self, call: NodeCall) -> ExecutorResult:
         """The result, without the simulated latency (also what a remote worker computes)."""
-        if call.node_id in self.fail_nodes or call.template_id in self.fail_nodes:
+        if self.fail_nodes and (
+            call.node_id in self.fail_nodes or call.template_id in self.fail_nodes
+        ):
             raise RuntimeError(f"dry-run failure injected for `{call.template_id}` (--fail)")
         digest = self.asset_digest(call)
         if (
@@ -91,10 +93,11 @@ class DryRunExecutor:
             subject = next((v for v in call.inputs.values() if isinstance(v, str)), "")
             prompt = f"dry-run prompt from `{call.node_id}`" + (f": {subject}" if subject else "")
             return ExecutorResult(outputs={"prompt": prompt})
-        count = _requested_count(call.inputs)
         assets = [self._asset("asset_" + digest)]
-        for n in range(1, count):
-            assets.append(self._asset(f"asset_{digest}_{n}"))
+        inputs = call.inputs
+        if "numSamples" in inputs or "numOutputs" in inputs:  # asked for more than one
+            for n in range(1, _requested_count(inputs)):
+                assets.append(self._asset(f"asset_{digest}_{n}"))
         return ExecutorResult(assets)
 
     def _asset(self, asset_id: str) -> Asset:

@@ -28,6 +28,7 @@ from engine.limits import Limits
 from engine.protocols import (
     TERMINAL_JOB,
     TERMINAL_NODE_STATUSES,
+    AssetOutputs,
     CallResult,
     ChildRejected,
     ChildWaits,
@@ -661,7 +662,7 @@ class Scheduler:
         instance.outputs = outcome.outputs
         if outcome.assets:
             instance.assets = outcome.assets
-            if "output" not in outcome.outputs:
+            if type(outcome.outputs) is not AssetOutputs and "output" not in outcome.outputs:
                 instance.outputs = {
                     **outcome.outputs,
                     "output": [a.asset_id for a in outcome.assets],
