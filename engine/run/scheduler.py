@@ -703,7 +703,7 @@ class Scheduler:
             self._set(instance, NodeStatus.SKIPPED, cause[0], cause[1])
             return
         inputs = instance.template.inputs
-        if len(inputs) == 1:  # a loop's model node reading its item: no comprehension per clone
+        if len(inputs) == 1:  # one input (a loop's model node reading its item): no comprehension
             instance.resolved = (
                 self._resolved(
                     instance, inputs[0], instance.input_links[0], instance.conditional_links[0]
