@@ -280,6 +280,30 @@ async def test_every_model_node_of_a_large_loop_gets_its_own_job_id() -> None:
     assert all(re.fullmatch(r"job_[A-Za-z0-9]{24}", job_id) for job_id in ids)
 
 
+def test_node_job_ids_drawn_by_threads_at_once_are_distinct() -> None:
+    """The ids are taken from their pool without a lock (only a draw takes one): threads that
+    take them at once, past several draws, never get the same id twice nor an empty one."""
+    import threading
+
+    from engine.run.runner import new_node_job_id
+
+    drawn: list[list[str]] = [[] for _ in range(4)]
+    start = threading.Barrier(4)
+
+    def draw(into: list[str]) -> None:
+        start.wait()
+        into.extend(new_node_job_id() for _ in range(10_000))
+
+    threads = [threading.Thread(target=draw, args=(ids,)) for ids in drawn]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [job_id for ids in drawn for job_id in ids]
+    assert len(every) == len(set(every)) == 40_000
+    assert all(re.fullmatch(r"job_[A-Za-z0-9]{24}", job_id) for job_id in every)
+
+
 class TransientInBatches(DryRunExecutor):
     """Answers every call at once, except that the first answer to an odd iteration is a
     transient error: those calls are retried through `run`."""

@@ -92,14 +92,17 @@ def new_node_job_id() -> str:
     concatenation of their encodings): one `os.urandom` per id released the GIL 100,000 times
     in a large run, and each time the store's writer thread could take it for a while.
     """
-    with _ids_lock:
-        if not _id_pool:
-            raw = os.urandom(_ID_CHARS * 3 // 4 * _ID_BATCH)
-            text = base64.urlsafe_b64encode(raw).translate(_ID_ALPHABET).decode()
-            _id_pool.extend(
-                "job_" + text[i : i + _ID_CHARS] for i in range(0, len(text), _ID_CHARS)
-            )
-        return _id_pool.pop()
+    while True:
+        try:
+            return _id_pool.pop()  # atomic: no lock taken per id
+        except IndexError:
+            with _ids_lock:  # one thread draws; another that found the pool empty waits
+                if not _id_pool:
+                    raw = os.urandom(_ID_CHARS * 3 // 4 * _ID_BATCH)
+                    text = base64.urlsafe_b64encode(raw).translate(_ID_ALPHABET).decode()
+                    _id_pool.extend(
+                        "job_" + text[i : i + _ID_CHARS] for i in range(0, len(text), _ID_CHARS)
+                    )
 
 
 def _batch_answers(
@@ -186,6 +189,7 @@ class Runner:
         # by node type and model id: the executor serving those calls if it answers batches
         # at once, or None
         self._batchers: dict[tuple[str, str | None], BatchExecutor | None] = {}
+        self._template_batchers: dict[str, BatchExecutor | None] = {}  # the same, by template
 
     @property
     def durable(self) -> bool:
@@ -331,14 +335,19 @@ class Runner:
         """The executor that serves `template`'s calls if it answers batches at once (looked
         up once per node type and model, not per template: a protocol check costs tens of
         microseconds, and a chain of 10,000 model nodes has 10,000 templates)."""
+        try:
+            return self._template_batchers[template.id]  # its own id: no key made per call
+        except KeyError:
+            pass
         key = (template.type, template.node.model_id)
         try:
-            return self._batchers[key]
+            batcher = self._batchers[key]
         except KeyError:
             executor = self.router.route(*key)
             batcher = executor if isinstance(executor, BatchExecutor) else None
             self._batchers[key] = batcher
-            return batcher
+        self._template_batchers[template.id] = batcher
+        return batcher
 
     def _answer_now(
         self, batcher: BatchExecutor, calls: list[tuple[Instance, NodeCall, Delegate]]

@@ -225,7 +225,9 @@ class Scheduler:
         """Record what a started instance's node kind decided."""
         if instance.status is not NodeStatus.PROCESSING:
             raise RuntimeError(f"node `{instance.id}` is {instance.status.value}, not processing")
-        self._take_back(instance)
+        if instance.handed_out:  # `_take_back`, made here: every node's outcome comes this way
+            instance.handed_out = False
+            self._started -= 1
         kind = type(outcome)
         if kind is Delegate or kind is RunChild:
             instance.attempt += 1
