@@ -432,14 +432,17 @@ class Scheduler:
         template_copy: bool = False,
         suffix: str | None = None,
     ) -> Instance:
-        kind = self._classes.get(template.id)
-        if kind is None:
-            kind = self._classes[template.id] = Instance.of(template)
-        instance = kind(template, scope, template_copy, suffix)
+        instance = self._class_of(template)(template, scope, template_copy, suffix)
         if instance.id in self.instances:
             raise RuntimeError(f"node `{instance.id}` already exists")
         self.instances[instance.id] = instance
         return instance
+
+    def _class_of(self, template: TemplateNode) -> type[Instance]:
+        kind = self._classes.get(template.id)
+        if kind is None:
+            kind = self._classes[template.id] = Instance.of(template)
+        return kind
 
     def _wire(self, created: list[Instance]) -> None:
         # A plain instance whose links name no instance and no conditional (its inputs read
@@ -569,21 +572,28 @@ class Scheduler:
         loop.iterations = []
         created: list[Instance] = []
         members = [self.plan.nodes[member_id] for member_id in template.descendants]
-        # each member with whether the loop owns it (else it is an inner loop's template)
-        owned = [(member, member.owner == template.id) for member in members]
+        # each member with whether the loop owns it (else it is an inner loop's template) and
+        # the class of its instances
+        owned = [
+            (member, member.owner == template.id, self._class_of(member)) for member in members
+        ]
         outer, prefix = loop.scope, loop.scope.suffix
-        iterations, create = loop.iterations, self._create
+        iterations, instances = loop.iterations, self.instances
         for index, item in enumerate(items):
             if type(item) is int and item == index:
                 index = item  # a `count` loop's item is its index: one int kept, not two
             scope = Scope(outer, loop, index, item)
             iterations.append(scope)
             suffix = f"{prefix}#{index}"  # the scope's: made once for its members
-            for member, own in owned:
-                if own:
-                    created.append(create(member, scope, False, suffix))
+            for member, own, kind in owned:
+                if own:  # `_create`, made here: a clone each
+                    clone = kind(member, scope, False, suffix)
+                    if clone.id in instances:
+                        raise RuntimeError(f"node `{clone.id}` already exists")
+                    instances[clone.id] = clone
+                    created.append(clone)
                 else:
-                    copy = create(member, scope, True, suffix)
+                    copy = self._create(member, scope, True, suffix)
                     owner = f"{member.owner}{suffix}"
                     self._set(
                         copy,
