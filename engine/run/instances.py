@@ -29,7 +29,8 @@ Link = tuple[int, Any, Any]  # (mode, instance-or-scope, template id or input na
 # An input's link to a loop's item holds no scope: `(ITEM, None, levels)` names the scope that
 # many levels up from the instance's own (0: its own). Such links, the links of run inputs and
 # those to instances outside the loop are the same for every clone of a template in one loop,
-# and so is a tuple of them: the clones share one (see `Scheduler._link`) instead of a copy each.
+# and so is a tuple of them: the clones share one (see `linking.link_instance`) instead of a copy
+# each.
 ITEM_UP = tuple((ITEM, None, levels) for levels in range(64))
 
 # What an instance has before anything is set: shared, immutable (a large fan-out creates

@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache, lru_cache
 from typing import Any
 
 from engine.compile.compiler import CompiledInput, Plan, TemplateNode
@@ -47,9 +46,7 @@ from engine.protocols import (
 from engine.run.children import ChildGate, waiting_reason
 from engine.run.instances import (
     BAD_STATUSES,
-    INSTANCE,
     ITEM,
-    ITEM_UP,
     LOOP_TEMPLATE,
     WORKFLOW,
     FullInstance,
@@ -60,9 +57,9 @@ from engine.run.instances import (
     coerce,
     item_value,
     link_value,
-    locate,
     named_by,
 )
+from engine.run.linking import link_instance
 from engine.run.skips import matched, skip_cause
 
 Clock = Callable[[], str]
@@ -86,19 +83,6 @@ def utc_now() -> str:
         _last_stamp[1] = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     text: str = _last_stamp[1]
     return text
-
-
-@lru_cache(maxsize=1024)  # bounded: the names come from the flows a server is sent
-def _workflow_link(name: str | None) -> Link:
-    """The link of an input to the run input `name` (one for all the instances that read it)."""
-    return (WORKFLOW, None, name)
-
-
-@cache
-def _no_conditionals(inputs: int) -> tuple[tuple[Link, ...], ...]:
-    """The conditional links of an instance with this many inputs, none of them conditional:
-    one tuple shared by every such instance (a large fan-out makes hundreds of thousands)."""
-    return ((),) * inputs
 
 
 class Scheduler:
@@ -456,99 +440,13 @@ class Scheduler:
                 instance.input_links, instance.conditional_links = links
                 may_skip.append(False)
                 continue
-            skippable = self._link(instance)
+            skippable = link_instance(self.plan, self.instances, self._shared_links, instance)
             may_skip.append(skippable)
             if not skippable and type(instance) is Instance:
                 unlinked[instance.template.id] = (instance.input_links, instance.conditional_links)
         for instance, skippable in zip(created, may_skip, strict=True):
             if instance.blocked == 0:
                 self._settle(instance, skippable)
-
-    def _link(self, instance: Instance) -> bool:
-        """Point the instance's inputs, `dependsOn` entries and branch sources at instances
-        of the runtime graph, and count the unfinished ones it waits on (the hot path of a
-        loop's expansion and of a replay: no closures, nothing built that is not needed).
-
-        Returns whether a skip rule has anything to read (see `skip_cause`): a link to another
-        instance, or a conditional input. A loop's first body node, which reads only the loop's
-        item, has neither, and is never skipped."""
-        plan, instances, scope = self.plan, self.instances, instance.scope
-        template = instance.template
-        waits_on: list[Instance] = []  # what the links point at (ITEM links wait on nothing)
-        has_conditionals = False
-        if template.inputs:
-            input_links: list[Link | None] = []
-            conditional_links: list[tuple[Link, ...]] = []
-            has_rows = False
-            # every link the same for the template's clones in this loop (none names one of
-            # its own iteration's instances): they share one tuple
-            shared = True
-            for compiled in template.inputs:
-                link = self._ref_link(compiled, scope, waits_on)
-                if link is not None and link[1] is not None and link[1].scope.depth >= scope.depth:
-                    shared = False
-                input_links.append(link)
-                if compiled.conditional:
-                    entries = tuple(locate(plan, instances, e, scope) for e in compiled.conditional)
-                    waits_on.extend(entry[1] for entry in entries if entry[0] != ITEM)
-                    conditional_links.append(entries)
-                    has_conditionals = True
-                else:
-                    conditional_links.append(())
-                has_rows = has_rows or bool(compiled.rows)
-            links = tuple(input_links)
-            instance.input_links = self._shared_links.setdefault(links, links) if shared else links
-            instance.conditional_links = (
-                tuple(conditional_links)
-                if has_conditionals
-                else _no_conditionals(len(conditional_links))
-            )
-            if has_rows:
-                assert isinstance(instance, FullInstance)  # see Instance.of
-                instance.row_links = tuple(
-                    tuple(
-                        tuple(self._ref_link(cell, scope, waits_on) for cell in row)
-                        for row in compiled.rows
-                    )
-                    for compiled in template.inputs
-                )
-        if template.depends_on:
-            order = tuple(locate(plan, instances, target, scope) for target in template.depends_on)
-            waits_on.extend(link[1] for link in order if link[0] != ITEM)
-            assert isinstance(instance, FullInstance)
-            instance.order_links = order
-        if template.branch_sources:
-            branches = [locate(plan, instances, s, scope) for s in template.branch_sources]
-            assert isinstance(instance, FullInstance)
-            instance.branch_links = tuple(b[1] for b in branches if b[0] == INSTANCE)
-            waits_on.extend(instance.branch_links)
-        if not waits_on:
-            return has_conditionals
-        for dependency in {d.id: d for d in waits_on}.values():
-            if not dependency.status.terminal:
-                instance.blocked += 1
-                if dependency.dependents:
-                    dependency.dependents.append(instance)
-                else:
-                    dependency.dependents = [instance]
-        return True
-
-    def _ref_link(
-        self, compiled: CompiledInput, scope: Scope, waits_on: list[Instance]
-    ) -> Link | None:
-        """Where an input's (or an inputs_array cell's) `ref.node` points, if anywhere; an
-        instance it points at is added to `waits_on`."""
-        node = compiled.ref_node
-        if node is None:
-            return None
-        if node == "workflow":
-            return _workflow_link(compiled.ref_name)
-        link = locate(self.plan, self.instances, node, scope)
-        if link[0] == ITEM:  # relative to the instance's scope, the same for every clone
-            levels = scope.depth - link[1].depth
-            return ITEM_UP[levels] if levels < len(ITEM_UP) else (ITEM, None, levels)
-        waits_on.append(link[1])
-        return link
 
     def _over_limits(self, loop: Instance, iterations: int) -> str | None:
         """Why `loop` may not expand into `iterations` iterations, or None."""
@@ -730,7 +628,8 @@ class Scheduler:
 
     def _settle(self, instance: Instance, may_skip: bool = True) -> None:
         """Every dependency is terminal: skip the instance with a reason, or resolve its inputs
-        and queue it (`may_skip`: whether a skip rule has anything to read, see `_link`)."""
+        and queue it (`may_skip`: whether a skip rule has anything to read, see
+        `link_instance`)."""
         cause = skip_cause(instance) if may_skip else None
         if cause is not None:
             self._set(instance, NodeStatus.SKIPPED, cause[0], cause[1])
