@@ -93,7 +93,7 @@ class CloneEncoder:
         # the values go in the order the wire has the id and the inputs
         self.id_first = not self.has_inputs or list(wire).index("id") < list(wire).index("inputs")
         # what the clones share, checked or encoded once: their links (one tuple, see
-        # `Scheduler._link`), and their loop's id
+        # `linking.link_instance`), and their loop's id
         self._links_checked: tuple[Any, ...] | None = None
         self._loop: Any = None
         self._loop_id = b""
@@ -137,12 +137,7 @@ class CloneEncoder:
             values.append(dumps(instance.id))
         assets = b""
         if len(instance.assets) == 1:  # the usual answer: no comprehension per clone
-            asset = instance.assets[0]
-            assets = b',"assets":' + dumps(
-                ({"assetId": asset.asset_id, "url": asset.url, "kind": asset.kind},)
-            )
+            assets = b',"assets":' + dumps((instance.assets[0].to_json(),))
         elif instance.assets:
-            assets = b',"assets":' + dumps(
-                [{"assetId": a.asset_id, "url": a.url, "kind": a.kind} for a in instance.assets]
-            )
+            assets = b',"assets":' + dumps([asset.to_json() for asset in instance.assets])
         return self.format % (*values, index, self._loop_id, dumps(instance.job_id), assets)

@@ -97,9 +97,7 @@ def node_document(
     outputs = instance.outputs
     if template.produces_assets:
         if instance.assets:
-            node["assets"] = [
-                {"assetId": a.asset_id, "url": a.url, "kind": a.kind} for a in instance.assets
-            ]
+            node["assets"] = [asset.to_json() for asset in instance.assets]
         extra = {k: v for k, v in outputs.items() if k != "output"} if len(outputs) > 1 else {}
         if template.type == "workflow" and "all" in outputs:
             extra = outputs["all"]

@@ -287,8 +287,8 @@ class SQLiteStore:
         """One transaction: the status, and the document written into its row a piece at a time
         (SQLite's incremental blob I/O), so that a document of tens of megabytes is not copied
         whole into a statement (and one in a file is never read whole). A document of
-        DEFLATE_DOCUMENT_FROM bytes or more is kept deflated: as it was deflated beside its
-        encoding (a spooled one's `deflated`), or deflated now."""
+        DEFLATE_DOCUMENT_FROM bytes or more is kept deflated: as it was deflated while it was
+        encoded (a spooled one's `deflated`), or deflated now."""
         if status in TERMINAL_JOB:  # a long-lived server keeps nothing for jobs that are over
             self._logged.pop(job_id, None)
             self._known_jobs.discard(job_id)  # a later batch (a resumed job) looks it up again
