@@ -26,6 +26,12 @@ from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
         ("s.split(',')", {"s": "a,b"}, ["a", "b"]),
         ("s.replace('a', 'o')", {"s": "banana"}, "bonono"),
         ("s.lowerAscii() + s.upperAscii()", {"s": "Ab"}, "abAB"),
+        # the library's extensions, namespaced or not, each registered only where it is called
+        ("math.greatest(a, b) + math.least([a, b])", {"a": 3, "b": 7}, 10),
+        ("strings.quote(s) + s.charAt(1)", {"s": 'a"b'}, '"a\\"b""'),
+        ("base64.encode(b'hi')", {}, "aGk="),
+        ("sets.contains(l, [1]) && lists.range(3) == [0, 1, 2]", {"l": [1, 2]}, True),
+        ("l.distinct().reverse()", {"l": [1, 1, 2]}, [2, 1]),
         ("has(m.k)", {"m": {"k": 1}}, True),
         ("n * 2", {"n": 4}, 8),
         ("'a' + \"b\"", {}, "ab"),

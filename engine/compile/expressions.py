@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -32,11 +32,30 @@ def _slice(value: Any, start: int, end: int | None = None) -> Any:
     return value[int(start) : None if end is None else int(end)]
 
 
-def _cel_context() -> cel.Context:
+# the functions an expression may call besides CEL's own: the library's extensions (as
+# `stdlib.add_stdlib_to_context` registers them, a later one replacing an earlier of the same
+# name), then ours
+_CEL_FUNCTIONS: dict[str, Any] = {
+    **{
+        name: function
+        for library in stdlib.EXTENSIONS.values()
+        for name, function in library.items()
+    },
+    "trim": _trim,
+    "slice": _slice,
+}
+
+
+def _cel_context(called: Iterable[str]) -> cel.Context:
+    """A context with the functions of `_CEL_FUNCTIONS` a program calls (`called`, by the
+    name after the last dot, as `Program.functions` gives them): the library copies every
+    registered function into each evaluation, and a context holding all 49 made a one-line
+    expression cost 3.7 µs to run, against 0.6 µs with none."""
+    names = set(called)
     context = cel.Context()
-    stdlib.add_stdlib_to_context(context)
-    context.add_function("trim", _trim)
-    context.add_function("slice", _slice)
+    for name, function in _CEL_FUNCTIONS.items():
+        if name.rpartition(".")[2] in names:
+            context.add_function(name, function)
     return context
 
 
@@ -90,7 +109,7 @@ class Expression:
                     current_max_value.reset(token)
             else:
                 if self._context is None:
-                    self._context = _cel_context()
+                    self._context = _cel_context(self._program.functions())
                 self._context.update(dict(variables))
                 result = self._program.execute(self._context)
                 if type(result) not in _JSON_SCALARS:
