@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from engine.compile.compiler import Plan
+from engine.compile.compiler import Plan, TemplateNode
 from engine.protocols import AssetOutputs, ChildWaits, NodeStatus
 from engine.run.clone_encoding import CloneEncoder
 from engine.run.instances import INSTANCE, Collected, Instance, LoopOutputs
@@ -170,45 +170,56 @@ def _inputs_document(instance: Instance, wire_inputs: list[dict[str, Any]]) -> l
 
 def _job_outputs(
     plan: Plan, groups: list[list[Instance]]
-) -> tuple[Iterator[str], Iterator[tuple[str, dict[str, Any]]]]:
-    """`metadata.assetIds`, and `metadata.output` as (node id, outputs) pairs, both made as
-    they are read: the assets and outputs of the output nodes that succeeded, in flow order (a
-    model node's or a for-each's asset list left out of its outputs). `groups` are a
-    template's instances each (see `template_groups`): what the template decides is read once,
-    and the clones of a template that has no output node are not read at all."""
+) -> tuple[Iterator[list[str]], Iterator[dict[str, dict[str, Any]]]]:
+    """`metadata.assetIds`, and `metadata.output`, both made as they are read, a non-empty
+    batch at a time (a list of ids, a dict of outputs by node id): the assets and outputs of
+    the output nodes that succeeded, in flow order (a model node's or a for-each's asset list
+    left out of its outputs). `groups` are a template's instances each (see
+    `template_groups`): what the template decides is read once, the clones of a template that
+    has no output node are not read at all, and those of one that has are read by a
+    comprehension per ENCODE_BATCH of them (not an iterator resumed per clone)."""
     done = [group for group in groups if group[0].template.is_output_candidate]
+    success = NodeStatus.SUCCESS
 
-    def succeeded(group: list[Instance]) -> Iterator[Instance]:
-        for instance in group:
-            if instance.status is NodeStatus.SUCCESS and not instance.is_template_copy:
-                yield instance
-
-    def asset_ids() -> Iterator[str]:
-        for group in done:
-            for instance in succeeded(group):
-                for asset in instance.assets:
-                    yield asset.asset_id
-
-    def pairs() -> Iterator[tuple[str, dict[str, Any]]]:
+    def succeeded() -> Iterator[tuple[TemplateNode, list[Instance]]]:
         for group in done:
             template = group[0].template
-            without_assets = template.produces_assets or (
-                template.type == "for-each" and plan.loop_output_is_assets(template.id)
-            )
-            for instance in succeeded(group):
-                outputs = instance.outputs
-                if without_assets and type(outputs) is AssetOutputs:
-                    yield instance.id, {}  # its only output is its assets' ids
-                    continue
-                if without_assets and type(outputs) is LoopOutputs:
-                    yield instance.id, outputs.without_output()  # not collected to be dropped
-                    continue
-                kept = dict(outputs)
-                if without_assets:
-                    kept.pop("output", None)
-                yield instance.id, kept
+            for start in range(0, len(group), ENCODE_BATCH):
+                batch = [
+                    instance
+                    for instance in group[start : start + ENCODE_BATCH]
+                    if instance.status is success and not instance.is_template_copy
+                ]
+                if batch:
+                    yield template, batch
 
-    return asset_ids(), pairs()
+    def asset_ids() -> Iterator[list[str]]:
+        for _, batch in succeeded():
+            ids = [asset.asset_id for instance in batch for asset in instance.assets]
+            if ids:
+                yield ids
+
+    def outputs() -> Iterator[dict[str, dict[str, Any]]]:
+        for template, batch in succeeded():
+            if template.produces_assets or (
+                template.type == "for-each" and plan.loop_output_is_assets(template.id)
+            ):
+                yield {instance.id: _without_assets(instance.outputs) for instance in batch}
+            else:
+                yield {instance.id: dict(instance.outputs) for instance in batch}
+
+    return asset_ids(), outputs()
+
+
+def _without_assets(outputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's outputs without the asset list it also has as `assets`."""
+    if type(outputs) is AssetOutputs:
+        return {}  # its only output is its assets' ids
+    if type(outputs) is LoopOutputs:
+        return outputs.without_output()  # not collected to be dropped
+    kept = dict(outputs)
+    kept.pop("output", None)
+    return kept
 
 
 def job_document(
@@ -219,7 +230,14 @@ def job_document(
     groups = template_groups(scheduler)
     flow = [node_document(plan, i, scheduler.parked) for group in groups for i in group]
     asset_ids, outputs = _job_outputs(plan, groups)
-    return _document(scheduler, flow, list(asset_ids), dict(outputs), created_at, extra_metadata)
+    return _document(
+        scheduler,
+        flow,
+        [asset_id for batch in asset_ids for asset_id in batch],
+        {node_id: kept for batch in outputs for node_id, kept in batch.items()},
+        created_at,
+        extra_metadata,
+    )
 
 
 class _Streamed:
@@ -271,18 +289,18 @@ def write_job_document(
         write(b"}")
 
     def streamed(
-        parts: Iterator[Any], write_batch: Callable[[list[Any]], object], brackets: bytes
+        batches: Iterator[Any], write_batch: Callable[[Any], object], brackets: bytes
     ) -> Callable[[Any], None]:
-        """A writer of `parts`, a batch at a time between `brackets` (`[]` or `{}`; each batch
-        written by `write_batch`, its elements comma-separated), unless extra metadata put a
-        value of its own in their place."""
+        """A writer of `batches` (each non-empty; written by `write_batch`, its elements
+        comma-separated) between `brackets` (`[]` or `{}`), unless extra metadata put a value
+        of its own in their place."""
 
         def write_parts(item: Any) -> None:
             if item is not STREAMED:
                 write(orjson.dumps(item))
                 return
             write(brackets[:1])
-            for number, batch in enumerate(iter(lambda: list(islice(parts, ENCODE_BATCH)), [])):
+            for number, batch in enumerate(batches):
                 if number:
                     write(b",")
                 write_batch(batch)
@@ -322,21 +340,25 @@ def write_job_document(
         if pieces:
             write(b",".join(pieces))
 
-    def flow() -> Iterator[dict[str, Any] | bytes]:
+    def flow() -> Iterator[list[dict[str, Any] | bytes]]:
+        """The nodes' documents, ENCODE_BATCH of a template's instances at a time."""
         parked = scheduler.parked
         for group in groups:
             encoder = CloneEncoder(group[0].template) if len(group) > 1 else None
-            if encoder is None or not encoder.usable:
-                for instance in group:
-                    yield node_document(plan, instance, parked, streamed=True)
-                continue
-            for instance in group:
-                yield encoder.encode(instance) or node_document(plan, instance, parked)
+            for start in range(0, len(group), ENCODE_BATCH):
+                batch = group[start : start + ENCODE_BATCH]
+                if encoder is None or not encoder.usable:
+                    yield [node_document(plan, i, parked, streamed=True) for i in batch]
+                else:
+                    yield [encoder.encode(i) or node_document(plan, i, parked) for i in batch]
+
+    def encoded(batch: Any) -> None:
+        write(orjson.dumps(batch)[1:-1])
 
     metadata_parts = {
         "flow": streamed(flow(), write_nodes, b"[]"),
-        "assetIds": streamed(asset_ids, lambda batch: write(orjson.dumps(batch)[1:-1]), b"[]"),
-        "output": streamed(outputs, lambda pairs: write(orjson.dumps(dict(pairs))[1:-1]), b"{}"),
+        "assetIds": streamed(asset_ids, encoded, b"[]"),
+        "output": streamed(outputs, encoded, b"{}"),
     }
     write_object(document, {"metadata": lambda metadata: write_object(metadata, metadata_parts)})
 
