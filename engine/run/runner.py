@@ -282,6 +282,10 @@ class Runner:
     def _start_batch(self, batch: list[Instance]) -> None:
         answered_now: dict[int, tuple[BatchExecutor, list[tuple[Instance, NodeCall, Delegate]]]]
         answered_now = {}
+        # the batch executor of the template last seen, and its calls: a fan-out's batch is
+        # one template's clones, looked up once
+        last: TemplateNode | None = None
+        calls: list[tuple[Instance, NodeCall, Delegate]] | None = None
         for instance in batch:
             template = instance.template
             call = self._call(instance)
@@ -295,18 +299,19 @@ class Runner:
                     continue
             outcome = _kind_start(template, call)
             if isinstance(outcome, Delegate):
-                batcher = self._batch_executor(template)
-                if batcher is not None:
+                if template is not last:
+                    last, calls = template, None
+                    batcher = self._batch_executor(template)
+                    if batcher is not None:
+                        calls = answered_now.setdefault(id(batcher), (batcher, []))[1]
+                if calls is not None:
                     self._prepare_call(instance, call)
                     call.attempt = instance.attempt + 1  # as `apply` counts it for a call
-                    group = answered_now.get(id(batcher))
-                    if group is None:
-                        group = answered_now[id(batcher)] = (batcher, [])
-                    group[1].append((instance, call, outcome))
+                    calls.append((instance, call, outcome))
                     continue
             self._started(instance, call, outcome)
-        for batcher, calls in answered_now.values():
-            self._answer_now(batcher, calls)
+        for batcher, answered in answered_now.values():
+            self._answer_now(batcher, answered)
 
     def _prepare_call(self, instance: Instance, call: NodeCall) -> None:
         """What a delegated call carries: the hooks an executor reports through, and the
@@ -359,7 +364,7 @@ class Runner:
         answers = _batch_answers(batcher, [call for _, call, _ in calls])
         for position, (instance, call, delegate) in enumerate(calls):
             answer = answers[position] if answers is not None else None
-            if scheduler.halting:
+            if scheduler.first_failure is not None and scheduler.halting:  # no call per node
                 # fail-fast: a call answered before it in this batch failed; it never started
                 scheduler.withdraw(instance)
                 continue
