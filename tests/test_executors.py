@@ -334,6 +334,40 @@ async def test_a_transient_error_in_a_batch_is_retried_through_run() -> None:
     assert all(nodes(job)[f"gen#{i}"]["status"] == "success" for i in range(6))
 
 
+class FailsInBatches(DryRunExecutor):
+    """Answers every call at once; iteration 2's call fails."""
+
+    name = "fails-in-batches"
+
+    def run_batch(self, calls: Any) -> list[ExecutorResult | Exception] | None:
+        answers = super().run_batch(calls) or []
+        return [
+            RuntimeError("no") if call.iteration_index == 2 else answer
+            for call, answer in zip(calls, answers, strict=True)
+        ]
+
+
+async def test_a_failure_in_a_batch_ends_it_after_the_answers_before_it() -> None:
+    """The calls completed before the failure succeed, in order, before it fails; the job
+    fails fast, so the calls after it never start; the log replays to the same job."""
+    from engine.stores import MemoryStore
+
+    store, events = MemoryStore(), []
+    job = await make_engine(dry_run=FailsInBatches(), store=store, sinks=[events.append]).run(
+        model_loop(5)
+    )
+    statuses = [nodes(job)[f"gen#{i}"]["status"] for i in range(5)]
+    assert statuses == ["success", "success", "failure", "skipped", "skipped"]
+    ended = [
+        (event.node_id, event.to_status)
+        for event in events
+        if event.template_id == "gen" and event.to_status in ("success", "failure")
+    ]
+    assert ended == [("gen#0", "success"), ("gen#1", "success"), ("gen#2", "failure")]
+    rebuilt = make_engine(store=store).get(job.job_id).document()
+    assert rebuilt["metadata"] == job.document()["metadata"]
+
+
 class BrokenBatches(DryRunExecutor):
     """A batch executor with a bug: it raises, or answers fewer results than calls."""
 

@@ -139,6 +139,13 @@ class Recorder:
                 else outcome_record(instance, outcome, with_call=True)
             )
 
+    def add_completed(self, completed: list[tuple[Instance, Completed]]) -> None:
+        """`add_answered` for calls completed in one step together (see `answered_all`)."""
+        if self.store is not None:
+            self.pending.extend(
+                [answered_record(instance, outcome) for instance, outcome in completed]
+            )
+
     def add_record(self, record: OutcomeRecord) -> None:
         if self.store is not None:
             self.pending.append(record)

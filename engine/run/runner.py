@@ -360,8 +360,10 @@ class Runner:
         """Calls of one batch executor, answered in one step: each node completes or fails at
         once. Calls it cannot answer now, and transient errors (retried with a backoff), go to
         the workers, to be awaited one at a time."""
-        scheduler = self.scheduler
+        scheduler, recorder = self.scheduler, self.recorder
         answers = _batch_answers(batcher, [call for _, call, _ in calls])
+        # completed calls in a row, applied together (`answered_all`) before anything else is
+        completed: list[tuple[Instance, Completed]] = []
         for position, (instance, call, delegate) in enumerate(calls):
             answer = answers[position] if answers is not None else None
             if scheduler.first_failure is not None and scheduler.halting:  # no call per node
@@ -370,14 +372,27 @@ class Runner:
                 continue
             instance.job_id = instance.job_id or self.node_job_ids()
             if answer is None or isinstance(answer, TransientExecutorError):
+                self._answer_all(completed)
                 scheduler.apply(instance, delegate)
-                self.recorder.add(instance, delegate)
+                recorder.add(instance, delegate)
                 self._queue.append((instance, call, delegate))
                 self._has_work.set()
-            else:
-                outcome = executor_outcome(batcher, call, answer)
-                scheduler.answered(instance, outcome)
-                self.recorder.add_answered(instance, outcome)
+                continue
+            outcome = executor_outcome(batcher, call, answer)
+            if type(outcome) is Completed:
+                completed.append((instance, outcome))
+                continue
+            self._answer_all(completed)
+            scheduler.answered(instance, outcome)
+            recorder.add_answered(instance, outcome)
+        self._answer_all(completed)
+
+    def _answer_all(self, completed: list[tuple[Instance, Completed]]) -> None:
+        """Apply and record calls completed in one step, in order; then none are left."""
+        if completed:
+            self.scheduler.answered_all(completed)
+            self.recorder.add_completed(completed)
+            completed.clear()
 
     async def _start_apart(self, instance: Instance, call: NodeCall) -> None:
         """Start a node whose expressions can run long in a worker process (see

@@ -263,6 +263,23 @@ class Scheduler:
         instance.attempt += 1  # as `apply(Delegate)` counts a call
         self.apply(instance, outcome)
 
+    def answered_all(self, answers: list[tuple[Instance, Completed]]) -> None:
+        """`answered` for calls a batch executor completed together, in order, at one time:
+        what `apply` records for each, without its dispatch per node, and the job settled once
+        after the last (before it, the batch's other calls keep the job from settling)."""
+        at = self.clock()
+        for instance, outcome in answers:
+            if instance.status is not NodeStatus.PROCESSING:
+                raise RuntimeError(
+                    f"node `{instance.id}` is {instance.status.value}, not processing"
+                )
+            instance.attempt += 1  # as `apply(Delegate)` counts a call
+            if instance.handed_out:  # as `apply` takes it back
+                instance.handed_out = False
+                self._started -= 1
+            self._succeed(instance, outcome, at)
+        self._settle_job()
+
     def call_started(self, instance: Instance) -> None:
         """A worker began the delegated call (a cancel now fails it rather than skipping it)."""
         if instance.id not in self.in_flight:
@@ -589,7 +606,7 @@ class Scheduler:
             if loop.children_left == 0 and loop.status is NodeStatus.PROCESSING:
                 self._finish_loop(loop)
 
-    def _succeed(self, instance: Instance, outcome: Completed) -> None:
+    def _succeed(self, instance: Instance, outcome: Completed, at: str | None = None) -> None:
         instance.outputs = outcome.outputs
         if outcome.assets:
             instance.assets = outcome.assets
@@ -599,7 +616,7 @@ class Scheduler:
                     "output": [a.asset_id for a in outcome.assets],
                 }
         instance.details = outcome.details
-        self._set(instance, NodeStatus.SUCCESS, None, outcome.details)
+        self._set(instance, NodeStatus.SUCCESS, None, outcome.details, at)
 
     def _fail(
         self, instance: Instance, message: str, details: dict[str, Any] | None = None
