@@ -84,11 +84,19 @@ def answered_record(instance: Instance, outcome: Completed) -> OutcomeRecord:
         listed = [[asset.asset_id, asset.url, asset.kind]]
     else:
         listed = [[a.asset_id, a.url, a.kind] for a in assets]
-    return OutcomeRecord(
-        instance.id,
-        "answered",
-        [instance.attempt, instance.job_id, listed, outputs, outcome.details],
+    # made from a tuple, as the scheduler makes transitions: the named tuple's own `__new__`
+    # is a Python function, and a fan-out makes a record per node
+    return _new_record(
+        OutcomeRecord,
+        (
+            instance.id,
+            "answered",
+            [instance.attempt, instance.job_id, listed, outputs, outcome.details],
+        ),
     )
+
+
+_new_record = tuple.__new__
 
 
 def decode_outcome(record: OutcomeRecord) -> Outcome | ChildRejected:
