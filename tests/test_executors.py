@@ -3,6 +3,7 @@ the concurrency limit, and cancellation reaching running calls. Run on both anyi
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 from collections import Counter
@@ -366,6 +367,50 @@ async def test_a_failure_in_a_batch_ends_it_after_the_answers_before_it() -> Non
     assert ended == [("gen#0", "success"), ("gen#1", "success"), ("gen#2", "failure")]
     rebuilt = make_engine(store=store).get(job.job_id).document()
     assert rebuilt["metadata"] == job.document()["metadata"]
+
+
+async def test_event_times_never_go_back_through_a_batch() -> None:
+    """A batch's successes and what they set off (an inner loop ending) are stamped in the
+    order they happen."""
+    ticks = itertools.count()
+
+    def clock() -> str:
+        return f"2026-01-01T00:00:{next(ticks):06.3f}Z"
+
+    workflow = {
+        "flow": [
+            {"id": "outer", "type": "for-each", "count": 2, "loopBodyNodeIds": ["inner"]},
+            {"id": "inner", "type": "for-each", "count": 1, "loopBodyNodeIds": ["gen"]},
+            {"id": "gen", "type": "model", "modelId": "m"},
+        ]
+    }
+    events: list[Any] = []
+    await make_engine(clock=clock, sinks=[events.append]).run(workflow)
+    times = [event.at for event in events]
+    assert len(events) > 10
+    assert times == sorted(times)
+
+
+async def test_nodes_applied_before_an_engine_error_in_a_batch_are_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Should applying one of a batch's answers fail (a bug of the engine's), the answers
+    applied before it are in the store's log all the same."""
+    from engine.run.scheduler import Scheduler
+    from engine.stores import MemoryStore
+
+    succeed = Scheduler._succeed
+
+    def broken(self: Scheduler, instance: Any, outcome: Any) -> None:
+        if instance.id == "gen#2":
+            raise RuntimeError("a bug")
+        succeed(self, instance, outcome)
+
+    monkeypatch.setattr(Scheduler, "_succeed", broken)
+    store = MemoryStore()
+    job = await make_engine(store=store).run(model_loop(4))
+    answered = [r.node_id for r in store.outcomes(job.job_id) if r.kind == "answered"]
+    assert answered == ["gen#0", "gen#1"]
 
 
 class BrokenBatches(DryRunExecutor):

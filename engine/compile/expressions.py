@@ -49,7 +49,7 @@ _CEL_FUNCTIONS: dict[str, Any] = {
 def _cel_context(called: Iterable[str]) -> cel.Context:
     """A context with the functions of `_CEL_FUNCTIONS` a program calls (`called`, by the
     name after the last dot, as `Program.functions` gives them): the library copies every
-    registered function into each evaluation, and a context holding all 49 made a one-line
+    registered function into each evaluation, and a context holding all 47 made a one-line
     expression cost 3.7 µs to run, against 0.6 µs with none."""
     names = set(called)
     context = cel.Context()

@@ -28,6 +28,9 @@ from engine.protocols import (
 from engine.run.instances import Instance
 from engine.run.scheduler import Clock, Scheduler
 
+# a named tuple made from its fields' tuple (see `answered_record`)
+_new_record = tuple.__new__
+
 
 def outcome_record(
     instance: Instance, outcome: Outcome | ChildRejected, *, with_call: bool = False
@@ -94,9 +97,6 @@ def answered_record(instance: Instance, outcome: Completed) -> OutcomeRecord:
             [instance.attempt, instance.job_id, listed, outputs, outcome.details],
         ),
     )
-
-
-_new_record = tuple.__new__
 
 
 def decode_outcome(record: OutcomeRecord) -> Outcome | ChildRejected:

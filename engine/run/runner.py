@@ -388,11 +388,20 @@ class Runner:
         self._answer_all(completed)
 
     def _answer_all(self, completed: list[tuple[Instance, Completed]]) -> None:
-        """Apply and record calls completed in one step, in order; then none are left."""
-        if completed:
+        """Apply and record calls completed in one step, in order; then none are left. Should
+        applying one fail (a bug of the engine's: the job aborts), the nodes applied before it
+        are recorded all the same, as they were when each was recorded once applied."""
+        if not completed:
+            return
+        try:
             self.scheduler.answered_all(completed)
-            self.recorder.add_completed(completed)
+        except BaseException:
+            processing = NodeStatus.PROCESSING
+            self.recorder.add_completed([p for p in completed if p[0].status is not processing])
             completed.clear()
+            raise
+        self.recorder.add_completed(completed)
+        completed.clear()
 
     async def _start_apart(self, instance: Instance, call: NodeCall) -> None:
         """Start a node whose expressions can run long in a worker process (see

@@ -264,20 +264,22 @@ class Scheduler:
         self.apply(instance, outcome)
 
     def answered_all(self, answers: list[tuple[Instance, Completed]]) -> None:
-        """`answered` for calls a batch executor completed together, in order, at one time:
-        what `apply` records for each, without its dispatch per node, and the job settled once
-        after the last (before it, the batch's other calls keep the job from settling)."""
-        at = self.clock()
-        for instance, outcome in answers:
-            if instance.status is not NodeStatus.PROCESSING:
+        """`answered` for calls a batch executor completed together, in order: what `apply`
+        records for each, without its dispatch per node, and the job settled once after the
+        last (before it, the batch's other calls keep the job from settling). Every node must
+        be processing: checked for all before any is applied."""
+        processing = NodeStatus.PROCESSING
+        for instance, _ in answers:
+            if instance.status is not processing:
                 raise RuntimeError(
                     f"node `{instance.id}` is {instance.status.value}, not processing"
                 )
+        for instance, outcome in answers:
             instance.attempt += 1  # as `apply(Delegate)` counts a call
             if instance.handed_out:  # as `apply` takes it back
                 instance.handed_out = False
                 self._started -= 1
-            self._succeed(instance, outcome, at)
+            self._succeed(instance, outcome)
         self._settle_job()
 
     def call_started(self, instance: Instance) -> None:
@@ -606,7 +608,7 @@ class Scheduler:
             if loop.children_left == 0 and loop.status is NodeStatus.PROCESSING:
                 self._finish_loop(loop)
 
-    def _succeed(self, instance: Instance, outcome: Completed, at: str | None = None) -> None:
+    def _succeed(self, instance: Instance, outcome: Completed) -> None:
         instance.outputs = outcome.outputs
         if outcome.assets:
             instance.assets = outcome.assets
@@ -616,7 +618,7 @@ class Scheduler:
                     "output": [a.asset_id for a in outcome.assets],
                 }
         instance.details = outcome.details
-        self._set(instance, NodeStatus.SUCCESS, None, outcome.details, at)
+        self._set(instance, NodeStatus.SUCCESS, None, outcome.details)
 
     def _fail(
         self, instance: Instance, message: str, details: dict[str, Any] | None = None
