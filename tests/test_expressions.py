@@ -37,6 +37,14 @@ from engine.errors import ExpressionEvaluationError, ExpressionSyntaxError
         ("'a' + \"b\"", {}, "ab"),
         ("{{ name | upper }}-{{ n + 1 }}", {"name": "x", "n": 1}, "X-2"),
         ("{% for t in tags %}{{ t }};{% endfor %}", {"tags": ["a", "b"]}, "a;b;"),
+        # the sandbox's globals, beside the inputs (rendered without jinja2's merge per call)
+        ("{% for i in range(n) %}{{ i }}{% endfor %}", {"n": 3}, "012"),
+        (
+            "{% set ns = namespace(c=0) %}{% for t in l %}{% set ns.c = ns.c + t %}{% endfor %}{{ ns.c }}",
+            {"l": [1, 2]},
+            "3",
+        ),
+        ("{{ range }}", {"range": "an input named as a global"}, "an input named as a global"),
     ],
 )
 def test_evaluates(source: str, variables: dict[str, object], expected: object) -> None:

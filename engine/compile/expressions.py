@@ -85,7 +85,8 @@ class Expression:
     language: str  # "cel" or "jinja"
     _program: Any
     # One context per expression, refilled before each evaluation: evaluation is synchronous
-    # and a node's variables are always the same names, so nothing stale can be read.
+    # and a node's variables are always the same names, so nothing stale can be read. For a
+    # template, its renderer (see `templates.renderer`).
     _context: Any = None
     # a CEL comprehension or a jinja template that computes (statements, filters, calls,
     # operators): its cost can grow faster than its inputs
@@ -103,8 +104,12 @@ class Expression:
         try:
             if self.language == "jinja":
                 token = current_max_value.set(self.max_value)
+                if self._context is None:  # jinja2 is imported: the template was compiled
+                    from engine.compile.templates import renderer
+
+                    self._context = renderer(self._program)
                 try:
-                    result: Any = self._program.render(**variables)
+                    result: Any = self._context(variables)
                 finally:
                     current_max_value.reset(token)
             else:
