@@ -297,6 +297,48 @@ def _clone_flows() -> list[dict[str, Any]]:
             "inputs": [{"name": "prompt", "type": "string", "ref": {"node": "word"}}],
         },
     ]
+    # a body of expression nodes around the model node: a transform of the item, a logic node
+    # reading the model's clone (its ref written after its value, with a name and extra
+    # fields), and one whose condition fails on the last iteration (a failure: the general way)
+    body = [
+        {**loop, "loopBodyNodeIds": ["prompt", "gen", "check", "strict"]},
+        {
+            "id": "prompt",
+            "type": "transform",
+            "inputs": [{"name": "i", "type": "number", "ref": {"node": "loop", "name": "index"}}],
+            "logic": {"transform": "'item ' + string(i)"},
+        },
+        {
+            "id": "gen",
+            "type": "custom-model",
+            "modelId": "model_a",
+            "inputs": [{"name": "prompt", "type": "string", "ref": {"node": "prompt"}}],
+        },
+        {
+            "id": "check",
+            "type": "logic",
+            "logicType": "if-else",
+            "inputs": [
+                {
+                    "value": None,
+                    "name": "image",
+                    "type": "file",
+                    "ref": {"name": "output", "node": "gen", "x-note": "é"},
+                },
+                {"name": "p", "type": "string", "ref": {"node": "prompt"}},
+            ],
+            "logic": {
+                "cases": [{"condition": "size(image) > 0", "value": "kept"}],
+                "default": "no",
+            },
+        },
+        {
+            "id": "strict",
+            "type": "transform",
+            "inputs": [{"name": "p", "type": "string", "ref": {"node": "prompt"}}],
+            "logic": {"transform": "p == 'item 2' ? 1 / 0 : p"},
+        },
+    ]
     return [
         {"inputs": [{"name": "style", "type": "string"}], "flow": [loop, reordered]},
         {"flow": [loop, {"id": "gen", "type": "custom-model", "modelId": "model_a"}]},
@@ -304,10 +346,11 @@ def _clone_flows() -> list[dict[str, Any]]:
         {"flow": chained},
         {"flow": outside},
         {"flow": nested},
+        {"flow": body},
     ]
 
 
-@pytest.mark.parametrize("number", range(6))
+@pytest.mark.parametrize("number", range(7))
 def test_spliced_clone_encodings_equal_the_general_one(
     number: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -325,17 +368,37 @@ def test_spliced_clone_encodings_equal_the_general_one(
     monkeypatch.setattr(CloneEncoder, "encode", counting)
     flow = _clone_flows()[number]
     failing = {"fail": ["gen#1"], "keep_going": True} if number == 1 else {}
+    if number == 6:
+        failing = {"keep_going": True}
     job = run(flow, {"style": "ink"} if number == 0 else {}, **failing)
     assert job.document_json() == orjson.dumps(job.document())
+    clones = ["gen#0", "gen#1", "gen#2"]
     expected = {
-        0: ["gen#0", "gen#1", "gen#2"],
         1: ["gen#0", "gen#2"],
-        2: ["gen#0", "gen#1", "gen#2"],
+        # chained: `upscale` reads another clone, its ref shown as that clone's id
+        3: [*clones, "upscale#0", "upscale#1", "upscale#2"],
+        # nested: `gen` reads its outer iteration's `word#i`
+        5: ["word#0", "word#1", "gen#0#0", "gen#0#1", "gen#1#0", "gen#1#1"],
+        # a body of expression nodes: `strict#2` failed
+        6: [
+            *(f"prompt#{i}" for i in range(3)),
+            *clones,
+            *(f"check#{i}" for i in range(3)),
+            "strict#0",
+            "strict#1",
+        ],
     }
-    # chained: `upscale` reads another clone (its ref is rewritten): the general way; nested:
-    # `gen` reads its outer iteration's `word#i` (rewritten too)
-    expected[5] = []
-    assert spliced == expected.get(number, ["gen#0", "gen#1", "gen#2"])
+    assert spliced == expected.get(number, clones)
+    if number == 6:
+        check = json.loads(job.document_json())["metadata"]["flow"]
+        shown = {node["id"]: node for node in check}
+        assert shown["check#1"]["inputs"][0]["ref"] == {
+            "name": "output",
+            "node": "gen#1",
+            "x-note": "é",
+        }
+        assert shown["check#1"]["output"] == "kept"
+        assert shown["strict#2"]["status"] == "failure"
     if number == 4:  # reading a node outside the loop, the clones share their links
         links = {id(job.scheduler.instances[f"gen#{i}"].input_links) for i in range(3)}
         assert len(links) == 1

@@ -1,13 +1,15 @@
-"""A model node's clones encoded from their template's encoding, spliced.
+"""A loop body node's clones encoded from their template's encoding, spliced.
 
-Most nodes of a large job are the clones of one model node in a loop, each succeeded with its
-assets. Their documents differ from the template's in a few values: the id, the inputs'
-values, the iteration, the job id and the assets. `CloneEncoder` encodes the template once,
-as a bytes format, and each such clone by filling it with the encodings of its own values:
-byte for byte what `orjson.dumps(node_document(...))` gives (tests compare them), without a
-dict built per node (a 100,000-iteration fan-out's whole document: 0.19 s, against 0.25 s).
-A clone it does not cover (another status, a reason, outputs beyond the assets, a ref to
-rewrite) is encoded the general way.
+Most nodes of a large job are the clones of a loop's body: model nodes, each succeeded with
+its assets, and the transforms and logic nodes around them, each with its output. Their
+documents differ from the template's in a few values: the id, the inputs' values (and where
+an input's ref names another clone, that clone's id), the iteration, the job id and the assets,
+or the output. `CloneEncoder` encodes the template once, as a bytes format, and each such
+clone by filling it with the encodings of its own values: byte for byte what
+`orjson.dumps(node_document(...))` gives (tests compare them), without a dict built per node
+(a 100,000-iteration fan-out's whole document: 0.19 s, against 0.25 s). A clone it does not
+cover (another status, a reason, outputs beyond the assets, a conditional input) is encoded the
+general way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from engine.protocols import AssetOutputs, NodeStatus
 from engine.run.instances import INSTANCE, Instance
 
 _MARK = "\x01flowgraph-splice\x01"  # placeholders no document holds (control characters)
-_ID_MARK, _INPUTS_MARK = _MARK + "id", _MARK + "inputs"
+_ID_MARK, _INPUTS_MARK, _REF_MARK = _MARK + "id", _MARK + "inputs", _MARK + "ref"
 # fields a node document sets after the wire's: present in the wire, they would stay in place
 _SET_AFTER = frozenset(
     {
@@ -51,6 +53,10 @@ def _format(value: dict[str, Any], marks: dict[str, str], replaced: dict[str, by
     return encoded
 
 
+# the inline kinds whose clones are covered: their document shows their value as `output`
+_VALUE_TYPES = frozenset({"transform", "logic"})
+
+
 class CloneEncoder:
     """One template's clone documents as a bytes format; `encode` fills it for a clone."""
 
@@ -59,10 +65,13 @@ class CloneEncoder:
         node, wire = template.node, template.wire
         names = template.input_names
         self.has_inputs = bool(node.inputs)
+        # a model node's clones show their job id and assets; a transform's or a logic
+        # node's, their output
+        self.assets = template.produces_assets
         wire_inputs = wire.get("inputs")
         if (
             not template.loops
-            or not template.produces_assets
+            or not (self.assets or template.type in _VALUE_TYPES)
             or template.type == "workflow"
             or node.loop_body_node_ids
             or template.depends_on
@@ -73,6 +82,11 @@ class CloneEncoder:
         ):
             return
         inputs = b""
+        # per input, whether its ref may name an instance (its `ref.node` then shows that
+        # instance's id), and the ref's node as written (shown when it names none)
+        self.refs: list[tuple[bool, bytes]] = []
+        # per input, whether the ref's node comes before its value in the format
+        self.ref_first: list[bool] = []
         if self.has_inputs:
             if (
                 not isinstance(wire_inputs, list)
@@ -81,21 +95,34 @@ class CloneEncoder:
                 != list(names)
             ):
                 return  # values are shown by name: only distinct names map one to one
-            # each input with its value (set in place, or added last) left to fill
-            fields = [
-                _format(item, {"value": _MARK}, {_MARK: b"%b"}) + b"}" for item in wire_inputs
-            ]
+            fields = []
+            for item, compiled in zip(wire_inputs, template.inputs, strict=True):
+                ref = item.get("ref")
+                named = compiled.ref_node is not None and compiled.ref_node != "workflow"
+                if named and not (isinstance(ref, dict) and ref.get("node") == compiled.ref_node):
+                    return
+                self.refs.append((named, orjson.dumps(compiled.ref_node) if named else b""))
+                probe = {**item, "ref": {**ref, "node": _REF_MARK}} if named else item
+                field = _format(probe, {"value": _MARK}, {_MARK: b"%b"})
+                if named:  # the ref's node, where its mark was, and which slot comes first
+                    marked = orjson.dumps(_REF_MARK)
+                    self.ref_first.append(field.index(marked) < field.index(b"%b"))
+                    field = field.replace(marked, b"%b")
+                else:
+                    self.ref_first.append(False)
+                fields.append(field + b"}")
             inputs = b"[" + b",".join(fields) + b"]"
         marks = {"id": _ID_MARK, **({"inputs": _INPUTS_MARK} if self.has_inputs else {})}
-        self.format = _format(wire, marks, {_ID_MARK: b"%b", _INPUTS_MARK: inputs}) + (
+        tail = (
             b',"iterationIndex":%d,"loopNodeId":%b,"status":"success","jobId":%b%b}'
+            if self.assets
+            else b',"iterationIndex":%d,"loopNodeId":%b,"status":"success","output":%b}'
         )
+        self.format = _format(wire, marks, {_ID_MARK: b"%b", _INPUTS_MARK: inputs}) + tail
         # the values go in the order the wire has the id and the inputs
         self.id_first = not self.has_inputs or list(wire).index("id") < list(wire).index("inputs")
-        # what the clones share, checked or encoded once: their links (one tuple, see
-        # `linking.link_instance`), and their loop's id
-        self._links_checked: tuple[Any, ...] | None = None
-        self._loop: Any = None
+        self._any_ref = any(named for named, _ in self.refs)
+        self._loop: Any = None  # the loop of the clones last encoded, and its id encoded
         self._loop_id = b""
         self.usable = True
 
@@ -106,18 +133,15 @@ class CloneEncoder:
         if (
             instance.status is not NodeStatus.SUCCESS
             or instance.resolved is None
-            or not instance.job_id
             or instance.items is not None
             or instance.is_template_copy
-            or (type(outputs) is not AssetOutputs and len(outputs) > 1)
         ):
             return None
-        links = instance.input_links
-        if links is not self._links_checked:
-            for link in links:
-                if link is not None and link[0] == INSTANCE and link[1].scope.loop is not None:
-                    return None  # a ref the document rewrites to that clone's id
-            self._links_checked = links
+        if self.assets:
+            if not instance.job_id or (type(outputs) is not AssetOutputs and len(outputs) > 1):
+                return None
+        elif instance.job_id:
+            return None
         scope = instance.scope
         loop, index = scope.loop, scope.index
         assert loop is not None and index is not None
@@ -127,14 +151,31 @@ class CloneEncoder:
         resolved = instance.resolved
         if not self.has_inputs:
             values = []
-        elif len(resolved) == 1:  # the usual loop body's one input: no comprehension
-            values = [dumps(resolved[0])]
-        else:
-            values = [dumps(value) for value in resolved]
+        elif not self._any_ref:
+            if len(resolved) == 1:  # the usual loop body's one input: no comprehension
+                values = [dumps(resolved[0])]
+            else:
+                values = [dumps(value) for value in resolved]
+        else:  # each ref that names an instance shows that instance's id
+            values = []
+            links = instance.input_links
+            for position, (named, written) in enumerate(self.refs):
+                value = dumps(resolved[position])
+                if not named:
+                    values.append(value)
+                    continue
+                link = links[position]
+                shown = dumps(link[1].id) if link is not None and link[0] == INSTANCE else written
+                if self.ref_first[position]:
+                    values += (shown, value)
+                else:
+                    values += (value, shown)
         if self.id_first:
             values.insert(0, dumps(instance.id))
         else:
             values.append(dumps(instance.id))
+        if not self.assets:
+            return self.format % (*values, index, self._loop_id, dumps(outputs.get("output")))
         assets = b""
         if len(instance.assets) == 1:  # the usual answer: no comprehension per clone
             assets = b',"assets":' + dumps((instance.assets[0].to_json(),))
