@@ -41,6 +41,16 @@ def outcome_record(
     node_id = instance.id
     if with_call and isinstance(outcome, Completed):
         return answered_record(instance, outcome)
+    if type(outcome) is Completed and not outcome.assets and not with_call:
+        # what an inline node (a transform, a logic node) completes with, a record each: the
+        # `completed` record below, made without its checks and its empty list's comprehension
+        outputs = outcome.outputs
+        payload = {
+            "outputs": outputs if type(outputs) is not AssetOutputs else dict(outputs),
+            "assets": [],
+            "details": outcome.details,
+        }
+        return _new_record(OutcomeRecord, (node_id, "completed", payload))
     if isinstance(outcome, Completed | Failed):
         payload: dict[str, Any]
         if isinstance(outcome, Completed):
