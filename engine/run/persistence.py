@@ -44,13 +44,13 @@ def outcome_record(
     if type(outcome) is Completed and not outcome.assets and not with_call:
         # what an inline node (a transform, a logic node) completes with, a record each: the
         # `completed` record below, made without its checks and its empty list's comprehension
-        outputs = outcome.outputs
-        payload = {
-            "outputs": outputs if type(outputs) is not AssetOutputs else dict(outputs),
+        done = outcome.outputs
+        completed: dict[str, Any] = {
+            "outputs": done if type(done) is not AssetOutputs else dict(done),
             "assets": [],
             "details": outcome.details,
         }
-        return _new_record(OutcomeRecord, (node_id, "completed", payload))
+        return _new_record(OutcomeRecord, (node_id, "completed", completed))
     if isinstance(outcome, Completed | Failed):
         payload: dict[str, Any]
         if isinstance(outcome, Completed):
