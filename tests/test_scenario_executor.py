@@ -316,8 +316,10 @@ def test_the_console_shows_how_far_a_generation_has_come(tmp_path: Path) -> None
             'api_key = "key"\napi_secret = "secret"\npoll_interval = 0.1\n'
             '[routing]\ndefault = "cloud"\n'
         )
-        with running_server(tmp_path / "front.db", "--config", str(config)) as front:
-            sdk = Scenario(base_url=front, api_key="key", api_secret="secret")
+        with (
+            running_server(tmp_path / "front.db", "--config", str(config)) as front,
+            Scenario(base_url=front, api_key="key", api_secret="secret") as sdk,
+        ):
             console = front.removesuffix("/v1") + "/console/api/jobs/"
             document = json.loads(FLOW.read_text())
             workflow_id = sdk.workflows.create(name="generations", description="d").workflow.id

@@ -294,12 +294,14 @@ def test_a_workflow_node_runs_a_stored_workflow_as_a_child_job(client: Scenario)
 
 def test_credentials_when_configured(tmp_path: Path) -> None:
     environment = {"FLOWGRAPH_API_KEY": "key", "FLOWGRAPH_API_SECRET": "secret"}
-    with running_server(tmp_path / "db", env=environment) as url:
-        good = Scenario(api_key="key", api_secret="secret", base_url=url, max_retries=0)
+    with (
+        running_server(tmp_path / "db", env=environment) as url,
+        Scenario(api_key="key", api_secret="secret", base_url=url, max_retries=0) as good,
+        Scenario(bearer_auth="secret", base_url=url, max_retries=0) as bearer,
+        Scenario(api_key="key", api_secret="wrong", base_url=url, max_retries=0) as bad,
+    ):
         assert good.workflows.create(name="n", description="d").workflow.id.startswith("wflow_")
-        bearer = Scenario(bearer_auth="secret", base_url=url, max_retries=0)
         assert list(bearer.workflows.list()) != []
-        bad = Scenario(api_key="key", api_secret="wrong", base_url=url, max_retries=0)
         with pytest.raises(scenario_sdk.AuthenticationError) as caught:
             bad.workflows.list().workflows  # noqa: B018
         assert caught.value.body["statusCode"] == 401  # type: ignore[index]
@@ -325,8 +327,10 @@ def test_a_base_url_without_v1_is_told_where_the_api_is(base_url: str) -> None:
 
 
 def test_oversized_bodies_get_413(tmp_path: Path) -> None:
-    with running_server(tmp_path / "db", "--max-body", "2048") as url:
-        client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
+    with (
+        running_server(tmp_path / "db", "--max-body", "2048") as url,
+        Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0) as client,
+    ):
         with pytest.raises(scenario_sdk.APIStatusError) as caught:
             client.workflows.create(name="x" * 5000, description="d")
         assert caught.value.status_code == 413
@@ -357,13 +361,17 @@ def test_refuses_a_public_address_without_credentials(tmp_path: Path) -> None:
 
 def test_unfinished_jobs_resume_when_the_server_starts_again(tmp_path: Path) -> None:
     db = tmp_path / "db"
-    with running_server(db) as url:
-        client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
+    with (
+        running_server(db) as url,
+        Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0) as client,
+    ):
         workflow_id = ready_workflow(client, GATED)
         job_id = client.workflows.run(workflow_id, body={}).job.job_id
         first = wait_job(client, job_id, waiting("review"))
-    with running_server(db) as url:
-        client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
+    with (
+        running_server(db) as url,
+        Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0) as client,
+    ):
         job = client.jobs.retrieve(job_id).job
         assert node(job, "review").status == "processing"
         client.workflows.user_approval(
@@ -394,8 +402,10 @@ def test_openapi_document_lists_the_routes(base_url: str) -> None:
 def test_a_costs_table_prices_the_dry_run(tmp_path: Path) -> None:
     table = tmp_path / "costs.json"
     table.write_text(json.dumps({"model_flux-schnell": 3, "custom-model": 2, "default": 10}))
-    with running_server(tmp_path / "db", "--costs", str(table)) as url:
-        client = Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0)
+    with (
+        running_server(tmp_path / "db", "--costs", str(table)) as url,
+        Scenario(api_key="k", api_secret="s", base_url=url, max_retries=0) as client,
+    ):
         workflow_id = ready_workflow(
             client, json.loads((EXAMPLES / "fan-out.json").read_text()), "fan"
         )
@@ -416,14 +426,16 @@ def test_serve_workflows_loads_files_as_the_api_would_answer_them(tmp_path: Path
     (folder / "wflow_by_name.json").write_text(json.dumps({"flow": GATED["flow"]}))
     (folder / "notes.json").write_text(json.dumps({"hello": "not a workflow"}))
     db = tmp_path / "db"
-    with running_server(db, "--workflows", str(folder)) as url:
-        client = Scenario(
+    with (
+        running_server(db, "--workflows", str(folder)) as url,
+        Scenario(
             api_key="k",
             api_secret="s",
             base_url=url,
             max_retries=0,
             _strict_response_validation=True,
-        )
+        ) as client,
+    ):
         kept = client.workflows.retrieve("wflow_kept").workflow
         assert kept.name == "gated" and kept.status == "ready" and kept.has_flow is True
         named = client.workflows.retrieve("wflow_by_name").workflow

@@ -141,10 +141,12 @@ def test_decisions_through_two_servers_on_one_sqlite_file_are_all_kept(tmp_path:
     from scenario_sdk import APIStatusError, Scenario
 
     db = tmp_path / "shared.db"
-    with running_server(db) as url_a, running_server(db) as url_b:
-        a, b = (
-            Scenario(api_key="k", api_secret="s", base_url=u, max_retries=0) for u in (url_a, url_b)
-        )
+    with (
+        running_server(db) as url_a,
+        running_server(db) as url_b,
+        Scenario(api_key="k", api_secret="s", base_url=url_a, max_retries=0) as a,
+        Scenario(api_key="k", api_secret="s", base_url=url_b, max_retries=0) as b,
+    ):
         workflow_id = a.workflows.create(name="two gates", description="d").workflow.id
         a.workflows.update(workflow_id, flow=TWO_GATES["flow"], status="ready")
         job_id = a.workflows.run(workflow_id, body={}).job.job_id
@@ -204,10 +206,9 @@ def test_a_tree_of_sub_workflow_jobs_is_run_by_one_server_at_a_time(tmp_path: Pa
     with (
         running_server(db, "--latency", "1.5") as url_a,
         running_server(db, "--latency", "1.5") as url_b,
+        Scenario(api_key="k", api_secret="s", base_url=url_a, max_retries=0) as a,
+        Scenario(api_key="k", api_secret="s", base_url=url_b, max_retries=0) as b,
     ):
-        a, b = (
-            Scenario(api_key="k", api_secret="s", base_url=u, max_retries=0) for u in (url_a, url_b)
-        )
         child_wf = a.workflows.create(name="review", description="d").workflow.id
         a.workflows.update(
             child_wf,
