@@ -53,6 +53,12 @@ def test_evaluates(source: str, variables: dict[str, object], expected: object) 
     assert type(value) is type(expected)
 
 
+def test_a_template_refuses_an_input_named_self() -> None:
+    """jinja2 gives the name to the template itself: the input would not be read."""
+    with pytest.raises(ExpressionEvaluationError, match="an input named `self`"):
+        compile_expression("{{ self }}!").evaluate({"self": 1})
+
+
 def test_integers_stay_integers() -> None:
     assert isinstance(compile_expression("n + 1").evaluate({"n": 1}), int)
 

@@ -325,7 +325,13 @@ def _clone_flows() -> list[dict[str, Any]]:
                     "type": "file",
                     "ref": {"name": "output", "node": "gen", "x-note": "é"},
                 },
-                {"name": "p", "type": "string", "ref": {"node": "prompt"}},
+                # text that reads as a format's slot, before the ref's node
+                {
+                    "name": "p",
+                    "description": "100%bonus",
+                    "type": "string",
+                    "ref": {"node": "prompt"},
+                },
             ],
             "logic": {
                 "cases": [{"condition": "size(image) > 0", "value": "kept"}],
@@ -398,6 +404,8 @@ def test_spliced_clone_encodings_equal_the_general_one(
             "x-note": "é",
         }
         assert shown["check#1"]["output"] == "kept"
+        assert shown["check#1"]["inputs"][1]["ref"] == {"node": "prompt#1"}
+        assert shown["check#1"]["inputs"][1]["value"] == "item 1"
         assert shown["strict#2"]["status"] == "failure"
     if number == 4:  # reading a node outside the loop, the clones share their links
         links = {id(job.scheduler.instances[f"gen#{i}"].input_links) for i in range(3)}

@@ -104,9 +104,11 @@ class CloneEncoder:
                 self.refs.append((named, orjson.dumps(compiled.ref_node) if named else b""))
                 probe = {**item, "ref": {**ref, "node": _REF_MARK}} if named else item
                 field = _format(probe, {"value": _MARK}, {_MARK: b"%b"})
-                if named:  # the ref's node, where its mark was, and which slot comes first
+                if named:  # the ref's node where its mark was; which slot comes first is read
+                    # from the encoding with both marks (the item's own text may hold `%b`)
                     marked = orjson.dumps(_REF_MARK)
-                    self.ref_first.append(field.index(marked) < field.index(b"%b"))
+                    both = orjson.dumps({**probe, "value": _MARK})
+                    self.ref_first.append(both.index(marked) < both.index(orjson.dumps(_MARK)))
                     field = field.replace(marked, b"%b")
                 else:
                     self.ref_first.append(False)
