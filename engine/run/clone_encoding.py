@@ -82,11 +82,10 @@ class CloneEncoder:
         ):
             return
         inputs = b""
-        # per input, whether its ref may name an instance (its `ref.node` then shows that
-        # instance's id), and the ref's node as written (shown when it names none)
-        self.refs: list[tuple[bool, bytes]] = []
-        # per input, whether the ref's node comes before its value in the format
-        self.ref_first: list[bool] = []
+        # per input: whether its ref may name an instance (its `ref.node` then shows that
+        # instance's id), the ref's node as written (shown when it names none), and whether
+        # the ref's node comes before the input's value in the format
+        self.refs: list[tuple[bool, bytes, bool]] = []
         if self.has_inputs:
             if (
                 not isinstance(wire_inputs, list)
@@ -101,17 +100,17 @@ class CloneEncoder:
                 named = compiled.ref_node is not None and compiled.ref_node != "workflow"
                 if named and not (isinstance(ref, dict) and ref.get("node") == compiled.ref_node):
                     return
-                self.refs.append((named, orjson.dumps(compiled.ref_node) if named else b""))
                 probe = {**item, "ref": {**ref, "node": _REF_MARK}} if named else item
                 field = _format(probe, {"value": _MARK}, {_MARK: b"%b"})
                 if named:  # the ref's node where its mark was; which slot comes first is read
                     # from the encoding with both marks (the item's own text may hold `%b`)
                     marked = orjson.dumps(_REF_MARK)
                     both = orjson.dumps({**probe, "value": _MARK})
-                    self.ref_first.append(both.index(marked) < both.index(orjson.dumps(_MARK)))
+                    ref_first = both.index(marked) < both.index(orjson.dumps(_MARK))
                     field = field.replace(marked, b"%b")
+                    self.refs.append((True, orjson.dumps(compiled.ref_node), ref_first))
                 else:
-                    self.ref_first.append(False)
+                    self.refs.append((False, b"", False))
                 fields.append(field + b"}")
             inputs = b"[" + b",".join(fields) + b"]"
         marks = {"id": _ID_MARK, **({"inputs": _INPUTS_MARK} if self.has_inputs else {})}
@@ -123,7 +122,7 @@ class CloneEncoder:
         self.format = _format(wire, marks, {_ID_MARK: b"%b", _INPUTS_MARK: inputs}) + tail
         # the values go in the order the wire has the id and the inputs
         self.id_first = not self.has_inputs or list(wire).index("id") < list(wire).index("inputs")
-        self._any_ref = any(named for named, _ in self.refs)
+        self._any_ref = any(named for named, _, _ in self.refs)
         self._loop: Any = None  # the loop of the clones last encoded, and its id encoded
         self._loop_id = b""
         self.usable = True
@@ -161,14 +160,14 @@ class CloneEncoder:
         else:  # each ref that names an instance shows that instance's id
             values = []
             links = instance.input_links
-            for position, (named, written) in enumerate(self.refs):
+            for position, (named, written, ref_first) in enumerate(self.refs):
                 value = dumps(resolved[position])
                 if not named:
                     values.append(value)
                     continue
                 link = links[position]
                 shown = dumps(link[1].id) if link is not None and link[0] == INSTANCE else written
-                if self.ref_first[position]:
+                if ref_first:
                     values += (shown, value)
                 else:
                     values += (value, shown)

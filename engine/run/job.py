@@ -345,9 +345,11 @@ def write_job_document(
         parked = scheduler.parked
         for group in groups:
             encoder = CloneEncoder(group[0].template) if len(group) > 1 else None
+            if encoder is not None and not encoder.usable:
+                encoder = None
             for start in range(0, len(group), ENCODE_BATCH):
                 batch = group[start : start + ENCODE_BATCH]
-                if encoder is None or not encoder.usable:
+                if encoder is None:
                     yield [node_document(plan, i, parked, streamed=True) for i in batch]
                 else:
                     yield [encoder.encode(i) or node_document(plan, i, parked) for i in batch]

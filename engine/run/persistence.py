@@ -39,37 +39,26 @@ def outcome_record(
     started and answered in one step (see `BatchExecutor`), whose record stands for its `call`
     record too: it carries the call's attempt and job id."""
     node_id = instance.id
-    if with_call and isinstance(outcome, Completed):
-        return answered_record(instance, outcome)
-    if type(outcome) is Completed and not outcome.assets and not with_call:
-        # what an inline node (a transform, a logic node) completes with, a record each: the
-        # `completed` record below, made without its checks and its empty list's comprehension
-        done = outcome.outputs
+    if isinstance(outcome, Completed):  # first: every inline node's (a transform's) outcome
+        if with_call:
+            return answered_record(instance, outcome)
+        outputs = outcome.outputs
+        assets = outcome.assets
+        if type(outputs) is AssetOutputs:
+            # its assets' ids: the record's assets give them back (none: `output` is kept)
+            outputs = {} if assets else dict(outputs)
         completed: dict[str, Any] = {
-            "outputs": done if type(done) is not AssetOutputs else dict(done),
-            "assets": [],
+            "outputs": outputs,
+            # none, an inline node's: no comprehension made for them
+            "assets": [a.to_json() for a in assets] if assets else [],
             "details": outcome.details,
         }
         return _new_record(OutcomeRecord, (node_id, "completed", completed))
-    if isinstance(outcome, Completed | Failed):
-        payload: dict[str, Any]
-        if isinstance(outcome, Completed):
-            outputs = outcome.outputs
-            if type(outputs) is AssetOutputs:
-                # its assets' ids: the record's assets give them back (none: `output` is kept)
-                outputs = {} if outcome.assets else dict(outputs)
-            payload = {
-                "outputs": outputs,
-                "assets": [a.to_json() for a in outcome.assets],
-                "details": outcome.details,
-            }
-        else:
-            payload = {"message": outcome.message}
+    if isinstance(outcome, Failed):
+        failed: dict[str, Any] = {"message": outcome.message}
         if with_call:
-            payload["call"] = {"attempt": instance.attempt, "jobId": instance.job_id}
-        return OutcomeRecord(
-            node_id, "completed" if isinstance(outcome, Completed) else "failed", payload
-        )
+            failed["call"] = {"attempt": instance.attempt, "jobId": instance.job_id}
+        return OutcomeRecord(node_id, "failed", failed)
     if isinstance(outcome, Expand):
         return OutcomeRecord(node_id, "expand", {"items": outcome.items})
     if isinstance(outcome, Wait):
